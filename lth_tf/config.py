@@ -121,7 +121,6 @@ class RuntimeConfig:
     seeds: one replicate per seed (weights initialisation and data order).
     strategy: `default`, `one_device`, `mirrored`, ...
     eval_batch_size: batch size of evaluation.
-    checkpoint_every: checkpoint a running branch every this many iterations (0: at evals).
     progress: show a progress bar.
     deterministic: enable TensorFlow op determinism.
   """
@@ -130,7 +129,6 @@ class RuntimeConfig:
   seeds: Tuple[int, ...] = (0,)
   strategy: str = "default"
   eval_batch_size: int = 2000
-  checkpoint_every: int = 0
   progress: bool = True
   deterministic: bool = True
 
@@ -218,7 +216,8 @@ def _check_choice(value: str, choices, name: str) -> None:
 def validate(config: ExperimentConfig) -> ExperimentConfig:
   """Checks ranges and consistency; raises `ConfigError` with a one-line message."""
   d, t, p, r = config.dataset, config.training, config.pruning, config.runtime
-  _check(d.validation_size >= 0, f"validation_size must be >= 0; got {d.validation_size}")
+  _check(d.validation_size > 0,
+         f"validation_size must be > 0 (early stopping needs it); got {d.validation_size}")
   _check(d.train_examples >= 0, f"train_examples must be >= 0; got {d.train_examples}")
   _check(d.train_examples_per_class >= 0,
          f"train_examples_per_class must be >= 0; got {d.train_examples_per_class}")
@@ -250,5 +249,4 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check(len(r.seeds) > 0, "at least one seed is needed")
   _check(len(set(r.seeds)) == len(r.seeds), "seeds must be distinct")
   _check(r.eval_batch_size > 0, f"eval_batch_size must be > 0; got {r.eval_batch_size}")
-  _check(r.checkpoint_every >= 0, f"checkpoint_every must be >= 0; got {r.checkpoint_every}")
   return config

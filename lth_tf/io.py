@@ -1,0 +1,120 @@
+"""Atomic file writing, data-only array files, and the experiment-directory lock."""
+import contextlib
+import errno
+import json
+import os
+import tempfile
+from typing import Any, Dict, Iterator, Mapping
+
+import numpy as np
+
+from lth_tf.errors import TicketError, UserError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+  """Yields a temporary path in the same directory; on success it replaces `path` atomically.
+
+  A reader never sees a partial file: either the old content, or the new one, whole.
+  """
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+  os.close(fd)
+  try:
+    yield tmp
+    with open(tmp, "rb+") as handle:
+      os.fsync(handle.fileno())
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_text(path: str, text: str) -> None:
+  with atomic_path(path) as tmp:
+    with open(tmp, "w", encoding="utf-8") as handle:
+      handle.write(text)
+
+
+def write_json(path: str, data: Any) -> None:
+  write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str) -> Any:
+  with open(path, encoding="utf-8") as handle:
+    return json.load(handle)
+
+
+def write_arrays(path: str, arrays: Mapping[str, np.ndarray]) -> None:
+  """Writes named arrays to a compressed `.npz` atomically."""
+  with atomic_path(path) as tmp:
+    with open(tmp, "wb") as handle:
+      np.savez_compressed(handle, **{k: np.asarray(v) for k, v in arrays.items()})
+
+
+def read_arrays(path: str) -> Dict[str, np.ndarray]:
+  """Reads an `.npz` written by `write_arrays`; never unpickles; corrupt files raise TicketError."""
+  try:
+    with np.load(path, allow_pickle=False) as data:
+      return {k: data[k] for k in data.files}
+  except FileNotFoundError:
+    raise TicketError(f"{path}: no such file") from None
+  except (ValueError, OSError, EOFError) as error:
+    raise TicketError(f"{path}: not a readable array file ({error})") from None
+  except Exception as error:  # zipfile.BadZipFile and friends
+    raise TicketError(f"{path}: corrupt array file ({type(error).__name__}: {error})") from None
+
+
+class DirectoryLock:
+  """An exclusive lock on an experiment directory, held by one process at a time.
+
+  The lock file holds the owner's pid; a lock whose owner no longer runs is stale and taken over.
+  """
+
+  def __init__(self, directory: str):
+    self.path = os.path.join(directory, ".lock")
+    self._held = False
+
+  def __enter__(self) -> "DirectoryLock":
+    os.makedirs(os.path.dirname(self.path), exist_ok=True)
+    for _ in range(2):
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+      except FileExistsError:
+        owner = self._owner()
+        if owner is not None and _process_alive(owner):
+          raise UserError(
+              f"{os.path.dirname(self.path)} is in use by another lth process (pid {owner}); "
+              "wait for it to finish") from None
+        with contextlib.suppress(FileNotFoundError):
+          os.remove(self.path)
+        continue
+      with os.fdopen(fd, "w") as handle:
+        handle.write(str(os.getpid()))
+      self._held = True
+      return self
+    raise UserError(f"could not lock {os.path.dirname(self.path)}")
+
+  def _owner(self):
+    try:
+      with open(self.path) as handle:
+        return int(handle.read().strip() or "0") or None
+    except (OSError, ValueError):
+      return None
+
+  def __exit__(self, *exc) -> None:
+    if self._held:
+      with contextlib.suppress(FileNotFoundError):
+        os.remove(self.path)
+      self._held = False
+
+
+def _process_alive(pid: int) -> bool:
+  if pid == os.getpid():
+    return True
+  try:
+    os.kill(pid, 0)
+  except OSError as error:
+    return error.errno == errno.EPERM
+  return True

@@ -1,0 +1,64 @@
+"""Where every artifact of an experiment lives; the only place that builds run paths."""
+import dataclasses
+import os
+
+from lth_tf.config import ExperimentConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentLayout:
+  """`root/<hash>/replicate_<seed>/level_<L>/<branch>/` and the files in each directory."""
+  root: str
+  experiment_hash: str
+
+  @classmethod
+  def for_config(cls, config: ExperimentConfig) -> "ExperimentLayout":
+    return cls(config.runtime.root_dir, config.experiment_hash())
+
+  @property
+  def directory(self) -> str:
+    return os.path.join(self.root, self.experiment_hash)
+
+  @property
+  def config_file(self) -> str:
+    return os.path.join(self.directory, "config.json")
+
+  @property
+  def flags_file(self) -> str:
+    return os.path.join(self.directory, "flags.txt")
+
+  @property
+  def summary_file(self) -> str:
+    return os.path.join(self.directory, "summary.json")
+
+  def replicate_dir(self, seed: int) -> str:
+    return os.path.join(self.directory, f"replicate_{seed}")
+
+  def rewind_file(self, seed: int) -> str:
+    """Weights and optimizer state at the rewind iteration k (captured in level 0)."""
+    return os.path.join(self.replicate_dir(seed), "rewind_point.npz")
+
+  def branch_dir(self, seed: int, level: int, branch: str) -> str:
+    return os.path.join(self.replicate_dir(seed), f"level_{level}", branch)
+
+
+@dataclasses.dataclass(frozen=True)
+class BranchFiles:
+  """The files of one trained branch."""
+  directory: str
+
+  def _path(self, name: str) -> str:
+    return os.path.join(self.directory, name)
+
+  mask = property(lambda self: self._path("mask.npz"))
+  start_weights = property(lambda self: self._path("start_weights.npz"))
+  final_weights = property(lambda self: self._path("final_weights.npz"))
+  checkpoint = property(lambda self: self._path("checkpoint.npz"))
+  curve_json = property(lambda self: self._path("curve.json"))
+  curve_csv = property(lambda self: self._path("curve.csv"))
+  metrics = property(lambda self: self._path("metrics.json"))
+  tensorboard = property(lambda self: self._path("tensorboard"))
+
+  def is_finished(self) -> bool:
+    """A branch is finished once its metrics exist: they are written last."""
+    return os.path.exists(self.metrics)

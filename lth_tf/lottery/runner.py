@@ -1,0 +1,318 @@
+"""The level loop of iterative magnitude pruning: train, prune, rewind to θk, repeat; resumable.
+
+Level 0 trains the dense network from θ0 and captures θk (weights and optimizer state at the
+rewind iteration k). Level L prunes the previous level's trained ticket (iterative) or the
+dense network (one-shot) and trains each enabled branch from its plan, starting at
+iteration k. Finished branches are skipped; an interrupted branch resumes from its last
+checkpoint and ends exactly where an uninterrupted run would.
+"""
+import csv
+import io as _io
+import json
+import os
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from lth_tf import data as data_lib
+from lth_tf import distribute, io, models, pruning
+from lth_tf.compat import keras, tf
+from lth_tf.config import ExperimentConfig, validate
+from lth_tf.errors import TrainingDiverged, UserError
+from lth_tf.lottery.branches import BRANCHES, BranchPlan, LevelContext
+from lth_tf.lottery.layout import BranchFiles, ExperimentLayout
+from lth_tf.training import Trainer, TrainResult, get_weights, optimizers, set_weights
+
+SUMMARY_KEYS = ("replicate", "level", "branch", "weights_remaining", "early_stop_iteration",
+                "early_stop_test_accuracy", "final_test_accuracy", "min_validation_loss")
+
+
+def enabled_branches(config: ExperimentConfig) -> Tuple[str, ...]:
+  names = ["ticket"]
+  if config.pruning.reinit:
+    names.append("reinit")
+  if config.pruning.random_prune:
+    names.append("random_prune")
+  return tuple(names)
+
+
+def layer_rates(config: ExperimentConfig, kinds: Dict[str, str]) -> Dict[str, float]:
+  p = config.pruning
+  by_kind = {"conv": p.conv_rate, "fc": p.fc_rate, "output": p.output_rate}
+  return {name: by_kind[kind] for name, kind in kinds.items()}
+
+
+def global_layers(config: ExperimentConfig, kinds: Dict[str, str]) -> Optional[Tuple[str, ...]]:
+  if config.pruning.scope != "global":
+    return None
+  chosen = tuple(n for n, k in kinds.items() if config.pruning.global_layers == "all" or k == "conv")
+  if not chosen:
+    raise UserError(f"global pruning over {config.pruning.global_layers!r} layers, but the model "
+                    "has none")
+  return chosen
+
+
+class ReplicateModel:
+  """One wrapped model and its trainer, reused by every branch of a replicate."""
+
+  def __init__(self, config: ExperimentConfig, data: data_lib.Splits, seed: int,
+               strategy: tf.distribute.Strategy):
+    self.config = config
+    self.data = data
+    self.strategy = strategy
+    with strategy.scope():
+      keras.utils.set_random_seed(seed)
+      self.model = pruning.wrap_model(self.build_plain(seed))
+      self.trainer = Trainer(self.model, data, config.training, config.runtime, seed, strategy)
+    self.initial_weights = get_weights(self.model)
+    self.fresh_optimizer = optimizers.get_state(self.trainer.optimizer)
+    self.kinds = pruning.layer_kinds(self.model)
+
+  def build_plain(self, seed: int) -> keras.Model:
+    return models.build(self.config.model, self.data.input_shape, self.data.num_classes, seed)
+
+  def fresh_weights(self, seed: int) -> Dict[str, np.ndarray]:
+    """Weights of a newly initialised network (the re-init control)."""
+    with self.strategy.scope():
+      return get_weights(self.build_plain(seed))
+
+  def load_state(self, weights, mask: pruning.Mask, optimizer_state) -> None:
+    """Sets weights, the frozen mask, and the optimizer state (slots of pruned weights zeroed)."""
+    set_weights(self.model, weights)
+    pruning.set_mask(self.model, mask)
+    optimizers.set_state(self.trainer.optimizer,
+                         self.fresh_optimizer if optimizer_state is None else optimizer_state)
+    for _, weight, mask_var in pruning.mask_pairs(self.model):
+      for slot in optimizers.slots_of(self.trainer.optimizer, weight):
+        slot.assign(slot * mask_var)
+
+
+class LotteryExperiment:
+  """Runs (or resumes) every replicate, level and branch of one experiment."""
+
+  def __init__(self, config: ExperimentConfig, flags_text: str = "",
+               log: Callable[[str], None] = print):
+    self.config = validate(config)
+    self.layout = ExperimentLayout.for_config(config)
+    self.flags_text = flags_text
+    self.log = log
+    self.strategy = distribute.make_strategy(config.runtime.strategy)
+    self.writes = distribute.is_chief(self.strategy)
+    self.branches = enabled_branches(config)
+    models.MODELS.get(config.model.name)
+    pruning.STRATEGIES.get(config.pruning.strategy)
+    self.data = data_lib.load(config.dataset, config.runtime.data_dir)
+
+  def run(self) -> List[Dict]:
+    """Trains what is not finished yet and returns the summary rows."""
+    if self.config.runtime.deterministic:
+      tf.config.experimental.enable_op_determinism()
+    _check_writable(self.config.runtime.root_dir)
+    with io.DirectoryLock(self.layout.directory):
+      self._write_config()
+      for seed in self.config.runtime.seeds:
+        self._run_replicate(seed)
+      return self.write_summary()
+
+  # ---- experiment files ---------------------------------------------------------------------
+
+  def _write_config(self) -> None:
+    if not self.writes:
+      return
+    resolved = self.config.to_dict()
+    resolved["experiment_hash"] = self.layout.experiment_hash
+    if os.path.exists(self.layout.config_file):
+      previous = io.read_json(self.layout.config_file)
+      for part in ExperimentConfig.SCIENTIFIC_PARTS:
+        if previous.get(part) != json.loads(json.dumps(resolved[part])):
+          raise UserError(f"{self.layout.config_file} describes a different experiment ({part})")
+    io.write_json(self.layout.config_file, resolved)
+    if self.flags_text:
+      io.write_text(self.layout.flags_file, self.flags_text)
+
+  def summary_rows(self) -> List[Dict]:
+    rows = []
+    for seed in self.config.runtime.seeds:
+      for level in range(self.config.pruning.levels + 1):
+        for branch in self.branches if level else ("ticket",):
+          files = BranchFiles(self.layout.branch_dir(seed, level, branch))
+          if files.is_finished():
+            metrics = io.read_json(files.metrics)
+            rows.append({key: metrics[key] for key in SUMMARY_KEYS})
+    return rows
+
+  def write_summary(self) -> List[Dict]:
+    rows = self.summary_rows()
+    if self.writes:
+      io.write_json(self.layout.summary_file, rows)
+    return rows
+
+  # ---- levels -------------------------------------------------------------------------------
+
+  def _run_replicate(self, seed: int) -> None:
+    replicate = ReplicateModel(self.config, self.data, seed, self.strategy)
+    dense_mask = pruning.Mask.ones_like(pruning.prunable_weights(replicate.model))
+    k = self.config.pruning.rewind_iteration
+    rewind_file = self.layout.rewind_file(seed)
+
+    def capture_rewind(iteration: int) -> None:
+      if iteration == k and self.writes and not os.path.exists(rewind_file):
+        state = {f"w/{n}": v for n, v in get_weights(replicate.model).items()}
+        state.update(optimizers.get_state(replicate.trainer.optimizer))
+        io.write_arrays(rewind_file, state)
+
+    dense = BranchPlan(dense_mask, replicate.initial_weights, None)
+    self._run_branch(replicate, seed, 0, "ticket", dense, 0, capture_rewind, boundaries=(k,))
+    rewind = io.read_arrays(rewind_file)
+    rewind_weights = {n[2:]: v for n, v in rewind.items() if n.startswith("w/")}
+    rewind_optimizer = {n: v for n, v in rewind.items() if n.startswith("optimizer/")}
+    if self.config.pruning.rewind_optimizer == "fresh":
+      rewind_optimizer = None
+
+    for level in range(1, self.config.pruning.levels + 1):
+      mask = self._level_mask(replicate, seed, level, dense_mask)
+      context = LevelContext(level, seed, mask, rewind_weights, rewind_optimizer,
+                             replicate.fresh_weights)
+      for branch in self.branches:
+        plan = BRANCHES.get(branch)(context)
+        self._run_branch(replicate, seed, level, branch, plan, k)
+
+  def _level_mask(self, replicate: ReplicateModel, seed: int, level: int,
+                  dense_mask: pruning.Mask) -> pruning.Mask:
+    """The ticket mask of `level`: prune the source level's trained weights."""
+    saved = BranchFiles(self.layout.branch_dir(seed, level, "ticket")).mask
+    if os.path.exists(saved):
+      return pruning.Mask.from_dict(io.read_arrays(saved))
+    one_shot = self.config.pruning.mode == "one_shot"
+    source_level = 0 if one_shot else level - 1
+    source = BranchFiles(self.layout.branch_dir(seed, source_level, "ticket"))
+    weights = io.read_arrays(source.final_weights)
+    previous = dense_mask if one_shot else pruning.Mask.from_dict(io.read_arrays(source.mask))
+    request = pruning.PruneRequest(
+        weights={name: weights[name] for name in previous},
+        mask=previous,
+        layer_rates=layer_rates(self.config, replicate.kinds),
+        global_layers=global_layers(self.config, replicate.kinds),
+        global_rate=self.config.pruning.global_rate,
+        rounds=level if one_shot else 1,
+        seed=seed)
+    return pruning.STRATEGIES.get(self.config.pruning.strategy)(request)
+
+  def _run_branch(self, replicate: ReplicateModel, seed: int, level: int, branch: str,
+                  plan: BranchPlan, start_iteration: int,
+                  on_iteration: Optional[Callable[[int], None]] = None,
+                  boundaries=()) -> None:
+    files = BranchFiles(self.layout.branch_dir(seed, level, branch))
+    if files.is_finished():
+      return
+    started = time.time()
+    replicate.load_state(plan.start_weights, plan.mask, plan.optimizer_state)
+    if self.writes and not os.path.exists(files.mask):
+      io.write_arrays(files.mask, plan.mask.to_arrays())
+      io.write_arrays(files.start_weights, get_weights(replicate.model))
+    curve, start = [], start_iteration
+    if os.path.exists(files.checkpoint):
+      curve, start = self._restore_checkpoint(replicate, files)
+    if on_iteration is not None:
+      on_iteration(start)
+
+    def on_boundary(iteration: int, rows) -> None:
+      if on_iteration is not None:
+        on_iteration(iteration)
+      if (self.writes and iteration < self.config.training.iterations
+          and iteration % self.config.training.eval_every == 0):
+        self._write_checkpoint(replicate, files, iteration, rows)
+
+    label = f"replicate {seed} level {level} {branch}"
+    try:
+      result = replicate.trainer.fit(start, curve, boundaries, on_boundary, description=label)
+    except TrainingDiverged as error:
+      if self.writes:
+        io.write_json(os.path.join(files.directory, "error.json"), {"error": str(error)})
+      raise
+    elapsed = time.time() - started
+    if self.writes:
+      self._write_results(replicate, files, result, seed, level, branch, plan.mask, elapsed)
+    self.log(format_row(self._row(seed, level, branch, plan.mask, result)))
+    self.write_summary()
+
+  # ---- branch files -------------------------------------------------------------------------
+
+  def _write_checkpoint(self, replicate: ReplicateModel, files: BranchFiles, iteration: int,
+                        curve) -> None:
+    state = {f"w/{n}": v for n, v in get_weights(replicate.model).items()}
+    state.update(optimizers.get_state(replicate.trainer.optimizer))
+    state["iteration"] = np.array(iteration, np.int64)
+    state["curve"] = np.array(json.dumps(curve))
+    io.write_arrays(files.checkpoint, state)
+
+  def _restore_checkpoint(self, replicate: ReplicateModel, files: BranchFiles):
+    state = io.read_arrays(files.checkpoint)
+    set_weights(replicate.model, {n[2:]: v for n, v in state.items() if n.startswith("w/")})
+    optimizers.set_state(replicate.trainer.optimizer,
+                         {n: v for n, v in state.items() if n.startswith("optimizer/")})
+    return json.loads(str(state["curve"])), int(state["iteration"])
+
+  def _row(self, seed, level, branch, mask: pruning.Mask, result: TrainResult) -> Dict:
+    return {"replicate": seed, "level": level, "branch": branch,
+            "weights_remaining": mask.weights_remaining(),
+            "early_stop_iteration": result.early_stop_iteration,
+            "early_stop_test_accuracy": result.early_stop_test_accuracy,
+            "final_test_accuracy": result.final_test_accuracy,
+            "min_validation_loss": result.min_validation_loss}
+
+  def _write_results(self, replicate: ReplicateModel, files: BranchFiles, result: TrainResult,
+                     seed: int, level: int, branch: str, mask: pruning.Mask, elapsed: float) -> None:
+    io.write_arrays(files.final_weights, get_weights(replicate.model))
+    io.write_json(files.curve_json, result.curve)
+    io.write_text(files.curve_csv, _curve_csv(result.curve))
+    _write_tensorboard(files.tensorboard, result.curve)
+    metrics = self._row(seed, level, branch, mask, result)
+    metrics.update(result.metrics())
+    metrics.update({
+        "weights_remaining_by_layer": mask.layer_densities(),
+        "prunable_weights": mask.num_weights(),
+        "prunable_weights_remaining": mask.num_remaining(),
+        "wall_time_s": elapsed,
+        "experiment_hash": self.layout.experiment_hash,
+    })
+    io.write_json(files.metrics, metrics)
+    if os.path.exists(files.checkpoint):
+      os.remove(files.checkpoint)
+
+
+def format_row(row: Dict) -> str:
+  return (f"replicate {row['replicate']} level {row['level']:>2} {row['branch']:<12} "
+          f"weights remaining {100 * row['weights_remaining']:6.2f}%  "
+          f"early stop it {row['early_stop_iteration']:>6}  "
+          f"test acc {100 * row['early_stop_test_accuracy']:.2f}% (early stop) "
+          f"{100 * row['final_test_accuracy']:.2f}% (final)")
+
+
+def _curve_csv(curve) -> str:
+  buffer = _io.StringIO()
+  writer = csv.DictWriter(buffer, fieldnames=list(curve[0]))
+  writer.writeheader()
+  writer.writerows(curve)
+  return buffer.getvalue()
+
+
+def _write_tensorboard(directory: str, curve) -> None:
+  writer = tf.summary.create_file_writer(directory)
+  with writer.as_default():
+    for row in curve:
+      for key, value in row.items():
+        if key != "iteration" and value is not None:
+          tf.summary.scalar(key, value, step=int(row["iteration"]))
+  writer.close()
+
+
+def _check_writable(root: str) -> None:
+  if os.path.exists(root) and not os.path.isdir(root):
+    raise UserError(f"root_dir {root} exists and is not a directory")
+  parent = root if os.path.isdir(root) else os.path.dirname(os.path.abspath(root))
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.access(parent, os.W_OK):
+    raise UserError(f"root_dir {root} is not writable")

@@ -1,0 +1,44 @@
+"""The model zoo: the `MODELS` registry, `build`, and one self-registering module per family."""
+from typing import Tuple
+
+from lth_tf.compat import keras
+from lth_tf.config import ModelConfig
+from lth_tf.errors import ConfigError
+from lth_tf.models.base import MODELS, count_weights
+
+# Importing a family module registers its models.
+from lth_tf.models import conv, lenet, resnet, vgg  # noqa: F401,E402
+
+__all__ = ["MODELS", "build", "count_weights"]
+
+
+def build(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int,
+          seed: int) -> keras.Model:
+  """Builds the registered model `config.name`.
+
+  Kernels are Glorot-normal with per-layer seeds derived from `seed`, biases are zero, so
+  building twice with the same arguments gives identical `get_weights()`. Convolution layers
+  are named `conv...`, hidden Dense layers `fc...`, batch norms `bn...` and the classifier
+  `output`; the model returns logits.
+
+  Args:
+    config: which model, and its dropout rate.
+    input_shape: shape of one example, without the batch dimension.
+    num_classes: number of output logits.
+    seed: weight-initialisation seed.
+
+  Returns:
+    A functional tf_keras model named `config.name`.
+
+  Raises:
+    ConfigError: unknown model name, or an argument the model cannot take.
+  """
+  builder = MODELS.get(config.name)
+  input_shape = tuple(int(d) for d in input_shape)
+  if not input_shape or any(d <= 0 for d in input_shape):
+    raise ConfigError(f"input_shape must be non-empty and positive; got {input_shape}")
+  if int(num_classes) < 1:
+    raise ConfigError(f"num_classes must be >= 1; got {num_classes}")
+  if not 0.0 <= config.dropout < 1.0:
+    raise ConfigError(f"dropout must be in [0, 1); got {config.dropout}")
+  return builder(config, input_shape, int(num_classes), int(seed))

@@ -1,0 +1,101 @@
+"""The model registry and the layer helpers every model family shares (naming, seeded init)."""
+from typing import Callable, Tuple
+
+from lth_tf.compat import keras
+from lth_tf.config import ModelConfig
+from lth_tf.errors import ConfigError
+from lth_tf.registry import Registry
+
+# A registered entry: (config, input_shape, num_classes, seed) -> a functional Keras model.
+ModelBuilder = Callable[[ModelConfig, Tuple[int, ...], int, int], keras.Model]
+
+MODELS: Registry[ModelBuilder] = Registry("model")
+
+# Distinct per-layer seeds are `seed * SEED_STRIDE + layer_index`.
+SEED_STRIDE = 1000
+
+
+class LayerFactory:
+  """Creates the weighted layers of one model with deterministic, distinct per-layer seeds.
+
+  Every Conv2D/Dense kernel gets its own `GlorotNormal` initializer seeded with
+  `seed * SEED_STRIDE + index`, where `index` counts the weighted layers in creation order,
+  so the same seed gives bit-identical weights and different seeds give different ones.
+  Biases start at zero. Dropout layers take their op seeds from the top of the same range
+  (`seed * SEED_STRIDE + SEED_STRIDE - 1 - k` for the k-th dropout) so adding dropout does
+  not change any initial weight.
+
+  Args:
+    seed: the model seed.
+  """
+
+  def __init__(self, seed: int):
+    self.seed = int(seed)
+    self._index = 0
+    self._dropout_index = 0
+
+  def _check_capacity(self) -> None:
+    if self._index + self._dropout_index >= SEED_STRIDE:
+      raise ConfigError(f"models with more than {SEED_STRIDE} seeded layers are not supported")
+
+  def next_seed(self) -> int:
+    """Returns the seed of the next weighted layer and advances the layer index."""
+    self._check_capacity()
+    value = self.seed * SEED_STRIDE + self._index
+    self._index += 1
+    return value
+
+  def kernel_initializer(self) -> keras.initializers.Initializer:
+    return keras.initializers.GlorotNormal(seed=self.next_seed())
+
+  def conv(self, filters: int, kernel_size: int, name: str, strides: int = 1,
+           padding: str = "same", activation=None, use_bias: bool = True) -> keras.layers.Conv2D:
+    """A Conv2D layer with a seeded Glorot-normal kernel and zero bias."""
+    return keras.layers.Conv2D(
+        filters, kernel_size, strides=strides, padding=padding, activation=activation,
+        use_bias=use_bias, kernel_initializer=self.kernel_initializer(),
+        bias_initializer="zeros", name=name)
+
+  def dense(self, units: int, name: str, activation=None) -> keras.layers.Dense:
+    """A Dense layer with a seeded Glorot-normal kernel and zero bias."""
+    return keras.layers.Dense(
+        units, activation=activation, kernel_initializer=self.kernel_initializer(),
+        bias_initializer="zeros", name=name)
+
+  def dropout(self, rate: float, name: str) -> keras.layers.Dropout:
+    """A Dropout layer whose op seed is derived from the model seed."""
+    self._check_capacity()
+    seed = self.seed * SEED_STRIDE + SEED_STRIDE - 1 - self._dropout_index
+    self._dropout_index += 1
+    return keras.layers.Dropout(rate, seed=seed, name=name)
+
+
+def batch_norm(name: str) -> keras.layers.BatchNormalization:
+  """Batch normalisation over the channel axis with Keras defaults (gamma 1, beta 0)."""
+  return keras.layers.BatchNormalization(name=name)
+
+
+def check_image_shape(name: str, input_shape: Tuple[int, ...]) -> None:
+  """Raises `ConfigError` unless `input_shape` is (height, width, channels)."""
+  if len(input_shape) != 3:
+    raise ConfigError(
+        f"model {name!r} needs an image input shape (height, width, channels); got {input_shape}")
+
+
+def check_no_dropout(config: ModelConfig) -> None:
+  """Raises `ConfigError` for a dropout rate on a model family that has no dropout."""
+  if config.dropout:
+    raise ConfigError(
+        f"model {config.name!r} does not support dropout; got dropout={config.dropout}")
+
+
+def count_weights(model: keras.Model) -> int:
+  """Returns the number of trainable parameters of `model`.
+
+  Args:
+    model: a built Keras model.
+
+  Returns:
+    The total size of the trainable variables (batch-norm moving statistics excluded).
+  """
+  return int(sum(int(variable.shape.num_elements()) for variable in model.trainable_weights))

@@ -1,0 +1,67 @@
+"""Masks on a wrapped Keras model: read, set, enforce, and the layer kinds that pick per-layer rates."""
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from lth_tf.compat import keras, tf
+from lth_tf.pruning.mask import Mask
+from lth_tf.pruning.wrapper import masked_layers
+
+
+def _short_name(variable) -> str:
+  return variable.name.split("/")[-1].split(":")[0]
+
+
+def mask_pairs(model: keras.Model) -> List[Tuple[str, tf.Variable, tf.Variable]]:
+  """(name, weight variable, mask variable) for every prunable weight, in model order."""
+  pairs = []
+  for wrapper in masked_layers(model):
+    for weight, mask, _ in wrapper.pruning_vars:
+      pairs.append((f"{wrapper.layer.name}/{_short_name(weight)}", weight, mask))
+  return pairs
+
+
+def prunable_shapes(model: keras.Model) -> Dict[str, Tuple[int, ...]]:
+  return {name: tuple(weight.shape) for name, weight, _ in mask_pairs(model)}
+
+
+def prunable_weights(model: keras.Model) -> Dict[str, np.ndarray]:
+  return {name: weight.numpy() for name, weight, _ in mask_pairs(model)}
+
+
+def get_mask(model: keras.Model) -> Mask:
+  return Mask.from_dict({name: mask.numpy() > 0.5 for name, _, mask in mask_pairs(model)})
+
+
+def set_mask(model: keras.Model, mask: Mask) -> None:
+  """Assigns `mask` (checked to fit the model) and zeroes the pruned weights."""
+  mask.check_fits(prunable_shapes(model))
+  for name, weight, mask_var in mask_pairs(model):
+    mask_var.assign(mask[name].astype(mask_var.dtype.as_numpy_dtype))
+  apply_mask(model)
+
+
+def apply_mask(model: keras.Model) -> None:
+  """Sets every pruned weight to exactly zero."""
+  for _, weight, mask_var in mask_pairs(model):
+    weight.assign(weight * tf.cast(mask_var, weight.dtype))
+
+
+LAYER_KINDS = ("conv", "fc", "output")
+
+
+def _kind(layer) -> str:
+  if layer.name == "output":
+    return "output"
+  if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)):
+    return "conv"
+  return "fc"
+
+
+def layer_kinds(model: keras.Model) -> Dict[str, str]:
+  """`conv`, `fc` or `output` for every prunable weight; the classifier layer is named `output`."""
+  kinds = {}
+  for wrapper in masked_layers(model):
+    for weight, _, _ in wrapper.pruning_vars:
+      kinds[f"{wrapper.layer.name}/{_short_name(weight)}"] = _kind(wrapper.layer)
+  return kinds

@@ -1,0 +1,1 @@
+"""Tables and figures from an experiment's `summary.json`."""

@@ -1,0 +1,232 @@
+"""The one training loop: in-memory data, whole chunks of iterations in one graph, masks enforced.
+
+Every command trains through `Trainer`. Iterations between two evaluation (or checkpoint)
+points run inside a single `tf.function` while-loop over data held in memory, which is what
+makes masked training cheap on a CPU. After every optimizer step the pruned weights are set
+to exactly zero; their gradients are masked before the step, so optimizer slots that start at
+zero stay zero.
+
+The data order is a pure function of (seed, iteration): epoch e is the permutation drawn by
+`numpy.random.default_rng([seed, e])`, so a run resumed or rewound at iteration k sees the
+same batches as an uninterrupted one.
+"""
+import dataclasses
+from typing import Callable, Dict, Iterable, List, Optional
+
+import numpy as np
+
+from lth_tf.compat import keras, tf
+from lth_tf.config import RuntimeConfig, TrainingConfig
+from lth_tf.data import Splits
+from lth_tf.errors import ConfigError, TrainingDiverged
+from lth_tf.pruning import mask_pairs
+from lth_tf.training import optimizers, schedules
+
+
+def batch_indices(num_examples: int, batch_size: int, seed: int, start: int, stop: int) -> np.ndarray:
+  """Example indices of iterations [start, stop), concatenated; the last partial batch is dropped."""
+  steps_per_epoch = num_examples // batch_size
+  pieces = []
+  for epoch in range(start // steps_per_epoch, (stop - 1) // steps_per_epoch + 1):
+    order = np.random.default_rng([seed, epoch]).permutation(num_examples)
+    first = max(start, epoch * steps_per_epoch) - epoch * steps_per_epoch
+    last = min(stop, (epoch + 1) * steps_per_epoch) - epoch * steps_per_epoch
+    pieces.append(order[first * batch_size:last * batch_size])
+  return np.concatenate(pieces).astype(np.int32)
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """What a finished training run reports. `curve` has one row per evaluation."""
+  curve: List[Dict[str, float]]
+  early_stop_iteration: int
+  early_stop_test_accuracy: float
+  early_stop_validation_accuracy: float
+  min_validation_loss: float
+  final_test_accuracy: float
+  final_validation_accuracy: float
+  iterations: int
+
+  @classmethod
+  def from_curve(cls, curve: List[Dict[str, float]]) -> "TrainResult":
+    best = min(curve, key=lambda row: (row["validation_loss"], row["iteration"]))
+    last = curve[-1]
+    return cls(
+        curve=curve,
+        early_stop_iteration=int(best["iteration"]),
+        early_stop_test_accuracy=best["test_accuracy"],
+        early_stop_validation_accuracy=best["validation_accuracy"],
+        min_validation_loss=best["validation_loss"],
+        final_test_accuracy=last["test_accuracy"],
+        final_validation_accuracy=last["validation_accuracy"],
+        iterations=int(last["iteration"]),
+    )
+
+  def metrics(self) -> Dict[str, float]:
+    out = dataclasses.asdict(self)
+    out.pop("curve")
+    return out
+
+
+class Trainer:
+  """Trains one (possibly masked) model on in-memory data with the configured optimizer.
+
+  Args:
+    model: a Keras model, wrapped with `lth_tf.pruning.wrap_model` if it is to be masked.
+    data: the dataset splits.
+    training: the training configuration.
+    runtime: evaluation batch size, progress bar.
+    seed: the data-order seed.
+    strategy: the `tf.distribute` strategy the model was built in.
+  """
+
+  def __init__(self, model: keras.Model, data: Splits, training: TrainingConfig,
+               runtime: RuntimeConfig, seed: int, strategy: Optional[tf.distribute.Strategy] = None):
+    if training.batch_size > len(data.y_train):
+      raise ConfigError(
+          f"batch_size {training.batch_size} exceeds the {len(data.y_train)} training examples")
+    self.model = model
+    self.data = data
+    self.config = training
+    self.runtime = runtime
+    self.seed = seed
+    self.strategy = strategy or tf.distribute.get_strategy()
+    self.schedule = schedules.from_config(training)
+    with self.strategy.scope():
+      self.optimizer = optimizers.build(training, model.trainable_variables)
+      self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="lth_iteration")
+    self._x_train = tf.constant(data.x_train)
+    self._y_train = tf.constant(data.y_train)
+    self._eval_sets = {
+        "validation": (tf.constant(data.x_val), tf.constant(data.y_val)),
+        "test": (tf.constant(data.x_test), tf.constant(data.y_test)),
+    }
+    masks = {weight.ref(): mask for _, weight, mask in mask_pairs(model)}
+    self._masks = [masks.get(v.ref()) for v in model.trainable_variables]
+    self._train_chunk = tf.function(self._train_chunk_fn, input_signature=[
+        tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)])
+    self._evaluate = tf.function(self._evaluate_fn)
+    self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+  # ---- graph functions ----------------------------------------------------------------------
+
+  def _train_chunk_fn(self, indices, num_steps):
+    batch = self.config.batch_size
+    variables = self.model.trainable_variables
+    weight_decay = self.config.weight_decay
+    total_loss = tf.constant(0.0)
+    all_finite = tf.constant(True)
+    for step in tf.range(num_steps):
+      idx = indices[step * batch:(step + 1) * batch]
+      x = tf.gather(self._x_train, idx)
+      y = tf.gather(self._y_train, idx)
+      self.optimizer.learning_rate.assign(self.schedule(self.iteration))
+      with tf.GradientTape() as tape:
+        logits = self.model(x, training=True)
+        loss = self._loss(y, logits)
+      grads = tape.gradient(loss, variables)
+      if weight_decay:
+        grads = [g + weight_decay * v for g, v in zip(grads, variables)]
+      grads = [g if m is None else g * m for g, m in zip(grads, self._masks)]
+      self.optimizer.apply_gradients(zip(grads, variables))
+      for variable, mask in zip(variables, self._masks):
+        if mask is not None:
+          variable.assign(variable * mask)
+      self.iteration.assign_add(1)
+      total_loss += loss
+      all_finite = tf.logical_and(all_finite, tf.math.is_finite(loss))
+    return total_loss, all_finite
+
+  def _evaluate_fn(self, x, y):
+    batch = self.runtime.eval_batch_size
+    n = tf.shape(x)[0]
+    total_loss = tf.constant(0.0)
+    correct = tf.constant(0.0)
+    for start in tf.range(0, n, batch):
+      logits = self.model(x[start:start + batch], training=False)
+      labels = y[start:start + batch]
+      total_loss += self._loss(labels, logits) * tf.cast(tf.shape(labels)[0], tf.float32)
+      predicted = tf.cast(tf.argmax(logits, axis=-1), labels.dtype)
+      correct += tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.float32))
+    count = tf.cast(n, tf.float32)
+    return total_loss / count, correct / count
+
+  # ---- public API ---------------------------------------------------------------------------
+
+  def evaluate(self) -> Dict[str, float]:
+    """Loss and accuracy on the validation and test sets."""
+    out = {}
+    for name, (x, y) in self._eval_sets.items():
+      loss, accuracy = self._evaluate(x, y)
+      out[f"{name}_loss"], out[f"{name}_accuracy"] = float(loss), float(accuracy)
+    return out
+
+  def learning_rate_at(self, iteration: int) -> float:
+    return float(self.schedule(iteration))
+
+  def fit(self, start_iteration: int, curve: Optional[List[Dict[str, float]]] = None,
+          boundaries: Iterable[int] = (),
+          on_boundary: Optional[Callable[[int, List[Dict[str, float]]], None]] = None,
+          description: str = "") -> TrainResult:
+    """Trains from `start_iteration` to the configured number of iterations.
+
+    The model's weights and the optimizer state must already be those at `start_iteration`.
+    Evaluation runs at `start_iteration`, at every multiple of `eval_every` and at the end.
+
+    Args:
+      start_iteration: the iteration the current state belongs to.
+      curve: evaluation rows already recorded (when resuming a checkpoint).
+      boundaries: extra iterations at which to stop the graph loop and call `on_boundary`
+        (rewind capture, checkpoints).
+      on_boundary: called as `on_boundary(iteration, curve)` at every evaluation point and
+        every extra boundary, after the evaluation at that point.
+      description: label of the progress bar.
+
+    Returns:
+      The learning curve and its early-stopping metrics.
+
+    Raises:
+      TrainingDiverged: the loss became NaN or Inf.
+    """
+    end = self.config.iterations
+    curve = list(curve or [])
+    every = self.config.eval_every
+    stops = set(range(start_iteration - start_iteration % every + every, end, every))
+    stops |= {b for b in boundaries if start_iteration < b < end}
+    stops.add(end)
+    self.iteration.assign(start_iteration)
+    progress = keras.utils.Progbar(end, verbose=1 if self.runtime.progress else 0,
+                                   stateful_metrics=["loss", "val_acc", "test_acc"],
+                                   unit_name="iteration")
+    if description and self.runtime.progress:
+      print(description, flush=True)
+    current = start_iteration
+    if not curve or curve[-1]["iteration"] < start_iteration:
+      curve.append(self._record(start_iteration, None))
+    # The training loss of a curve row is the mean over the iterations since the previous row,
+    # however many graph chunks they took.
+    loss_sum, loss_steps = 0.0, 0
+    for stop in sorted(stops):
+      indices = batch_indices(len(self.data.y_train), self.config.batch_size, self.seed, current, stop)
+      chunk_loss, finite = self._train_chunk(tf.constant(indices), tf.constant(stop - current, tf.int32))
+      if not bool(finite):
+        raise TrainingDiverged(
+            f"the training loss became NaN or Inf between iterations {current} and {stop}")
+      loss_sum += float(chunk_loss)
+      loss_steps += stop - current
+      current = stop
+      if stop % every == 0 or stop == end:
+        curve.append(self._record(stop, loss_sum / loss_steps))
+        loss_sum, loss_steps = 0.0, 0
+        progress.update(stop, [("loss", curve[-1]["train_loss"]), ("val_acc", curve[-1]["validation_accuracy"]),
+                               ("test_acc", curve[-1]["test_accuracy"])])
+      if on_boundary is not None:
+        on_boundary(stop, curve)
+    return TrainResult.from_curve(curve)
+
+  def _record(self, iteration: int, train_loss: Optional[float]) -> Dict[str, float]:
+    row = {"iteration": int(iteration), "train_loss": train_loss,
+           "learning_rate": self.learning_rate_at(iteration)}
+    row.update(self.evaluate())
+    return row
+

@@ -1,0 +1,37 @@
+"""Learning-rate schedules as pure functions of the iteration, usable in and out of graphs."""
+from lth_tf.compat import keras, tf
+from lth_tf.config import TrainingConfig
+
+
+class LotterySchedule(keras.optimizers.schedules.LearningRateSchedule):
+  """Linear warm-up, then a constant rate or step decays; a function of the iteration only.
+
+  The same object gives the rate at iteration k when a rewound level resumes at k.
+  """
+
+  def __init__(self, base_rate: float, warmup_iterations: int = 0, decay_steps=(),
+               decay_factor: float = 0.1):
+    super().__init__()
+    self.base_rate = float(base_rate)
+    self.warmup_iterations = int(warmup_iterations)
+    self.decay_steps = tuple(int(s) for s in decay_steps)
+    self.decay_factor = float(decay_factor)
+
+  def __call__(self, step):
+    step = tf.cast(step, tf.float32)
+    rate = tf.constant(self.base_rate, tf.float32)
+    if self.warmup_iterations > 0:
+      rate *= tf.minimum(1.0, (step + 1.0) / float(self.warmup_iterations))
+    for boundary in self.decay_steps:
+      rate *= tf.where(step >= float(boundary), self.decay_factor, 1.0)
+    return rate
+
+  def get_config(self):
+    return {"base_rate": self.base_rate, "warmup_iterations": self.warmup_iterations,
+            "decay_steps": self.decay_steps, "decay_factor": self.decay_factor}
+
+
+def from_config(config: TrainingConfig) -> LotterySchedule:
+  decay_steps = config.lr_decay_steps if config.lr_schedule == "step" else ()
+  return LotterySchedule(config.learning_rate, config.warmup_iterations, decay_steps,
+                         config.lr_decay_factor)

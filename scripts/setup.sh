@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates .venv with lth_tf and its pinned dependencies, and installs the offline datasets
+# (Fashion-MNIST and CIFAR-10) into ./data. Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.lth_installed
+if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[test]"
+  touch "$stamp"
+fi
+if [ "${LTH_SKIP_DATA:-0}" != "1" ]; then
+  PATH="$PWD/.venv/bin:$PATH" bash scripts/install_offline_data.sh data
+fi

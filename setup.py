@@ -1,0 +1,24 @@
+"""Packaging for lth_tf: `pip install -e .` installs the package and the `lth` command."""
+from setuptools import find_packages, setup
+
+setup(
+    name="lth_tf",
+    version="0.1.0",
+    description="Find, study, transfer and ship lottery tickets with Keras and TensorFlow.",
+    packages=find_packages(include=["lth_tf", "lth_tf.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow==2.21.0",
+        "tf-keras==2.21.0",
+        "tensorflow-model-optimization==0.8.1",
+        "tensorflow-datasets==4.9.10",
+        "keras-tuner==1.4.8",
+        "absl-py>=1.4,<3",
+        "ai-edge-litert>=2.0",
+        "matplotlib>=3.8",
+        "numpy>=1.26",
+        "pillow>=10",
+    ],
+    extras_require={"test": ["pytest>=8"]},
+    entry_points={"console_scripts": ["lth=lth_tf.cli:main"]},
+)
