@@ -56,7 +56,8 @@ def test_registry_lists_every_family():
 def test_builds_functional_model_with_logits(name):
   model = cached(name)
   assert model.name == name
-  assert isinstance(model, keras.Model) and model._is_graph_network  # pylint: disable=protected-access
+  assert isinstance(model, keras.Model)
+  assert model._is_graph_network  # pylint: disable=protected-access
   assert model.input_shape == (None,) + CIFAR
   logits = model(np.zeros((2,) + CIFAR, np.float32), training=False)
   assert tuple(logits.shape) == (2, NUM_CLASSES)
@@ -189,6 +190,7 @@ def test_bad_arguments_are_config_errors():
 def test_tfmot_accepts_models(name):
   model = cached(name)
   pruned = tfmot.sparsity.keras.prune_low_magnitude(model)
+  weighted = (keras.layers.Conv2D, keras.layers.Dense)
   wrapped = [layer.layer.name for layer in pruned.layers
-             if isinstance(getattr(layer, "layer", None), (keras.layers.Conv2D, keras.layers.Dense))]
+             if isinstance(getattr(layer, "layer", None), weighted)]
   assert wrapped == [layer.name for layer in kernel_layers(model)]

@@ -110,10 +110,22 @@ class Trainer:
 
   # ---- graph functions ----------------------------------------------------------------------
 
+  def gradients(self, x, y):
+    """Training loss and the gradients the optimizer applies: weight decay added, masks applied.
+
+    The gradient of every pruned weight is exactly zero.
+    """
+    variables = self.model.trainable_variables
+    with tf.GradientTape() as tape:
+      loss = self._loss(y, self.model(x, training=True))
+    grads = tape.gradient(loss, variables)
+    if self.config.weight_decay:
+      grads = [g + self.config.weight_decay * v for g, v in zip(grads, variables)]
+    return loss, [g if m is None else g * m for g, m in zip(grads, self._masks)]
+
   def _train_chunk_fn(self, indices, num_steps):
     batch = self.config.batch_size
     variables = self.model.trainable_variables
-    weight_decay = self.config.weight_decay
     total_loss = tf.constant(0.0)
     all_finite = tf.constant(True)
     for step in tf.range(num_steps):
@@ -121,13 +133,7 @@ class Trainer:
       x = tf.gather(self._x_train, idx)
       y = tf.gather(self._y_train, idx)
       self.optimizer.learning_rate.assign(self.schedule(self.iteration))
-      with tf.GradientTape() as tape:
-        logits = self.model(x, training=True)
-        loss = self._loss(y, logits)
-      grads = tape.gradient(loss, variables)
-      if weight_decay:
-        grads = [g + weight_decay * v for g, v in zip(grads, variables)]
-      grads = [g if m is None else g * m for g, m in zip(grads, self._masks)]
+      loss, grads = self.gradients(x, y)
       self.optimizer.apply_gradients(zip(grads, variables))
       for variable, mask in zip(variables, self._masks):
         if mask is not None:

@@ -1,0 +1,117 @@
+"""The training loop: the loss falls, masks hold exactly, rewinding resumes the schedule and data order."""
+import numpy as np
+import pytest
+
+from lth_tf import data as data_lib
+from lth_tf import models, pruning
+from lth_tf.compat import keras, tf
+from lth_tf.config import DatasetConfig, ModelConfig, RuntimeConfig, TrainingConfig
+from lth_tf.training import Trainer, batch_indices, get_weights, optimizers, set_weights
+from lth_tf.training.schedules import LotterySchedule
+
+RUNTIME = RuntimeConfig(progress=False, eval_batch_size=500)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+  return data_lib.load(DatasetConfig(name="synthetic", validation_size=500),
+                       str(tmp_path_factory.mktemp("data")))
+
+
+def _model(data, seed=0):
+  keras.utils.set_random_seed(seed)
+  return pruning.wrap_model(models.build(ModelConfig(), data.input_shape, data.num_classes, seed))
+
+
+def _half_mask(model, seed=0):
+  rng = np.random.default_rng(seed)
+  return pruning.Mask.from_dict(
+      {n: rng.random(s) < 0.5 for n, s in pruning.prunable_shapes(model).items()})
+
+
+def test_batch_indices_are_a_function_of_iteration():
+  whole = batch_indices(100, 10, seed=3, start=0, stop=35)
+  pieces = np.concatenate([batch_indices(100, 10, 3, 0, 7), batch_indices(100, 10, 3, 7, 22),
+                           batch_indices(100, 10, 3, 22, 35)])
+  assert np.array_equal(whole, pieces)
+  epoch = whole[:100]
+  assert sorted(epoch) == list(range(100))  # each epoch is a permutation
+  assert not np.array_equal(whole[:100], whole[100:200])
+  assert not np.array_equal(whole, batch_indices(100, 10, seed=4, start=0, stop=35))
+
+
+def test_loss_falls_and_early_stop_is_recorded(data):
+  trainer = Trainer(_model(data), data, TrainingConfig(iterations=300, eval_every=50, batch_size=60),
+                    RUNTIME, seed=0)
+  result = trainer.fit(0)
+  losses = [row["validation_loss"] for row in result.curve]
+  assert [row["iteration"] for row in result.curve] == list(range(0, 301, 50))
+  assert losses[-1] < 0.5 * losses[0]
+  assert result.final_test_accuracy > 0.5
+  best = int(np.argmin(losses))
+  assert result.early_stop_iteration == result.curve[best]["iteration"]
+  assert result.early_stop_test_accuracy == result.curve[best]["test_accuracy"]
+  assert result.min_validation_loss == min(losses)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_pruned_weights_stay_exactly_zero_and_get_zero_gradients(data, optimizer):
+  model = _model(data)
+  training = TrainingConfig(optimizer=optimizer, learning_rate=0.01 if optimizer == "sgd" else 1e-3,
+                            iterations=120, eval_every=40)
+  trainer = Trainer(model, data, training, RUNTIME, seed=0)
+  mask = _half_mask(model)
+  # Dense optimizer slots from earlier training must not revive pruned weights either.
+  trainer.fit(0)
+  pruning.set_mask(model, mask)
+  before = pruning.prunable_weights(model)
+  trainer.fit(0)
+  after = pruning.prunable_weights(model)
+  for name in mask:
+    assert np.all(after[name][~mask[name]] == 0.0), name
+    assert np.any(after[name][mask[name]] != before[name][mask[name]]), name
+  assert pruning.get_mask(model) == mask  # the frozen mask was never recomputed
+  _, grads = trainer.gradients(data.x_train[:60], data.y_train[:60])
+  by_variable = {v.ref(): g.numpy() for v, g in zip(model.trainable_variables, grads)}
+  for name, weight, _ in pruning.mask_pairs(model):
+    assert np.all(by_variable[weight.ref()][~mask[name]] == 0.0), name
+    assert np.any(by_variable[weight.ref()][mask[name]] != 0.0), name
+
+
+def test_schedule_warmup_and_step_decay():
+  schedule = LotterySchedule(0.1, warmup_iterations=10, decay_steps=(20, 30), decay_factor=0.1)
+  assert float(schedule(0)) == pytest.approx(0.01)
+  assert float(schedule(9)) == pytest.approx(0.1)
+  assert float(schedule(19)) == pytest.approx(0.1)
+  assert float(schedule(20)) == pytest.approx(0.01)
+  assert float(schedule(30)) == pytest.approx(0.001)
+
+
+def test_resuming_at_an_iteration_equals_an_uninterrupted_run(data):
+  training = TrainingConfig(iterations=200, eval_every=50, lr_schedule="step", lr_decay_steps=(80,))
+  whole = Trainer(_model(data), data, training, RUNTIME, seed=5)
+  captured = {}
+
+  def capture(iteration, curve):
+    if iteration == 100:
+      captured["weights"] = get_weights(whole.model)
+      captured["optimizer"] = optimizers.get_state(whole.optimizer)
+      captured["curve"] = list(curve)
+
+  full = whole.fit(0, on_boundary=capture)
+  resumed = Trainer(_model(data, seed=9), data, training, RUNTIME, seed=5)
+  set_weights(resumed.model, captured["weights"])
+  optimizers.set_state(resumed.optimizer, captured["optimizer"])
+  assert resumed.learning_rate_at(100) == pytest.approx(training.learning_rate * 0.1)
+  second = resumed.fit(100, curve=captured["curve"])
+  assert second.curve == full.curve
+  for name, value in get_weights(whole.model).items():
+    np.testing.assert_array_equal(value, get_weights(resumed.model)[name])
+
+
+def test_diverging_loss_is_an_error(data):
+  from lth_tf.errors import TrainingDiverged
+  training = TrainingConfig(optimizer="sgd", learning_rate=1e12, iterations=50, eval_every=25)
+  trainer = Trainer(_model(data), data, training, RUNTIME, seed=0)
+  with pytest.raises(TrainingDiverged, match="NaN or Inf"):
+    trainer.fit(0)
