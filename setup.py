@@ -16,6 +16,7 @@ setup(
         "absl-py>=1.4,<3",
         "ai-edge-litert>=2.0",
         "matplotlib>=3.8",
+        "tensorboard>=2.20",
         "numpy>=1.26",
         "pillow>=10",
     ],

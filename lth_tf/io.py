@@ -25,6 +25,7 @@ def atomic_path(path: str) -> Iterator[str]:
     yield tmp
     with open(tmp, "rb+") as handle:
       os.fsync(handle.fileno())
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):

@@ -1,0 +1,29 @@
+"""TensorFlow Datasets: any image-classification dataset by name, loaded whole into memory."""
+import os
+
+
+from lth_tf.data.base import RawData, as_labels, as_nhwc
+from lth_tf.errors import DataError
+
+
+def read(name: str, data_dir: str) -> RawData:
+  """Loads the `train` and `test` splits of TFDS dataset `name` (downloads where there is internet)."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  tfds_dir = os.path.join(data_dir, "tfds")
+  try:
+    builder = tfds.builder(name, data_dir=tfds_dir)
+    builder.download_and_prepare()
+    train, test = tfds.as_numpy(builder.as_dataset(split=["train", "test"], as_supervised=True,
+                                                   batch_size=-1))
+  except Exception as error:  # network, registry and preparation errors all end here
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    raise DataError(f"could not load TFDS dataset {name!r} ({message}); install it offline with "
+                    "`lth data install` or run where the internet is reachable") from None
+  label = builder.info.features["label"]
+  num_classes = int(getattr(label, "num_classes", 0)) or int(max(train[1].max(), test[1].max())) + 1
+  x_train = as_nhwc(train[0], f"{name} train")
+  x_test = as_nhwc(test[0], f"{name} test")
+  return RawData(x_train, as_labels(train[1], len(x_train), name), x_test,
+                 as_labels(test[1], len(x_test), name), num_classes)
+
+
