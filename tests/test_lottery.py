@@ -1,0 +1,214 @@
+"""The lottery engine end to end on synthetic data: levels, rewinding, controls, resume."""
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lth_tf import io
+from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
+                           TrainingConfig)
+from lth_tf.errors import ConfigError
+from lth_tf.lottery import BranchFiles, ExperimentLayout, LotteryExperiment
+from lth_tf.lottery.runner import SUMMARY_KEYS
+from lth_tf.pruning import Mask
+from lth_tf.training.schedules import from_config as schedule_from_config
+
+LEVELS = 3
+
+
+def _config(root, **pruning):
+  defaults = dict(levels=LEVELS, fc_rate=0.5, output_rate=0.2, reinit=True, random_prune=True)
+  defaults.update(pruning)
+  return ExperimentConfig(
+      dataset=DatasetConfig(name="synthetic", validation_size=500),
+      training=TrainingConfig(iterations=60, eval_every=20, batch_size=50),
+      pruning=PruningConfig(**defaults),
+      runtime=RuntimeConfig(root_dir=str(root), data_dir=str(root), progress=False))
+
+
+def _masks(layout, seed, branch="ticket"):
+  out = []
+  for level in range(LEVELS + 1):
+    files = BranchFiles(layout.branch_dir(seed, level, branch))
+    out.append(Mask.from_dict(io.read_arrays(files.mask)))
+  return out
+
+
+@pytest.fixture(scope="module")
+def rewound(tmp_path_factory):
+  """An experiment with rewinding to k=20 and every control."""
+  config = _config(tmp_path_factory.mktemp("rewind"), rewind_iteration=20)
+  experiment = LotteryExperiment(config, log=lambda line: None)
+  return config, experiment, experiment.run()
+
+
+def test_summary_has_a_row_per_level_and_branch(rewound):
+  config, experiment, rows = rewound
+  assert [(r["level"], r["branch"]) for r in rows] == [(0, "ticket")] + [
+      (level, branch) for level in range(1, LEVELS + 1)
+      for branch in ("ticket", "reinit", "random_prune")]
+  assert rows == io.read_json(experiment.layout.summary_file)
+  for row in rows:
+    assert set(SUMMARY_KEYS) <= set(row)
+    assert 0 < row["weights_remaining"] <= 1
+  assert os.path.exists(experiment.layout.config_file)
+
+
+def test_density_per_level_and_masks_only_shrink(rewound):
+  config, experiment, rows = rewound
+  masks = _masks(experiment.layout, 0)
+  for level, mask in enumerate(masks):
+    for name, density in mask.layer_densities().items():
+      rate = 0.2 if name.startswith("output") else 0.5
+      assert density == pytest.approx((1 - rate) ** level, abs=1e-3)
+  for before, after in zip(masks, masks[1:]):
+    assert after.is_subset_of(before)
+
+
+def test_a_level_starts_from_rewind_weights_times_mask(rewound):
+  config, experiment, rows = rewound
+  rewind = io.read_arrays(experiment.layout.rewind_file(0))
+  level0_start = io.read_arrays(BranchFiles(experiment.layout.branch_dir(0, 0, "ticket")).start_weights)
+  for level in range(1, LEVELS + 1):
+    files = BranchFiles(experiment.layout.branch_dir(0, level, "ticket"))
+    mask = Mask.from_dict(io.read_arrays(files.mask))
+    start = io.read_arrays(files.start_weights)
+    for name, value in start.items():
+      expected = rewind[f"w/{name}"] * mask[name] if name in mask else rewind[f"w/{name}"]
+      np.testing.assert_array_equal(value, expected)
+  # k = 20 > 0: θk is not θ0.
+  assert not np.array_equal(rewind["w/fc1/kernel"], level0_start["fc1/kernel"])
+
+
+def test_the_first_step_after_rewinding_uses_the_schedule_at_k(rewound):
+  config, experiment, rows = rewound
+  curve = io.read_json(BranchFiles(experiment.layout.branch_dir(0, 1, "ticket")).curve_json)
+  assert curve[0]["iteration"] == config.pruning.rewind_iteration
+  assert curve[0]["learning_rate"] == pytest.approx(
+      float(schedule_from_config(config.training)(config.pruning.rewind_iteration)))
+
+
+def test_controls(rewound):
+  config, experiment, rows = rewound
+  layout = experiment.layout
+  for level in range(1, LEVELS + 1):
+    ticket = BranchFiles(layout.branch_dir(0, level, "ticket"))
+    reinit = BranchFiles(layout.branch_dir(0, level, "reinit"))
+    random = BranchFiles(layout.branch_dir(0, level, "random_prune"))
+    ticket_mask = Mask.from_dict(io.read_arrays(ticket.mask))
+    assert Mask.from_dict(io.read_arrays(reinit.mask)) == ticket_mask
+    random_mask = Mask.from_dict(io.read_arrays(random.mask))
+    assert random_mask.layer_counts() == ticket_mask.layer_counts()
+    assert random_mask != ticket_mask
+    ticket_start = io.read_arrays(ticket.start_weights)
+    reinit_start = io.read_arrays(reinit.start_weights)
+    kernel = "fc1/kernel"
+    kept = ticket_mask[kernel]
+    assert not np.array_equal(ticket_start[kernel][kept], reinit_start[kernel][kept])
+    assert np.all(reinit_start[kernel][~kept] == 0)
+
+
+def test_pruned_weights_are_exactly_zero_after_training(rewound):
+  config, experiment, rows = rewound
+  for level in range(1, LEVELS + 1):
+    for branch in ("ticket", "reinit", "random_prune"):
+      files = BranchFiles(experiment.layout.branch_dir(0, level, branch))
+      mask = Mask.from_dict(io.read_arrays(files.mask))
+      final = io.read_arrays(files.final_weights)
+      for name in mask:
+        assert np.all(final[name][~mask[name]] == 0.0)
+
+
+def test_rerunning_skips_finished_work(rewound):
+  config, experiment, rows = rewound
+  metrics = BranchFiles(experiment.layout.branch_dir(0, LEVELS, "ticket")).metrics
+  stamp = os.path.getmtime(metrics)
+  again = LotteryExperiment(config, log=lambda line: None).run()
+  assert again == rows
+  assert os.path.getmtime(metrics) == stamp
+
+
+def test_same_seed_gives_the_same_masks(rewound, tmp_path):
+  config, experiment, rows = rewound
+  other = dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, root_dir=str(tmp_path)))
+  other = dataclasses.replace(other, pruning=dataclasses.replace(other.pruning, levels=1))
+  rerun = LotteryExperiment(other, log=lambda line: None)
+  rerun.run()
+  a = Mask.from_dict(io.read_arrays(BranchFiles(experiment.layout.branch_dir(0, 1, "ticket")).mask))
+  b = Mask.from_dict(io.read_arrays(BranchFiles(rerun.layout.branch_dir(0, 1, "ticket")).mask))
+  assert a == b
+
+
+def test_one_shot_prunes_the_dense_network_to_each_density(tmp_path):
+  config = _config(tmp_path, mode="one_shot", reinit=False, random_prune=False)
+  experiment = LotteryExperiment(config, log=lambda line: None)
+  experiment.run()
+  dense = io.read_arrays(BranchFiles(experiment.layout.branch_dir(0, 0, "ticket")).final_weights)
+  for level, mask in enumerate(_masks(experiment.layout, 0)):
+    for name in mask:
+      kept, dropped = np.abs(dense[name][mask[name]]), np.abs(dense[name][~mask[name]])
+      if dropped.size:
+        assert kept.min() >= dropped.max()
+
+
+def test_mask_that_does_not_fit_is_an_error_before_training(tmp_path):
+  config = _config(tmp_path, levels=1, reinit=False, random_prune=False)
+  experiment = LotteryExperiment(config, log=lambda line: None)
+  layout = experiment.layout
+  bad = {"fc1/kernel": np.ones((3, 3), bool)}
+  io.write_arrays(BranchFiles(layout.branch_dir(0, 1, "ticket")).mask, bad)
+  from lth_tf.errors import TicketError
+  with pytest.raises(TicketError, match="does not fit"):
+    experiment.run()
+
+
+def test_rewind_beyond_training_is_rejected(tmp_path):
+  with pytest.raises(ConfigError, match="rewind_iteration"):
+    LotteryExperiment(_config(tmp_path, rewind_iteration=60))
+
+
+_SCRIPT = """
+import sys
+from lth_tf.config import *
+from lth_tf.lottery import LotteryExperiment
+config = ExperimentConfig(
+    dataset=DatasetConfig(name="synthetic", validation_size=500),
+    training=TrainingConfig(iterations=400, eval_every=20, batch_size=50),
+    pruning=PruningConfig(levels=2, fc_rate=0.5, output_rate=0.2, reinit=True),
+    runtime=RuntimeConfig(root_dir=sys.argv[1], data_dir=sys.argv[1], progress=False))
+LotteryExperiment(config, log=lambda line: print(line, flush=True)).run()
+"""
+
+
+def test_a_killed_run_resumes_to_the_same_summary(tmp_path):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  whole_dir, killed_dir = tmp_path / "whole", tmp_path / "killed"
+  subprocess.run([sys.executable, "-c", _SCRIPT, str(whole_dir)], check=True, env=env,
+                 capture_output=True)
+  process = subprocess.Popen([sys.executable, "-c", _SCRIPT, str(killed_dir)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+  # Kill mid-level: after level 1's ticket finished, a checkpoint of the next branch exists.
+  for line in process.stdout:
+    if "level  1 ticket" in line:
+      break
+  import time
+  deadline = time.time() + 60
+  while time.time() < deadline:
+    if list(killed_dir.glob("*/replicate_0/level_1/reinit/checkpoint.npz")):
+      break
+    time.sleep(0.02)
+  process.kill()
+  process.wait()
+  assert list(killed_dir.glob("*/replicate_0/level_1/reinit/checkpoint.npz")), "not killed mid-level"
+  assert not list(killed_dir.glob("*/replicate_0/level_1/reinit/metrics.json"))
+  subprocess.run([sys.executable, "-c", _SCRIPT, str(killed_dir)], check=True, env=env,
+                 capture_output=True)
+  whole = json.loads(next(whole_dir.glob("*/summary.json")).read_text())
+  resumed = json.loads(next(killed_dir.glob("*/summary.json")).read_text())
+  assert resumed == whole
+  assert not list(killed_dir.glob("**/checkpoint.npz"))
+  assert not list(killed_dir.glob("**/.tmp-*"))
