@@ -3,13 +3,35 @@
 tfmot 0.8 only accepts Keras 2 models, so every module in lth_tf imports
 `tf`, `keras` and `tfmot` from here and never from TensorFlow directly.
 """
+import contextlib
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
-import tensorflow_model_optimization as tfmot  # noqa: E402
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+  """Hides the native start-up lines TensorFlow prints at import (not errors raised later)."""
+  if os.environ.get("LTH_VERBOSE_IMPORT") == "1":
+    yield
+    return
+  sys.stderr.flush()
+  saved = os.dup(2)
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  try:
+    yield
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+
+
+with _quiet_native_stderr():
+  import tensorflow as tf  # noqa: E402
+  import tf_keras as keras  # noqa: E402
+  import tensorflow_model_optimization as tfmot  # noqa: E402
 
 __all__ = ["tf", "keras", "tfmot"]

@@ -5,6 +5,7 @@ from typing import Dict, List
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 from lth_tf import io  # noqa: E402
@@ -33,6 +34,10 @@ def accuracy_vs_weights(rows: List[Dict], path: str) -> str:
     err = [100 * p[1][1] for p in points]
     axis.errorbar(x, y, yerr=err, color=color, marker=marker, capsize=3, label=branch)
   axis.set_xscale("log")
+  ticks = sorted({round(100 * s["weights_remaining"][0], 1) for s in stats.values()})
+  axis.set_xticks(ticks)
+  axis.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+  axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   axis.invert_xaxis()
   axis.set_xlabel("weights remaining (%)")
   axis.set_ylabel("test accuracy at early stop (%)")
