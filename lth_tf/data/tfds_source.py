@@ -1,9 +1,21 @@
 """TensorFlow Datasets: any image-classification dataset by name, loaded whole into memory."""
 import os
 
+import numpy as np
+
 
 from lth_tf.data.base import RawData, as_labels, as_nhwc
 from lth_tf.errors import DataError
+
+
+def _to_numpy(dataset):
+  """Materialises an (image, label) dataset in memory, in order."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  images, labels = [], []
+  for x, y in tfds.as_numpy(dataset.batch(4096)):
+    images.append(x)
+    labels.append(y)
+  return np.concatenate(images), np.concatenate(labels)
 
 
 def read(name: str, data_dir: str) -> RawData:
@@ -13,8 +25,8 @@ def read(name: str, data_dir: str) -> RawData:
   try:
     builder = tfds.builder(name, data_dir=tfds_dir)
     builder.download_and_prepare()
-    train, test = tfds.as_numpy(builder.as_dataset(split=["train", "test"], as_supervised=True,
-                                                   batch_size=-1))
+    train, test = (_to_numpy(builder.as_dataset(split=split, as_supervised=True))
+                   for split in ("train", "test"))
   except Exception as error:  # network, registry and preparation errors all end here
     message = str(error).splitlines()[0] if str(error) else type(error).__name__
     raise DataError(f"could not load TFDS dataset {name!r} ({message}); install it offline with "
