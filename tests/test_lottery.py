@@ -212,3 +212,35 @@ def test_a_killed_run_resumes_to_the_same_summary(tmp_path):
   assert resumed == whole
   assert not list(killed_dir.glob("**/checkpoint.npz"))
   assert not list(killed_dir.glob("**/.tmp-*"))
+
+
+def test_ticket_round_trip_and_tamper_checks(rewound, tmp_path):
+  from lth_tf import models, pruning, tickets
+  from lth_tf.errors import TicketError
+  config, experiment, rows = rewound
+  path = tickets.save(experiment.layout.directory, 0, 2, str(tmp_path / "t"))
+  ticket = tickets.load(path)
+  saved_mask = Mask.from_dict(io.read_arrays(BranchFiles(experiment.layout.branch_dir(0, 2, "ticket")).mask))
+  assert ticket.mask == saved_mask
+  assert ticket.provenance["experiment_hash"] == experiment.layout.experiment_hash
+  assert ticket.metrics["level"] == 2
+  model = pruning.wrap_model(models.build(config.model, (28, 28, 1), 10, seed=7))
+  tickets.apply(ticket, model)
+  assert pruning.get_mask(model) == saved_mask
+  for name, value in pruning.prunable_weights(model).items():
+    np.testing.assert_array_equal(value, ticket.rewind_weights[name] * saved_mask[name])
+  wrong = pruning.wrap_model(models.build(config.model, (32, 32, 3), 10, seed=7))
+  with pytest.raises(TicketError, match="shape"):
+    tickets.apply(ticket, wrong)
+  arrays = tmp_path / "t" / "ticket.npz"
+  blob = arrays.read_bytes()
+  arrays.write_bytes(blob[:-10])
+  with pytest.raises(TicketError, match="checksum"):
+    tickets.load(path)
+  arrays.write_bytes(blob)
+  meta = json.loads((tmp_path / "t" / "ticket.json").read_text())
+  np.savez(arrays, payload=np.array([{"x": 1}], dtype=object))
+  meta["sha256"] = __import__("hashlib").sha256(arrays.read_bytes()).hexdigest()
+  (tmp_path / "t" / "ticket.json").write_text(json.dumps(meta))
+  with pytest.raises(TicketError):
+    tickets.load(path)

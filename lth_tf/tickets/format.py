@@ -1,0 +1,124 @@
+"""The saved-ticket format: data only (npz + JSON), checksummed, never unpickled.
+
+A ticket is a directory with two files:
+- `ticket.npz`: `mask/<weight>` bit-packed keep-bits (`numpy.packbits`) with `mask_shape/<weight>`,
+  and `rewind/<weight>` the weights the ticket starts from (θk, unmasked), for every weight of
+  the model, batch-norm statistics included.
+- `ticket.json`: the experiment config, the level's metrics, provenance (experiment hash, code
+  version, replicate, level), and the SHA-256 of `ticket.npz`.
+"""
+import dataclasses
+import hashlib
+import os
+from typing import Any, Dict
+
+import numpy as np
+
+from lth_tf import __version__, io
+from lth_tf.config import ExperimentConfig
+from lth_tf.errors import ConfigError, TicketError
+from lth_tf.lottery import BranchFiles, ExperimentLayout
+from lth_tf.pruning import Mask
+
+FORMAT_VERSION = 1
+ARRAYS, METADATA = "ticket.npz", "ticket.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Ticket:
+  """A loaded ticket: what to train (mask, start weights) and where it came from."""
+  mask: Mask
+  rewind_weights: Dict[str, np.ndarray]
+  config: ExperimentConfig
+  metrics: Dict[str, Any]
+  provenance: Dict[str, Any]
+
+
+def _sha256(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as handle:
+    for block in iter(lambda: handle.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def save(experiment_dir: str, replicate: int, level: int, out_dir: str) -> str:
+  """Saves level `level` of replicate `replicate` of a finished experiment as a ticket."""
+  config_path = os.path.join(experiment_dir, "config.json")
+  if not os.path.exists(config_path):
+    raise TicketError(f"{experiment_dir} is not an experiment directory (no config.json)")
+  resolved = io.read_json(config_path)
+  experiment_hash = resolved.pop("experiment_hash", "")
+  config = ExperimentConfig.from_dict(resolved)
+  layout = ExperimentLayout(os.path.dirname(os.path.abspath(experiment_dir)),
+                            os.path.basename(os.path.abspath(experiment_dir)))
+  files = BranchFiles(layout.branch_dir(replicate, level, "ticket"))
+  if not files.is_finished():
+    raise TicketError(f"replicate {replicate} level {level} of {experiment_dir} is not finished")
+  mask = Mask.from_dict(io.read_arrays(files.mask))
+  rewind = io.read_arrays(layout.rewind_file(replicate))
+  arrays = {}
+  for name in mask:
+    arrays[f"mask/{name}"] = np.packbits(mask[name].reshape(-1))
+    arrays[f"mask_shape/{name}"] = np.array(mask[name].shape, np.int64)
+  for key, value in rewind.items():
+    if key.startswith("w/"):
+      arrays[f"rewind/{key[2:]}"] = value
+  os.makedirs(out_dir, exist_ok=True)
+  arrays_path = os.path.join(out_dir, ARRAYS)
+  io.write_arrays(arrays_path, arrays)
+  io.write_json(os.path.join(out_dir, METADATA), {
+      "format_version": FORMAT_VERSION,
+      "config": config.to_dict(),
+      "metrics": io.read_json(files.metrics),
+      "provenance": {"experiment_hash": experiment_hash or config.experiment_hash(),
+                     "code_version": __version__, "replicate": replicate, "level": level},
+      "weights_remaining": mask.weights_remaining(),
+      "sha256": _sha256(arrays_path),
+  })
+  return out_dir
+
+
+def load(path: str) -> Ticket:
+  """Reads and verifies a ticket directory; any corruption or mismatch is a `TicketError`."""
+  meta_path, arrays_path = os.path.join(path, METADATA), os.path.join(path, ARRAYS)
+  for required in (meta_path, arrays_path):
+    if not os.path.isfile(required):
+      raise TicketError(f"{path} is not a ticket: {os.path.basename(required)} is missing")
+  try:
+    meta = io.read_json(meta_path)
+  except ValueError as error:
+    raise TicketError(f"{meta_path}: not valid JSON ({error})") from None
+  if meta.get("format_version") != FORMAT_VERSION:
+    raise TicketError(f"{path}: unsupported ticket format {meta.get('format_version')!r}")
+  if _sha256(arrays_path) != meta.get("sha256"):
+    raise TicketError(f"{path}: checksum mismatch: {ARRAYS} was modified or truncated")
+  arrays = io.read_arrays(arrays_path)
+  masks = {}
+  for key, packed in arrays.items():
+    if key.startswith("mask/"):
+      name = key[len("mask/"):]
+      shape = tuple(int(d) for d in arrays.get(f"mask_shape/{name}", ()))
+      size = int(np.prod(shape)) if shape else -1
+      if size < 0 or packed.dtype != np.uint8 or packed.size != (size + 7) // 8:
+        raise TicketError(f"{path}: mask {name!r} does not match its recorded shape")
+      masks[name] = np.unpackbits(packed)[:size].reshape(shape).astype(bool)
+  try:
+    config = ExperimentConfig.from_dict(meta["config"])
+  except (ConfigError, KeyError, TypeError) as error:
+    raise TicketError(f"{path}: invalid config in {METADATA} ({error})") from None
+  rewind = {k[len("rewind/"):]: v for k, v in arrays.items() if k.startswith("rewind/")}
+  return Ticket(Mask.from_dict(masks), rewind, config, meta.get("metrics", {}),
+                meta.get("provenance", {}))
+
+
+def apply(ticket: Ticket, model) -> None:
+  """Loads the ticket into a wrapped model: rewind weights, then the frozen mask.
+
+  Raises:
+    TicketError: the ticket's weights or mask do not fit the model.
+  """
+  from lth_tf import pruning, training  # pylint: disable=import-outside-toplevel
+  ticket.mask.check_fits(pruning.prunable_shapes(model))
+  training.set_weights(model, ticket.rewind_weights)
+  pruning.set_mask(model, ticket.mask)
