@@ -10,7 +10,7 @@ from typing import Callable, List
 from absl import app
 
 from lth_tf import flags as lth_flags
-from lth_tf.errors import UserError
+from lth_tf.errors import TrainingDiverged, UserError
 from lth_tf.registry import Registry
 
 USAGE_EXIT = 2
@@ -100,6 +100,9 @@ def _main(argv: List[str]) -> None:
     sys.exit(command(argv[2:]))
   except UserError as error:
     _fail(str(error))
+  except TrainingDiverged as error:
+    print(f"lth: training diverged: {error}", file=sys.stderr)
+    sys.exit(1)
 
 
 def main() -> None:

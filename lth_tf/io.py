@@ -3,12 +3,42 @@ import contextlib
 import errno
 import json
 import os
+import signal
 import tempfile
 from typing import Any, Dict, Iterator, Mapping
 
 import numpy as np
 
 from lth_tf.errors import TicketError, UserError
+
+
+TEMP_PREFIX = ".tmp-"
+_FAULT_ENV = "LTH_FAULT_KILL_AT"
+_fault_hits: Dict[str, int] = {}
+
+
+def fault_point(label: str) -> None:
+  """Fault injection for tests: `LTH_FAULT_KILL_AT=label@n` SIGKILLs this process at the n-th hit."""
+  spec = os.environ.get(_FAULT_ENV)
+  if not spec:
+    return
+  target, _, count = spec.rpartition("@")
+  if target != label:
+    return
+  _fault_hits[label] = _fault_hits.get(label, 0) + 1
+  if _fault_hits[label] == int(count):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def remove_temporary_files(directory: str) -> int:
+  """Removes temporary files left by a killed writer under `directory`; returns how many."""
+  removed = 0
+  for parent, _, names in os.walk(directory):
+    for name in names:
+      if name.startswith(TEMP_PREFIX):
+        os.remove(os.path.join(parent, name))
+        removed += 1
+  return removed
 
 
 @contextlib.contextmanager
@@ -19,13 +49,14 @@ def atomic_path(path: str) -> Iterator[str]:
   """
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=os.path.basename(path))
   os.close(fd)
   try:
     yield tmp
     with open(tmp, "rb+") as handle:
       os.fsync(handle.fileno())
     os.chmod(tmp, 0o644)
+    fault_point(f"write:{os.path.basename(path)}")
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):

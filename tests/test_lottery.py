@@ -156,14 +156,52 @@ def test_one_shot_prunes_the_dense_network_to_each_density(tmp_path):
 
 
 def test_mask_that_does_not_fit_is_an_error_before_training(tmp_path):
+  from lth_tf.errors import TicketError
   config = _config(tmp_path, levels=1, reinit=False, random_prune=False)
-  experiment = LotteryExperiment(config, log=lambda line: None)
-  layout = experiment.layout
+  layout = ExperimentLayout.for_config(config)
   bad = {"fc1/kernel": np.ones((3, 3), bool)}
   io.write_arrays(BranchFiles(layout.branch_dir(0, 1, "ticket")).mask, bad)
-  from lth_tf.errors import TicketError
   with pytest.raises(TicketError, match="does not fit"):
+    LotteryExperiment(config, log=lambda line: None)
+  assert not os.path.exists(layout.config_file)
+  assert not os.path.exists(layout.branch_dir(0, 0, "ticket"))
+
+
+def test_a_diverging_branch_stops_the_run_with_its_error_recorded(tmp_path):
+  from lth_tf.errors import TrainingDiverged
+  config = _config(tmp_path, levels=0)
+  config = dataclasses.replace(config, training=dataclasses.replace(
+      config.training, optimizer="sgd", learning_rate=1e12))
+  experiment = LotteryExperiment(config, log=lambda line: None)
+  with pytest.raises(TrainingDiverged, match="level 0 ticket"):
     experiment.run()
+  files = BranchFiles(experiment.layout.branch_dir(0, 0, "ticket"))
+  assert "NaN or Inf" in io.read_json(files.error)["error"]
+  assert not files.is_finished()
+  summary = experiment.layout.summary_file
+  assert not os.path.exists(summary) or io.read_json(summary) == []
+
+
+def test_a_live_lock_refuses_and_a_stale_lock_is_taken_over(tmp_path):
+  from lth_tf.errors import UserError
+  config = _config(tmp_path, levels=0)
+  config = dataclasses.replace(config, training=dataclasses.replace(config.training, iterations=20))
+  experiment = LotteryExperiment(config, log=lambda line: None)
+  lock = os.path.join(experiment.layout.directory, ".lock")
+  os.makedirs(experiment.layout.directory)
+  sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+  try:
+    with open(lock, "w") as handle:
+      handle.write(str(sleeper.pid))
+    with pytest.raises(UserError, match="in use by another lth process"):
+      experiment.run()
+    assert not os.path.exists(experiment.layout.config_file)
+  finally:
+    sleeper.kill()
+    sleeper.wait()
+  # The owner is gone: the lock is stale and the run proceeds.
+  rows = experiment.run()
+  assert len(rows) == 1 and not os.path.exists(lock)
 
 
 def test_rewind_beyond_training_is_rejected(tmp_path):
@@ -177,41 +215,66 @@ from lth_tf.config import *
 from lth_tf.lottery import LotteryExperiment
 config = ExperimentConfig(
     dataset=DatasetConfig(name="synthetic", validation_size=500),
-    training=TrainingConfig(iterations=400, eval_every=20, batch_size=50),
-    pruning=PruningConfig(levels=2, fc_rate=0.5, output_rate=0.2, reinit=True),
+    training=TrainingConfig(iterations=80, eval_every=20, batch_size=50),
+    pruning=PruningConfig(levels=2, fc_rate=0.5, output_rate=0.2, reinit=True, rewind_iteration=30),
     runtime=RuntimeConfig(root_dir=sys.argv[1], data_dir=sys.argv[1], progress=False))
 LotteryExperiment(config, log=lambda line: print(line, flush=True)).run()
 """
+_ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 
-def test_a_killed_run_resumes_to_the_same_summary(tmp_path):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  whole_dir, killed_dir = tmp_path / "whole", tmp_path / "killed"
-  subprocess.run([sys.executable, "-c", _SCRIPT, str(whole_dir)], check=True, env=env,
-                 capture_output=True)
-  process = subprocess.Popen([sys.executable, "-c", _SCRIPT, str(killed_dir)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-  # Kill mid-level: after level 1's ticket finished, a checkpoint of the next branch exists.
-  for line in process.stdout:
-    if "level  1 ticket" in line:
-      break
-  import time
-  deadline = time.time() + 60
-  while time.time() < deadline:
-    if list(killed_dir.glob("*/replicate_0/level_1/reinit/checkpoint.npz")):
-      break
-    time.sleep(0.02)
-  process.kill()
-  process.wait()
-  assert list(killed_dir.glob("*/replicate_0/level_1/reinit/checkpoint.npz")), "not killed mid-level"
-  assert not list(killed_dir.glob("*/replicate_0/level_1/reinit/metrics.json"))
-  subprocess.run([sys.executable, "-c", _SCRIPT, str(killed_dir)], check=True, env=env,
-                 capture_output=True)
-  whole = json.loads(next(whole_dir.glob("*/summary.json")).read_text())
-  resumed = json.loads(next(killed_dir.glob("*/summary.json")).read_text())
-  assert resumed == whole
-  assert not list(killed_dir.glob("**/checkpoint.npz"))
-  assert not list(killed_dir.glob("**/.tmp-*"))
+def _run_script(root, **env):
+  return subprocess.run([sys.executable, "-c", _SCRIPT, str(root)], env=dict(_ENV, **env),
+                        capture_output=True, text=True)
+
+
+def _artifacts(root):
+  """summary.json and every mask of an experiment, as comparable values."""
+  (experiment,) = [p for p in root.iterdir() if p.is_dir()]
+  summary = json.loads((experiment / "summary.json").read_text())
+  masks = {str(p.relative_to(experiment)): Mask.from_dict(io.read_arrays(str(p)))
+           for p in sorted(experiment.glob("**/mask.npz"))}
+  return summary, masks
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+  root = tmp_path_factory.mktemp("whole")
+  assert _run_script(root).returncode == 0
+  return _artifacts(root)
+
+
+@pytest.mark.parametrize("kill_at", [
+    "train@3",                      # mid-training of level 0, before θk is captured
+    "train@9",                      # mid-training of a pruned level
+    "write:rewind_point.npz@1",     # while θk is being written
+    "write:checkpoint.npz@4",       # while a checkpoint is being written
+    "write:mask.npz@2",             # while a level's mask is being written
+    "write:summary.json@2",         # while summary.json is being written
+    "write:metrics.json@3",         # while a branch's final metrics are being written
+])
+def test_sigkill_at_any_moment_then_rerun_equals_an_uninterrupted_run(tmp_path, uninterrupted,
+                                                                     kill_at):
+  killed = _run_script(tmp_path, LTH_FAULT_KILL_AT=kill_at)
+  assert killed.returncode == -9, killed.stderr  # it really was killed
+  # Whatever is visible under a final name is complete.
+  for path in tmp_path.glob("**/*.json"):
+    if not path.name.startswith(io.TEMP_PREFIX):
+      json.loads(path.read_text())
+  for path in tmp_path.glob("**/*.npz"):
+    if not path.name.startswith(io.TEMP_PREFIX):
+      io.read_arrays(str(path))
+  resumed = _run_script(tmp_path)
+  assert resumed.returncode == 0, resumed.stderr
+  assert _artifacts(tmp_path) == uninterrupted
+  assert not list(tmp_path.glob("**/checkpoint.npz"))
+  assert not list(tmp_path.glob(f"**/{io.TEMP_PREFIX}*"))
+  assert not list(tmp_path.glob("**/.lock"))
+
+
+def test_same_config_and_seed_give_bit_identical_results(tmp_path, uninterrupted):
+  assert _run_script(tmp_path).returncode == 0
+  assert _artifacts(tmp_path) == uninterrupted
 
 
 def test_ticket_round_trip_and_tamper_checks(rewound, tmp_path):

@@ -58,6 +58,7 @@ class BranchFiles:
   curve_csv = property(lambda self: self._path("curve.csv"))
   metrics = property(lambda self: self._path("metrics.json"))
   tensorboard = property(lambda self: self._path("tensorboard"))
+  error = property(lambda self: self._path("error.json"))
 
   def is_finished(self) -> bool:
     """A branch is finished once its metrics exist: they are written last."""

@@ -100,16 +100,36 @@ class LotteryExperiment:
     self.strategy = distribute.make_strategy(config.runtime.strategy)
     self.writes = distribute.is_chief(self.strategy)
     self.branches = enabled_branches(config)
-    models.MODELS.get(config.model.name)
     pruning.STRATEGIES.get(config.pruning.strategy)
     self.data = data_lib.load(config.dataset, config.runtime.data_dir)
+    self._preflight()
+
+  def _preflight(self) -> None:
+    """Everything that can be checked before any file is written or any step is trained."""
+    if self.config.training.batch_size > len(self.data.y_train):
+      raise UserError(f"batch_size {self.config.training.batch_size} exceeds the "
+                      f"{len(self.data.y_train)} training examples")
+    with self.strategy.scope():
+      model = pruning.wrap_model(models.build(
+          self.config.model, self.data.input_shape, self.data.num_classes, seed=0))
+    kinds = pruning.layer_kinds(model)
+    global_layers(self.config, kinds)
+    shapes = pruning.prunable_shapes(model)
+    for seed in self.config.runtime.seeds:
+      for level in range(1, self.config.pruning.levels + 1):
+        for branch in self.branches:
+          saved = BranchFiles(self.layout.branch_dir(seed, level, branch)).mask
+          if os.path.exists(saved):
+            pruning.Mask.from_dict(io.read_arrays(saved)).check_fits(shapes)
+    _check_writable(self.config.runtime.root_dir)
 
   def run(self) -> List[Dict]:
     """Trains what is not finished yet and returns the summary rows."""
     if self.config.runtime.deterministic:
       tf.config.experimental.enable_op_determinism()
-    _check_writable(self.config.runtime.root_dir)
     with io.DirectoryLock(self.layout.directory):
+      if self.writes:
+        io.remove_temporary_files(self.layout.directory)
       self._write_config()
       for seed in self.config.runtime.seeds:
         self._run_replicate(seed)
@@ -229,8 +249,10 @@ class LotteryExperiment:
       result = replicate.trainer.fit(start, curve, boundaries, on_boundary, description=label)
     except TrainingDiverged as error:
       if self.writes:
-        io.write_json(os.path.join(files.directory, "error.json"), {"error": str(error)})
-      raise
+        io.write_json(files.error, {"error": str(error), "replicate": seed, "level": level,
+                                    "branch": branch})
+      raise TrainingDiverged(f"replicate {seed} level {level} {branch}: {error} "
+                             f"(recorded in {files.error})") from None
     elapsed = time.time() - started
     if self.writes:
       self._write_results(replicate, files, result, seed, level, branch, plan.mask, elapsed)

@@ -15,6 +15,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 
 import numpy as np
 
+from lth_tf import io
 from lth_tf.compat import keras, tf
 from lth_tf.config import RuntimeConfig, TrainingConfig
 from lth_tf.data import Splits
@@ -218,6 +219,7 @@ class Trainer:
       if not bool(finite):
         raise TrainingDiverged(
             f"the training loss became NaN or Inf between iterations {current} and {stop}")
+      io.fault_point("train")
       loss_sum += float(chunk_loss)
       loss_steps += stop - current
       current = stop
