@@ -70,17 +70,25 @@ def _data(args: List[str]) -> int:
 
 @COMMANDS.register("tickets")
 def _tickets(args: List[str]) -> int:
-  """`lth tickets save`: saves a finished level as a ticket (npz + JSON)."""
+  """`lth tickets save|show|list`: save a finished level as a ticket, describe one, list shipped ones."""
   from lth_tf import tickets  # pylint: disable=import-outside-toplevel
-  values = lth_flags.command_values("experiment_dir", "level", "replicate", "out")
-  if args != ["save"] or None in values.values():
-    raise UserError("usage: lth tickets save --experiment_dir=DIR --level=L [--replicate=S] "
-                    "--out=DIR")
-  path = tickets.save(values["experiment_dir"], values["replicate"], values["level"], values["out"])
-  ticket = tickets.load(path)
-  print(f"saved ticket {path}: {100 * ticket.mask.weights_remaining():.2f}% weights remaining, "
-        f"test accuracy {100 * ticket.metrics['early_stop_test_accuracy']:.2f}% at early stop")
-  return 0
+  action = args[0] if args else ""
+  if action == "save" and len(args) == 1:
+    values = lth_flags.command_values("experiment_dir", "level", "replicate", "out")
+    if None in values.values():
+      raise UserError("usage: lth tickets save --experiment_dir=DIR --level=L [--replicate=S] --out=DIR")
+    path = tickets.save(values["experiment_dir"], values["replicate"], values["level"], values["out"])
+    print(tickets.describe(tickets.load(path), path))
+    return 0
+  if action == "show" and len(args) == 2:
+    print(tickets.describe(tickets.load(tickets.resolve(args[1])), args[1]))
+    return 0
+  if action == "list" and len(args) == 1:
+    for name, ticket in tickets.shipped():
+      print(f"{name:<40} {tickets.one_line(ticket)}")
+    return 0
+  raise UserError("usage: lth tickets save --experiment_dir=DIR --level=L --out=DIR | "
+                  "lth tickets show NAME_OR_PATH | lth tickets list")
 
 
 def _parse(argv: List[str]) -> List[str]:

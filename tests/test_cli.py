@@ -95,3 +95,99 @@ def test_every_preset_parses_to_a_valid_config():
                             env=ENV, cwd=ROOT)
     assert result.returncode == 0, (name, result.stderr)
   assert config_lib  # imported for its side-effect free validation above
+
+
+@pytest.fixture(scope="module")
+def ticket_dir(tmp_path_factory):
+  """A real ticket saved from a tiny finished experiment."""
+  from lth_tf import tickets
+  from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
+                             TrainingConfig)
+  from lth_tf.lottery import LotteryExperiment
+  root = tmp_path_factory.mktemp("ticket")
+  config = ExperimentConfig(
+      dataset=DatasetConfig(name="synthetic", validation_size=500),
+      training=TrainingConfig(iterations=40, eval_every=20),
+      pruning=PruningConfig(levels=1, fc_rate=0.5),
+      runtime=RuntimeConfig(root_dir=str(root / "runs"), data_dir=str(root), progress=False))
+  experiment = LotteryExperiment(config, log=lambda line: None)
+  experiment.run()
+  return tickets.save(experiment.layout.directory, 0, 1, str(root / "ticket"))
+
+
+def _copy_ticket(source, target):
+  import shutil
+  shutil.copytree(source, target)
+  return target
+
+
+def _truncate(path):
+  path.write_bytes(path.read_bytes()[:-50])
+
+
+def _tamper(path):
+  blob = bytearray(path.read_bytes())
+  blob[len(blob) // 2] ^= 0xFF
+  path.write_bytes(bytes(blob))
+
+
+def _pickle_payload(ticket):
+  import hashlib
+  arrays = ticket / "ticket.npz"
+  np_module = __import__("numpy")
+  np_module.savez(arrays, rewind=np_module.array([{"evil": 1}], dtype=object))
+  meta = json.loads((ticket / "ticket.json").read_text())
+  meta["sha256"] = hashlib.sha256(arrays.read_bytes()).hexdigest()
+  (ticket / "ticket.json").write_text(json.dumps(meta))
+
+
+def _malformed_json(ticket):
+  (ticket / "ticket.json").write_text("{not json")
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda t: _truncate(t / "ticket.npz"), "checksum"),
+    (lambda t: _tamper(t / "ticket.npz"), "checksum"),
+    (_pickle_payload, "refused|not a readable|corrupt"),
+    (_malformed_json, "not valid JSON"),
+    (lambda t: (t / "ticket.npz").unlink(), "ticket.npz is missing"),
+])
+def test_damaged_tickets_are_refused(tmp_path, ticket_dir, damage, message):
+  import re
+  ticket = _copy_ticket(ticket_dir, tmp_path / "copy")
+  healthy = lth("tickets", "show", str(ticket))
+  assert healthy.returncode == 0 and "weights remaining" in healthy.stdout
+  damage(ticket)
+  result = lth("tickets", "show", str(ticket))
+  assert result.returncode == 2 and "Traceback" not in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1
+  assert re.search(message, result.stderr), result.stderr
+
+
+def test_unknown_ticket_name(tmp_path):
+  result = lth("tickets", "show", "no_such_ticket")
+  assert result.returncode == 2 and "no ticket named" in result.stderr
+
+
+@pytest.mark.parametrize("layout,message", [
+    ("file_as_root", "not a directory"),
+    ("file_in_path", "not a directory"),
+])
+def test_output_directory_problems(tmp_path, layout, message):
+  blocker = tmp_path / "blocker"
+  blocker.write_text("a file, not a directory")
+  root = blocker if layout == "file_as_root" else blocker / "runs"
+  result = lth("train", *FAST, f"--root_dir={root}", f"--data_dir={tmp_path}")
+  assert result.returncode == 2 and message in result.stderr, result.stderr
+  assert blocker.read_text() == "a file, not a directory"
+
+
+def test_bad_input_leaves_existing_results_untouched(tmp_path):
+  root = tmp_path / "runs"
+  assert lth("train", *FAST, f"--root_dir={root}", f"--data_dir={tmp_path}").returncode == 0
+  before = {p: p.stat().st_mtime_ns for p in root.glob("**/*")}
+  result = lth("train", *FAST, "--batch_size=0", f"--root_dir={root}", f"--data_dir={tmp_path}")
+  assert result.returncode == 2
+  result = lth("train", *FAST, "--batch_size=100000", f"--root_dir={root}", f"--data_dir={tmp_path}")
+  assert result.returncode == 2 and "exceeds" in result.stderr
+  assert {p: p.stat().st_mtime_ns for p in root.glob("**/*")} == before

@@ -336,5 +336,7 @@ def _check_writable(root: str) -> None:
   parent = root if os.path.isdir(root) else os.path.dirname(os.path.abspath(root))
   while not os.path.exists(parent):
     parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise UserError(f"root_dir {root} cannot be created: {parent} is not a directory")
   if not os.access(parent, os.W_OK):
     raise UserError(f"root_dir {root} is not writable")

@@ -122,3 +122,45 @@ def apply(ticket: Ticket, model) -> None:
   ticket.mask.check_fits(pruning.prunable_shapes(model))
   training.set_weights(model, ticket.rewind_weights)
   pruning.set_mask(model, ticket.mask)
+
+
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__)))), "saved_tickets")
+
+
+def resolve(name_or_path: str) -> str:
+  """A ticket directory from a path, or from the name of a ticket in `saved_tickets/`."""
+  if os.path.isdir(name_or_path):
+    return name_or_path
+  shipped = os.path.join(SHIPPED_DIR, name_or_path)
+  if os.path.isdir(shipped):
+    return shipped
+  raise TicketError(f"no ticket named or at {name_or_path!r}")
+
+
+def shipped():
+  """(name, ticket) for every ticket in `saved_tickets/`, sorted by name."""
+  if not os.path.isdir(SHIPPED_DIR):
+    return []
+  return [(name, load(os.path.join(SHIPPED_DIR, name))) for name in sorted(os.listdir(SHIPPED_DIR))
+          if os.path.isfile(os.path.join(SHIPPED_DIR, name, METADATA))]
+
+
+def one_line(ticket: Ticket) -> str:
+  return (f"{ticket.config.model.name} on {ticket.config.dataset.name}: "
+          f"{100 * ticket.mask.weights_remaining():.2f}% weights remaining, "
+          f"{100 * ticket.metrics.get('early_stop_test_accuracy', float('nan')):.2f}% test accuracy")
+
+
+def describe(ticket: Ticket, where: str) -> str:
+  """A multi-line description: what, how good, where from, per-layer density."""
+  lines = [f"ticket {where}", f"  {one_line(ticket)}",
+           f"  experiment {ticket.provenance.get('experiment_hash')} replicate "
+           f"{ticket.provenance.get('replicate')} level {ticket.provenance.get('level')}, "
+           f"code version {ticket.provenance.get('code_version')}",
+           f"  rewind iteration {ticket.config.pruning.rewind_iteration}, "
+           f"trained {ticket.config.training.iterations} iterations with "
+           f"{ticket.config.training.optimizer} lr {ticket.config.training.learning_rate}"]
+  for name, density in ticket.mask.layer_densities().items():
+    lines.append(f"  {name:<30} {100 * density:6.2f}% of {ticket.mask[name].size:,}")
+  return "\n".join(lines)
