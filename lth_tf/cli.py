@@ -24,7 +24,7 @@ def _fail(message: str) -> None:
 
 @COMMANDS.register("train")
 def _train(args: List[str]) -> int:
-  """Trains one dense network (level 0) and prints its metrics."""
+  """Trains one network (level 0: dense, or a saved ticket with --ticket) and prints its metrics."""
   config = lth_flags.config_from_flags()
   config = config.replace(pruning=dataclasses.replace(
       config.pruning, levels=0, reinit=False, random_prune=False))

@@ -95,6 +95,8 @@ class PruningConfig:
     rewind_optimizer: `restore` the optimizer state captured at k, or start a `fresh` one.
     reinit: also train the random re-initialisation control at every level.
     random_prune: also train the random-pruning control at every level.
+    ticket_sha256: checksum of a saved ticket that level 0 starts from (its mask and weights,
+      at `rewind_iteration`) instead of the dense network; set from `--ticket`.
   """
   strategy: str = "magnitude"
   scope: str = "layerwise"
@@ -109,6 +111,7 @@ class PruningConfig:
   rewind_optimizer: str = "restore"
   reinit: bool = False
   random_prune: bool = False
+  ticket_sha256: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +126,7 @@ class RuntimeConfig:
     eval_batch_size: batch size of evaluation.
     progress: show a progress bar.
     deterministic: enable TensorFlow op determinism.
+    ticket: a saved ticket (directory or name in `saved_tickets/`) to start level 0 from.
   """
   root_dir: str = "runs"
   data_dir: str = "data"
@@ -131,6 +135,7 @@ class RuntimeConfig:
   eval_batch_size: int = 2000
   progress: bool = True
   deterministic: bool = True
+  ticket: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

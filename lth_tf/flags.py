@@ -99,7 +99,18 @@ def config_from_flags() -> config_lib.ExperimentConfig:
         value = tuple(_parse_int(v, flag_name(part, field.name)) for v in value)
       values[field.name] = value
     parts[part] = cls(**values)
-  return config_lib.ExperimentConfig(**parts)
+  config = config_lib.ExperimentConfig(**parts)
+  return _with_ticket(config) if config.runtime.ticket else config
+
+
+def _with_ticket(config: config_lib.ExperimentConfig) -> config_lib.ExperimentConfig:
+  """Binds `--ticket` into the science: its checksum, and by default its rewind iteration."""
+  from lth_tf import tickets  # pylint: disable=import-outside-toplevel
+  ticket = tickets.load(tickets.resolve(config.runtime.ticket))
+  changes = {"ticket_sha256": ticket.sha256}
+  if not FLAGS["rewind_iteration"].present:
+    changes["rewind_iteration"] = ticket.config.pruning.rewind_iteration
+  return config.replace(pruning=dataclasses.replace(config.pruning, **changes))
 
 
 def _parse_int(text: str, name: str) -> int:

@@ -191,3 +191,30 @@ def test_bad_input_leaves_existing_results_untouched(tmp_path):
   result = lth("train", *FAST, "--batch_size=100000", f"--root_dir={root}", f"--data_dir={tmp_path}")
   assert result.returncode == 2 and "exceeds" in result.stderr
   assert {p: p.stat().st_mtime_ns for p in root.glob("**/*")} == before
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--model=conv2"], "does not fit the model"),             # wrong model
+    (["--dataset=synthetic_cifar"], "the model needs"),         # wrong shapes
+])
+def test_a_ticket_that_does_not_fit_is_refused_before_training(tmp_path, ticket_dir, flags, message):
+  root = tmp_path / "runs"
+  result = lth("train", *FAST, f"--ticket={ticket_dir}", *flags, f"--root_dir={root}",
+               f"--data_dir={tmp_path}")
+  assert result.returncode == 2 and message in result.stderr, result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1
+  assert not root.exists()
+
+
+def test_training_a_saved_ticket(tmp_path, ticket_dir):
+  from lth_tf import tickets
+  root = tmp_path / "runs"
+  result = lth("train", *FAST, f"--ticket={ticket_dir}", f"--root_dir={root}",
+               f"--data_dir={tmp_path}")
+  assert result.returncode == 0, result.stderr
+  (experiment,) = list(root.iterdir())
+  summary = json.loads((experiment / "summary.json").read_text())
+  ticket = tickets.load(str(ticket_dir))
+  assert summary[0]["weights_remaining"] == pytest.approx(ticket.mask.weights_remaining())
+  config = json.loads((experiment / "config.json").read_text())
+  assert config["pruning"]["ticket_sha256"] == ticket.sha256

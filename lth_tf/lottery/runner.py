@@ -101,6 +101,7 @@ class LotteryExperiment:
     self.writes = distribute.is_chief(self.strategy)
     self.branches = enabled_branches(config)
     pruning.STRATEGIES.get(config.pruning.strategy)
+    self.ticket = _load_ticket(config)
     self.data = data_lib.load(config.dataset, config.runtime.data_dir)
     self._preflight()
 
@@ -114,6 +115,9 @@ class LotteryExperiment:
           self.config.model, self.data.input_shape, self.data.num_classes, seed=0))
     kinds = pruning.layer_kinds(model)
     global_layers(self.config, kinds)
+    if self.ticket is not None:
+      from lth_tf import tickets  # pylint: disable=import-outside-toplevel
+      tickets.apply(self.ticket, model)
     shapes = pruning.prunable_shapes(model)
     for seed in self.config.runtime.seeds:
       for level in range(1, self.config.pruning.levels + 1):
@@ -182,8 +186,16 @@ class LotteryExperiment:
         state.update(optimizers.get_state(replicate.trainer.optimizer))
         io.write_arrays(rewind_file, state)
 
-    dense = BranchPlan(dense_mask, replicate.initial_weights, None)
-    self._run_branch(replicate, seed, 0, "ticket", dense, 0, capture_rewind, boundaries=(k,))
+    if self.ticket is None:
+      first = BranchPlan(dense_mask, replicate.initial_weights, None)
+      first_iteration = 0
+    else:
+      # Level 0 is the saved ticket: its mask and weights, from iteration k, fresh optimizer.
+      dense_mask = self.ticket.mask
+      first = BranchPlan(self.ticket.mask, self.ticket.rewind_weights, None)
+      first_iteration = k
+    self._run_branch(replicate, seed, 0, "ticket", first, first_iteration, capture_rewind,
+                     boundaries=(k,))
     rewind = io.read_arrays(rewind_file)
     rewind_weights = {n[2:]: v for n, v in rewind.items() if n.startswith("w/")}
     rewind_optimizer = {n: v for n, v in rewind.items() if n.startswith("optimizer/")}
@@ -328,6 +340,20 @@ def _write_tensorboard(directory: str, curve) -> None:
         if key != "iteration" and value is not None:
           tf.summary.scalar(key, value, step=int(row["iteration"]))
   writer.close()
+
+
+def _load_ticket(config: ExperimentConfig):
+  """The saved ticket level 0 starts from, verified against the config's checksum; or None."""
+  if not config.runtime.ticket:
+    if config.pruning.ticket_sha256:
+      raise UserError("ticket_sha256 is set but no --ticket is given")
+    return None
+  from lth_tf import tickets  # pylint: disable=import-outside-toplevel
+  ticket = tickets.load(tickets.resolve(config.runtime.ticket))
+  if config.pruning.ticket_sha256 and config.pruning.ticket_sha256 != ticket.sha256:
+    raise UserError(f"ticket {config.runtime.ticket} does not have checksum "
+                    f"{config.pruning.ticket_sha256}")
+  return ticket
 
 
 def _check_writable(root: str) -> None:

@@ -32,6 +32,7 @@ class Ticket:
   config: ExperimentConfig
   metrics: Dict[str, Any]
   provenance: Dict[str, Any]
+  sha256: str = ""
 
 
 def _sha256(path: str) -> str:
@@ -109,7 +110,7 @@ def load(path: str) -> Ticket:
     raise TicketError(f"{path}: invalid config in {METADATA} ({error})") from None
   rewind = {k[len("rewind/"):]: v for k, v in arrays.items() if k.startswith("rewind/")}
   return Ticket(Mask.from_dict(masks), rewind, config, meta.get("metrics", {}),
-                meta.get("provenance", {}))
+                meta.get("provenance", {}), meta["sha256"])
 
 
 def apply(ticket: Ticket, model) -> None:
