@@ -133,7 +133,8 @@ class Trainer:
       idx = indices[step * batch:(step + 1) * batch]
       x = tf.gather(self._x_train, idx)
       y = tf.gather(self._y_train, idx)
-      self.optimizer.learning_rate.assign(self.schedule(self.iteration))
+      if not self.schedule.is_constant:
+        self.optimizer.learning_rate.assign(self.schedule(self.iteration))
       loss, grads = self.gradients(x, y)
       self.optimizer.apply_gradients(zip(grads, variables))
       for variable, mask in zip(variables, self._masks):

@@ -17,6 +17,11 @@ class LotterySchedule(keras.optimizers.schedules.LearningRateSchedule):
     self.decay_steps = tuple(int(s) for s in decay_steps)
     self.decay_factor = float(decay_factor)
 
+  @property
+  def is_constant(self) -> bool:
+    """True when the rate never changes (the optimizer's own rate can then stay as set)."""
+    return self.warmup_iterations == 0 and not self.decay_steps
+
   def __call__(self, step):
     step = tf.cast(step, tf.float32)
     rate = tf.constant(self.base_rate, tf.float32)
