@@ -8,6 +8,7 @@ import sys
 from typing import Callable, List
 
 from absl import app
+from absl import logging as absl_logging
 
 from lth_tf import flags as lth_flags
 from lth_tf.errors import TrainingDiverged, UserError
@@ -77,7 +78,8 @@ def _tickets(args: List[str]) -> int:
     values = lth_flags.command_values("experiment_dir", "level", "replicate", "out")
     if None in values.values():
       raise UserError("usage: lth tickets save --experiment_dir=DIR --level=L [--replicate=S] --out=DIR")
-    path = tickets.save(values["experiment_dir"], values["replicate"], values["level"], values["out"])
+    path = tickets.save(values["experiment_dir"], values["replicate"], values["level"], values["out"],
+                        lth_flags.command_values("data_dir")["data_dir"])
     print(tickets.describe(tickets.load(path), path))
     return 0
   if action == "show" and len(args) == 2:
@@ -91,6 +93,25 @@ def _tickets(args: List[str]) -> int:
                   "lth tickets show NAME_OR_PATH | lth tickets list")
 
 
+@COMMANDS.register("export")
+def _export(args: List[str]) -> int:
+  """`lth export --ticket=T --formats=saved_model,tflite --quantize=none|float16|int8 --out=DIR`."""
+  from lth_tf.export import ship  # pylint: disable=import-outside-toplevel
+  values = lth_flags.command_values("ticket", "formats", "quantize", "out", "data_dir",
+                                    "latency_runs")
+  if args or not values["ticket"] or not values["out"]:
+    raise UserError("usage: lth export --ticket=NAME_OR_PATH --out=DIR [--formats=saved_model,tflite] "
+                    "[--quantize=none|float16|int8]")
+  results = ship.ship(values["ticket"], values["formats"], values["quantize"], values["out"],
+                      values["data_dir"], values["latency_runs"])
+  print(ship.table(results))
+  print(f"\nwritten to {values['out']}")
+  if results["failures"]:
+    print("lth: export parity failed: " + "; ".join(results["failures"]), file=sys.stderr)
+    return 1
+  return 0
+
+
 def _parse(argv: List[str]) -> List[str]:
   try:
     return lth_flags.parse(argv)
@@ -100,6 +121,7 @@ def _parse(argv: List[str]) -> List[str]:
 
 
 def _main(argv: List[str]) -> None:
+  absl_logging.set_verbosity(absl_logging.WARNING)
   if len(argv) < 2:
     _fail(f"usage: lth <{'|'.join(COMMANDS.names())}> [--flagfile=FILE] [--flag=value ...]; "
           "--helpfull lists every flag")

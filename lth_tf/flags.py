@@ -80,7 +80,10 @@ def define_command_flags() -> None:
   flags.DEFINE_string("experiment_dir", None, "[tickets save] a finished experiment directory")
   flags.DEFINE_integer("level", None, "[tickets save] the level to save as a ticket")
   flags.DEFINE_integer("replicate", 0, "[tickets save] the replicate (seed) to save")
-  flags.DEFINE_string("out", None, "[tickets save] output directory of the ticket")
+  flags.DEFINE_string("out", None, "[tickets save, export] output directory")
+  flags.DEFINE_list("formats", ["saved_model", "tflite"], "[export] saved_model and/or tflite")
+  flags.DEFINE_string("quantize", "none", "[export] TFLite weights: none, float16 or int8")
+  flags.DEFINE_integer("latency_runs", 200, "[export] timed interpreter runs per model and thread count")
 
 
 def command_values(*names: str) -> Dict[str, object]:

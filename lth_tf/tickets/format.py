@@ -2,15 +2,16 @@
 
 A ticket is a directory with two files:
 - `ticket.npz`: `mask/<weight>` bit-packed keep-bits (`numpy.packbits`) with `mask_shape/<weight>`,
-  and `rewind/<weight>` the weights the ticket starts from (θk, unmasked), for every weight of
-  the model, batch-norm statistics included.
+  `rewind/<weight>` the weights the ticket starts from (θk, unmasked) and `trained/<weight>` the
+  weights it reached when trained, for every weight of the model, batch-norm statistics included.
 - `ticket.json`: the experiment config, the level's metrics, provenance (experiment hash, code
-  version, replicate, level), and the SHA-256 of `ticket.npz`.
+  version, replicate, level), the model's input shape, class count and input normalisation, and
+  the SHA-256 of `ticket.npz`.
 """
 import dataclasses
 import hashlib
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
@@ -33,6 +34,11 @@ class Ticket:
   metrics: Dict[str, Any]
   provenance: Dict[str, Any]
   sha256: str = ""
+  trained_weights: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  input_shape: Tuple[int, ...] = ()
+  num_classes: int = 0
+  mean: Tuple[float, ...] = ()
+  std: Tuple[float, ...] = ()
 
 
 def _sha256(path: str) -> str:
@@ -43,8 +49,11 @@ def _sha256(path: str) -> str:
   return digest.hexdigest()
 
 
-def save(experiment_dir: str, replicate: int, level: int, out_dir: str) -> str:
-  """Saves level `level` of replicate `replicate` of a finished experiment as a ticket."""
+def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir: str = "data") -> str:
+  """Saves level `level` of replicate `replicate` of a finished experiment as a ticket.
+
+  The dataset is read (from `data_dir`) to record the model's input shape and normalisation.
+  """
   config_path = os.path.join(experiment_dir, "config.json")
   if not os.path.exists(config_path):
     raise TicketError(f"{experiment_dir} is not an experiment directory (no config.json)")
@@ -65,6 +74,10 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str) -> str:
   for key, value in rewind.items():
     if key.startswith("w/"):
       arrays[f"rewind/{key[2:]}"] = value
+  for key, value in io.read_arrays(files.final_weights).items():
+    arrays[f"trained/{key}"] = value
+  from lth_tf import data as data_lib  # pylint: disable=import-outside-toplevel
+  splits = data_lib.load(config.dataset, data_dir)
   os.makedirs(out_dir, exist_ok=True)
   arrays_path = os.path.join(out_dir, ARRAYS)
   io.write_arrays(arrays_path, arrays)
@@ -75,6 +88,10 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str) -> str:
       "provenance": {"experiment_hash": experiment_hash or config.experiment_hash(),
                      "code_version": __version__, "replicate": replicate, "level": level},
       "weights_remaining": mask.weights_remaining(),
+      "input_shape": list(splits.input_shape),
+      "num_classes": splits.num_classes,
+      "normalization": {"mean": [float(v) for v in splits.mean],
+                        "std": [float(v) for v in splits.std]},
       "sha256": _sha256(arrays_path),
   })
   return out_dir
@@ -109,20 +126,35 @@ def load(path: str) -> Ticket:
   except (ConfigError, KeyError, TypeError) as error:
     raise TicketError(f"{path}: invalid config in {METADATA} ({error})") from None
   rewind = {k[len("rewind/"):]: v for k, v in arrays.items() if k.startswith("rewind/")}
+  trained = {k[len("trained/"):]: v for k, v in arrays.items() if k.startswith("trained/")}
+  norm = meta.get("normalization", {})
   return Ticket(Mask.from_dict(masks), rewind, config, meta.get("metrics", {}),
-                meta.get("provenance", {}), meta["sha256"])
+                meta.get("provenance", {}), meta["sha256"], trained,
+                tuple(meta.get("input_shape", ())), int(meta.get("num_classes", 0)),
+                tuple(norm.get("mean", ())), tuple(norm.get("std", ())))
 
 
-def apply(ticket: Ticket, model) -> None:
-  """Loads the ticket into a wrapped model: rewind weights, then the frozen mask.
+def apply(ticket: Ticket, model, trained: bool = False) -> None:
+  """Loads the ticket into a wrapped model: its rewind (or trained) weights, then the frozen mask.
 
   Raises:
     TicketError: the ticket's weights or mask do not fit the model.
   """
   from lth_tf import pruning, training  # pylint: disable=import-outside-toplevel
   ticket.mask.check_fits(pruning.prunable_shapes(model))
-  training.set_weights(model, ticket.rewind_weights)
+  training.set_weights(model, ticket.trained_weights if trained else ticket.rewind_weights)
   pruning.set_mask(model, ticket.mask)
+
+
+def build_model(ticket: Ticket, trained: bool = False):
+  """The ticket's model (wrapped with frozen masks), its rewind or trained weights applied."""
+  from lth_tf import models, pruning  # pylint: disable=import-outside-toplevel
+  if not ticket.input_shape or not ticket.num_classes:
+    raise TicketError("the ticket does not record its input shape and class count")
+  model = pruning.wrap_model(models.build(ticket.config.model, ticket.input_shape,
+                                          ticket.num_classes, seed=0))
+  apply(ticket, model, trained=trained)
+  return model
 
 
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(

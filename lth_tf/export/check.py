@@ -1,0 +1,99 @@
+"""Parity, size and latency of exported models, measured in a fresh process (`python -m lth_tf.export.check`).
+
+Reads `reference.npz` (raw test images, labels and the Keras model's logits) from the export
+directory and writes `check.json`: for every exported model its top-1 agreement with Keras,
+its accuracy, its file size raw and gzipped, and its median latency at batch 1 on the LiteRT
+interpreter with 1 and 2 threads.
+"""
+import argparse
+import glob
+import gzip
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def _tflite_logits(path: str, images: np.ndarray, threads: int = 2) -> np.ndarray:
+  from ai_edge_litert.interpreter import Interpreter, OpResolverType  # pylint: disable=import-outside-toplevel
+  interpreter = Interpreter(
+      model_path=path, num_threads=threads,
+      experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+  inp = interpreter.get_input_details()[0]
+  out = interpreter.get_output_details()[0]
+  interpreter.resize_tensor_input(inp["index"], [len(images), *images.shape[1:]])
+  interpreter.allocate_tensors()
+  interpreter.set_tensor(inp["index"], images.astype(np.float32))
+  interpreter.invoke()
+  return np.array(interpreter.get_tensor(out["index"]))
+
+
+def _latency_ms(path: str, image: np.ndarray, threads: int, runs: int) -> float:
+  from ai_edge_litert.interpreter import Interpreter, OpResolverType  # pylint: disable=import-outside-toplevel
+  interpreter = Interpreter(
+      model_path=path, num_threads=threads,
+      experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+  interpreter.allocate_tensors()
+  index = interpreter.get_input_details()[0]["index"]
+  interpreter.set_tensor(index, image[None].astype(np.float32))
+  for _ in range(20):
+    interpreter.invoke()
+  times = []
+  for _ in range(runs):
+    start = time.perf_counter()
+    interpreter.invoke()
+    times.append(time.perf_counter() - start)
+  return 1000 * statistics.median(times)
+
+
+def _sizes(path: str):
+  if os.path.isdir(path):
+    files = [f for f in glob.glob(os.path.join(path, "**"), recursive=True) if os.path.isfile(f)]
+    blob = b"".join(open(f, "rb").read() for f in sorted(files))
+  else:
+    blob = open(path, "rb").read()
+  return len(blob), len(gzip.compress(blob, 9))
+
+
+def check(directory: str, runs: int = 200) -> dict:
+  reference = np.load(os.path.join(directory, "reference.npz"), allow_pickle=False)
+  images, labels, keras_top1 = reference["images"], reference["labels"], reference["logits"].argmax(1)
+  results = {"examples": int(len(labels)),
+             "keras_accuracy": float((keras_top1 == labels).mean()), "models": {}}
+  paths = sorted(glob.glob(os.path.join(directory, "*.tflite")))
+  if os.path.isdir(os.path.join(directory, "saved_model")):
+    paths.append(os.path.join(directory, "saved_model"))
+  for path in paths:
+    name = os.path.basename(path)
+    if name == "saved_model":
+      import tensorflow as tf  # pylint: disable=import-outside-toplevel
+      serve = tf.saved_model.load(path).signatures["serving_default"]
+      logits = np.concatenate([serve(pixels=tf.constant(images[i:i + 1000].astype(np.float32)))
+                               ["logits"].numpy() for i in range(0, len(images), 1000)])
+      latency = {}
+    else:
+      logits = _tflite_logits(path, images)
+      latency = {f"latency_ms_{t}_threads": _latency_ms(path, images[0], t, runs) for t in (1, 2)}
+    top1 = logits.argmax(1)
+    raw, zipped = _sizes(path)
+    results["models"][name] = {
+        "agreement_with_keras": float((top1 == keras_top1).mean()),
+        "accuracy": float((top1 == labels).mean()),
+        "bytes": raw, "gzip_bytes": zipped, **latency}
+  return results
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--dir", required=True)
+  parser.add_argument("--runs", type=int, default=200)
+  args = parser.parse_args(argv)
+  from lth_tf import io  # pylint: disable=import-outside-toplevel
+  io.write_json(os.path.join(args.dir, "check.json"), check(args.dir, args.runs))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,88 @@
+"""Export formats (SavedModel, TFLite with sparse weights) and TFLite quantisation modes, as registries."""
+import os
+from typing import Callable, Dict, Iterable, List
+
+import numpy as np
+
+from lth_tf import io
+from lth_tf.compat import keras, tf
+from lth_tf.registry import Registry
+
+FORMATS: Registry[Callable] = Registry("export format")
+QUANTIZATIONS: Registry[Callable] = Registry("quantization")
+
+
+@QUANTIZATIONS.register("none")
+def _none(converter, representative: np.ndarray) -> None:
+  converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+
+
+@QUANTIZATIONS.register("float16")
+def _float16(converter, representative: np.ndarray) -> None:
+  converter.optimizations = [tf.lite.Optimize.DEFAULT, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+  converter.target_spec.supported_types = [tf.float16]
+
+
+@QUANTIZATIONS.register("int8")
+def _int8(converter, representative: np.ndarray) -> None:
+  converter.optimizations = [tf.lite.Optimize.DEFAULT, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+
+  def examples():
+    for image in representative:
+      yield [image[None].astype(np.float32)]
+  converter.representative_dataset = examples
+
+
+@QUANTIZATIONS.register("dense_float")
+def _dense_float(converter, representative: np.ndarray) -> None:
+  """The reference: no sparse encoding, no quantisation."""
+  converter.optimizations = []
+
+
+def tflite_bytes(model: keras.Model, quantize: str, representative: np.ndarray) -> bytes:
+  converter = tf.lite.TFLiteConverter.from_keras_model(model)
+  QUANTIZATIONS.get(quantize)(converter, representative)
+  return converter.convert()
+
+
+@FORMATS.register("tflite")
+def _tflite(model: keras.Model, out_dir: str, quantize: str, representative: np.ndarray) -> str:
+  path = os.path.join(out_dir, f"model_{quantize}.tflite")
+  blob = tflite_bytes(model, quantize, representative)
+  with io.atomic_path(path) as tmp:
+    with open(tmp, "wb") as handle:
+      handle.write(blob)
+  return path
+
+
+@FORMATS.register("saved_model")
+def _saved_model(model: keras.Model, out_dir: str, quantize: str, representative: np.ndarray) -> str:
+  path = os.path.join(out_dir, "saved_model")
+  tmp = os.path.join(out_dir, io.TEMP_PREFIX + "saved_model")
+
+  @tf.function(input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32,
+                                               name="pixels")])
+  def serve(pixels):
+    logits = model(pixels, training=False)
+    return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
+
+  tf.saved_model.save(model, tmp, signatures={"serving_default": serve})
+  if os.path.exists(path):
+    import shutil  # pylint: disable=import-outside-toplevel
+    shutil.rmtree(path)
+  os.replace(tmp, path)
+  return path
+
+
+def export(model: keras.Model, out_dir: str, formats: Iterable[str], quantize: str,
+           representative: np.ndarray) -> Dict[str, str]:
+  """Writes each format; returns {format: path}."""
+  for name in formats:
+    FORMATS.get(name)
+  QUANTIZATIONS.get(quantize)
+  os.makedirs(out_dir, exist_ok=True)
+  return {name: FORMATS.get(name)(model, out_dir, quantize, representative) for name in formats}
+
+
+def parse_list(text: str) -> List[str]:
+  return [part.strip() for part in text.split(",") if part.strip()]

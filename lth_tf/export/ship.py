@@ -1,0 +1,118 @@
+"""`lth export`: a ticket's trained model to SavedModel/TFLite, checked in a fresh process, with a size table."""
+import os
+import shutil
+import subprocess
+import sys
+from typing import Dict, List
+
+import numpy as np
+
+from lth_tf import data as data_lib
+from lth_tf import io, pruning, tickets
+from lth_tf.errors import TicketError, UserError
+from lth_tf.export.formats import FORMATS, QUANTIZATIONS, export, tflite_bytes
+from lth_tf.export.inference import inference_model
+
+FLOAT_AGREEMENT = 0.999
+INT8_ACCURACY_POINTS = 0.5
+
+
+def raw_test_pixels(splits: data_lib.Splits) -> np.ndarray:
+  """The test images back in raw pixel scale [0, 255] (what a client feeds)."""
+  return (splits.x_test * splits.std + splits.mean) * np.float32(255.0)
+
+
+def ship(ticket_ref: str, formats: List[str], quantize: str, out_dir: str, data_dir: str,
+         latency_runs: int = 200) -> Dict:
+  """Exports, checks parity, measures size and latency; returns the check results."""
+  for name in formats:
+    FORMATS.get(name)
+  QUANTIZATIONS.get(quantize)
+  if os.path.exists(out_dir) and os.listdir(out_dir):
+    raise UserError(f"--out {out_dir} exists and is not empty")
+  ticket = tickets.load(tickets.resolve(ticket_ref))
+  if not ticket.trained_weights:
+    raise TicketError(f"{ticket_ref} holds no trained weights to export")
+  model = tickets.build_model(ticket, trained=True)
+  splits = data_lib.load(ticket.config.dataset, data_dir)
+  if tuple(splits.input_shape) != tuple(ticket.input_shape):
+    raise TicketError(f"the ticket expects inputs {ticket.input_shape}, the data has {splits.input_shape}")
+  client_model = inference_model(model, ticket.mean, ticket.std)
+  nonzero = sum(int(np.count_nonzero(w)) for _, w, _ in pruning.mask_pairs(model))
+  if nonzero > ticket.mask.num_remaining():
+    raise TicketError("the trained weights are not sparse under the ticket's mask")
+  images = raw_test_pixels(splits)
+  logits = client_model.predict(images, batch_size=2000, verbose=0)
+  rng = np.random.default_rng(0)
+  representative = (splits.x_train[rng.choice(len(splits.x_train), 200, replace=False)]
+                    * splits.std + splits.mean) * 255.0
+  staging = out_dir.rstrip("/") + ".partial"
+  shutil.rmtree(staging, ignore_errors=True)
+  export(client_model, staging, formats, quantize, representative)
+  dense_path = os.path.join(staging, "model_dense_float.tflite")
+  with io.atomic_path(dense_path) as tmp:
+    with open(tmp, "wb") as handle:
+      handle.write(tflite_bytes(client_model, "dense_float", representative))
+  io.write_arrays(os.path.join(staging, "reference.npz"),
+                  {"images": images, "labels": splits.y_test, "logits": logits})
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  subprocess.run([sys.executable, "-m", "lth_tf.export.check", f"--dir={staging}",
+                  f"--runs={latency_runs}"], check=True, env=env)
+  results = io.read_json(os.path.join(staging, "check.json"))
+  results["mask_nonzero_weights"] = ticket.mask.num_remaining()
+  results["exported_nonzero_kernel_weights"] = _saved_model_nonzero(staging, ticket)
+  results["weights_remaining"] = ticket.mask.weights_remaining()
+  results["failures"] = _failures(results, quantize)
+  io.write_json(os.path.join(staging, "check.json"), results)
+  io.write_text(os.path.join(staging, "size_latency.md"), table(results))
+  os.remove(os.path.join(staging, "reference.npz"))
+  if os.path.exists(out_dir):
+    os.rmdir(out_dir)
+  os.replace(staging, out_dir)
+  return results
+
+
+def _saved_model_nonzero(directory: str, ticket: tickets.Ticket) -> int:
+  """Non-zero entries of the exported prunable kernels, read back from the SavedModel."""
+  path = os.path.join(directory, "saved_model")
+  if not os.path.isdir(path):
+    return -1
+  from lth_tf.compat import tf  # pylint: disable=import-outside-toplevel
+  loaded = tf.saved_model.load(path)
+  shapes = {tuple(ticket.mask[name].shape) for name in ticket.mask}
+  return int(sum(np.count_nonzero(v.numpy()) for v in loaded.variables
+                 if "kernel" in v.name and tuple(v.shape) in shapes))
+
+
+def _failures(results: Dict, quantize: str) -> List[str]:
+  out = []
+  for name, model in results["models"].items():
+    if quantize == "int8" and "int8" in name:
+      gap = 100 * abs(model["accuracy"] - results["keras_accuracy"])
+      if gap > INT8_ACCURACY_POINTS:
+        out.append(f"{name}: accuracy {gap:.2f} points from Keras")
+    elif model["agreement_with_keras"] < FLOAT_AGREEMENT:
+      out.append(f"{name}: top-1 agreement {100 * model['agreement_with_keras']:.2f}%")
+  exported = results["exported_nonzero_kernel_weights"]
+  if exported != -1 and exported != results["mask_nonzero_weights"]:
+    out.append(f"exported kernels hold {exported} non-zero weights, the mask keeps "
+               f"{results['mask_nonzero_weights']}")
+  return out
+
+
+def table(results: Dict) -> str:
+  """Markdown table: one row per exported model."""
+  lines = ["| model | bytes | gzip bytes | vs dense float | top-1 agreement | accuracy | "
+           "latency 1 thread (ms) | latency 2 threads (ms) |", "|---|---|---|---|---|---|---|---|"]
+  dense = results["models"].get("model_dense_float.tflite", {}).get("bytes")
+  for name, m in sorted(results["models"].items()):
+    ratio = f"1/{dense / m['bytes']:.1f}" if dense else "-"
+    lat1 = f"{m['latency_ms_1_threads']:.3f}" if "latency_ms_1_threads" in m else "-"
+    lat2 = f"{m['latency_ms_2_threads']:.3f}" if "latency_ms_2_threads" in m else "-"
+    lines.append(f"| {name} | {m['bytes']:,} | {m['gzip_bytes']:,} | {ratio} | "
+                 f"{100 * m['agreement_with_keras']:.2f}% | {100 * m['accuracy']:.2f}% | {lat1} | {lat2} |")
+  lines.append(f"\nweights remaining {100 * results['weights_remaining']:.2f}%; mask keeps "
+               f"{results['mask_nonzero_weights']:,} prunable weights, exported kernels hold "
+               f"{results['exported_nonzero_kernel_weights']:,} non-zero; Keras accuracy "
+               f"{100 * results['keras_accuracy']:.2f}% on {results['examples']:,} test images.")
+  return "\n".join(lines)
