@@ -147,9 +147,12 @@ class LotteryExperiment:
     resolved = self.config.to_dict()
     resolved["experiment_hash"] = self.layout.experiment_hash
     if os.path.exists(self.layout.config_file):
+      # Fields added since that run take their defaults, exactly as in the hash.
       previous = io.read_json(self.layout.config_file)
+      previous.pop("experiment_hash", None)
+      previous = ExperimentConfig.from_dict(previous)
       for part in ExperimentConfig.SCIENTIFIC_PARTS:
-        if previous.get(part) != json.loads(json.dumps(resolved[part])):
+        if getattr(previous, part) != getattr(self.config, part):
           raise UserError(f"{self.layout.config_file} describes a different experiment ({part})")
     io.write_json(self.layout.config_file, resolved)
     if self.flags_text:
