@@ -73,7 +73,9 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir
     arrays[f"mask_shape/{name}"] = np.array(mask[name].shape, np.int64)
   for key, value in rewind.items():
     if key.startswith("w/"):
-      arrays[f"rewind/{key[2:]}"] = value
+      name = key[2:]
+      # Pruned entries never matter; storing them as zeros lets the archive compress them away.
+      arrays[f"rewind/{name}"] = value * mask[name] if name in mask else value
   for key, value in io.read_arrays(files.final_weights).items():
     arrays[f"trained/{key}"] = value
   from lth_tf import data as data_lib  # pylint: disable=import-outside-toplevel
