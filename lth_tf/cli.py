@@ -76,6 +76,7 @@ def _tickets(args: List[str]) -> int:
   action = args[0] if args else ""
   if action == "save" and len(args) == 1:
     values = lth_flags.command_values("experiment_dir", "level", "replicate", "out")
+    values["experiment_dir"] = (values["experiment_dir"] or [None])[0]
     if None in values.values():
       raise UserError("usage: lth tickets save --experiment_dir=DIR --level=L [--replicate=S] --out=DIR")
     path = tickets.save(values["experiment_dir"], values["replicate"], values["level"], values["out"],
@@ -109,6 +110,24 @@ def _export(args: List[str]) -> int:
   if results["failures"]:
     print("lth: export parity failed: " + "; ".join(results["failures"]), file=sys.stderr)
     return 1
+  return 0
+
+
+@COMMANDS.register("report")
+def _report(args: List[str]) -> int:
+  """`lth report --experiment_dir=DIR [--experiment_dir=DIR2 ...] --out=OUT [--curve_levels=0,7]`."""
+  from lth_tf.report import report  # pylint: disable=import-outside-toplevel
+  values = lth_flags.command_values("experiment_dir", "out", "curve_levels")
+  if args or not values["experiment_dir"] or not values["out"]:
+    raise UserError("usage: lth report --experiment_dir=DIR [--experiment_dir=DIR2 ...] --out=OUT")
+  try:
+    levels = [int(v) for v in values["curve_levels"]]
+  except ValueError:
+    raise UserError("--curve_levels takes a comma-separated list of integers") from None
+  written = report.build(values["experiment_dir"], values["out"], levels or None)
+  print(open(written["report.md"]).read())
+  for name, path in written.items():
+    print(f"{name}: {path}")
   return 0
 
 

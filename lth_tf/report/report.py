@@ -1,0 +1,107 @@
+"""`lth report`: report.md, a CSV table and the figures from one or more experiment directories."""
+import csv
+import io as _io
+import os
+from typing import Dict, List, Optional, Sequence
+
+from lth_tf import io
+from lth_tf.errors import UserError
+from lth_tf.lottery import BranchFiles, ExperimentLayout
+from lth_tf.report import plots, tables
+
+FIGURES = {
+    "accuracy_vs_weights.png": ("early_stop_test_accuracy", "test accuracy at early stop (%)", 100.0),
+    "early_stop_vs_weights.png": ("early_stop_iteration", "early-stop iteration", 1.0),
+}
+
+
+class Experiment:
+  """A finished (or partly finished) experiment directory, read-only."""
+
+  def __init__(self, directory: str):
+    self.directory = directory.rstrip("/")
+    summary = os.path.join(self.directory, "summary.json")
+    if not os.path.isfile(summary):
+      raise UserError(f"{directory} is not an experiment directory (no summary.json)")
+    try:
+      self.rows = io.read_json(summary)
+      self.config = io.read_json(os.path.join(self.directory, "config.json"))
+    except (OSError, ValueError) as error:
+      raise UserError(f"{directory}: unreadable experiment files ({error})") from None
+    self.layout = ExperimentLayout(os.path.dirname(os.path.abspath(self.directory)),
+                                   os.path.basename(os.path.abspath(self.directory)))
+
+  @property
+  def label(self) -> str:
+    p, t, m = self.config["pruning"], self.config["training"], self.config["model"]
+    return (f"{m['name']} {self.config['dataset']['name']} {p['mode']} "
+            f"k={p['rewind_iteration']} ({os.path.basename(self.directory)})")
+
+  def branch_json(self, replicate: int, level: int, branch: str, name: str):
+    files = BranchFiles(self.layout.branch_dir(replicate, level, branch))
+    path = getattr(files, name)
+    return io.read_json(path) if os.path.exists(path) else None
+
+
+def csv_text(experiments: Sequence[Experiment]) -> str:
+  """Every summary row of every experiment, one CSV line each."""
+  buffer = _io.StringIO()
+  fields = ["experiment", "replicate", "level", "branch", "weights_remaining",
+            "early_stop_iteration", "early_stop_test_accuracy", "final_test_accuracy",
+            "min_validation_loss"]
+  writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+  writer.writeheader()
+  for experiment in experiments:
+    for row in experiment.rows:
+      writer.writerow({"experiment": os.path.basename(experiment.directory), **row})
+  return buffer.getvalue()
+
+
+def density_table(experiment: Experiment) -> str:
+  """Per-layer weights remaining (%) of the ticket at every level (first replicate)."""
+  replicate = min(row["replicate"] for row in experiment.rows)
+  levels = sorted({row["level"] for row in experiment.rows if row["replicate"] == replicate})
+  per_level = {level: (experiment.branch_json(replicate, level, "ticket", "metrics") or {})
+               .get("weights_remaining_by_layer", {}) for level in levels}
+  layers = list(next((d for d in per_level.values() if d), {}))
+  lines = ["| level | " + " | ".join(layers) + " |", "|---" * (len(layers) + 1) + "|"]
+  for level in levels:
+    lines.append(f"| {level} | " + " | ".join(
+        f"{100 * per_level[level].get(name, float('nan')):.2f}" for name in layers) + " |")
+  return "\n".join(lines)
+
+
+def build(directories: Sequence[str], out_dir: str, curve_levels: Optional[List[int]] = None) -> Dict:
+  """Writes report.md, table.csv and the figures into `out_dir`; returns their paths."""
+  experiments = [Experiment(d) for d in directories]
+  os.makedirs(out_dir, exist_ok=True)
+  series = [(e.label, e.rows) for e in experiments]
+  written = {}
+  for name, (metric, ylabel, scale) in FIGURES.items():
+    written[name] = plots.metric_vs_weights(series, metric, ylabel, os.path.join(out_dir, name),
+                                            scale)
+  curves = {}
+  for experiment in experiments:
+    levels = sorted({r["level"] for r in experiment.rows})
+    chosen = curve_levels or sorted({levels[0], levels[len(levels) // 2], levels[-1]})
+    replicate = min(row["replicate"] for row in experiment.rows)
+    for level in chosen:
+      for branch in ("ticket", "reinit"):
+        curve = experiment.branch_json(replicate, level, branch, "curve_json")
+        if curve:
+          row = next(r for r in experiment.rows if r["level"] == level and r["branch"] == branch
+                     and r["replicate"] == replicate)
+          prefix = "" if len(experiments) == 1 else f"{os.path.basename(experiment.directory)} "
+          curves[f"{prefix}{branch} {100 * row['weights_remaining']:.1f}%"] = curve
+  written["learning_curves.png"] = plots.learning_curves(
+      curves, os.path.join(out_dir, "learning_curves.png"))
+  written["table.csv"] = os.path.join(out_dir, "table.csv")
+  io.write_text(written["table.csv"], csv_text(experiments))
+  sections = ["# Lottery-ticket report", ""]
+  for experiment in experiments:
+    sections += [f"## {experiment.label}", "", "```", tables.level_table(experiment.rows), "```", "",
+                 "Weights remaining per layer (%), ticket:", "", density_table(experiment), ""]
+  sections += ["## Figures", ""] + [f"![{name}]({name})" for name in written if name.endswith(".png")]
+  written["report.md"] = os.path.join(out_dir, "report.md")
+  io.write_text(written["report.md"], "\n".join(sections) + "\n")
+  return written

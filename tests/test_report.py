@@ -1,0 +1,71 @@
+"""`lth report` on a fabricated experiment: valid figures with content, tables equal to the summary."""
+import csv
+import os
+
+import numpy as np
+import pytest
+
+from lth_tf import io
+from lth_tf.config import ExperimentConfig
+from lth_tf.errors import UserError
+from lth_tf.lottery import BranchFiles, ExperimentLayout
+from lth_tf.report import report, tables
+
+
+def _fabricate(root, name, seeds=(0, 1), levels=4):
+  layout = ExperimentLayout(str(root), name)
+  rng = np.random.default_rng(len(name))
+  rows = []
+  for seed in seeds:
+    for level in range(levels + 1):
+      for branch in (("ticket",) if level == 0 else ("ticket", "reinit")):
+        remaining = 0.8 ** level
+        row = {"replicate": seed, "level": level, "branch": branch, "weights_remaining": remaining,
+               "early_stop_iteration": int(rng.integers(1, 50)) * 100,
+               "early_stop_test_accuracy": float(rng.uniform(0.8, 0.9)),
+               "final_test_accuracy": float(rng.uniform(0.8, 0.9)),
+               "min_validation_loss": float(rng.uniform(0.2, 0.4))}
+        rows.append(row)
+        files = BranchFiles(layout.branch_dir(seed, level, branch))
+        io.write_json(files.metrics, dict(row, weights_remaining_by_layer={
+            "fc1/kernel": remaining, "output/kernel": 0.9 ** level}))
+        io.write_json(files.curve_json, [
+            {"iteration": it, "test_accuracy": float(rng.uniform(0.5, 0.9))} for it in range(0, 1001, 250)])
+  io.write_json(layout.summary_file, rows)
+  io.write_json(layout.config_file, ExperimentConfig().to_dict())
+  return layout.directory, rows
+
+
+def _has_content(path):
+  import matplotlib.image
+  with open(path, "rb") as handle:
+    assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+  pixels = matplotlib.image.imread(path)
+  assert pixels.shape[0] > 200 and pixels.shape[1] > 200
+  colourful = np.abs(pixels[..., 0] - pixels[..., 2]) > 0.2  # lines are coloured, axes are grey
+  assert colourful.sum() > 500
+
+
+def test_report_files_figures_and_numbers(tmp_path):
+  first, rows_a = _fabricate(tmp_path / "runs", "aaaa")
+  second, rows_b = _fabricate(tmp_path / "runs", "bbbb", seeds=(3,))
+  written = report.build([first, second], str(tmp_path / "out"))
+  for name in ("accuracy_vs_weights.png", "early_stop_vs_weights.png", "learning_curves.png"):
+    _has_content(written[name])
+  with open(written["table.csv"]) as handle:
+    table = list(csv.DictReader(handle))
+  assert len(table) == len(rows_a) + len(rows_b)
+  for line, row in zip(table, rows_a + rows_b):
+    for key, value in row.items():
+      assert type(value)(line[key]) == value, key
+  text = open(written["report.md"]).read()
+  stats = tables.aggregate(rows_a)
+  mean, std, n = stats[(4, "reinit")]["early_stop_test_accuracy"]
+  assert n == 2
+  assert f"{100 * mean:.2f}±{100 * std:.2f}" in text
+  assert "| 4 | 40.96 | 65.61 |" in text  # per-layer density table
+
+
+def test_report_refuses_a_directory_without_summary(tmp_path):
+  with pytest.raises(UserError, match="no summary.json"):
+    report.build([str(tmp_path)], str(tmp_path / "out"))
