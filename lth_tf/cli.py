@@ -81,10 +81,10 @@ def _tickets(args: List[str]) -> int:
       raise UserError("usage: lth tickets save --experiment_dir=DIR --level=L [--replicate=S] --out=DIR")
     path = tickets.save(values["experiment_dir"], values["replicate"], values["level"], values["out"],
                         lth_flags.command_values("data_dir")["data_dir"])
-    print(tickets.describe(tickets.load(path), path))
+    print(tickets.describe(tickets.read(path), path))
     return 0
   if action == "show" and len(args) == 2:
-    print(tickets.describe(tickets.load(tickets.resolve(args[1])), args[1]))
+    print(tickets.describe(tickets.read(tickets.resolve(args[1])), args[1]))
     return 0
   if action == "list" and len(args) == 1:
     for name, ticket in tickets.shipped():

@@ -111,7 +111,7 @@ def config_from_flags() -> config_lib.ExperimentConfig:
 def _with_ticket(config: config_lib.ExperimentConfig) -> config_lib.ExperimentConfig:
   """Binds `--ticket` into the science: its checksum, and by default its rewind iteration."""
   from lth_tf import tickets  # pylint: disable=import-outside-toplevel
-  ticket = tickets.load(tickets.resolve(config.runtime.ticket))
+  ticket = tickets.read(tickets.resolve(config.runtime.ticket))
   changes = {"ticket_sha256": ticket.sha256}
   if not FLAGS["rewind_iteration"].present:
     changes["rewind_iteration"] = ticket.config.pruning.rewind_iteration

@@ -214,7 +214,7 @@ def test_training_a_saved_ticket(tmp_path, ticket_dir):
   assert result.returncode == 0, result.stderr
   (experiment,) = list(root.iterdir())
   summary = json.loads((experiment / "summary.json").read_text())
-  ticket = tickets.load(str(ticket_dir))
+  ticket = tickets.read(str(ticket_dir))
   assert summary[0]["weights_remaining"] == pytest.approx(ticket.mask.weights_remaining())
   config = json.loads((experiment / "config.json").read_text())
   assert config["pruning"]["ticket_sha256"] == ticket.sha256

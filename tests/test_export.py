@@ -34,7 +34,7 @@ def test_float_export_parity_zeros_and_sizes(ticket_path, tmp_path):
   assert set(models) == {"saved_model", "model_none.tflite", "model_dense_float.tflite"}
   for name, model in models.items():
     assert model["agreement_with_keras"] >= ship.FLOAT_AGREEMENT, name
-  ticket = tickets.load(ticket_path)
+  ticket = tickets.read(ticket_path)
   assert results["exported_nonzero_kernel_weights"] == ticket.mask.num_remaining()
   assert models["model_none.tflite"]["bytes"] < models["model_dense_float.tflite"]["bytes"] / 5
   assert models["model_none.tflite"]["latency_ms_1_threads"] > 0
@@ -48,7 +48,7 @@ def test_saved_model_takes_raw_pixels(ticket_path, tmp_path):
   from lth_tf.compat import tf
   out = tmp_path / "sm"
   ship.ship(ticket_path, ["saved_model"], "none", str(out), str(tmp_path), latency_runs=5)
-  ticket = tickets.load(ticket_path)
+  ticket = tickets.read(ticket_path)
   splits = data_lib.load(ticket.config.dataset, str(tmp_path))
   model = tickets.build_model(ticket, trained=True)
   expected = model(splits.x_test[:50], training=False).numpy()

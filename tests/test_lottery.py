@@ -282,7 +282,7 @@ def test_ticket_round_trip_and_tamper_checks(rewound, tmp_path):
   from lth_tf.errors import TicketError
   config, experiment, rows = rewound
   path = tickets.save(experiment.layout.directory, 0, 2, str(tmp_path / "t"))
-  ticket = tickets.load(path)
+  ticket = tickets.read(path)
   saved_mask = Mask.from_dict(io.read_arrays(BranchFiles(experiment.layout.branch_dir(0, 2, "ticket")).mask))
   assert ticket.mask == saved_mask
   assert ticket.provenance["experiment_hash"] == experiment.layout.experiment_hash
@@ -299,11 +299,24 @@ def test_ticket_round_trip_and_tamper_checks(rewound, tmp_path):
   blob = arrays.read_bytes()
   arrays.write_bytes(blob[:-10])
   with pytest.raises(TicketError, match="checksum"):
-    tickets.load(path)
+    tickets.read(path)
   arrays.write_bytes(blob)
   meta = json.loads((tmp_path / "t" / "ticket.json").read_text())
   np.savez(arrays, payload=np.array([{"x": 1}], dtype=object))
   meta["sha256"] = __import__("hashlib").sha256(arrays.read_bytes()).hexdigest()
   (tmp_path / "t" / "ticket.json").write_text(json.dumps(meta))
   with pytest.raises(TicketError):
-    tickets.load(path)
+    tickets.read(path)
+
+
+def test_tickets_load_returns_the_model_with_the_ticket_applied(rewound, tmp_path):
+  from lth_tf import pruning, tickets
+  config, experiment, rows = rewound
+  path = tickets.save(experiment.layout.directory, 0, 1, str(tmp_path / "t1"))
+  ticket = tickets.read(path)
+  model = tickets.load(path)
+  assert pruning.get_mask(model) == ticket.mask
+  trained = tickets.load(path, trained=True)
+  final = io.read_arrays(BranchFiles(experiment.layout.branch_dir(0, 1, "ticket")).final_weights)
+  for name, value in pruning.prunable_weights(trained).items():
+    np.testing.assert_array_equal(value, final[name])

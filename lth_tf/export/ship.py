@@ -30,7 +30,7 @@ def ship(ticket_ref: str, formats: List[str], quantize: str, out_dir: str, data_
   QUANTIZATIONS.get(quantize)
   if os.path.exists(out_dir) and os.listdir(out_dir):
     raise UserError(f"--out {out_dir} exists and is not empty")
-  ticket = tickets.load(tickets.resolve(ticket_ref))
+  ticket = tickets.read(tickets.resolve(ticket_ref))
   if not ticket.trained_weights:
     raise TicketError(f"{ticket_ref} holds no trained weights to export")
   model = tickets.build_model(ticket, trained=True)
@@ -102,15 +102,27 @@ def _failures(results: Dict, quantize: str) -> List[str]:
 
 def table(results: Dict) -> str:
   """Markdown table: one row per exported model."""
-  lines = ["| model | bytes | gzip bytes | vs dense float | top-1 agreement | accuracy | "
-           "latency 1 thread (ms) | latency 2 threads (ms) |", "|---|---|---|---|---|---|---|---|"]
-  dense = results["models"].get("model_dense_float.tflite", {}).get("bytes")
+  lines = ["| model | bytes | gzip bytes | size vs dense float | top-1 agreement | accuracy | "
+           "latency 1 thread (ms) | latency 2 threads (ms) | speed-up vs dense (1 thread) |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  dense = results["models"].get("model_dense_float.tflite", {})
+  slower = []
   for name, m in sorted(results["models"].items()):
-    ratio = f"1/{dense / m['bytes']:.1f}" if dense else "-"
-    lat1 = f"{m['latency_ms_1_threads']:.3f}" if "latency_ms_1_threads" in m else "-"
-    lat2 = f"{m['latency_ms_2_threads']:.3f}" if "latency_ms_2_threads" in m else "-"
+    ratio = f"1/{dense['bytes'] / m['bytes']:.1f}" if dense else "-"
+    lat1 = f"{m['latency_ms_1_threads']:.4f}" if "latency_ms_1_threads" in m else "-"
+    lat2 = f"{m['latency_ms_2_threads']:.4f}" if "latency_ms_2_threads" in m else "-"
+    speedup = "-"
+    if "latency_ms_1_threads" in m and "latency_ms_1_threads" in dense:
+      factor = dense["latency_ms_1_threads"] / m["latency_ms_1_threads"]
+      speedup = f"{factor:.2f}x"
+      if factor <= 1.0 and name != "model_dense_float.tflite":
+        slower.append(name)
     lines.append(f"| {name} | {m['bytes']:,} | {m['gzip_bytes']:,} | {ratio} | "
-                 f"{100 * m['agreement_with_keras']:.2f}% | {100 * m['accuracy']:.2f}% | {lat1} | {lat2} |")
+                 f"{100 * m['agreement_with_keras']:.2f}% | {100 * m['accuracy']:.2f}% | {lat1} | "
+                 f"{lat2} | {speedup} |")
+  if slower:
+    lines.append(f"\nNo speed-up from sparsity for {', '.join(slower)}: it is no faster than the "
+                 "dense float model on the interpreter's CPU kernels.")
   lines.append(f"\nweights remaining {100 * results['weights_remaining']:.2f}%; mask keeps "
                f"{results['mask_nonzero_weights']:,} prunable weights, exported kernels hold "
                f"{results['exported_nonzero_kernel_weights']:,} non-zero; Keras accuracy "

@@ -352,7 +352,7 @@ def _load_ticket(config: ExperimentConfig):
       raise UserError("ticket_sha256 is set but no --ticket is given")
     return None
   from lth_tf import tickets  # pylint: disable=import-outside-toplevel
-  ticket = tickets.load(tickets.resolve(config.runtime.ticket))
+  ticket = tickets.read(tickets.resolve(config.runtime.ticket))
   if config.pruning.ticket_sha256 and config.pruning.ticket_sha256 != ticket.sha256:
     raise UserError(f"ticket {config.runtime.ticket} does not have checksum "
                     f"{config.pruning.ticket_sha256}")

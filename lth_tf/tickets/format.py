@@ -99,7 +99,7 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir
   return out_dir
 
 
-def load(path: str) -> Ticket:
+def read(path: str) -> Ticket:
   """Reads and verifies a ticket directory; any corruption or mismatch is a `TicketError`."""
   meta_path, arrays_path = os.path.join(path, METADATA), os.path.join(path, ARRAYS)
   for required in (meta_path, arrays_path):
@@ -177,7 +177,7 @@ def shipped():
   """(name, ticket) for every ticket in `saved_tickets/`, sorted by name."""
   if not os.path.isdir(SHIPPED_DIR):
     return []
-  return [(name, load(os.path.join(SHIPPED_DIR, name))) for name in sorted(os.listdir(SHIPPED_DIR))
+  return [(name, read(os.path.join(SHIPPED_DIR, name))) for name in sorted(os.listdir(SHIPPED_DIR))
           if os.path.isfile(os.path.join(SHIPPED_DIR, name, METADATA))]
 
 
@@ -199,3 +199,17 @@ def describe(ticket: Ticket, where: str) -> str:
   for name, density in ticket.mask.layer_densities().items():
     lines.append(f"  {name:<30} {100 * density:6.2f}% of {ticket.mask[name].size:,}")
   return "\n".join(lines)
+
+
+def load(name_or_path: str, trained: bool = False):
+  """The model with the ticket applied: a shipped ticket's name or a ticket directory.
+
+  Args:
+    name_or_path: a ticket in `saved_tickets/` by name, or a ticket directory.
+    trained: False gives the ticket itself (mask ⊙ rewind weights, ready to train); True gives
+      the trained sparse network the ticket reached.
+
+  Returns:
+    A Keras model wrapped with frozen masks (strip with tfmot's `strip_pruning` to deploy).
+  """
+  return build_model(read(resolve(name_or_path)), trained=trained)
