@@ -12,6 +12,7 @@ setup(
         "tf-keras==2.21.0",
         "tensorflow-model-optimization==0.8.1",
         "tensorflow-datasets==4.9.10",
+        "importlib_resources>=6",  # TFDS needs it to download and prepare datasets
         "keras-tuner==1.4.8",
         "absl-py>=1.4,<3",
         "ai-edge-litert>=2.0",

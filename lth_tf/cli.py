@@ -57,13 +57,18 @@ def _run_experiment(config) -> int:
 def _data(args: List[str]) -> int:
   """`lth data install`: converts the offline dataset sources into the data directory."""
   if args != ["install"]:
-    raise UserError("usage: lth data install --data_dir=DIR --fashion_mnist_dir=DIR "
-                    "--cifar10_source=TGZ_OR_DIR")
-  from lth_tf.data import offline  # pylint: disable=import-outside-toplevel
-  values = lth_flags.command_values("fashion_mnist_source", "cifar10_source", "data_dir")
+    raise UserError("usage: lth data install --data_dir=DIR [--fashion_mnist_source=DIR] "
+                    "[--cifar10_source=TGZ_OR_DIR] [--tfds_datasets=NAME,...]")
+  from lth_tf.data import offline, tfds_source  # pylint: disable=import-outside-toplevel
+  values = lth_flags.command_values("fashion_mnist_source", "cifar10_source", "data_dir",
+                                    "tfds_datasets")
+  if not (values["fashion_mnist_source"] or values["cifar10_source"] or values["tfds_datasets"]):
+    raise UserError("lth data install: give --fashion_mnist_source, --cifar10_source or "
+                    "--tfds_datasets")
   written = offline.install(
       [n for n in ("fashion_mnist", "cifar10") if values[f"{n}_source"]], values["data_dir"],
       fashion_mnist_dir=values["fashion_mnist_source"], cifar10_source=values["cifar10_source"])
+  written += [tfds_source.prepare(name, values["data_dir"]) for name in values["tfds_datasets"]]
   for path in written:
     print(path)
   return 0

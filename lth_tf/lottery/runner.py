@@ -100,6 +100,7 @@ class LotteryExperiment:
     self.strategy = distribute.make_strategy(config.runtime.strategy)
     self.writes = distribute.is_chief(self.strategy)
     self.branches = enabled_branches(config)
+    models.MODELS.get(config.model.name)
     pruning.STRATEGIES.get(config.pruning.strategy)
     self.ticket = _load_ticket(config)
     self.data = data_lib.load(config.dataset, config.runtime.data_dir)
