@@ -3,6 +3,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import signal
 import tempfile
 from typing import Any, Dict, Iterator, Mapping
@@ -33,11 +34,15 @@ def fault_point(label: str) -> None:
 def remove_temporary_files(directory: str) -> int:
   """Removes temporary files left by a killed writer under `directory`; returns how many."""
   removed = 0
-  for parent, _, names in os.walk(directory):
+  for parent, folders, names in os.walk(directory):
     for name in names:
       if name.startswith(TEMP_PREFIX):
         os.remove(os.path.join(parent, name))
         removed += 1
+    for name in [f for f in folders if f.startswith(TEMP_PREFIX)]:
+      shutil.rmtree(os.path.join(parent, name))
+      folders.remove(name)
+      removed += 1
   return removed
 
 

@@ -115,3 +115,12 @@ def test_diverging_loss_is_an_error(data):
   trainer = Trainer(_model(data), data, training, RUNTIME, seed=0)
   with pytest.raises(TrainingDiverged, match="NaN or Inf"):
     trainer.fit(0)
+
+
+def test_the_first_step_after_rewinding_uses_the_schedules_rate_at_k(data):
+  training = TrainingConfig(iterations=41, eval_every=41, warmup_iterations=100)
+  trainer = Trainer(_model(data), data, training, RUNTIME, seed=0)
+  trainer.fit(40)  # one step, at iteration k = 40
+  assert float(trainer.optimizer.learning_rate.numpy()) == pytest.approx(
+      training.learning_rate * 41 / 100)
+  assert int(trainer.iteration.numpy()) == 41

@@ -10,6 +10,7 @@ import csv
 import io as _io
 import json
 import os
+import shutil
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -337,13 +338,18 @@ def _curve_csv(curve) -> str:
 
 
 def _write_tensorboard(directory: str, curve) -> None:
-  writer = tf.summary.create_file_writer(directory)
+  """Writes the curve as TensorBoard scalars into a temporary folder, then renames it into place."""
+  staging = os.path.join(os.path.dirname(directory), io.TEMP_PREFIX + os.path.basename(directory))
+  shutil.rmtree(staging, ignore_errors=True)
+  writer = tf.summary.create_file_writer(staging)
   with writer.as_default():
     for row in curve:
       for key, value in row.items():
         if key != "iteration" and value is not None:
           tf.summary.scalar(key, value, step=int(row["iteration"]))
   writer.close()
+  shutil.rmtree(directory, ignore_errors=True)
+  os.replace(staging, directory)
 
 
 def _load_ticket(config: ExperimentConfig):
