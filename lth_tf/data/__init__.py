@@ -4,20 +4,32 @@ Names: a registered dataset (`mnist`, `fashion_mnist`, `cifar10`, `cifar100`, `s
 `synthetic`, `synthetic_cifar`), `tfds:NAME` for any TFDS image-classification dataset, or
 `npz:PATH` for a local file in the Keras datasets layout. A registered TFDS dataset installed
 offline (`<data_dir>/<name>.npz`, written by `lth data install`) is read from there; otherwise
-TFDS loads it.
+TFDS loads it from `<data_dir>/tfds`.
 """
 import functools
 import os
+from typing import Callable, Optional, Tuple
 
 from lth_tf.config import DatasetConfig
 from lth_tf.data import npz, synthetic, tfds_source  # noqa: F401  (sources register themselves)
 from lth_tf.data.base import SOURCES, RawData, Splits, prepare
+from lth_tf.registry import Registry
 
 TFDS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "svhn_cropped")
 
+# `SCHEME:ARGUMENT` names: (argument, data_dir) -> RawData.
+SCHEMES: Registry[Callable[[str, str], RawData]] = Registry("dataset scheme")
+SCHEMES.add("npz", lambda path, data_dir: npz.read(path))
+SCHEMES.add("tfds", tfds_source.read)
+
+
+def installed_path(name: str, data_dir: str) -> str:
+  """Where `lth data install` puts the offline copy of dataset `name`."""
+  return os.path.join(data_dir, f"{name}.npz")
+
 
 def _installed_or_tfds(name: str, data_dir: str) -> RawData:
-  installed = os.path.join(data_dir, f"{name}.npz")
+  installed = installed_path(name, data_dir)
   if os.path.exists(installed):
     return npz.read(installed)
   return tfds_source.read(name, data_dir)
@@ -27,20 +39,69 @@ for _name in TFDS_DATASETS:
   SOURCES.add(_name, _installed_or_tfds)
 
 
+def _scheme(name: str) -> Tuple[Optional[str], str]:
+  scheme, sep, argument = name.partition(":")
+  return (scheme, argument) if sep and scheme in SCHEMES else (None, name)
+
+
 def read_raw(name: str, data_dir: str) -> RawData:
-  """The source's arrays for dataset `name`, before splitting and normalisation."""
-  if name.startswith("npz:"):
-    return npz.read(name[len("npz:"):])
-  if name.startswith("tfds:"):
-    return tfds_source.read(name[len("tfds:"):], data_dir)
+  """The source's arrays for dataset `name`, before splitting and normalisation.
+
+  Raises:
+    ConfigError: an unknown name (the message lists the registered ones).
+    DataError: the source is missing, unavailable or corrupt.
+  """
+  scheme, argument = _scheme(name)
+  if scheme is not None:
+    return SCHEMES.get(scheme)(argument, data_dir)
   return SOURCES.get(name)(name, data_dir)
 
 
+def _file_stamp(name: str, data_dir: str) -> Optional[Tuple[str, int, int]]:
+  """Identifies the file a name reads (path, size, mtime), so the cache sees it replaced."""
+  scheme, argument = _scheme(name)
+  if scheme == "npz":
+    path = argument
+  elif scheme is None and name in TFDS_DATASETS:
+    path = installed_path(name, data_dir)
+  else:
+    return None
+  try:
+    stat = os.stat(path)
+  except OSError:
+    return None
+  return os.path.abspath(path), stat.st_size, stat.st_mtime_ns
+
+
 @functools.lru_cache(maxsize=4)
-def load(config: DatasetConfig, data_dir: str) -> Splits:
-  """Loads, splits and normalises a dataset; errors are `DataError`/`ConfigError` before training."""
+def _load_cached(config: DatasetConfig, data_dir: str, stamp) -> Splits:
+  del stamp  # part of the cache key only
   return prepare(read_raw(config.name, data_dir), config)
 
 
+def load(config: DatasetConfig, data_dir: str) -> Splits:
+  """Loads, splits and normalises a dataset.
+
+  Results are cached (their arrays are read-only); a file replaced since is read again.
+
+  Args:
+    config: the dataset part of the experiment config.
+    data_dir: where offline datasets are installed and TFDS data lives.
+
+  Returns:
+    The splits.
+
+  Raises:
+    ConfigError: an unknown dataset name.
+    DataError: a missing, unavailable or corrupt source, or settings the data cannot satisfy;
+      raised before any training starts.
+  """
+  data_dir = os.path.abspath(data_dir)
+  return _load_cached(config, data_dir, _file_stamp(config.name, data_dir))
+
+
+load.cache_clear = _load_cached.cache_clear
+
 DATASETS = SOURCES
-__all__ = ["load", "read_raw", "Splits", "RawData", "DATASETS", "SOURCES", "TFDS_DATASETS"]
+__all__ = ["load", "read_raw", "installed_path", "Splits", "RawData", "DATASETS", "SOURCES",
+           "SCHEMES", "TFDS_DATASETS"]

@@ -8,10 +8,19 @@ from lth_tf.config import DatasetConfig
 from lth_tf.errors import DataError
 from lth_tf.registry import Registry
 
+# Examples converted to float64 at a time when computing statistics (bounds the extra memory).
+_STATS_CHUNK = 4096
+
 
 @dataclasses.dataclass(frozen=True)
 class RawData:
-  """A source's arrays before the pipeline: images NHWC in [0, 255], integer labels."""
+  """A source's arrays before the pipeline: images NHWC in [0, 255], integer labels.
+
+  Attributes:
+    x_train, x_test: images (N, H, W, C), uint8 or any numeric type with values in [0, 255].
+    y_train, y_test: labels (N,), non-negative integers below `num_classes`.
+    num_classes: the number of classes of the source.
+  """
   x_train: np.ndarray
   y_train: np.ndarray
   x_test: np.ndarray
@@ -23,7 +32,19 @@ class RawData:
 class Splits:
   """Normalised in-memory splits (x float32 NHWC, y int32) and the normalisation used.
 
-  The model input is `(raw_pixels / 255 - mean) / std`, per channel.
+  The model input is `(raw_pixels / 255 - mean) / std`, per channel; `mean` and `std` are in the
+  [0, 1] pixel scale so that an exported model can normalise raw pixels itself. The arrays are
+  read-only: `load` caches and shares them.
+
+  Attributes:
+    x_train, y_train: the training examples (after the hold-out and any subset).
+    x_val, y_val: the validation hold-out, taken from the source's training split.
+    x_test, y_test: the source's test split.
+    num_classes: classes after any class filter.
+    input_shape: (H, W, C).
+    mean, std: float32 per-channel statistics of the training split after the hold-out and
+      before any subset.
+    name: the dataset name as configured.
   """
   x_train: np.ndarray
   y_train: np.ndarray
@@ -43,20 +64,44 @@ SOURCES: Registry[Source] = Registry("dataset")
 
 
 def as_nhwc(images: np.ndarray, what: str) -> np.ndarray:
+  """Checks images and returns them as (N, H, W, C); grayscale (N, H, W) gains C = 1.
+
+  Args:
+    images: uint8 images, or any numeric type with values in [0, 255].
+    what: names the array in error messages.
+
+  Returns:
+    The images, not copied when already NHWC.
+
+  Raises:
+    DataError: wrong rank, channel count or dtype, or values outside [0, 255].
+  """
   images = np.asarray(images)
   if images.ndim == 3:
     images = images[..., None]
   if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
-    raise DataError(f"{what}: expected images of shape (N, H, W[, C]); got {images.shape}")
+    raise DataError(f"{what}: expected images of shape (N, H, W[, C]) with C in 1, 3, 4; "
+                    f"got {images.shape}")
   if images.dtype.kind not in "uif":
     raise DataError(f"{what}: images must be numeric; got dtype {images.dtype}")
+  if images.dtype != np.uint8 and images.size:
+    low, high = images.min(), images.max()
+    if not (np.isfinite(low) and np.isfinite(high) and 0 <= low and high <= 255):
+      raise DataError(f"{what}: pixel values must be in [0, 255]; got [{low}, {high}]")
   return images
 
 
 def as_labels(labels: np.ndarray, count: int, what: str) -> np.ndarray:
+  """Checks labels and returns them as int64 (N,); (N, 1) is accepted.
+
+  Raises:
+    DataError: not integers, negative, or not one label per image.
+  """
   labels = np.asarray(labels)
   if labels.dtype.kind not in "ui":
     raise DataError(f"{what}: labels must be integers; got dtype {labels.dtype}")
+  if labels.ndim > 1 and labels.size != len(labels):
+    raise DataError(f"{what}: labels must be one integer per image; got shape {labels.shape}")
   labels = labels.reshape(-1).astype(np.int64)
   if len(labels) != count:
     raise DataError(f"{what}: {count} images but {len(labels)} labels")
@@ -65,14 +110,58 @@ def as_labels(labels: np.ndarray, count: int, what: str) -> np.ndarray:
   return labels
 
 
-def _filter_classes(x, y, classes):
-  keep = np.isin(y, classes)
-  relabel = {c: i for i, c in enumerate(classes)}
-  return x[keep], np.array([relabel[v] for v in y[keep]], np.int64)
+def _check_config(config: DatasetConfig, num_classes: int) -> None:
+  if config.classes:
+    bad = [c for c in config.classes if not 0 <= c < num_classes]
+    if bad or len(set(config.classes)) != len(config.classes):
+      raise DataError(f"classes must be distinct labels in [0, {num_classes}); got {config.classes}")
+  if config.validation_size < 0:
+    raise DataError(f"validation_size must be >= 0; got {config.validation_size}")
+  if config.train_examples < 0 or config.train_examples_per_class < 0:
+    raise DataError("train_examples and train_examples_per_class must be >= 0")
+  if config.train_examples and config.train_examples_per_class:
+    raise DataError("give train_examples or train_examples_per_class, not both")
+
+
+def _filter_classes(x: np.ndarray, y: np.ndarray, classes: Tuple[int, ...], num_classes: int):
+  """Keeps the examples of `classes` and relabels them 0..n-1 in the order given."""
+  relabel = np.full(max(num_classes, int(y.max(initial=0)) + 1), -1, np.int64)
+  relabel[list(classes)] = np.arange(len(classes))
+  keep = np.flatnonzero(relabel[y] >= 0)
+  return x[keep], relabel[y[keep]]
+
+
+def _hold_out(count: int, config: DatasetConfig):
+  """Sorted (train, validation) indices: `validation_size` examples chosen by `split_seed`."""
+  if config.validation_size >= count:
+    raise DataError(f"validation_size={config.validation_size} leaves no training examples "
+                    f"(the training split has {count})")
+  order = np.random.default_rng([config.split_seed, 0]).permutation(count)
+  return np.sort(order[config.validation_size:]), np.sort(order[:config.validation_size])
+
+
+def channel_statistics(images: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+  """Per-channel mean and std of NHWC images in the [0, 1] pixel scale, as float32.
+
+  Accumulated in float64 a chunk of examples at a time, so that large uint8 datasets are never
+  copied whole.
+  """
+  channels = images.shape[-1]
+  total = np.zeros(channels, np.float64)
+  count = images.size // channels
+  for start in range(0, len(images), _STATS_CHUNK):
+    total += images[start:start + _STATS_CHUNK].reshape(-1, channels).sum(axis=0, dtype=np.float64)
+  mean = total / max(count, 1)
+  squares = np.zeros(channels, np.float64)
+  for start in range(0, len(images), _STATS_CHUNK):
+    centred = images[start:start + _STATS_CHUNK].reshape(-1, channels).astype(np.float64) - mean
+    squares += np.einsum("ij,ij->j", centred, centred)
+  std = np.sqrt(squares / max(count, 1))
+  return (mean / 255.0).astype(np.float32), np.maximum(std / 255.0, 1e-6).astype(np.float32)
 
 
 def _subset(y: np.ndarray, config: DatasetConfig, num_classes: int) -> np.ndarray:
-  """Indices of the training subset (sorted), seeded by `split_seed`."""
+  """Sorted indices of the training subset, chosen by `split_seed`."""
   rng = np.random.default_rng([config.split_seed, 1])
   if config.train_examples:
     if config.train_examples > len(y):
@@ -85,44 +174,69 @@ def _subset(y: np.ndarray, config: DatasetConfig, num_classes: int) -> np.ndarra
     members = np.flatnonzero(y == label)
     if len(members) < per_class:
       raise DataError(f"train_examples_per_class={per_class} but class {label} has only "
-                      f"{len(members)} training examples")
+                      f"{len(members)} training examples after the validation hold-out")
     chosen.append(rng.permutation(members)[:per_class])
   return np.sort(np.concatenate(chosen))
 
 
+def _normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+  out = x.astype(np.float32)  # a fresh array, normalised in place
+  out /= np.float32(255.0)
+  out -= mean
+  out /= std
+  out.setflags(write=False)
+  return out
+
+
+def _frozen(labels: np.ndarray) -> np.ndarray:
+  labels = labels.astype(np.int32)
+  labels.setflags(write=False)
+  return labels
+
+
 def prepare(raw: RawData, config: DatasetConfig) -> Splits:
-  """Class filter → validation hold-out → statistics → subset → normalisation."""
-  x_train, y_train = raw.x_train, raw.y_train
-  x_test, y_test = raw.x_test, raw.y_test
-  num_classes = raw.num_classes
+  """The pipeline: class filter, validation hold-out, statistics, subset, normalisation.
+
+  Args:
+    raw: the source's arrays; images (N, H, W) or (N, H, W, C) in [0, 255], integer labels.
+    config: `classes`, `validation_size`, `split_seed`, `train_examples` and
+      `train_examples_per_class` are used; `name` is recorded.
+
+  Returns:
+    The splits. Statistics come from the training split after the hold-out and before the
+    subset, so that runs at different data budgets share the same normalisation.
+
+  Raises:
+    DataError: inconsistent settings, or too few examples for them.
+  """
+  num_classes = int(raw.num_classes)
+  _check_config(config, num_classes)
+  x_train = as_nhwc(raw.x_train, f"{config.name} x_train")
+  x_test = as_nhwc(raw.x_test, f"{config.name} x_test")
+  if x_train.shape[1:] != x_test.shape[1:]:
+    raise DataError(f"{config.name}: train images {x_train.shape[1:]} and test images "
+                    f"{x_test.shape[1:]} differ in shape")
+  y_train = as_labels(raw.y_train, len(x_train), f"{config.name} y_train")
+  y_test = as_labels(raw.y_test, len(x_test), f"{config.name} y_test")
+  largest = max(y_train.max(initial=0), y_test.max(initial=0))
+  if largest >= num_classes:
+    raise DataError(f"{config.name}: label {largest} but the dataset has {num_classes} classes")
   if config.classes:
-    bad = [c for c in config.classes if not 0 <= c < num_classes]
-    if bad or len(set(config.classes)) != len(config.classes):
-      raise DataError(f"classes must be distinct labels in [0, {num_classes}); got {config.classes}")
-    x_train, y_train = _filter_classes(x_train, y_train, config.classes)
-    x_test, y_test = _filter_classes(x_test, y_test, config.classes)
+    x_train, y_train = _filter_classes(x_train, y_train, config.classes, num_classes)
+    x_test, y_test = _filter_classes(x_test, y_test, config.classes, num_classes)
     num_classes = len(config.classes)
-  if config.validation_size >= len(y_train):
-    raise DataError(f"validation_size={config.validation_size} leaves no training examples "
-                    f"(the training split has {len(y_train)})")
-  order = np.random.default_rng([config.split_seed, 0]).permutation(len(y_train))
-  val_idx = np.sort(order[:config.validation_size])
-  train_idx = np.sort(order[config.validation_size:])
+  train_idx, val_idx = _hold_out(len(y_train), config)
   x_val, y_val = x_train[val_idx], y_train[val_idx]
   x_train, y_train = x_train[train_idx], y_train[train_idx]
-  channels = x_train.reshape(-1, x_train.shape[-1]).astype(np.float64) / 255.0
-  mean = channels.mean(axis=0).astype(np.float32)
-  std = np.maximum(channels.std(axis=0), 1e-6).astype(np.float32)
+  mean, std = channel_statistics(x_train)
   if config.train_examples or config.train_examples_per_class:
     keep = _subset(y_train, config, num_classes)
     x_train, y_train = x_train[keep], y_train[keep]
-
-  def normalise(x):
-    return ((x.astype(np.float32) / np.float32(255.0) - mean) / std).astype(np.float32)
-
+  mean.setflags(write=False)
+  std.setflags(write=False)
   return Splits(
-      x_train=normalise(x_train), y_train=y_train.astype(np.int32),
-      x_val=normalise(x_val), y_val=y_val.astype(np.int32),
-      x_test=normalise(x_test), y_test=y_test.astype(np.int32),
-      num_classes=int(num_classes), input_shape=tuple(int(d) for d in x_train.shape[1:]),
+      x_train=_normalise(x_train, mean, std), y_train=_frozen(y_train),
+      x_val=_normalise(x_val, mean, std), y_val=_frozen(y_val),
+      x_test=_normalise(x_test, mean, std), y_test=_frozen(y_test),
+      num_classes=num_classes, input_shape=tuple(int(d) for d in x_train.shape[1:]),
       mean=mean, std=std, name=config.name)

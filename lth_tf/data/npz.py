@@ -1,6 +1,7 @@
 """Local `.npz` files in the Keras datasets layout (`x_train, y_train, x_test, y_test`), never unpickled."""
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -10,22 +11,42 @@ from lth_tf.errors import DataError
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def read(path: str) -> RawData:
-  """Reads and checks a Keras-layout `.npz`; any problem is a one-line `DataError`."""
+def _read_arrays(path: str):
   if not os.path.isfile(path):
     raise DataError(f"dataset file {path} does not exist")
+  if not zipfile.is_zipfile(path):
+    raise DataError(f"{path}: not an .npz archive (corrupt or truncated file?)")
   try:
     with np.load(path, allow_pickle=False) as archive:
       missing = [k for k in KEYS if k not in archive.files]
       if missing:
         raise DataError(f"{path}: missing arrays {', '.join(missing)} (need {', '.join(KEYS)})")
-      arrays = {k: archive[k] for k in KEYS}
+      return {k: archive[k] for k in KEYS}
   except DataError:
     raise
   except ValueError as error:
-    raise DataError(f"{path}: refused to load ({error})") from None
-  except (zipfile.BadZipFile, OSError, EOFError, KeyError) as error:
+    if "pickle" in str(error):
+      raise DataError(f"{path}: refused to load object arrays (they would need unpickling); "
+                      "store numeric arrays") from None
+    raise DataError(f"{path}: corrupt array in the archive ({error})") from None
+  except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError) as error:
     raise DataError(f"{path}: corrupt or truncated npz file ({error})") from None
+
+
+def read(path: str) -> RawData:
+  """Reads and checks a Keras-layout `.npz`.
+
+  Args:
+    path: the file; images (N, H, W) or (N, H, W, C) in [0, 255], integer labels (N,) or (N, 1).
+
+  Returns:
+    The arrays; `num_classes` is the largest label plus one.
+
+  Raises:
+    DataError: a missing, corrupt or truncated file, missing arrays, object arrays, wrong
+      dtypes or shapes, or images and labels of different lengths; one line each.
+  """
+  arrays = _read_arrays(path)
   x_train = as_nhwc(arrays["x_train"], f"{path} x_train")
   x_test = as_nhwc(arrays["x_test"], f"{path} x_test")
   if x_train.shape[1:] != x_test.shape[1:]:

@@ -5,6 +5,17 @@ from lth_tf.data.base import SOURCES, RawData
 
 
 def make(shape, num_classes=10, train=3000, test=1000, seed=1234) -> RawData:
+  """Generates uint8 images: a random prototype per class, half-strength, plus Gaussian noise.
+
+  Args:
+    shape: (H, W, C) of one image.
+    num_classes: number of classes (labels drawn uniformly).
+    train, test: examples in each split.
+    seed: the fixed seed; the same arguments always give the same arrays.
+
+  Returns:
+    The arrays, learnable by a small network in a few hundred iterations.
+  """
   rng = np.random.default_rng(seed)
   prototypes = rng.uniform(0, 255, size=(num_classes,) + tuple(shape))
 

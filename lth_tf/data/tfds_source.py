@@ -3,9 +3,15 @@ import os
 
 import numpy as np
 
-
 from lth_tf.data.base import RawData, as_labels, as_nhwc
 from lth_tf.errors import DataError
+
+SPLITS = ("train", "test")
+
+
+def _first_line(error: Exception) -> str:
+  text = str(error).strip()
+  return (text.splitlines()[0] if text else type(error).__name__)[:200]
 
 
 def _to_numpy(dataset):
@@ -19,37 +25,71 @@ def _to_numpy(dataset):
 
 
 def _builder(name: str, data_dir: str):
+  # TensorFlow is imported only when TFDS is used, and through compat (which chooses Keras 2).
+  from lth_tf import compat  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   try:
     return tfds.builder(name, data_dir=os.path.join(data_dir, "tfds"))
   except Exception as error:  # unknown names and registry errors
-    raise DataError(f"unknown TFDS dataset {name!r} ({str(error).splitlines()[0]})") from None
+    raise DataError(f"unknown TFDS dataset {name!r} ({_first_line(error)})") from None
+
+
+def _check_features(name: str, builder) -> int:
+  """Checks `image` and `label` features of fixed shape; returns the number of classes (0: unknown)."""
+  features = builder.info.features
+  if "image" not in features or "label" not in features:
+    raise DataError(f"TFDS dataset {name!r} is not an image-classification dataset "
+                    f"(needs `image` and `label` features; has {', '.join(features)})")
+  shape = getattr(features["image"], "shape", None)
+  if shape is not None and None in tuple(shape):
+    raise DataError(f"TFDS dataset {name!r} has images of varying size {tuple(shape)}; "
+                    "only fixed-size images can be loaded into memory")
+  return int(getattr(features["label"], "num_classes", 0) or 0)
 
 
 def prepare(name: str, data_dir: str) -> str:
-  """Downloads and prepares a TFDS dataset into `<data_dir>/tfds` (needs the internet)."""
+  """Downloads and prepares a TFDS dataset into `<data_dir>/tfds` (needs the internet).
+
+  Returns:
+    The directory TFDS prepared.
+
+  Raises:
+    DataError: an unknown name, or a failed download or preparation.
+  """
   builder = _builder(name, data_dir)
   try:
     builder.download_and_prepare()
   except Exception as error:  # network and preparation errors
-    raise DataError(f"could not download TFDS dataset {name!r}: {str(error).splitlines()[0]}") from None
+    raise DataError(f"could not download TFDS dataset {name!r}: {_first_line(error)}") from None
   return builder.data_dir
 
 
 def read(name: str, data_dir: str) -> RawData:
-  """Loads the prepared `train` and `test` splits of TFDS dataset `name`; never downloads."""
+  """Loads the prepared `train` and `test` splits of TFDS dataset `name`; never downloads.
+
+  Args:
+    name: a TFDS name (`mnist`, `cifar10:3.0.2`, ...).
+    data_dir: the data directory; TFDS data lives in `<data_dir>/tfds`.
+
+  Returns:
+    The arrays; `num_classes` comes from the builder's `label` feature.
+
+  Raises:
+    DataError: an unknown or unsuitable dataset, or one that is not prepared; the message says
+      how to install it.
+  """
   builder = _builder(name, data_dir)
+  num_classes = _check_features(name, builder)
   try:
     train, test = (_to_numpy(builder.as_dataset(split=split, as_supervised=True))
-                   for split in ("train", "test"))
-  except Exception as error:  # not prepared, or corrupt files
-    message = str(error).splitlines()[0] if str(error) else type(error).__name__
-    raise DataError(f"TFDS dataset {name!r} is not available in {data_dir} ({message[:200]}); "
+                   for split in SPLITS)
+  except Exception as error:  # not prepared, missing splits, or corrupt files
+    raise DataError(f"TFDS dataset {name!r} is not available in {data_dir} ({_first_line(error)}); "
                     f"install it with `lth data install` (offline sources) or `lth data install "
                     f"--tfds_datasets={name}` where the internet is reachable") from None
-  label = builder.info.features["label"]
-  num_classes = int(getattr(label, "num_classes", 0)) or int(max(train[1].max(), test[1].max())) + 1
   x_train = as_nhwc(train[0], f"{name} train")
   x_test = as_nhwc(test[0], f"{name} test")
-  return RawData(x_train, as_labels(train[1], len(x_train), name), x_test,
-                 as_labels(test[1], len(x_test), name), num_classes)
+  y_train = as_labels(train[1], len(x_train), f"{name} train")
+  y_test = as_labels(test[1], len(x_test), f"{name} test")
+  num_classes = num_classes or int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
+  return RawData(x_train, y_train, x_test, y_test, num_classes)
