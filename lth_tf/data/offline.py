@@ -147,21 +147,27 @@ def _check(condition: bool, message: str) -> None:
     raise DataError(f"verification failed: {message}")
 
 
+def _check_shapes_and_classes(raw: RawData, what: str, image_shape, train_per_class: int,
+                              test_per_class: int = 1000, classes: int = 10) -> None:
+  """Image shapes and exact per-class counts of a balanced 10-class dataset."""
+  expected = ((classes * train_per_class,) + tuple(image_shape),
+              (classes * test_per_class,) + tuple(image_shape))
+  _check((raw.x_train.shape, raw.x_test.shape) == expected,
+         f"{what} shapes {raw.x_train.shape}, {raw.x_test.shape}; expected {expected}")
+  for split, labels, per_class in (("train", raw.y_train, train_per_class),
+                                   ("test", raw.y_test, test_per_class)):
+    counts = np.bincount(labels, minlength=classes)
+    _check(len(counts) == classes and np.all(counts == per_class),
+           f"{per_class} {split} images per class; got {counts.tolist()}")
+
+
 def verify_fashion_mnist(raw: RawData) -> Dict[str, object]:
   """Checks the real Fashion-MNIST; returns what was checked.
 
   Raises:
     DataError: shapes, class counts, first labels or pixel mean differ from the real data.
   """
-  _check(raw.x_train.shape == (60000, 28, 28) and raw.x_test.shape == (10000, 28, 28),
-         f"Fashion-MNIST shapes {raw.x_train.shape}, {raw.x_test.shape}; expected "
-         "(60000, 28, 28), (10000, 28, 28)")
-  train_counts = np.bincount(raw.y_train, minlength=10)
-  test_counts = np.bincount(raw.y_test, minlength=10)
-  _check(len(train_counts) == 10 and np.all(train_counts == 6000),
-         f"6000 train images per class; got {train_counts.tolist()}")
-  _check(len(test_counts) == 10 and np.all(test_counts == 1000),
-         f"1000 test images per class; got {test_counts.tolist()}")
+  _check_shapes_and_classes(raw, "Fashion-MNIST", (28, 28), train_per_class=6000)
   first = raw.y_train[:10].tolist()
   _check(first == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5], f"first train labels {first}")
   mean = float(raw.x_train.mean(dtype=np.float64) / 255.0)
@@ -177,15 +183,7 @@ def verify_cifar10(raw: RawData) -> Dict[str, object]:
     DataError: shapes, class counts, first labels, the pixel layout of the first training image
       or the channel means differ from the real data.
   """
-  _check(raw.x_train.shape == (50000, 32, 32, 3) and raw.x_test.shape == (10000, 32, 32, 3),
-         f"CIFAR-10 shapes {raw.x_train.shape}, {raw.x_test.shape}; expected "
-         "(50000, 32, 32, 3), (10000, 32, 32, 3)")
-  train_counts = np.bincount(raw.y_train, minlength=10)
-  test_counts = np.bincount(raw.y_test, minlength=10)
-  _check(len(train_counts) == 10 and np.all(train_counts == 5000),
-         f"5000 train images per class; got {train_counts.tolist()}")
-  _check(len(test_counts) == 10 and np.all(test_counts == 1000),
-         f"1000 test images per class; got {test_counts.tolist()}")
+  _check_shapes_and_classes(raw, "CIFAR-10", (32, 32, 3), train_per_class=5000)
   first_test = raw.y_test[:10].tolist()
   _check(first_test == [3, 8, 8, 0, 6, 6, 1, 6, 3, 1], f"first test labels {first_test}")
   first_train = raw.y_train[:10].tolist()
