@@ -104,12 +104,12 @@ def _export(args: List[str]) -> int:
   """`lth export --ticket=T --formats=saved_model,tflite --quantize=none|float16|int8 --out=DIR`."""
   from lth_tf.export import ship  # pylint: disable=import-outside-toplevel
   values = lth_flags.command_values("ticket", "formats", "quantize", "out", "data_dir",
-                                    "latency_runs")
+                                    "latency_runs", "tflite_encoding")
   if args or not values["ticket"] or not values["out"]:
     raise UserError("usage: lth export --ticket=NAME_OR_PATH --out=DIR [--formats=saved_model,tflite] "
-                    "[--quantize=none|float16|int8]")
+                    "[--quantize=none|float16|int8] [--tflite_encoding=compact|converter]")
   results = ship.ship(values["ticket"], values["formats"], values["quantize"], values["out"],
-                      values["data_dir"], values["latency_runs"])
+                      values["data_dir"], values["latency_runs"], values["tflite_encoding"])
   print(ship.table(results))
   print(f"\nwritten to {values['out']}")
   if results["failures"]:

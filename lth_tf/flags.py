@@ -85,6 +85,10 @@ def define_command_flags() -> None:
   flags.DEFINE_string("out", None, "[tickets save, export] output directory")
   flags.DEFINE_list("formats", ["saved_model", "tflite"], "[export] saved_model and/or tflite")
   flags.DEFINE_string("quantize", "none", "[export] TFLite weights: none, float16 or int8")
+  flags.DEFINE_string("tflite_encoding", "compact",
+                      "[export] TFLite sparse weights: compact (one value and one index per kept "
+                      "weight, expanded once at load; smallest) or converter (the converter's "
+                      "1x4 blocks where its sparse kernel reads them; faster at very low density)")
   flags.DEFINE_integer("latency_runs", 200, "[export] timed interpreter runs per model and thread count")
 
 

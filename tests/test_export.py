@@ -36,6 +36,9 @@ def test_float_export_parity_zeros_and_sizes(ticket_path, tmp_path):
     assert model["agreement_with_keras"] >= ship.FLOAT_AGREEMENT, name
   ticket = tickets.read(ticket_path)
   assert results["exported_nonzero_kernel_weights"] == ticket.mask.num_remaining()
+  for name in ("model_none.tflite", "model_dense_float.tflite"):  # decoded from the files
+    assert models[name]["nonzero_kernel_weights"] == ticket.mask.num_remaining()
+  assert models["model_none.tflite"]["runs_with_default_delegates"]
   assert models["model_none.tflite"]["bytes"] < models["model_dense_float.tflite"]["bytes"] / 5
   assert models["model_none.tflite"]["latency_ms_1_threads"] > 0
   assert (out / "size_latency.md").read_text().startswith("| model |")
@@ -77,3 +80,90 @@ def test_bad_export_requests(ticket_path, tmp_path):
   with pytest.raises(UserError, match="not empty"):
     ship.ship(ticket_path, ["tflite"], "none", str(tmp_path / "full"), str(tmp_path))
   assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+def _sparse_dense_model(block_aligned: bool, seed: int = 0):
+  """600 -> 40 -> 10 dense layers at ~5% density; kept weights in aligned 1x4 input blocks or scattered."""
+  from lth_tf.compat import keras
+  rng = np.random.default_rng(seed)
+  model = keras.Sequential([keras.Input((600,)), keras.layers.Dense(40, activation="relu"),
+                            keras.layers.Dense(10)])
+  for layer in model.layers:
+    kernel, bias = layer.get_weights()
+    if block_aligned:  # whole groups of 4 consecutive inputs kept or pruned together
+      keep = np.repeat(rng.random((kernel.shape[0] // 4, kernel.shape[1])) < 0.05, 4, axis=0)
+    else:
+      keep = rng.random(kernel.shape) < 0.05
+    layer.set_weights([kernel * keep, bias])
+  return model
+
+
+def _tflite(model, quantize):
+  from lth_tf.export import formats
+  rng = np.random.default_rng(1)
+  return formats.tflite_bytes(model, quantize, rng.normal(size=(20, 600)).astype(np.float32),
+                              encoding="converter")
+
+
+def _invoke(blob, x):
+  from ai_edge_litert.interpreter import Interpreter, OpResolverType
+  interpreter = Interpreter(
+      model_content=blob,
+      experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+  inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+  interpreter.resize_tensor_input(inp["index"], list(x.shape))
+  interpreter.allocate_tensors()
+  interpreter.set_tensor(inp["index"], x)
+  interpreter.invoke()
+  return np.array(interpreter.get_tensor(out["index"]))
+
+
+@pytest.mark.parametrize("block_aligned", [True, False])
+def test_compact_encoding_keeps_exact_weights_and_outputs(block_aligned):
+  from tensorflow.lite.tools import flatbuffer_utils
+  from lth_tf.export import tflite_sparse
+  model = _sparse_dense_model(block_aligned)
+  original = _tflite(model, "none")
+  tensors = flatbuffer_utils.convert_bytearray_to_object(bytearray(original)).subgraphs[0].tensors
+  block_encoded = [t for t in tensors if t.sparsity is not None and len(t.sparsity.blockMap)]
+  # The converter reads aligned blocks as 1x4 blocks (the case compact must rewrite).
+  assert bool(block_encoded) == block_aligned
+  compact = tflite_sparse.compact(original)
+  kept = sum(int(np.count_nonzero(layer.get_weights()[0])) for layer in model.layers)
+  assert sum(tflite_sparse.kernel_nonzeros(original).values()) == kept
+  assert sum(tflite_sparse.kernel_nonzeros(compact).values()) == kept
+  parsed = flatbuffer_utils.convert_bytearray_to_object(bytearray(compact))
+  decoded = {}
+  for tensor in parsed.subgraphs[0].tensors:
+    if tensor.sparsity is not None:
+      assert len(tensor.sparsity.blockMap) == (1 if block_aligned else 0)
+      decoded[tuple(tensor.shape)] = tflite_sparse.decode(parsed, tensor)
+  for layer in model.layers:  # TFLite stores dense kernels as [out, in]
+    kernel = layer.get_weights()[0].T
+    np.testing.assert_array_equal(decoded[kernel.shape], kernel)
+  x = np.random.default_rng(2).normal(size=(16, 600)).astype(np.float32)
+  np.testing.assert_allclose(_invoke(compact, x), model(x).numpy(), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(_invoke(compact, x), _invoke(original, x), rtol=1e-6, atol=1e-6)
+  # Never larger: aligned blocks stay blocks, scattered float weights are already element-wise.
+  assert len(compact) <= len(original)
+
+
+def test_compact_int8_uses_one_byte_indices_and_keeps_zeros():
+  from tensorflow.lite.python import schema_py_generated as schema
+  from tensorflow.lite.tools import flatbuffer_utils
+  from lth_tf.export import tflite_sparse
+  model = _sparse_dense_model(block_aligned=False, seed=3)
+  original = _tflite(model, "int8")
+  compact = tflite_sparse.compact(original)
+  parsed = flatbuffer_utils.convert_bytearray_to_object(bytearray(compact))
+  sparse = [t for t in parsed.subgraphs[0].tensors if t.sparsity is not None]
+  assert sparse
+  for tensor in sparse:
+    assert tensor.type == schema.TensorType.INT8
+    assert tensor.sparsity.dimMetadata[1].arrayIndicesType == schema.SparseIndexVector.Uint8Vector
+  kept = sum(int(np.count_nonzero(layer.get_weights()[0])) for layer in model.layers)
+  before = sum(tflite_sparse.kernel_nonzeros(original).values())
+  assert before == sum(tflite_sparse.kernel_nonzeros(compact).values()) <= kept
+  x = np.random.default_rng(4).normal(size=(16, 600)).astype(np.float32)
+  np.testing.assert_array_equal(_invoke(compact, x), _invoke(original, x))
+  assert len(compact) < 0.85 * len(original)

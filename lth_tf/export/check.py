@@ -2,8 +2,10 @@
 
 Reads `reference.npz` (raw test images, labels and the Keras model's logits) from the export
 directory and writes `check.json`: for every exported model its top-1 agreement with Keras,
-its accuracy, its file size raw and gzipped, and its median latency at batch 1 on the LiteRT
-interpreter with 1 and 2 threads.
+its accuracy, its file size raw and gzipped, and, for TFLite models, the non-zero entries of
+its kernels (decoded from the file), its median latency at batch 1 on the LiteRT interpreter's
+built-in kernels with 1 and 2 threads, and whether the interpreter with its default delegates
+(XNNPACK) accepts it.
 """
 import argparse
 import glob
@@ -28,6 +30,19 @@ def _tflite_logits(path: str, images: np.ndarray, threads: int = 2) -> np.ndarra
   interpreter.set_tensor(inp["index"], images.astype(np.float32))
   interpreter.invoke()
   return np.array(interpreter.get_tensor(out["index"]))
+
+
+def _runs_with_default_delegates(path: str, image: np.ndarray) -> bool:
+  """Whether the interpreter with its default delegates (XNNPACK on CPU) accepts the model."""
+  from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+  try:
+    interpreter = Interpreter(model_path=path)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None].astype(np.float32))
+    interpreter.invoke()
+  except (RuntimeError, ValueError):
+    return False
+  return True
 
 
 def _latency_ms(path: str, image: np.ndarray, threads: int, runs: int) -> float:
@@ -72,16 +87,20 @@ def check(directory: str, runs: int = 200) -> dict:
       serve = tf.saved_model.load(path).signatures["serving_default"]
       logits = np.concatenate([serve(pixels=tf.constant(images[i:i + 1000].astype(np.float32)))
                                ["logits"].numpy() for i in range(0, len(images), 1000)])
-      latency = {}
+      extra = {}
     else:
+      from lth_tf.export import tflite_sparse  # pylint: disable=import-outside-toplevel
       logits = _tflite_logits(path, images)
-      latency = {f"latency_ms_{t}_threads": _latency_ms(path, images[0], t, runs) for t in (1, 2)}
+      extra = {f"latency_ms_{t}_threads": _latency_ms(path, images[0], t, runs) for t in (1, 2)}
+      with open(path, "rb") as handle:
+        extra["nonzero_kernel_weights"] = sum(tflite_sparse.kernel_nonzeros(handle.read()).values())
+      extra["runs_with_default_delegates"] = _runs_with_default_delegates(path, images[0])
     top1 = logits.argmax(1)
     raw, zipped = _sizes(path)
     results["models"][name] = {
         "agreement_with_keras": float((top1 == keras_top1).mean()),
         "accuracy": float((top1 == labels).mean()),
-        "bytes": raw, "gzip_bytes": zipped, **latency}
+        "bytes": raw, "gzip_bytes": zipped, **extra}
   return results
 
 

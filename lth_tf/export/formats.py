@@ -1,4 +1,5 @@
-"""Export formats (SavedModel, TFLite with sparse weights) and TFLite quantisation modes, as registries."""
+"""Export formats (SavedModel, TFLite with sparse weights), TFLite quantisation modes and sparse
+weight encodings, as registries."""
 import os
 from typing import Callable, Dict, Iterable, List
 
@@ -6,10 +7,19 @@ import numpy as np
 
 from lth_tf import io
 from lth_tf.compat import keras, tf
+from lth_tf.export import tflite_sparse
 from lth_tf.registry import Registry
 
 FORMATS: Registry[Callable] = Registry("export format")
 QUANTIZATIONS: Registry[Callable] = Registry("quantization")
+ENCODINGS: Registry[Callable[[bytes], bytes]] = Registry("TFLite sparse encoding")
+ENCODINGS.register("compact")(tflite_sparse.compact)
+
+
+@ENCODINGS.register("converter")
+def _converter_encoding(model_bytes: bytes) -> bytes:
+  """The converter's own choice: 1x4 blocks where the sparse FULLY_CONNECTED kernel reads them."""
+  return model_bytes
 
 
 @QUANTIZATIONS.register("none")
@@ -39,16 +49,18 @@ def _dense_float(converter, representative: np.ndarray) -> None:
   converter.optimizations = []
 
 
-def tflite_bytes(model: keras.Model, quantize: str, representative: np.ndarray) -> bytes:
+def tflite_bytes(model: keras.Model, quantize: str, representative: np.ndarray,
+                 encoding: str = "compact") -> bytes:
   converter = tf.lite.TFLiteConverter.from_keras_model(model)
   QUANTIZATIONS.get(quantize)(converter, representative)
-  return converter.convert()
+  return ENCODINGS.get(encoding)(converter.convert())
 
 
 @FORMATS.register("tflite")
-def _tflite(model: keras.Model, out_dir: str, quantize: str, representative: np.ndarray) -> str:
+def _tflite(model: keras.Model, out_dir: str, quantize: str, representative: np.ndarray,
+            encoding: str) -> str:
   path = os.path.join(out_dir, f"model_{quantize}.tflite")
-  blob = tflite_bytes(model, quantize, representative)
+  blob = tflite_bytes(model, quantize, representative, encoding)
   with io.atomic_path(path) as tmp:
     with open(tmp, "wb") as handle:
       handle.write(blob)
@@ -56,7 +68,8 @@ def _tflite(model: keras.Model, out_dir: str, quantize: str, representative: np.
 
 
 @FORMATS.register("saved_model")
-def _saved_model(model: keras.Model, out_dir: str, quantize: str, representative: np.ndarray) -> str:
+def _saved_model(model: keras.Model, out_dir: str, quantize: str, representative: np.ndarray,
+                 encoding: str) -> str:
   path = os.path.join(out_dir, "saved_model")
   tmp = os.path.join(out_dir, io.TEMP_PREFIX + "saved_model")
 
@@ -75,13 +88,15 @@ def _saved_model(model: keras.Model, out_dir: str, quantize: str, representative
 
 
 def export(model: keras.Model, out_dir: str, formats: Iterable[str], quantize: str,
-           representative: np.ndarray) -> Dict[str, str]:
+           representative: np.ndarray, encoding: str = "compact") -> Dict[str, str]:
   """Writes each format; returns {format: path}."""
   for name in formats:
     FORMATS.get(name)
   QUANTIZATIONS.get(quantize)
+  ENCODINGS.get(encoding)
   os.makedirs(out_dir, exist_ok=True)
-  return {name: FORMATS.get(name)(model, out_dir, quantize, representative) for name in formats}
+  return {name: FORMATS.get(name)(model, out_dir, quantize, representative, encoding)
+          for name in formats}
 
 
 def parse_list(text: str) -> List[str]:

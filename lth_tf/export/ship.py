@@ -10,7 +10,7 @@ import numpy as np
 from lth_tf import data as data_lib
 from lth_tf import io, pruning, tickets
 from lth_tf.errors import TicketError, UserError
-from lth_tf.export.formats import FORMATS, QUANTIZATIONS, export, tflite_bytes
+from lth_tf.export.formats import ENCODINGS, FORMATS, QUANTIZATIONS, export, tflite_bytes
 from lth_tf.export.inference import inference_model
 
 FLOAT_AGREEMENT = 0.999
@@ -23,11 +23,12 @@ def raw_test_pixels(splits: data_lib.Splits) -> np.ndarray:
 
 
 def ship(ticket_ref: str, formats: List[str], quantize: str, out_dir: str, data_dir: str,
-         latency_runs: int = 200) -> Dict:
+         latency_runs: int = 200, encoding: str = "compact") -> Dict:
   """Exports, checks parity, measures size and latency; returns the check results."""
   for name in formats:
     FORMATS.get(name)
   QUANTIZATIONS.get(quantize)
+  ENCODINGS.get(encoding)
   if os.path.exists(out_dir) and os.listdir(out_dir):
     raise UserError(f"--out {out_dir} exists and is not empty")
   ticket = tickets.read(tickets.resolve(ticket_ref))
@@ -48,7 +49,7 @@ def ship(ticket_ref: str, formats: List[str], quantize: str, out_dir: str, data_
                     * splits.std + splits.mean) * 255.0
   staging = out_dir.rstrip("/") + ".partial"
   shutil.rmtree(staging, ignore_errors=True)
-  export(client_model, staging, formats, quantize, representative)
+  export(client_model, staging, formats, quantize, representative, encoding)
   dense_path = os.path.join(staging, "model_dense_float.tflite")
   with io.atomic_path(dense_path) as tmp:
     with open(tmp, "wb") as handle:
@@ -62,6 +63,7 @@ def ship(ticket_ref: str, formats: List[str], quantize: str, out_dir: str, data_
   results["mask_nonzero_weights"] = ticket.mask.num_remaining()
   results["exported_nonzero_kernel_weights"] = _saved_model_nonzero(staging, ticket)
   results["weights_remaining"] = ticket.mask.weights_remaining()
+  results["tflite_encoding"] = encoding
   results["failures"] = _failures(results, quantize)
   io.write_json(os.path.join(staging, "check.json"), results)
   io.write_text(os.path.join(staging, "size_latency.md"), table(results))
@@ -85,26 +87,36 @@ def _saved_model_nonzero(directory: str, ticket: tickets.Ticket) -> int:
 
 
 def _failures(results: Dict, quantize: str) -> List[str]:
+  """Parity and sparsity failures: float agreement, int8 accuracy, and kernels' non-zeros.
+
+  Float kernels must hold exactly the mask's non-zeros; int8 kernels at most that many (a
+  kept weight far below its channel's scale rounds to zero; a pruned one never comes back).
+  """
   out = []
+  kept = results["mask_nonzero_weights"]
   for name, model in results["models"].items():
-    if quantize == "int8" and "int8" in name:
+    int8 = quantize == "int8" and "int8" in name
+    if int8:
       gap = 100 * abs(model["accuracy"] - results["keras_accuracy"])
       if gap > INT8_ACCURACY_POINTS:
         out.append(f"{name}: accuracy {gap:.2f} points from Keras")
     elif model["agreement_with_keras"] < FLOAT_AGREEMENT:
       out.append(f"{name}: top-1 agreement {100 * model['agreement_with_keras']:.2f}%")
+    nonzero = model.get("nonzero_kernel_weights")
+    if nonzero is not None and (nonzero > kept or (nonzero != kept and not int8)):
+      out.append(f"{name}: kernels hold {nonzero} non-zero weights, the mask keeps {kept}")
   exported = results["exported_nonzero_kernel_weights"]
-  if exported != -1 and exported != results["mask_nonzero_weights"]:
-    out.append(f"exported kernels hold {exported} non-zero weights, the mask keeps "
-               f"{results['mask_nonzero_weights']}")
+  if exported != -1 and exported != kept:
+    out.append(f"exported kernels hold {exported} non-zero weights, the mask keeps {kept}")
   return out
 
 
 def table(results: Dict) -> str:
   """Markdown table: one row per exported model."""
-  lines = ["| model | bytes | gzip bytes | size vs dense float | top-1 agreement | accuracy | "
-           "latency 1 thread (ms) | latency 2 threads (ms) | speed-up vs dense (1 thread) |",
-           "|---|---|---|---|---|---|---|---|---|"]
+  lines = ["| model | bytes | gzip bytes | size vs dense float | non-zero kernel weights | "
+           "top-1 agreement | accuracy | latency 1 thread (ms) | latency 2 threads (ms) | "
+           "speed-up vs dense (1 thread) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
   dense = results["models"].get("model_dense_float.tflite", {})
   slower = []
   for name, m in sorted(results["models"].items()):
@@ -117,13 +129,21 @@ def table(results: Dict) -> str:
       speedup = f"{factor:.2f}x"
       if factor <= 1.0 and name != "model_dense_float.tflite":
         slower.append(name)
-    lines.append(f"| {name} | {m['bytes']:,} | {m['gzip_bytes']:,} | {ratio} | "
+    nonzero = f"{m['nonzero_kernel_weights']:,}" if "nonzero_kernel_weights" in m else "-"
+    lines.append(f"| {name} | {m['bytes']:,} | {m['gzip_bytes']:,} | {ratio} | {nonzero} | "
                  f"{100 * m['agreement_with_keras']:.2f}% | {100 * m['accuracy']:.2f}% | {lat1} | "
                  f"{lat2} | {speedup} |")
+  refused = [name for name, m in sorted(results["models"].items())
+             if m.get("runs_with_default_delegates") is False]
+  if refused:
+    lines.append(f"\nThe interpreter's default XNNPACK delegate refuses {', '.join(refused)}: run it "
+                 "with the built-in kernels only (LiteRT: experimental_op_resolver_type="
+                 "BUILTIN_WITHOUT_DEFAULT_DELEGATES), as the timings above do.")
   if slower:
     lines.append(f"\nNo speed-up from sparsity for {', '.join(slower)}: it is no faster than the "
                  "dense float model on the interpreter's CPU kernels.")
-  lines.append(f"\nweights remaining {100 * results['weights_remaining']:.2f}%; mask keeps "
+  lines.append(f"\nTFLite sparse encoding: {results.get('tflite_encoding', 'compact')}; weights remaining "
+               f"{100 * results['weights_remaining']:.2f}%; mask keeps "
                f"{results['mask_nonzero_weights']:,} prunable weights, exported kernels hold "
                f"{results['exported_nonzero_kernel_weights']:,} non-zero; Keras accuracy "
                f"{100 * results['keras_accuracy']:.2f}% on {results['examples']:,} test images.")
