@@ -45,6 +45,9 @@ def _run_experiment(config) -> int:
   rows = experiment.run()
   print()
   print(tables.level_table(rows))
+  if not experiment.writes:
+    print("\nnot the chief worker: nothing written")
+    return 0
   plot = os.path.join(experiment.layout.directory, "accuracy_vs_weights.png")
   plots.accuracy_vs_weights(rows, plot)
   print(f"\nexperiment directory: {experiment.layout.directory}")

@@ -62,6 +62,8 @@ class TrainingConfig:
     lr_decay_factor: factor of each decay.
     warmup_iterations: linear warm-up from 0 to the base rate over this many iterations.
     eval_every: evaluate validation and test every this many iterations.
+    mixed_precision: `none`, `mixed_float16` (float16 compute with loss scaling) or
+      `mixed_bfloat16`; variables, masks and logits stay float32.
   """
   optimizer: str = "adam"
   learning_rate: float = 1.2e-3
@@ -74,6 +76,7 @@ class TrainingConfig:
   lr_decay_factor: float = 0.1
   warmup_iterations: int = 0
   eval_every: int = 500
+  mixed_precision: str = "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +125,11 @@ class RuntimeConfig:
     root_dir: where experiment directories are created.
     data_dir: where offline datasets were installed (and TFDS data lives).
     seeds: one replicate per seed (weights initialisation and data order).
-    strategy: `default`, `one_device`, `mirrored`, ...
+    strategy: the `tf.distribute` strategy: `default`, `one_device`, `mirrored`,
+      `multi_worker_mirrored` (cluster from `TF_CONFIG`) or `tpu` (needs `--tpu`).
+    tpu: the TPU to connect to with `--strategy=tpu`: a TPU name or `grpc://HOST:PORT`.
+    logical_devices: split the first CPU into this many logical devices (to run multi-replica
+      strategies on one CPU, e.g. for tests); 0 leaves the devices as they are.
     eval_batch_size: batch size of evaluation.
     progress: show a progress bar.
     deterministic: enable TensorFlow op determinism.
@@ -132,6 +139,8 @@ class RuntimeConfig:
   data_dir: str = "data"
   seeds: Tuple[int, ...] = (0,)
   strategy: str = "default"
+  tpu: str = ""
+  logical_devices: int = 0
   eval_batch_size: int = 2000
   progress: bool = True
   deterministic: bool = True
@@ -207,6 +216,7 @@ SCOPES = ("layerwise", "global")
 GLOBAL_LAYERS = ("conv", "all")
 MODES = ("iterative", "one_shot")
 REWIND_OPTIMIZER = ("restore", "fresh")
+MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -241,6 +251,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check(0.0 < t.lr_decay_factor <= 1.0, f"lr_decay_factor must be in (0, 1]; got {t.lr_decay_factor}")
   _check(t.warmup_iterations >= 0, f"warmup_iterations must be >= 0; got {t.warmup_iterations}")
   _check(t.eval_every > 0, f"eval_every must be > 0; got {t.eval_every}")
+  _check_choice(t.mixed_precision, MIXED_PRECISION, "mixed_precision")
   for name in ("conv_rate", "fc_rate", "output_rate", "global_rate"):
     rate = getattr(p, name)
     _check(0.0 <= rate < 1.0, f"{name} must be in [0, 1); got {rate}")
@@ -254,4 +265,5 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check(len(r.seeds) > 0, "at least one seed is needed")
   _check(len(set(r.seeds)) == len(r.seeds), "seeds must be distinct")
   _check(r.eval_batch_size > 0, f"eval_batch_size must be > 0; got {r.eval_batch_size}")
+  _check(r.logical_devices >= 0, f"logical_devices must be >= 0; got {r.logical_devices}")
   return config
