@@ -76,7 +76,7 @@ def _tpu(runtime: RuntimeConfig) -> tf.distribute.Strategy:
     TPU_API["connect"](resolver)
     TPU_API["initialize"](resolver)
     return TPU_API["strategy"](resolver)
-  except (ValueError, RuntimeError, tf.errors.OpError) as error:
+  except (ValueError, RuntimeError, OSError, tf.errors.OpError) as error:
     raise ConfigError(f"TPU {runtime.tpu!r} is not reachable: {_first_line(error)}") from None
 
 

@@ -131,16 +131,19 @@ class Trainer:
     """
     with tf.GradientTape() as tape:
       loss = self._loss(y, self.model(x, training=True))
-    return loss, self._masked_gradients(tape, loss, self.config.weight_decay)
+      differentiated = self._scaled(loss)
+    return loss, self._masked_gradients(tape, differentiated, self.config.weight_decay)
 
-  def _masked_gradients(self, tape, loss, weight_decay):
-    """Gradients of `loss` (loss-scaled under float16), weight decay added, masks applied."""
+  def _scaled(self, loss):
+    """The loss the gradient is taken of: scaled by the loss scale under float16."""
+    return self.optimizer.get_scaled_loss(loss) if self._scale_loss else loss
+
+  def _masked_gradients(self, tape, differentiated, weight_decay):
+    """Gradients (unscaled under float16), weight decay added, masks applied."""
     variables = self.model.trainable_variables
+    grads = tape.gradient(differentiated, variables)
     if self._scale_loss:
-      grads = self.optimizer.get_unscaled_gradients(
-          tape.gradient(self.optimizer.get_scaled_loss(loss), variables))
-    else:
-      grads = tape.gradient(loss, variables)
+      grads = self.optimizer.get_unscaled_gradients(grads)
     if weight_decay:
       grads = [g + weight_decay * v for g, v in zip(grads, variables)]
     return [g if m is None else g * m for g, m in zip(grads, self._masks)]
@@ -178,8 +181,9 @@ class Trainer:
     with tf.GradientTape() as tape:
       per_example = self._per_example_loss(y, self.model(x, training=True))
       loss = tf.reduce_sum(per_example) / float(self.config.batch_size)
+      differentiated = self._scaled(loss)
     # The weight-decay gradient is added once in the sum over replicas.
-    grads = self._masked_gradients(tape, loss, self.config.weight_decay / replicas)
+    grads = self._masked_gradients(tape, differentiated, self.config.weight_decay / replicas)
     self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
     return loss
 
