@@ -18,12 +18,15 @@ import math
 import os
 from typing import Any, Callable, Dict, List, Optional
 
-import keras_tuner as kt
+from lth_tf.compat import quiet_native_stderr
 
-from lth_tf import data as data_lib
+with quiet_native_stderr():
+  import keras_tuner as kt  # noqa: E402  (it imports Keras 3, whose start-up lines are hidden)
+
+from lth_tf import data as data_lib  # noqa: E402
 from lth_tf import io, models, precision, pruning
 from lth_tf.config import ExperimentConfig, TuningConfig, validate, validate_tuning
-from lth_tf.errors import TrainingDiverged
+from lth_tf.errors import ConfigError, TrainingDiverged
 from lth_tf.lottery import BranchFiles, LotteryExperiment
 from lth_tf.registry import Registry
 
@@ -163,9 +166,13 @@ def _random(tuning: TuningConfig) -> kt.Oracle:
 
 @ORACLES.register("bayesian")
 def _bayesian(tuning: TuningConfig) -> kt.Oracle:
-  return kt.oracles.BayesianOptimizationOracle(
-      objective=_objective(), max_trials=tuning.max_trials, seed=tuning.tuner_seed,
-      num_initial_points=min(tuning.max_trials, 3))
+  try:
+    return kt.oracles.BayesianOptimizationOracle(
+        objective=_objective(), max_trials=tuning.max_trials, seed=tuning.tuner_seed,
+        num_initial_points=min(tuning.max_trials, 3))
+  except ImportError:
+    raise ConfigError("--tuner=bayesian needs scipy and scikit-learn: "
+                      "pip install 'keras-tuner[bayesian]'") from None
 
 
 @ORACLES.register("hyperband")
