@@ -267,8 +267,9 @@ def build_tuner(base: ExperimentConfig, tuning: TuningConfig,
 
 
 def ranked(tuner: LotteryTuner) -> List[Dict[str, Any]]:
-  """Every completed trial, best first: its hyperparameters and metrics."""
-  trials = tuner.oracle.get_best_trials(num_trials=10 ** 6)
+  """Every completed trial, best first (ties in trial order): its hyperparameters and metrics."""
+  trials = sorted(tuner.oracle.get_best_trials(num_trials=10 ** 6),
+                  key=lambda t: (-t.metrics.get_best_value(OBJECTIVE), int(t.trial_id)))
   rows = []
   for rank, trial in enumerate(trials, start=1):
     row = {"rank": rank, "trial": trial.trial_id}
@@ -316,7 +317,7 @@ def write_results(tuner: LotteryTuner, rows: List[Dict[str, Any]], flags_for) ->
                 f"validation accuracy at early stop, at the level closest to {100 * target:.2f}% "
                 f"weights remaining.\n\n{table(rows)}\n")
   if rows:
-    best = tuner.oracle.get_best_trials(1)[0]
+    best = tuner.oracle.get_trial(rows[0]["trial"])
     config = tuner.hypermodel.config_for(best.hyperparameters)
     written[BEST_FLAGS] = os.path.join(directory, BEST_FLAGS)
     io.write_text(written[BEST_FLAGS], f"# lth tune: best of {len(rows)} trials, "
