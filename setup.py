@@ -13,7 +13,7 @@ setup(
         "tensorflow-model-optimization==0.8.1",
         "tensorflow-datasets==4.9.10",
         "importlib_resources>=6",  # TFDS needs it to download and prepare datasets
-        "keras-tuner==1.4.8",
+        "keras-tuner[bayesian]==1.4.8",  # bayesian: scipy and scikit-learn
         "absl-py>=1.4,<3",
         "ai-edge-litert>=2.0",
         "matplotlib>=3.8",

@@ -45,11 +45,34 @@ def _run_experiment(config) -> int:
   rows = experiment.run()
   print()
   print(tables.level_table(rows))
+  if not experiment.writes:
+    print("\nnot the chief worker: nothing written")
+    return 0
   plot = os.path.join(experiment.layout.directory, "accuracy_vs_weights.png")
   plots.accuracy_vs_weights(rows, plot)
   print(f"\nexperiment directory: {experiment.layout.directory}")
   print(f"summary: {experiment.layout.summary_file}")
   print(f"plot: {plot}")
+  return 0
+
+
+@COMMANDS.register("tune")
+def _tune(args: List[str]) -> int:
+  """`lth tune --flagfile=F --tuner=random|bayesian|hyperband --max_trials=N --target_weights_remaining=W`."""
+  from lth_tf import tuning  # pylint: disable=import-outside-toplevel
+  if args:
+    raise UserError("usage: lth tune --flagfile=FILE [--tuner=random|bayesian|hyperband] "
+                    "[--max_trials=N] [--target_weights_remaining=W] [--tune_dir=DIR]")
+  results = tuning.run(lth_flags.config_from_flags(), lth_flags.tuning_config_from_flags(),
+                       lth_flags.config_to_flags)
+  if results is None:
+    print("\nnot the chief tuner: results are written by the chief")
+    return 0
+  print()
+  print(tuning.table(results["rows"]))
+  print()
+  for name, path in results["written"].items():
+    print(f"{name}: {path}")
   return 0
 
 

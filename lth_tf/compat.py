@@ -34,4 +34,7 @@ with _quiet_native_stderr():
   import tf_keras as keras  # noqa: E402
   import tensorflow_model_optimization as tfmot  # noqa: E402
 
-__all__ = ["tf", "keras", "tfmot"]
+# Other modules that import a native-heavy library (keras-tuner imports Keras 3) use this too.
+quiet_native_stderr = _quiet_native_stderr
+
+__all__ = ["tf", "keras", "tfmot", "quiet_native_stderr"]

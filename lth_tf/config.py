@@ -62,6 +62,8 @@ class TrainingConfig:
     lr_decay_factor: factor of each decay.
     warmup_iterations: linear warm-up from 0 to the base rate over this many iterations.
     eval_every: evaluate validation and test every this many iterations.
+    mixed_precision: `none`, `mixed_float16` (float16 compute with loss scaling) or
+      `mixed_bfloat16`; variables, masks and logits stay float32.
   """
   optimizer: str = "adam"
   learning_rate: float = 1.2e-3
@@ -74,6 +76,7 @@ class TrainingConfig:
   lr_decay_factor: float = 0.1
   warmup_iterations: int = 0
   eval_every: int = 500
+  mixed_precision: str = "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +125,11 @@ class RuntimeConfig:
     root_dir: where experiment directories are created.
     data_dir: where offline datasets were installed (and TFDS data lives).
     seeds: one replicate per seed (weights initialisation and data order).
-    strategy: `default`, `one_device`, `mirrored`, ...
+    strategy: the `tf.distribute` strategy: `default`, `one_device`, `mirrored`,
+      `multi_worker_mirrored` (cluster from `TF_CONFIG`) or `tpu` (needs `--tpu`).
+    tpu: the TPU to connect to with `--strategy=tpu`: a TPU name or `grpc://HOST:PORT`.
+    logical_devices: split the first CPU into this many logical devices (to run multi-replica
+      strategies on one CPU, e.g. for tests); 0 leaves the devices as they are.
     eval_batch_size: batch size of evaluation.
     progress: show a progress bar.
     deterministic: enable TensorFlow op determinism.
@@ -132,6 +139,8 @@ class RuntimeConfig:
   data_dir: str = "data"
   seeds: Tuple[int, ...] = (0,)
   strategy: str = "default"
+  tpu: str = ""
+  logical_devices: int = 0
   eval_batch_size: int = 2000
   progress: bool = True
   deterministic: bool = True
@@ -167,6 +176,46 @@ class ExperimentConfig:
 
   def replace(self, **parts) -> "ExperimentConfig":
     return dataclasses.replace(self, **parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningConfig:
+  """How `lth tune` searches the hyperparameters that make tickets appear.
+
+  Attributes:
+    tuner: the keras-tuner search: `random`, `bayesian` or `hyperband`.
+    max_trials: the number of trials (hyperparameter sets) to train.
+    target_weights_remaining: the density the objective is read at: a trial prunes until
+      this fraction of the weights remains and its objective is the ticket's validation
+      accuracy (at early stop) at the level closest to it.
+    tune_dir: where trials, results (`results.md`, `results.csv`) and `best.flags` are written.
+    tune_params: the hyperparameters searched: rewind_iteration, learning_rate,
+      warmup_iterations, pruning_rate, pruning_scope, pruning_strategy.
+    tuner_seed: seed of the search.
+    max_levels: a trial never prunes more rounds than this.
+    rewind_fraction: the rewind iteration is searched in [0, rewind_fraction * iterations].
+    warmup_fraction: warm-up is searched in [0, warmup_fraction * iterations] iterations.
+    learning_rate_factor: the learning rate is searched log-uniformly in
+      [learning_rate / F, learning_rate * F].
+    pruning_rate_min, pruning_rate_max: the range of the per-round pruning rate (of the hidden
+      layers and of global pruning; convolution and output rates keep their ratio to it).
+    hyperband_budget: hyperband's largest budget B: a trial with budget b trains
+      b / B of --iterations.
+  """
+  tuner: str = "random"
+  max_trials: int = 10
+  target_weights_remaining: float = 0.2
+  tune_dir: str = "tuning"
+  tune_params: Tuple[str, ...] = ("rewind_iteration", "learning_rate", "warmup_iterations",
+                                  "pruning_rate", "pruning_scope")
+  tuner_seed: int = 0
+  max_levels: int = 20
+  rewind_fraction: float = 0.1
+  warmup_fraction: float = 0.1
+  learning_rate_factor: float = 10.0
+  pruning_rate_min: float = 0.1
+  pruning_rate_max: float = 0.5
+  hyperband_budget: int = 3
 
 
 def _part_from_dict(part_cls, values: Dict[str, Any]):
@@ -207,6 +256,7 @@ SCOPES = ("layerwise", "global")
 GLOBAL_LAYERS = ("conv", "all")
 MODES = ("iterative", "one_shot")
 REWIND_OPTIMIZER = ("restore", "fresh")
+MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -241,6 +291,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check(0.0 < t.lr_decay_factor <= 1.0, f"lr_decay_factor must be in (0, 1]; got {t.lr_decay_factor}")
   _check(t.warmup_iterations >= 0, f"warmup_iterations must be >= 0; got {t.warmup_iterations}")
   _check(t.eval_every > 0, f"eval_every must be > 0; got {t.eval_every}")
+  _check_choice(t.mixed_precision, MIXED_PRECISION, "mixed_precision")
   for name in ("conv_rate", "fc_rate", "output_rate", "global_rate"):
     rate = getattr(p, name)
     _check(0.0 <= rate < 1.0, f"{name} must be in [0, 1); got {rate}")
@@ -254,4 +305,25 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check(len(r.seeds) > 0, "at least one seed is needed")
   _check(len(set(r.seeds)) == len(r.seeds), "seeds must be distinct")
   _check(r.eval_batch_size > 0, f"eval_batch_size must be > 0; got {r.eval_batch_size}")
+  _check(r.logical_devices >= 0, f"logical_devices must be >= 0; got {r.logical_devices}")
   return config
+
+
+def validate_tuning(tuning: TuningConfig) -> TuningConfig:
+  """Checks the ranges of a tuning config (the tuner name is checked by its registry)."""
+  _check(tuning.max_trials >= 1, f"max_trials must be >= 1; got {tuning.max_trials}")
+  _check(0.0 < tuning.target_weights_remaining <= 1.0,
+         f"target_weights_remaining must be in (0, 1]; got {tuning.target_weights_remaining}")
+  _check(tuning.max_levels >= 0, f"max_levels must be >= 0; got {tuning.max_levels}")
+  _check(0.0 <= tuning.rewind_fraction < 1.0,
+         f"rewind_fraction must be in [0, 1); got {tuning.rewind_fraction}")
+  _check(0.0 <= tuning.warmup_fraction <= 1.0,
+         f"warmup_fraction must be in [0, 1]; got {tuning.warmup_fraction}")
+  _check(tuning.learning_rate_factor >= 1.0,
+         f"learning_rate_factor must be >= 1; got {tuning.learning_rate_factor}")
+  _check(0.0 < tuning.pruning_rate_min <= tuning.pruning_rate_max < 1.0,
+         "pruning rates need 0 < pruning_rate_min <= pruning_rate_max < 1; got "
+         f"{tuning.pruning_rate_min}, {tuning.pruning_rate_max}")
+  _check(tuning.hyperband_budget >= 2, f"hyperband_budget must be >= 2; got {tuning.hyperband_budget}")
+  _check(bool(tuning.tune_dir), "tune_dir must not be empty")
+  return tuning

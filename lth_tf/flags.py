@@ -52,21 +52,26 @@ def define_flags() -> None:
   if "pruning_strategy" in FLAGS:
     return
   for part, cls in _parts():
-    helps = _field_help(cls)
-    for field in dataclasses.fields(cls):
-      name = flag_name(part, field.name)
-      help_text = f"[{part}] " + helps.get(field.name, field.name)
-      default = field.default
-      if isinstance(default, bool):
-        flags.DEFINE_bool(name, default, help_text)
-      elif isinstance(default, int):
-        flags.DEFINE_integer(name, default, help_text)
-      elif isinstance(default, float):
-        flags.DEFINE_float(name, default, help_text)
-      elif isinstance(default, tuple):
-        flags.DEFINE_list(name, [str(v) for v in default], help_text)
-      else:
-        flags.DEFINE_string(name, default, help_text)
+    _define_fields(cls, part, lambda field, part=part: flag_name(part, field))
+  _define_fields(config_lib.TuningConfig, "tune", lambda field: field)
+
+
+def _define_fields(cls, tag: str, name_of) -> None:
+  helps = _field_help(cls)
+  for field in dataclasses.fields(cls):
+    name = name_of(field.name)
+    help_text = f"[{tag}] " + helps.get(field.name, field.name)
+    default = field.default
+    if isinstance(default, bool):
+      flags.DEFINE_bool(name, default, help_text)
+    elif isinstance(default, int):
+      flags.DEFINE_integer(name, default, help_text)
+    elif isinstance(default, float):
+      flags.DEFINE_float(name, default, help_text)
+    elif isinstance(default, tuple):
+      flags.DEFINE_list(name, [str(v) for v in default], help_text)
+    else:
+      flags.DEFINE_string(name, default, help_text)
 
 
 def define_command_flags() -> None:
@@ -110,6 +115,34 @@ def config_from_flags() -> config_lib.ExperimentConfig:
     parts[part] = cls(**values)
   config = config_lib.ExperimentConfig(**parts)
   return _with_ticket(config) if config.runtime.ticket else config
+
+
+def tuning_config_from_flags() -> config_lib.TuningConfig:
+  """The `lth tune` settings from the parsed flags; validation is left to `config.validate_tuning`."""
+  values = {}
+  for field in dataclasses.fields(config_lib.TuningConfig):
+    value = FLAGS[field.name].value
+    values[field.name] = tuple(value) if isinstance(field.default, tuple) else value
+  return config_lib.TuningConfig(**values)
+
+
+def config_to_flags(config: config_lib.ExperimentConfig) -> str:
+  """A flagfile that reproduces `config`: one line per field that differs from its default."""
+  lines = []
+  for part, cls in _parts():
+    defaults = cls()
+    for field in dataclasses.fields(cls):
+      value = getattr(getattr(config, part), field.name)
+      if value == getattr(defaults, field.name):
+        continue
+      if isinstance(value, bool):
+        text = "true" if value else "false"
+      elif isinstance(value, tuple):
+        text = ",".join(str(v) for v in value)
+      else:
+        text = str(value)
+      lines.append(f"--{flag_name(part, field.name)}={text}")
+  return "\n".join(lines) + "\n"
 
 
 def _with_ticket(config: config_lib.ExperimentConfig) -> config_lib.ExperimentConfig:

@@ -6,6 +6,7 @@ dense network (one-shot) and trains each enabled branch from its plan, starting 
 iteration k. Finished branches are skipped; an interrupted branch resumes from its last
 checkpoint and ends exactly where an uninterrupted run would.
 """
+import contextlib
 import csv
 import io as _io
 import json
@@ -17,12 +18,13 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from lth_tf import data as data_lib
-from lth_tf import distribute, io, models, pruning
+from lth_tf import distribute, io, models, precision, pruning
 from lth_tf.compat import keras, tf
 from lth_tf.config import ExperimentConfig, validate
 from lth_tf.errors import TrainingDiverged, UserError
 from lth_tf.lottery.branches import BRANCHES, BranchPlan, LevelContext
 from lth_tf.lottery.layout import BranchFiles, ExperimentLayout
+from lth_tf.lottery.store import ArtifactStore
 from lth_tf.training import Trainer, TrainResult, get_weights, optimizers, set_weights
 
 SUMMARY_KEYS = ("replicate", "level", "branch", "weights_remaining", "early_stop_iteration",
@@ -62,7 +64,7 @@ class ReplicateModel:
     self.config = config
     self.data = data
     self.strategy = strategy
-    with strategy.scope():
+    with strategy.scope(), precision.policy(config.training.mixed_precision):
       keras.utils.set_random_seed(seed)
       self.model = pruning.wrap_model(self.build_plain(seed))
       self.trainer = Trainer(self.model, data, config.training, config.runtime, seed, strategy)
@@ -75,7 +77,7 @@ class ReplicateModel:
 
   def fresh_weights(self, seed: int) -> Dict[str, np.ndarray]:
     """Weights of a newly initialised network (the re-init control)."""
-    with self.strategy.scope():
+    with self.strategy.scope(), precision.policy(self.config.training.mixed_precision):
       return get_weights(self.build_plain(seed))
 
   def load_state(self, weights, mask: pruning.Mask, optimizer_state) -> None:
@@ -98,8 +100,9 @@ class LotteryExperiment:
     self.layout = ExperimentLayout.for_config(config)
     self.flags_text = flags_text
     self.log = log
-    self.strategy = distribute.make_strategy(config.runtime.strategy)
+    self.strategy = distribute.make_strategy(config.runtime)
     self.writes = distribute.is_chief(self.strategy)
+    self.store = ArtifactStore(self.writes)
     self.branches = enabled_branches(config)
     models.MODELS.get(config.model.name)
     pruning.STRATEGIES.get(config.pruning.strategy)
@@ -112,7 +115,10 @@ class LotteryExperiment:
     if self.config.training.batch_size > len(self.data.y_train):
       raise UserError(f"batch_size {self.config.training.batch_size} exceeds the "
                       f"{len(self.data.y_train)} training examples")
-    with self.strategy.scope():
+    if distribute.uses_replica_steps(self.strategy):
+      distribute.check_batch_size(self.strategy, self.config.training.batch_size,
+                                  self.config.runtime.strategy)
+    with self.strategy.scope(), precision.policy(self.config.training.mixed_precision):
       model = pruning.wrap_model(models.build(
           self.config.model, self.data.input_shape, self.data.num_classes, seed=0))
     kinds = pruning.layer_kinds(model)
@@ -133,7 +139,9 @@ class LotteryExperiment:
     """Trains what is not finished yet and returns the summary rows."""
     if self.config.runtime.deterministic:
       tf.config.experimental.enable_op_determinism()
-    with io.DirectoryLock(self.layout.directory):
+    # Only the chief writes, so only the chief locks the directory.
+    lock = io.DirectoryLock(self.layout.directory) if self.writes else contextlib.nullcontext()
+    with lock:
       if self.writes:
         io.remove_temporary_files(self.layout.directory)
       self._write_config()
@@ -166,8 +174,8 @@ class LotteryExperiment:
       for level in range(self.config.pruning.levels + 1):
         for branch in self.branches if level else ("ticket",):
           files = BranchFiles(self.layout.branch_dir(seed, level, branch))
-          if files.is_finished():
-            metrics = io.read_json(files.metrics)
+          if self.store.exists(files.metrics):
+            metrics = self.store.read_json(files.metrics)
             rows.append({key: metrics[key] for key in SUMMARY_KEYS})
     return rows
 
@@ -186,10 +194,10 @@ class LotteryExperiment:
     rewind_file = self.layout.rewind_file(seed)
 
     def capture_rewind(iteration: int) -> None:
-      if iteration == k and self.writes and not os.path.exists(rewind_file):
+      if iteration == k and not self.store.exists(rewind_file):
         state = {f"w/{n}": v for n, v in get_weights(replicate.model).items()}
         state.update(optimizers.get_state(replicate.trainer.optimizer))
-        io.write_arrays(rewind_file, state)
+        self.store.write_arrays(rewind_file, state)
 
     if self.ticket is None:
       first = BranchPlan(dense_mask, replicate.initial_weights, None)
@@ -201,7 +209,7 @@ class LotteryExperiment:
       first_iteration = k
     self._run_branch(replicate, seed, 0, "ticket", first, first_iteration, capture_rewind,
                      boundaries=(k,))
-    rewind = io.read_arrays(rewind_file)
+    rewind = self.store.read_arrays(rewind_file)
     rewind_weights = {n[2:]: v for n, v in rewind.items() if n.startswith("w/")}
     rewind_optimizer = {n: v for n, v in rewind.items() if n.startswith("optimizer/")}
     if self.config.pruning.rewind_optimizer == "fresh":
@@ -219,13 +227,13 @@ class LotteryExperiment:
                   dense_mask: pruning.Mask) -> pruning.Mask:
     """The ticket mask of `level`: prune the source level's trained weights."""
     saved = BranchFiles(self.layout.branch_dir(seed, level, "ticket")).mask
-    if os.path.exists(saved):
-      return pruning.Mask.from_dict(io.read_arrays(saved))
+    if self.store.exists(saved):
+      return pruning.Mask.from_dict(self.store.read_arrays(saved))
     one_shot = self.config.pruning.mode == "one_shot"
     source_level = 0 if one_shot else level - 1
     source = BranchFiles(self.layout.branch_dir(seed, source_level, "ticket"))
-    weights = io.read_arrays(source.final_weights)
-    previous = dense_mask if one_shot else pruning.Mask.from_dict(io.read_arrays(source.mask))
+    weights = self.store.read_arrays(source.final_weights)
+    previous = dense_mask if one_shot else pruning.Mask.from_dict(self.store.read_arrays(source.mask))
     request = pruning.PruneRequest(
         weights={name: weights[name] for name in previous},
         mask=previous,
@@ -241,13 +249,13 @@ class LotteryExperiment:
                   on_iteration: Optional[Callable[[int], None]] = None,
                   boundaries=()) -> None:
     files = BranchFiles(self.layout.branch_dir(seed, level, branch))
-    if files.is_finished():
+    if self.store.exists(files.metrics):
       return
     started = time.time()
     replicate.load_state(plan.start_weights, plan.mask, plan.optimizer_state)
-    if self.writes and not os.path.exists(files.mask):
-      io.write_arrays(files.mask, plan.mask.to_arrays())
-      io.write_arrays(files.start_weights, get_weights(replicate.model))
+    if not self.store.exists(files.mask):
+      self.store.write_arrays(files.mask, plan.mask.to_arrays())
+      self.store.write_arrays(files.start_weights, get_weights(replicate.model))
     curve, start = [], start_iteration
     if os.path.exists(files.checkpoint):
       curve, start = self._restore_checkpoint(replicate, files)
@@ -271,8 +279,7 @@ class LotteryExperiment:
       raise TrainingDiverged(f"replicate {seed} level {level} {branch}: {error} "
                              f"(recorded in {files.error})") from None
     elapsed = time.time() - started
-    if self.writes:
-      self._write_results(replicate, files, result, seed, level, branch, plan.mask, elapsed)
+    self._write_results(replicate, files, result, seed, level, branch, plan.mask, elapsed)
     self.log(format_row(self._row(seed, level, branch, plan.mask, result)))
     self.write_summary()
 
@@ -303,10 +310,12 @@ class LotteryExperiment:
 
   def _write_results(self, replicate: ReplicateModel, files: BranchFiles, result: TrainResult,
                      seed: int, level: int, branch: str, mask: pruning.Mask, elapsed: float) -> None:
-    io.write_arrays(files.final_weights, get_weights(replicate.model))
-    io.write_json(files.curve_json, result.curve)
-    io.write_text(files.curve_csv, _curve_csv(result.curve))
-    _write_tensorboard(files.tensorboard, result.curve)
+    """Final weights, curve and metrics (metrics last: they mark the branch finished)."""
+    self.store.write_arrays(files.final_weights, get_weights(replicate.model))
+    self.store.write_json(files.curve_json, result.curve)
+    if self.writes:
+      io.write_text(files.curve_csv, _curve_csv(result.curve))
+      _write_tensorboard(files.tensorboard, result.curve)
     metrics = self._row(seed, level, branch, mask, result)
     metrics.update(result.metrics())
     metrics.update({
@@ -316,8 +325,8 @@ class LotteryExperiment:
         "wall_time_s": elapsed,
         "experiment_hash": self.layout.experiment_hash,
     })
-    io.write_json(files.metrics, metrics)
-    if os.path.exists(files.checkpoint):
+    self.store.write_json(files.metrics, metrics)
+    if self.writes and os.path.exists(files.checkpoint):
       os.remove(files.checkpoint)
 
 

@@ -1,6 +1,7 @@
 """The model zoo: the `MODELS` registry, `build`, and one self-registering module per family."""
 from typing import Tuple
 
+from lth_tf import precision
 from lth_tf.compat import keras
 from lth_tf.config import ModelConfig
 from lth_tf.errors import ConfigError
@@ -41,4 +42,5 @@ def build(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int,
     raise ConfigError(f"num_classes must be >= 1; got {num_classes}")
   if not 0.0 <= config.dropout < 1.0:
     raise ConfigError(f"dropout must be in [0, 1); got {config.dropout}")
-  return builder(config, input_shape, int(num_classes), int(seed))
+  # Under a mixed-precision policy the logits are cast back to float32 (a no-op otherwise).
+  return precision.float32_logits(builder(config, input_shape, int(num_classes), int(seed)))

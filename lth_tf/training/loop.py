@@ -9,13 +9,19 @@ zero stay zero.
 The data order is a pure function of (seed, iteration): epoch e is the permutation drawn by
 `numpy.random.default_rng([seed, e])`, so a run resumed or rewound at iteration k sees the
 same batches as an uninterrupted one.
+
+Under a multi-replica strategy (`lth_tf.distribute.uses_replica_steps`) every iteration is one
+`strategy.run`: replica r takes examples [r * B/N, (r + 1) * B/N) of the global batch of B
+examples, its loss is its summed per-example loss divided by B, the optimizer all-reduces
+(sums) the gradients, and the re-mask runs once on the mirrored variables after the step.
+The default and one-device strategies keep the single-device step unchanged.
 """
 import dataclasses
 from typing import Callable, Dict, Iterable, List, Optional
 
 import numpy as np
 
-from lth_tf import io
+from lth_tf import distribute, io, precision
 from lth_tf.compat import keras, tf
 from lth_tf.config import RuntimeConfig, TrainingConfig
 from lth_tf.data import Splits
@@ -104,10 +110,17 @@ class Trainer:
     }
     masks = {weight.ref(): mask for _, weight, mask in mask_pairs(model)}
     self._masks = [masks.get(v.ref()) for v in model.trainable_variables]
-    self._train_chunk = tf.function(self._train_chunk_fn, input_signature=[
+    self._replicated = distribute.uses_replica_steps(self.strategy)
+    if self._replicated:
+      distribute.check_batch_size(self.strategy, training.batch_size, runtime.strategy)
+    self._scale_loss = precision.needs_loss_scaling(training.mixed_precision)
+    chunk_fn = self._replica_chunk_fn if self._replicated else self._train_chunk_fn
+    self._train_chunk = tf.function(chunk_fn, input_signature=[
         tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)])
     self._evaluate = tf.function(self._evaluate_fn)
     self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    self._per_example_loss = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, reduction=keras.losses.Reduction.NONE)
 
   # ---- graph functions ----------------------------------------------------------------------
 
@@ -116,13 +129,24 @@ class Trainer:
 
     The gradient of every pruned weight is exactly zero.
     """
-    variables = self.model.trainable_variables
     with tf.GradientTape() as tape:
       loss = self._loss(y, self.model(x, training=True))
-    grads = tape.gradient(loss, variables)
-    if self.config.weight_decay:
-      grads = [g + self.config.weight_decay * v for g, v in zip(grads, variables)]
-    return loss, [g if m is None else g * m for g, m in zip(grads, self._masks)]
+      differentiated = self._scaled(loss)
+    return loss, self._masked_gradients(tape, differentiated, self.config.weight_decay)
+
+  def _scaled(self, loss):
+    """The loss the gradient is taken of: scaled by the loss scale under float16."""
+    return self.optimizer.get_scaled_loss(loss) if self._scale_loss else loss
+
+  def _masked_gradients(self, tape, differentiated, weight_decay):
+    """Gradients (unscaled under float16), weight decay added, masks applied."""
+    variables = self.model.trainable_variables
+    grads = tape.gradient(differentiated, variables)
+    if self._scale_loss:
+      grads = self.optimizer.get_unscaled_gradients(grads)
+    if weight_decay:
+      grads = [g + weight_decay * v for g, v in zip(grads, variables)]
+    return [g if m is None else g * m for g, m in zip(grads, self._masks)]
 
   def _train_chunk_fn(self, indices, num_steps):
     batch = self.config.batch_size
@@ -137,6 +161,43 @@ class Trainer:
         self.optimizer.learning_rate.assign(self.schedule(self.iteration))
       loss, grads = self.gradients(x, y)
       self.optimizer.apply_gradients(zip(grads, variables))
+      for variable, mask in zip(variables, self._masks):
+        if mask is not None:
+          variable.assign(variable * mask)
+      self.iteration.assign_add(1)
+      total_loss += loss
+      all_finite = tf.logical_and(all_finite, tf.math.is_finite(loss))
+    return total_loss, all_finite
+
+  def _replica_step_fn(self, global_indices):
+    """One iteration on one replica: its share of the global batch, all-reduced gradients."""
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync
+    share = self.config.batch_size // replicas
+    start = context.replica_id_in_sync_group * share
+    idx = global_indices[start:start + share]
+    x = tf.gather(self._x_train, idx)
+    y = tf.gather(self._y_train, idx)
+    with tf.GradientTape() as tape:
+      per_example = self._per_example_loss(y, self.model(x, training=True))
+      loss = tf.reduce_sum(per_example) / float(self.config.batch_size)
+      differentiated = self._scaled(loss)
+    # The weight-decay gradient is added once in the sum over replicas.
+    grads = self._masked_gradients(tape, differentiated, self.config.weight_decay / replicas)
+    self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+    return loss
+
+  def _replica_chunk_fn(self, indices, num_steps):
+    batch = self.config.batch_size
+    variables = self.model.trainable_variables
+    total_loss = tf.constant(0.0)
+    all_finite = tf.constant(True)
+    for step in tf.range(num_steps):
+      if not self.schedule.is_constant:
+        self.optimizer.learning_rate.assign(self.schedule(self.iteration))
+      per_replica = self.strategy.run(self._replica_step_fn,
+                                      args=(indices[step * batch:(step + 1) * batch],))
+      loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
       for variable, mask in zip(variables, self._masks):
         if mask is not None:
           variable.assign(variable * mask)

@@ -3,6 +3,7 @@ from typing import Callable, Dict, List
 
 import numpy as np
 
+from lth_tf import precision
 from lth_tf.compat import keras, tf
 from lth_tf.config import TrainingConfig
 from lth_tf.registry import Registry
@@ -24,14 +25,19 @@ def _sgd(config: TrainingConfig):
 
 
 def build(config: TrainingConfig, variables) -> keras.optimizers.Optimizer:
-  """Creates the configured optimizer with its slots built for `variables`."""
+  """Creates the configured optimizer with its slots built for `variables`.
+
+  Under `mixed_float16` it is wrapped in a `LossScaleOptimizer` (whose `variables` are the
+  inner optimizer's).
+  """
   optimizer = OPTIMIZERS.get(config.optimizer)(config)
   optimizer.build(variables)
-  return optimizer
+  return precision.wrap_optimizer(optimizer, config.mixed_precision)
 
 
 def slots_of(optimizer, variable) -> List[tf.Variable]:
   """The slot variables (momentum, Adam moments) that belong to `variable`."""
+  optimizer = precision.inner_optimizer(optimizer)
   index = optimizer._index_dict[optimizer._var_key(variable)]  # pylint: disable=protected-access
   slots = []
   for attribute in _SLOT_LISTS:
