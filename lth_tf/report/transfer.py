@@ -118,6 +118,18 @@ def _points(value: float) -> str:
   return "-" if math.isnan(value) else f"{value:+.2f}"
 
 
+def _cell(run: TransferRun, branch: str) -> str:
+  mean, std, n = run.stat(branch)
+  if not n:
+    return "-"
+  final = run.stat(branch, "final_test_accuracy")[0]
+  untrained = any(m["branch"] == branch and m.get("iterations_trained") is not None and
+                  m["early_stop_iteration"] == m["iterations"] - m["iterations_trained"]
+                  for m in run.metrics)
+  return (_pct(mean) + (f"±{100 * std:.2f}" if n > 1 else "") + ("†" if untrained else "") +
+          f" / {_pct(final)}")
+
+
 def table(runs: Sequence[TransferRun]) -> str:
   """Markdown: one line per experiment, accuracies (%) and the ticket's gains (points)."""
   head = ("| source ticket → target | optimizer | examples/class | remaining | " +
@@ -126,18 +138,17 @@ def table(runs: Sequence[TransferRun]) -> str:
   for run in sorted(runs, key=lambda r: (r.group, r.per_class)):
     ticket_rows = [m for m in run.metrics if m["branch"] == "ticket"]
     remaining = ticket_rows[0]["weights_remaining"] if ticket_rows else math.nan
-    accs = []
-    for branch in BRANCHES:
-      mean, std, n = run.stat(branch)
-      accs.append(_pct(mean) + (f"±{100 * std:.2f}" if n > 1 else ""))
+    accs = [_cell(run, branch) for branch in BRANCHES]
     lines.append(f"| {run.source} → {run.target} | {run.optimizer} | {run.budget_label} | "
                  f"{_pct(remaining, 1)}% | " + " | ".join(accs) + " | " +
                  " | ".join(_points(run.gain(c)) for c in CONTROLS) + " |")
   replicates = sorted({len({m['replicate'] for m in r.metrics}) for r in runs})
   lines.append("")
-  lines.append("Test accuracy at early stop (%, mean over " +
-               "/".join(map(str, replicates)) + " replicate(s)); Δ = ticket minus the branch, "
-               "in points. remaining = weights remaining of the transferred ticket.")
+  lines.append("Each branch: test accuracy at early stop / at the end of training (%, mean over " +
+               "/".join(map(str, replicates)) + " replicate(s)); † marks an early stop at the "
+               "branch's first evaluation (before any training: its validation loss only rose). "
+               "Δ = ticket minus the branch at early stop, in points. remaining = weights "
+               "remaining of the transferred ticket.")
   return "\n".join(lines)
 
 

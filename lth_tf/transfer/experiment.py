@@ -53,8 +53,9 @@ def target_config(ticket, base: ExperimentConfig, transfer: TransferConfig,
   if not transfer.target_dataset:
     raise UserError("lth transfer needs --target_dataset")
   if explicit.get("model"):
+    given = ", ".join(f"--{'model' if name == 'name' else name}" for name in explicit["model"])
     raise UserError(f"lth transfer trains the ticket's model ({ticket.config.model.name}); "
-                    f"--{', --'.join(explicit['model'])} cannot change it")
+                    f"{given} cannot change it")
   training = dataclasses.replace(ticket.config.training, **{
       name: getattr(base.training, name) for name in explicit.get("training", ())})
   if transfer.target_optimizer:
