@@ -204,10 +204,13 @@ def test_bad_input_fails_before_anything_is_written(ticket, tmp_path, transfer, 
   assert not (tmp_path / "runs").exists()
 
 
-def test_the_model_is_the_tickets(ticket, tmp_path):
+def test_the_model_is_the_tickets_and_the_target_is_named_by_target_flags(ticket, tmp_path):
   with pytest.raises(UserError, match="--model cannot change it"):
     _transfer(ticket, tmp_path, TransferConfig(target_dataset="synthetic"),
               explicit={"model": ("name",)})
+  with pytest.raises(UserError, match="not --dataset, --classes"):
+    _transfer(ticket, tmp_path, TransferConfig(target_dataset="synthetic"),
+              explicit={"dataset": ("name", "classes")})
 
 
 def test_cli_error_is_one_line_and_exit_2(tmp_path):

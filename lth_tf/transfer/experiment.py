@@ -52,6 +52,11 @@ def target_config(ticket, base: ExperimentConfig, transfer: TransferConfig,
   """
   if not transfer.target_dataset:
     raise UserError("lth transfer needs --target_dataset")
+  wrong = [f"--{'dataset' if n == 'name' else n}" for n in explicit.get("dataset", ())
+           if n in ("name", "classes")]
+  if wrong:
+    raise UserError(f"lth transfer takes --target_dataset and --target_classes, not "
+                    f"{', '.join(wrong)} (the ticket's data is recorded in the ticket)")
   if explicit.get("model"):
     given = ", ".join(f"--{'model' if name == 'name' else name}" for name in explicit["model"])
     raise UserError(f"lth transfer trains the ticket's model ({ticket.config.model.name}); "
