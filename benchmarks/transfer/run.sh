@@ -91,6 +91,20 @@ cifar_to_fmnist() {  # the reverse adapter direction: a CIFAR-10 LeNet ticket ->
     --target_dataset=fashion_mnist
 }
 
+noise_fmnist_to_cifar() {  # seed-to-seed noise: 200 examples per class, seeds 0, 1, 2
+  local BUDGETS=(200)
+  transfer_all noise_fmnist_to_cifar10 "${SHORT[@]}" --seeds=0,1,2 \
+    --ticket=lenet300_fashion_mnist_level7 --target_dataset=cifar10
+}
+
+noise_animals_to_vehicles() {  # seed-to-seed noise: 200 examples per class, seeds 0, 1, 2
+  local BUDGETS=(200)
+  transfer_all noise_cifar_animals_to_vehicles --iterations=2000 --seeds=0,1,2 \
+    --ticket=$ROOT/tickets/lenet300_cifar_animals_level4 \
+    --target_dataset=cifar10 --target_classes=0,1,8,9 \
+    --target_ticket=$ROOT/tickets/lenet300_cifar_vehicles_level4
+}
+
 for study in "${@:-fmnist_to_cifar optimizer animals_to_vehicles cifar_to_fmnist}"; do
   for s in $study; do "$s"; done
 done
