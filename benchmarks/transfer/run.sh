@@ -105,6 +105,14 @@ noise_animals_to_vehicles() {  # seed-to-seed noise: 200 examples per class, see
     --target_ticket=$ROOT/tickets/lenet300_cifar_vehicles_level4
 }
 
-for study in "${@:-fmnist_to_cifar optimizer animals_to_vehicles cifar_to_fmnist}"; do
+all_report() {  # one report over every study (not the noise runs): how reuse spreads search costs
+  local flags=() dir
+  for dir in benchmarks/transfer/{fmnist_to_cifar10,adam_to_sgd,sgd_to_adam,cifar_animals_to_vehicles,cifar10_to_fmnist}/experiments/*/; do
+    [ -f "$dir/summary.json" ] && flags+=("--experiment_dir=${dir%/}")
+  done
+  "${LTH[@]}" report "${flags[@]}" --out=benchmarks/transfer/all > /dev/null
+}
+
+for study in "${@:-fmnist_to_cifar optimizer animals_to_vehicles cifar_to_fmnist noise_fmnist_to_cifar noise_animals_to_vehicles all_report}"; do
   for s in $study; do "$s"; done
 done

@@ -106,9 +106,6 @@ class TransferRun:
       return (math.nan, math.nan, 0)
     return (float(np.mean(values)), float(np.std(values)), len(values))
 
-  def gain(self, control: str) -> float:
-    return 100 * (self.stat("ticket")[0] - self.stat(control)[0])
-
 
 def _pct(value: float, digits: int = 2) -> str:
   return "-" if math.isnan(value) else f"{100 * value:.{digits}f}"
@@ -118,16 +115,27 @@ def _points(value: float) -> str:
   return "-" if math.isnan(value) else f"{value:+.2f}"
 
 
+def _untrained(run: TransferRun, branch: str) -> bool:
+  """Whether a run of `branch` early-stopped at its first evaluation, before any training."""
+  return any(m["branch"] == branch and m.get("iterations_trained") is not None and
+             m["early_stop_iteration"] == m["iterations"] - m["iterations_trained"]
+             for m in run.metrics)
+
+
+def _gain(run: TransferRun, *controls: str) -> str:
+  """The ticket's gain over the best of `controls` (points); † if an early stop was untrained."""
+  best = max(run.stat(c)[0] for c in controls)
+  dagger = any(_untrained(run, b) for b in ("ticket",) + controls)
+  return _points(100 * (run.stat("ticket")[0] - best)) + ("†" if dagger else "")
+
+
 def _cell(run: TransferRun, branch: str) -> str:
   mean, std, n = run.stat(branch)
   if not n:
     return "-"
   final = run.stat(branch, "final_test_accuracy")[0]
-  untrained = any(m["branch"] == branch and m.get("iterations_trained") is not None and
-                  m["early_stop_iteration"] == m["iterations"] - m["iterations_trained"]
-                  for m in run.metrics)
-  return (_pct(mean) + (f"±{100 * std:.2f}" if n > 1 else "") + ("†" if untrained else "") +
-          f" / {_pct(final)}")
+  return (_pct(mean) + (f"±{100 * std:.2f}" if n > 1 else "") +
+          ("†" if _untrained(run, branch) else "") + f" / {_pct(final)}")
 
 
 def table(runs: Sequence[TransferRun]) -> str:
@@ -141,13 +149,14 @@ def table(runs: Sequence[TransferRun]) -> str:
     accs = [_cell(run, branch) for branch in BRANCHES]
     lines.append(f"| {run.source} → {run.target} | {run.optimizer} | {run.budget_label} | "
                  f"{_pct(remaining, 1)}% | " + " | ".join(accs) + " | " +
-                 " | ".join(_points(run.gain(c)) for c in CONTROLS) + " |")
+                 " | ".join(_gain(run, c) if run.stat(c)[2] else "-" for c in CONTROLS) + " |")
   replicates = sorted({len({m['replicate'] for m in r.metrics}) for r in runs})
   lines.append("")
   lines.append("Each branch: test accuracy at early stop / at the end of training (%, mean over " +
                "/".join(map(str, replicates)) + " replicate(s)); † marks an early stop at the "
                "branch's first evaluation (before any training: its validation loss only rose). "
-               "Δ = ticket minus the branch at early stop, in points. remaining = weights "
+               "Δ = ticket minus the branch at early stop, in points (†: one of the two stopped "
+               "untrained; compare final accuracies). remaining = weights "
                "remaining of the transferred ticket.")
   return "\n".join(lines)
 
@@ -221,18 +230,16 @@ def cost_benefit(runs: Sequence[TransferRun]) -> str:
     share = search / len(by_ticket[run.transfer["source"]["sha256"]]) if search else None
     dense = run.stat("dense", "train_flops")[0]
     sparse = run.stat("ticket", "train_flops")[0]
-    best_random = max(run.stat(b)[0] for b in ("reinit", "random_prune"))
-    gain_random = 100 * (run.stat("ticket")[0] - best_random)
     ratio = share / dense if share and dense and not math.isnan(dense) else math.nan
     saved = dense - sparse
     repay = share / saved if share and saved and saved > 0 else math.nan
     lines.append(f"| {run.source} → {run.target} | {run.budget_label} | "
-                 f"{_points(run.gain('dense'))} | {_points(gain_random)} | {_flops(share)} | "
+                 f"{_gain(run, 'dense')} | {_gain(run, 'reinit', 'random_prune')} | {_flops(share)} | "
                  f"{_flops(dense)} | {_flops(sparse)} | "
                  f"{'-' if math.isnan(ratio) else f'{ratio:.1f}x'} | "
                  f"{'-' if math.isnan(repay) else f'{repay:.1f}'} |")
   lines += ["", "Δ best random: ticket minus the better of the re-initialised and the random "
-            "mask (points). search FLOPs / run: the ticket's search cost divided over the "
+            "mask (points); † as in the table above (an early stop before training). search FLOPs / run: the ticket's search cost divided over the "
             "experiments here that reuse it. trainings to repay: how many trainings of the "
             "sparse ticket instead of the dense network save that share, at the FLOPs of an "
             "ideal sparse kernel (training FLOPs: 3 × 2 × kept-weight MACs × batch × "
