@@ -213,9 +213,9 @@ def test_the_model_is_the_tickets_and_the_target_is_named_by_target_flags(ticket
               explicit={"dataset": ("name", "classes")})
 
 
-def test_cli_error_is_one_line_and_exit_2(tmp_path):
+def test_cli_error_is_one_line_and_exit_2(ticket, tmp_path):
   result = subprocess.run(
-      [sys.executable, "-m", "lth_tf.cli", "transfer", "--ticket=lenet300_fashion_mnist_level7",
+      [sys.executable, "-m", "lth_tf.cli", "transfer", f"--ticket={ticket[0]}",
        "--target_dataset=imagenet_offline", f"--root_dir={tmp_path / 'runs'}",
        f"--data_dir={tmp_path}"],
       capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
