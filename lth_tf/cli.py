@@ -76,6 +76,29 @@ def _tune(args: List[str]) -> int:
   return 0
 
 
+@COMMANDS.register("transfer")
+def _transfer(args: List[str]) -> int:
+  """`lth transfer --ticket=T --target_dataset=D`: the ticket on a target beside its controls."""
+  from lth_tf import transfer  # pylint: disable=import-outside-toplevel
+  from lth_tf.report import transfer as transfer_report  # pylint: disable=import-outside-toplevel
+  if args:
+    raise UserError("usage: lth transfer --ticket=NAME_OR_PATH --target_dataset=D "
+                    "[--target_classes=...] [--target_optimizer=adam|sgd] "
+                    "[--train_examples_per_class=N] [--target_ticket=T] --root_dir=DIR")
+  experiment = transfer.from_flags(lth_flags.config_from_flags(),
+                                   lth_flags.transfer_config_from_flags(),
+                                   lth_flags.explicit_fields(), flags_text=lth_flags.flags_text())
+  experiment.run()
+  directory = experiment.layout.directory
+  print()
+  print(transfer_report.table([transfer_report.TransferRun.read(directory)]))
+  plot = transfer_report.figure([transfer_report.TransferRun.read(directory)],
+                                os.path.join(directory, "transfer.png"))
+  print(f"\nexperiment directory: {directory}")
+  print(f"plot: {plot}")
+  return 0
+
+
 @COMMANDS.register("data")
 def _data(args: List[str]) -> int:
   """`lth data install`: converts the offline dataset sources into the data directory."""

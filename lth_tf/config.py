@@ -148,6 +148,24 @@ class RuntimeConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TransferConfig:
+  """What `lth transfer` trains a saved ticket (`--ticket`) on; the budget and schedule come from
+  the dataset and training flags (training flags not given keep the ticket's values).
+
+  Attributes:
+    target_dataset: the dataset to transfer the ticket to (any name `--dataset` accepts).
+    target_classes: if non-empty, keep only these target class labels (relabelled 0..n-1).
+    target_optimizer: `adam` or `sgd`; empty keeps the ticket's optimizer.
+    target_ticket: a ticket found on the target itself (same model, input shape and classes),
+      trained beside the transferred one as the `target_ticket` branch; empty: none.
+  """
+  target_dataset: str = ""
+  target_classes: Tuple[int, ...] = ()
+  target_optimizer: str = ""
+  target_ticket: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
   """One experiment: the four scientific parts and the runtime."""
   dataset: DatasetConfig = DatasetConfig()

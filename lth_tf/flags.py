@@ -97,6 +97,36 @@ def define_command_flags() -> None:
   flags.DEFINE_integer("latency_runs", 200, "[export] timed interpreter runs per model and thread count")
 
 
+def define_transfer_flags() -> None:
+  """One flag per `TransferConfig` field (idempotent), with its docstring as help."""
+  if "target_dataset" in FLAGS:
+    return
+  helps = _field_help(config_lib.TransferConfig)
+  for field in dataclasses.fields(config_lib.TransferConfig):
+    help_text = "[transfer] " + helps.get(field.name, field.name)
+    if isinstance(field.default, tuple):
+      flags.DEFINE_list(field.name, [str(v) for v in field.default], help_text)
+    else:
+      flags.DEFINE_string(field.name, field.default, help_text)
+
+
+def transfer_config_from_flags() -> config_lib.TransferConfig:
+  values = {}
+  for field in dataclasses.fields(config_lib.TransferConfig):
+    value = FLAGS[field.name].value
+    if isinstance(field.default, tuple):
+      value = tuple(_parse_int(v, field.name) for v in value)
+    values[field.name] = value
+  return config_lib.TransferConfig(**values)
+
+
+def explicit_fields() -> Dict[str, Tuple[str, ...]]:
+  """Per config part, the fields whose flag was given (command line or flagfile)."""
+  return {part: tuple(f.name for f in dataclasses.fields(cls)
+                      if FLAGS[flag_name(part, f.name)].present)
+          for part, cls in _parts()}
+
+
 def command_values(*names: str) -> Dict[str, object]:
   """The values of the named flags, for subcommands."""
   return {name: FLAGS[name].value for name in names}
@@ -165,7 +195,8 @@ def _parse_int(text: str, name: str) -> int:
 def flags_text() -> str:
   """The flags that differ from their defaults, as a flagfile."""
   lines = []
-  for part, cls in _parts():
+  parts = _parts() + ([("transfer", config_lib.TransferConfig)] if "target_dataset" in FLAGS else [])
+  for part, cls in parts:
     for field in dataclasses.fields(cls):
       flag = FLAGS[flag_name(part, field.name)]
       if flag.present or flag.value != flag.default:
@@ -177,6 +208,7 @@ def parse(argv: List[str]) -> List[str]:
   """Defines every flag and parses `argv`; a bad flag or flagfile raises `ConfigError`."""
   define_flags()
   define_command_flags()
+  define_transfer_flags()
   try:
     return FLAGS(flagfile_first(argv))
   except flags.Error as error:

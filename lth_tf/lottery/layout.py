@@ -31,6 +31,11 @@ class ExperimentLayout:
   def summary_file(self) -> str:
     return os.path.join(self.directory, "summary.json")
 
+  @property
+  def compute_file(self) -> str:
+    """Compute totals (iterations, wall time, training FLOPs) over the finished branches."""
+    return os.path.join(self.directory, "compute.json")
+
   def replicate_dir(self, seed: int) -> str:
     return os.path.join(self.directory, f"replicate_{seed}")
 

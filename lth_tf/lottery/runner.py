@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from lth_tf import data as data_lib
-from lth_tf import distribute, io, models, precision, pruning
+from lth_tf import compute, distribute, io, models, precision, pruning
 from lth_tf.compat import keras, tf
 from lth_tf.config import ExperimentConfig, validate
 from lth_tf.errors import TrainingDiverged, UserError
@@ -168,21 +168,26 @@ class LotteryExperiment:
     if self.flags_text:
       io.write_text(self.layout.flags_file, self.flags_text)
 
-  def summary_rows(self) -> List[Dict]:
-    rows = []
+  def finished_metrics(self) -> List[Dict]:
+    """The metrics of every finished branch, in summary order."""
+    out = []
     for seed in self.config.runtime.seeds:
       for level in range(self.config.pruning.levels + 1):
         for branch in self.branches if level else ("ticket",):
           files = BranchFiles(self.layout.branch_dir(seed, level, branch))
           if self.store.exists(files.metrics):
-            metrics = self.store.read_json(files.metrics)
-            rows.append({key: metrics[key] for key in SUMMARY_KEYS})
-    return rows
+            out.append(self.store.read_json(files.metrics))
+    return out
+
+  def summary_rows(self) -> List[Dict]:
+    return [summary_row(metrics) for metrics in self.finished_metrics()]
 
   def write_summary(self) -> List[Dict]:
-    rows = self.summary_rows()
+    metrics = self.finished_metrics()
+    rows = [summary_row(m) for m in metrics]
     if self.writes:
       io.write_json(self.layout.summary_file, rows)
+      io.write_json(self.layout.compute_file, compute_summary(metrics))
     return rows
 
   # ---- levels -------------------------------------------------------------------------------
@@ -322,12 +327,30 @@ class LotteryExperiment:
         "weights_remaining_by_layer": mask.layer_densities(),
         "prunable_weights": mask.num_weights(),
         "prunable_weights_remaining": mask.num_remaining(),
-        "wall_time_s": elapsed,
         "experiment_hash": self.layout.experiment_hash,
     })
+    metrics.update(compute.branch_compute(
+        replicate.model, mask, self.config.training.batch_size,
+        result.iterations - int(result.curve[0]["iteration"]), elapsed))
     self.store.write_json(files.metrics, metrics)
     if self.writes and os.path.exists(files.checkpoint):
       os.remove(files.checkpoint)
+
+
+def summary_row(metrics: Dict) -> Dict:
+  """A summary row from a branch's metrics, with its deterministic compute (iterations, FLOPs);
+  None for runs that predate compute accounting. Wall time stays in metrics and compute.json."""
+  row = {key: metrics[key] for key in SUMMARY_KEYS}
+  row.update({key: metrics.get(key) for key in compute.SUMMARY_COMPUTE_KEYS})
+  return row
+
+
+def compute_summary(metrics: List[Dict]) -> Dict:
+  """Compute totals of an experiment from its branches' metrics: all branches, and per branch."""
+  branches = sorted({m["branch"] for m in metrics})
+  return {"total": compute.total(metrics),
+          "by_branch": {b: compute.total(m for m in metrics if m["branch"] == b) for b in branches},
+          "rule": compute.__doc__.split("\n\n")[1]}
 
 
 def format_row(row: Dict) -> str:

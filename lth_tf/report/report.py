@@ -8,6 +8,7 @@ from lth_tf import io
 from lth_tf.errors import UserError
 from lth_tf.lottery import BranchFiles, ExperimentLayout
 from lth_tf.report import plots, tables
+from lth_tf.report import transfer as transfer_report
 
 FIGURES = {
     "accuracy_vs_weights.png": ("early_stop_test_accuracy", "test accuracy at early stop (%)", 100.0),
@@ -48,7 +49,7 @@ def csv_text(experiments: Sequence[Experiment]) -> str:
   buffer = _io.StringIO()
   fields = ["experiment", "replicate", "level", "branch", "weights_remaining",
             "early_stop_iteration", "early_stop_test_accuracy", "final_test_accuracy",
-            "min_validation_loss"]
+            "min_validation_loss", "iterations_trained", "train_flops"]
   writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
   writer.writeheader()
   for experiment in experiments:
@@ -71,12 +72,39 @@ def density_table(experiment: Experiment) -> str:
   return "\n".join(lines)
 
 
+def compute_line(experiment: Experiment) -> str:
+  """Iterations, wall time and training FLOPs the experiment spent (see lth_tf/compute.py)."""
+  path = os.path.join(experiment.directory, "compute.json")
+  if not os.path.exists(path):
+    return "Compute: not recorded (the experiment predates compute accounting)."
+  total = io.read_json(path)["total"]
+  return (f"Compute: {total['runs']} trainings, {total['iterations_trained']} iterations, "
+          f"{total['wall_time_s'] / 3600:.2f} h wall time, {total['train_flops']:.3g} training "
+          "FLOPs (kept weights only).")
+
+
 def build(directories: Sequence[str], out_dir: str, curve_levels: Optional[List[int]] = None) -> Dict:
-  """Writes report.md, table.csv and the figures into `out_dir`; returns their paths."""
-  experiments = [Experiment(d) for d in directories]
+  """Writes report.md, table.csv and the figures into `out_dir`; returns their paths.
+
+  Transfer experiments (`lth transfer`) get their own table, figure (`transfer.png`) and
+  cost-against-benefit section; lottery experiments the level tables and figures.
+  """
+  everything = [Experiment(d) for d in directories]
+  experiments = [e for e in everything if not transfer_report.is_transfer(e.config)]
+  transfers = [transfer_report.TransferRun.read(e.directory) for e in everything
+               if transfer_report.is_transfer(e.config)]
   os.makedirs(out_dir, exist_ok=True)
-  series = [(e.label, e.rows) for e in experiments]
   written = {}
+  if transfers:
+    written["transfer.png"] = transfer_report.figure(transfers, os.path.join(out_dir, "transfer.png"))
+  if not experiments:
+    written["table.csv"] = os.path.join(out_dir, "table.csv")
+    io.write_text(written["table.csv"], csv_text(everything))
+    written["report.md"] = os.path.join(out_dir, "report.md")
+    io.write_text(written["report.md"], "\n".join(
+        ["# Lottery-ticket report", ""] + transfer_report.section(transfers)) + "\n")
+    return written
+  series = [(e.label, e.rows) for e in experiments]
   for name, (metric, ylabel, scale) in FIGURES.items():
     written[name] = plots.metric_vs_weights(series, metric, ylabel, os.path.join(out_dir, name),
                                             scale)
@@ -96,12 +124,16 @@ def build(directories: Sequence[str], out_dir: str, curve_levels: Optional[List[
   written["learning_curves.png"] = plots.learning_curves(
       curves, os.path.join(out_dir, "learning_curves.png"))
   written["table.csv"] = os.path.join(out_dir, "table.csv")
-  io.write_text(written["table.csv"], csv_text(experiments))
+  io.write_text(written["table.csv"], csv_text(everything))
   sections = ["# Lottery-ticket report", ""]
   for experiment in experiments:
     sections += [f"## {experiment.label}", "", "```", tables.level_table(experiment.rows), "```", "",
-                 "Weights remaining per layer (%), ticket:", "", density_table(experiment), ""]
-  sections += ["## Figures", ""] + [f"![{name}]({name})" for name in written if name.endswith(".png")]
+                 "Weights remaining per layer (%), ticket:", "", density_table(experiment), "",
+                 compute_line(experiment), ""]
+  if transfers:
+    sections += transfer_report.section(transfers)
+  sections += ["## Figures", ""] + [f"![{name}]({name})" for name in written
+                                    if name.endswith(".png") and name != "transfer.png"]
   written["report.md"] = os.path.join(out_dir, "report.md")
   io.write_text(written["report.md"], "\n".join(sections) + "\n")
   return written

@@ -39,6 +39,7 @@ class Ticket:
   num_classes: int = 0
   mean: Tuple[float, ...] = ()
   std: Tuple[float, ...] = ()
+  search_compute: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _sha256(path: str) -> str:
@@ -80,6 +81,7 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir
     arrays[f"trained/{key}"] = value
   from lth_tf import data as data_lib  # pylint: disable=import-outside-toplevel
   splits = data_lib.load(config.dataset, data_dir)
+  search = _search_compute(layout, replicate, level)
   os.makedirs(out_dir, exist_ok=True)
   arrays_path = os.path.join(out_dir, ARRAYS)
   io.write_arrays(arrays_path, arrays)
@@ -95,8 +97,25 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir
       "normalization": {"mean": [float(v) for v in splits.mean],
                         "std": [float(v) for v in splits.std]},
       "sha256": _sha256(arrays_path),
+      **({"search_compute": search} if search else {}),
   })
   return out_dir
+
+
+def _search_compute(layout: ExperimentLayout, replicate: int, level: int) -> Dict[str, Any]:
+  """What finding the ticket cost: its ticket branch at levels 0..level (controls excluded);
+  empty when a level predates compute accounting."""
+  from lth_tf import compute  # pylint: disable=import-outside-toplevel
+  records = []
+  for current in range(level + 1):
+    files = BranchFiles(layout.branch_dir(replicate, current, "ticket"))
+    metrics = io.read_json(files.metrics) if files.is_finished() else {}
+    if metrics.get("train_flops") is None:
+      return {}
+    records.append(metrics)
+  out = compute.total(records)
+  out["levels_trained"] = out.pop("runs")
+  return out
 
 
 def read(path: str) -> Ticket:
@@ -133,7 +152,8 @@ def read(path: str) -> Ticket:
   return Ticket(Mask.from_dict(masks), rewind, config, meta.get("metrics", {}),
                 meta.get("provenance", {}), meta["sha256"], trained,
                 tuple(meta.get("input_shape", ())), int(meta.get("num_classes", 0)),
-                tuple(norm.get("mean", ())), tuple(norm.get("std", ())))
+                tuple(norm.get("mean", ())), tuple(norm.get("std", ())),
+                dict(meta.get("search_compute", {})))
 
 
 def apply(ticket: Ticket, model, trained: bool = False) -> None:

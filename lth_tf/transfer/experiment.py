@@ -1,0 +1,353 @@
+"""`lth transfer`: a saved ticket trained on a target dataset, optimizer or budget, beside controls.
+
+Every branch trains the same model (the ticket's) on the same adapted target data, with the same
+training schedule, and lands in `<root>/<hash>/replicate_<seed>/level_0/<branch>/` with the files
+of a lottery branch; `summary.json` has one row per branch, so `lth report` reads it like any
+experiment. Branches (a registry; `target_ticket` only when `--target_ticket` is given):
+- `ticket`: the transferred ticket, its mask and rewind weights θk, from iteration k.
+- `dense`: the unpruned network from a fresh θ0 (the replicate seed), from iteration 0.
+- `reinit`: the transferred mask with fresh weights from the same initialiser, from k.
+- `random_prune`: a random mask with the transferred mask's per-layer counts, from the same θk.
+- `target_ticket`: a ticket found on the target itself, from its own rewind iteration.
+All start with a fresh optimizer (the ticket carries no optimizer state; the target optimizer
+may differ). When the target has another number of classes than the ticket, the output layer
+is replaced: its weights come from a fresh initialisation (seeded by the replicate seed) and its
+mask keeps round(d × size) weights drawn uniformly from a seeded generator, where d is the
+ticket's output-layer density. Inputs of another shape go through `adapters` (see its rule).
+"""
+import dataclasses
+import hashlib
+import json
+from typing import Callable, Dict, Mapping, Optional, Tuple
+
+import numpy as np
+
+from lth_tf import compute, distribute, io, models, pruning
+from lth_tf import data as data_lib
+from lth_tf.config import ExperimentConfig, PruningConfig, TransferConfig, validate
+from lth_tf.data.base import as_nhwc, prepare
+from lth_tf.errors import TicketError, UserError
+from lth_tf.lottery import BranchFiles, BranchPlan, ExperimentLayout, LotteryExperiment, derive_seed
+from lth_tf.lottery.runner import ReplicateModel, _check_writable
+from lth_tf.registry import Registry
+from lth_tf.training import get_weights
+from lth_tf.transfer import adapters
+
+BRANCH_ORDER = ("ticket", "dense", "reinit", "random_prune", "target_ticket")
+
+
+def target_config(ticket, base: ExperimentConfig, transfer: TransferConfig,
+                  explicit: Mapping[str, Tuple[str, ...]]) -> ExperimentConfig:
+  """The config every branch trains with: the target data and budget, the ticket's model, and the
+  ticket's training settings overridden by the training flags given explicitly.
+
+  Args:
+    ticket: the loaded source ticket.
+    base: the config from the flags (dataset budget and split, training, runtime).
+    transfer: the transfer flags.
+    explicit: per config part, the fields whose flags were given.
+
+  Raises:
+    UserError: a missing target, or a flag that would change the ticket's model.
+  """
+  if not transfer.target_dataset:
+    raise UserError("lth transfer needs --target_dataset")
+  wrong = [f"--{'dataset' if n == 'name' else n}" for n in explicit.get("dataset", ())
+           if n in ("name", "classes")]
+  if wrong:
+    raise UserError(f"lth transfer takes --target_dataset and --target_classes, not "
+                    f"{', '.join(wrong)} (the ticket's data is recorded in the ticket)")
+  if explicit.get("model"):
+    given = ", ".join(f"--{'model' if name == 'name' else name}" for name in explicit["model"])
+    raise UserError(f"lth transfer trains the ticket's model ({ticket.config.model.name}); "
+                    f"{given} cannot change it")
+  training = dataclasses.replace(ticket.config.training, **{
+      name: getattr(base.training, name) for name in explicit.get("training", ())})
+  if transfer.target_optimizer:
+    training = dataclasses.replace(training, optimizer=transfer.target_optimizer)
+  rewind = (base.pruning.rewind_iteration if "rewind_iteration" in explicit.get("pruning", ())
+            else ticket.config.pruning.rewind_iteration)
+  return validate(base.replace(
+      dataset=dataclasses.replace(base.dataset, name=transfer.target_dataset,
+                                  classes=tuple(transfer.target_classes)),
+      model=ticket.config.model,
+      training=training,
+      pruning=PruningConfig(rewind_iteration=rewind, ticket_sha256=ticket.sha256)))
+
+
+def transfer_hash(config: ExperimentConfig, target_ticket_sha256: str) -> str:
+  """Names the experiment directory: the target experiment (data, model, training, ticket
+  checksum) and the target ticket's checksum."""
+  payload = {"kind": "transfer", "experiment": config.experiment_hash(),
+             "target_ticket": target_ticket_sha256}
+  text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+  return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def adapt_ticket(ticket, weight_shapes: Mapping[str, Tuple[int, ...]],
+                 kinds: Mapping[str, str], num_classes: int,
+                 fresh_head: Mapping[str, np.ndarray], seed: int):
+  """The ticket's (mask, rewind weights) for a target model; a new head if the classes differ.
+
+  Args:
+    ticket: the source ticket.
+    weight_shapes: every weight of the target model (`training.get_weights` names) → shape.
+    kinds: `pruning.layer_kinds` of the target model (`output` marks the classifier).
+    num_classes: the target's class count.
+    fresh_head: freshly initialised weights of the target model (only its output layer is used).
+    seed: the replicate seed (the head mask's generator is derived from it).
+
+  Returns:
+    (mask, weights, head_replaced).
+
+  Raises:
+    TicketError: the ticket does not fit the target model even after the head replacement.
+  """
+  output_layers = {name.split("/")[0] for name, kind in kinds.items() if kind == "output"}
+  replaced = int(ticket.num_classes) != int(num_classes)
+  weights = dict(ticket.rewind_weights)
+  masks = ticket.mask.to_arrays()
+  if replaced:
+    rng = np.random.default_rng(derive_seed(seed, "transfer_head_mask"))
+    for name in weights:
+      if name.split("/")[0] in output_layers:
+        weights[name] = np.asarray(fresh_head[name])
+    for name in list(masks):
+      if name.split("/")[0] in output_layers:
+        shape = weight_shapes[name]
+        size = int(np.prod(shape))
+        keep = max(1, int(round(float(ticket.mask[name].mean()) * size)))
+        flat = np.zeros(size, bool)
+        flat[rng.permutation(size)[:keep]] = True
+        masks[name] = flat.reshape(shape)
+  if set(weights) != set(weight_shapes):
+    raise TicketError(f"the ticket ({ticket.config.model.name}) does not fit the target model: "
+                      f"weights {sorted(set(weights) ^ set(weight_shapes))[:3]} differ")
+  for name, shape in weight_shapes.items():
+    if tuple(np.shape(weights[name])) != tuple(shape):
+      raise TicketError(f"the ticket cannot be adapted: weight {name!r} has shape "
+                        f"{tuple(np.shape(weights[name]))}, the target model needs {tuple(shape)}")
+  return pruning.Mask.from_dict(masks), weights, replaced
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferContext:
+  """What the branches of one replicate are planned from.
+
+  Attributes:
+    seed: the replicate seed.
+    mask, weights: the adapted ticket (mask, rewind weights θk with any new head).
+    rewind_iteration: k, where the ticket and its controls start.
+    initial_weights: θ0 of the target model (the dense branch).
+    fresh_weights: builds newly initialised target-model weights from a seed.
+    target_ticket: a ticket found on the target, or None.
+  """
+  seed: int
+  mask: pruning.Mask
+  weights: Dict[str, np.ndarray]
+  rewind_iteration: int
+  initial_weights: Dict[str, np.ndarray]
+  fresh_weights: Callable[[int], Dict[str, np.ndarray]]
+  target_ticket: Optional[object]
+
+
+# A transfer branch: context -> (plan, start iteration).
+TRANSFER_BRANCHES: Registry[Callable[[TransferContext], Tuple[BranchPlan, int]]] = Registry(
+    "transfer branch")
+
+
+@TRANSFER_BRANCHES.register("ticket")
+def _ticket(context: TransferContext):
+  return BranchPlan(context.mask, context.weights, None), context.rewind_iteration
+
+
+@TRANSFER_BRANCHES.register("dense")
+def _dense(context: TransferContext):
+  return BranchPlan(pruning.Mask.ones_like(context.mask), context.initial_weights, None), 0
+
+
+@TRANSFER_BRANCHES.register("reinit")
+def _reinit(context: TransferContext):
+  weights = context.fresh_weights(derive_seed(context.seed, "reinit", "transfer"))
+  return BranchPlan(context.mask, weights, None), context.rewind_iteration
+
+
+@TRANSFER_BRANCHES.register("random_prune")
+def _random_prune(context: TransferContext):
+  mask = pruning.random_mask_like(context.mask, derive_seed(context.seed, "random_prune", "transfer"))
+  return BranchPlan(mask, context.weights, None), context.rewind_iteration
+
+
+@TRANSFER_BRANCHES.register("target_ticket")
+def _target_ticket(context: TransferContext):
+  ticket = context.target_ticket
+  return (BranchPlan(ticket.mask, ticket.rewind_weights, None),
+          ticket.config.pruning.rewind_iteration)
+
+
+class TransferExperiment(LotteryExperiment):
+  """Trains the transferred ticket and its comparison branches on one target (resumable).
+
+  Args:
+    config: from `target_config`.
+    transfer: the transfer flags (target ticket).
+    flags_text: the flags, recorded in the experiment directory.
+    log: where one line per finished branch goes.
+
+  Raises:
+    UserError: anything wrong with the ticket, target, budget or root directory, before any file
+      is written.
+  """
+
+  def __init__(self, config: ExperimentConfig, transfer: TransferConfig, flags_text: str = "",
+               log: Callable[[str], None] = print):
+    from lth_tf import tickets  # pylint: disable=import-outside-toplevel
+    self.config = validate(config)
+    self.transfer = transfer
+    self.flags_text = flags_text
+    self.log = log
+    if not config.runtime.ticket:
+      raise UserError("lth transfer needs --ticket")
+    self.ticket = tickets.read(tickets.resolve(config.runtime.ticket))
+    if config.pruning.ticket_sha256 != self.ticket.sha256:
+      raise UserError(f"ticket {config.runtime.ticket} does not have checksum "
+                      f"{config.pruning.ticket_sha256}")
+    if not self.ticket.input_shape or not self.ticket.num_classes:
+      raise TicketError("the ticket does not record its input shape and class count")
+    self.target_ticket = (tickets.read(tickets.resolve(transfer.target_ticket))
+                          if transfer.target_ticket else None)
+    self.branches = tuple(b for b in BRANCH_ORDER
+                          if b != "target_ticket" or self.target_ticket is not None)
+    models.MODELS.get(config.model.name)
+    raw = data_lib.read_raw(config.dataset.name, config.runtime.data_dir)
+    self.adapter = adapters.choose(as_nhwc(raw.x_train[:1], config.dataset.name).shape[1:],
+                                   self.ticket.input_shape)
+    self.data = prepare(adapters.adapt_raw(raw, self.adapter), config.dataset)
+    self.strategy = distribute.make_strategy(config.runtime.strategy)
+    self.writes = distribute.is_chief(self.strategy)
+    self.layout = ExperimentLayout(config.runtime.root_dir, transfer_hash(
+        config, self.target_ticket.sha256 if self.target_ticket else ""))
+    self.head_replaced = False
+    self._preflight()
+
+  def _preflight(self) -> None:
+    if self.config.training.batch_size > len(self.data.y_train):
+      raise UserError(f"batch_size {self.config.training.batch_size} exceeds the "
+                      f"{len(self.data.y_train)} training examples")
+    with self.strategy.scope():
+      model = pruning.wrap_model(models.build(
+          self.config.model, self.data.input_shape, self.data.num_classes, seed=0))
+    shapes = {n: v.shape for n, v in get_weights(model).items()}
+    mask, _, self.head_replaced = adapt_ticket(
+        self.ticket, shapes, pruning.layer_kinds(model), self.data.num_classes,
+        get_weights(model), seed=0)
+    mask.check_fits(pruning.prunable_shapes(model))
+    if self.target_ticket is not None:
+      self._check_target_ticket(model)
+    _check_writable(self.config.runtime.root_dir)
+
+  def _check_target_ticket(self, model) -> None:
+    found, target = self.target_ticket.config, self.config
+    where = (found.dataset.name, tuple(found.dataset.classes))
+    if where != (target.dataset.name, tuple(target.dataset.classes)):
+      raise TicketError(f"--target_ticket was found on {where[0]} classes {list(where[1])}, not on "
+                        f"the target {target.dataset.name} classes {list(target.dataset.classes)}")
+    if found.model.name != target.model.name:
+      raise TicketError(f"--target_ticket is a {found.model.name}, the transferred ticket a "
+                        f"{target.model.name}")
+    if tuple(self.target_ticket.input_shape) != tuple(self.data.input_shape):
+      raise TicketError(f"--target_ticket takes inputs {tuple(self.target_ticket.input_shape)}, "
+                        f"the adapted target data is {tuple(self.data.input_shape)}")
+    if self.target_ticket.config.pruning.rewind_iteration >= self.config.training.iterations:
+      raise TicketError("--target_ticket rewinds past the training length")
+    self.target_ticket.mask.check_fits(pruning.prunable_shapes(model))
+
+  # ---- the experiment's files -----------------------------------------------------------------
+
+  def search_compute(self) -> Dict:
+    """What finding the transferred ticket cost (recorded with the ticket, or estimated)."""
+    if self.ticket.search_compute:
+      return dict(self.ticket.search_compute, estimated=False)
+    source = self.ticket.config
+    with self.strategy.scope():
+      model = pruning.wrap_model(models.build(source.model, self.ticket.input_shape,
+                                              self.ticket.num_classes, seed=0))
+    return compute.estimated_search(
+        model, self.ticket.mask, int(self.ticket.provenance.get("level", 0)),
+        source.training.iterations, source.pruning.rewind_iteration, source.training.batch_size,
+        self.ticket.metrics.get("wall_time_s"))
+
+  def description(self) -> Dict:
+    """The `transfer` section of config.json: what was transferred to what, and how."""
+    ticket = self.ticket
+    return {
+        **dataclasses.asdict(self.transfer),
+        "target_ticket_sha256": self.target_ticket.sha256 if self.target_ticket else "",
+        "source": {"ticket": self.config.runtime.ticket, "sha256": ticket.sha256,
+                   "dataset": ticket.config.dataset.name,
+                   "classes": list(ticket.config.dataset.classes),
+                   "optimizer": ticket.config.training.optimizer,
+                   "input_shape": list(ticket.input_shape), "num_classes": ticket.num_classes,
+                   "weights_remaining": ticket.mask.weights_remaining(),
+                   "level": ticket.provenance.get("level"),
+                   "experiment_hash": ticket.provenance.get("experiment_hash")},
+        "adapter": list(self.adapter.steps),
+        "adapter_description": self.adapter.describe(),
+        "head_replaced": self.head_replaced,
+        "num_classes": self.data.num_classes,
+        "train_examples": int(len(self.data.y_train)),
+        "search_compute": self.search_compute(),
+    }
+
+  def _write_config(self) -> None:
+    if not self.writes:
+      return
+    resolved = self.config.to_dict()
+    resolved["kind"] = "transfer"
+    resolved["transfer"] = self.description()
+    resolved["experiment_hash"] = self.layout.experiment_hash
+    io.write_json(self.layout.config_file, resolved)
+    if self.flags_text:
+      io.write_text(self.layout.flags_file, self.flags_text)
+
+  def finished_metrics(self):
+    out = []
+    for seed in self.config.runtime.seeds:
+      for branch in self.branches:
+        files = BranchFiles(self.layout.branch_dir(seed, 0, branch))
+        if files.is_finished():
+          out.append(io.read_json(files.metrics))
+    return out
+
+  # ---- training -------------------------------------------------------------------------------
+
+  def context(self, replicate: ReplicateModel, seed: int) -> TransferContext:
+    shapes = {n: v.shape for n, v in replicate.initial_weights.items()}
+    mask, weights, _ = adapt_ticket(
+        self.ticket, shapes, replicate.kinds, self.data.num_classes,
+        replicate.fresh_weights(derive_seed(seed, "transfer_head")), seed)
+    return TransferContext(seed, mask, weights, self.config.pruning.rewind_iteration,
+                           replicate.initial_weights, replicate.fresh_weights, self.target_ticket)
+
+  def _run_replicate(self, seed: int) -> None:
+    replicate = ReplicateModel(self.config, self.data, seed, self.strategy)
+    context = self.context(replicate, seed)
+    for branch in self.branches:
+      plan, start = TRANSFER_BRANCHES.get(branch)(context)
+      self._run_branch(replicate, seed, 0, branch, plan, start)
+
+
+def from_flags(base: ExperimentConfig, transfer: TransferConfig,
+               explicit: Mapping[str, Tuple[str, ...]], flags_text: str = "",
+               log: Callable[[str], None] = print) -> TransferExperiment:
+  """The experiment of `lth transfer` from the parsed flags."""
+  from lth_tf import tickets  # pylint: disable=import-outside-toplevel
+  if not base.runtime.ticket:
+    raise UserError("lth transfer needs --ticket (a saved ticket's directory or shipped name)")
+  ticket = tickets.read(tickets.resolve(base.runtime.ticket))
+  return TransferExperiment(target_config(ticket, base, transfer, explicit), transfer,
+                            flags_text, log)
+
+
+__all__ = ["BRANCH_ORDER", "TRANSFER_BRANCHES", "TransferContext", "TransferExperiment",
+           "adapt_ticket", "from_flags", "target_config", "transfer_hash"]
