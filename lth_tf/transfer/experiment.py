@@ -29,6 +29,7 @@ from lth_tf.data.base import as_nhwc, prepare
 from lth_tf.errors import TicketError, UserError
 from lth_tf.lottery import BranchFiles, BranchPlan, ExperimentLayout, LotteryExperiment, derive_seed
 from lth_tf.lottery.runner import ReplicateModel, _check_writable
+from lth_tf.lottery.store import ArtifactStore
 from lth_tf.registry import Registry
 from lth_tf.training import get_weights
 from lth_tf.transfer import adapters
@@ -223,8 +224,9 @@ class TransferExperiment(LotteryExperiment):
     self.adapter = adapters.choose(as_nhwc(raw.x_train[:1], config.dataset.name).shape[1:],
                                    self.ticket.input_shape)
     self.data = prepare(adapters.adapt_raw(raw, self.adapter), config.dataset)
-    self.strategy = distribute.make_strategy(config.runtime.strategy)
+    self.strategy = distribute.make_strategy(config.runtime)
     self.writes = distribute.is_chief(self.strategy)
+    self.store = ArtifactStore(self.writes)
     self.layout = ExperimentLayout(config.runtime.root_dir, transfer_hash(
         config, self.target_ticket.sha256 if self.target_ticket else ""))
     self.head_replaced = False
