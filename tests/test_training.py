@@ -124,3 +124,13 @@ def test_the_first_step_after_rewinding_uses_the_schedules_rate_at_k(data):
   assert float(trainer.optimizer.learning_rate.numpy()) == pytest.approx(
       training.learning_rate * 41 / 100)
   assert int(trainer.iteration.numpy()) == 41
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_every_optimizer_exposes_its_slots(data, optimizer):
+  # The loop zeroes the slots of pruned weights instead of re-masking after every step.
+  model = _model(data)
+  trainer = Trainer(model, data, TrainingConfig(optimizer=optimizer, iterations=10), RUNTIME, seed=0)
+  expected = {"adam": 2, "sgd": 1}[optimizer]
+  for variable in model.trainable_variables:
+    assert len(optimizers.slots_of(trainer.optimizer, variable)) == expected
