@@ -193,10 +193,10 @@ class TorchWorker:
   def __init__(self, spec, data, args):
     import torch  # pylint: disable=import-outside-toplevel
     from torch import nn  # pylint: disable=import-outside-toplevel
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.torch_threads)
     torch.manual_seed(0)
     self.torch = torch
-    self.x = torch.from_numpy(np.ascontiguousarray(np.transpose(data.x_train, (0, 3, 1, 2))))
+    self.x = torch.from_numpy(np.array(np.transpose(data.x_train, (0, 3, 1, 2))))
     self.y = torch.from_numpy(data.y_train.astype(np.int64))
     channels, size = self.x.shape[1], self.x.shape[2]
     if spec["model"] == "lenet300_100":
@@ -275,7 +275,7 @@ class Worker:
   def __init__(self, contender, model, args):
     command = [sys.executable, os.path.abspath(__file__), f"--worker={contender}",
                f"--model={model}", f"--data_dir={args.data_dir}", f"--eval_every={args.eval_every}",
-               f"--variants={args.variants}", f"--threads={args.threads}",
+               f"--variants={args.variants}", f"--torch_threads={args.torch_threads}",
                f"--eval_rounds={args.eval_rounds if args.eval_rounds >= 0 else 10**6}"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
@@ -467,7 +467,9 @@ def main() -> int:
                       help="timed rounds in which (c)/(e) evaluate for real; later rounds "
                            "reuse the measured evaluation time (-1: all rounds)")
   parser.add_argument("--variants", type=int, default=4)
-  parser.add_argument("--threads", type=int, default=os.cpu_count())
+  # On shared cores torch's OpenMP threads spin-wait at every barrier: with 2 threads its
+  # LeNet loop was 40x slower than with 1 here, so the contender gets its faster setting.
+  parser.add_argument("--torch_threads", type=int, default=1)
   parser.add_argument("--whole", action="store_true", help="also time the demo and an IMP level")
   parser.add_argument("--level_iterations", type=int, default=10000)
   parser.add_argument("--worker", choices=CONTENDERS)
