@@ -273,10 +273,11 @@ def worker_main(args) -> None:
 
 class Worker:
   def __init__(self, contender, model, args):
+    eval_rounds = args.eval_rounds if model == "lenet" else args.conv4_eval_rounds
     command = [sys.executable, os.path.abspath(__file__), f"--worker={contender}",
                f"--model={model}", f"--data_dir={args.data_dir}", f"--eval_every={args.eval_every}",
                f"--variants={args.variants}", f"--torch_threads={args.torch_threads}",
-               f"--eval_rounds={args.eval_rounds if args.eval_rounds >= 0 else 10**6}"]
+               f"--eval_rounds={eval_rounds if eval_rounds >= 0 else 10**6}"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -317,6 +318,7 @@ def measure(args):
       print("torch is not installed: contender d skipped (pip install torch)", flush=True)
       contenders.remove("d")
     steps = args.lenet_steps if model == "lenet" else args.conv4_steps
+    rounds = args.rounds if model == "lenet" else args.conv4_rounds
     workers = {c: Worker(c, model, args) for c in contenders}
     for worker in workers.values():
       worker.wait_ready()
@@ -325,7 +327,7 @@ def measure(args):
     for density in args.densities:  # warm-up: tracing, first-epoch effects
       for contender, worker in workers.items():
         worker.run(density, max(steps // 4, 10))
-    for round_index in range(args.rounds):
+    for round_index in range(rounds):
       order = contenders[round_index % len(contenders):] + contenders[:round_index % len(contenders)]
       for density in args.densities:
         for contender in order:
@@ -336,7 +338,7 @@ def measure(args):
                 f"{result['s_per_1000']:.3f} s / 1000 steps", flush=True)
     for worker in workers.values():
       worker.close()
-    results[model] = {"steps_per_measurement": steps, "timings": timings, "details": details,
+    results[model] = {"steps_per_measurement": steps, "rounds": rounds, "timings": timings, "details": details,
                       "median": {c: {d: float(np.median(v)) for d, v in t.items()}
                                  for c, t in timings.items()}}
   return results
@@ -356,7 +358,7 @@ def table(results, args) -> str:
     median = result["median"]
     spec = MODELS[model]
     lines.append(f"\n### {spec['model']} on {spec['dataset']}, batch {BATCH} "
-                 f"({args.rounds} rounds of {result['steps_per_measurement']} steps; "
+                 f"({result['rounds']} rounds of {result['steps_per_measurement']} steps; "
                  "median seconds per 1,000 training steps)\n")
     header = "| contender | " + " | ".join(f"{100 * float(d):.0f}% weights" for d in args.densities)
     lines.append(header + " |")
@@ -461,7 +463,10 @@ def main() -> int:
   parser.add_argument("--densities", default="1.0,0.07")
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--lenet_steps", type=int, default=1000)
-  parser.add_argument("--conv4_steps", type=int, default=60)
+  parser.add_argument("--conv4_steps", type=int, default=30)
+  parser.add_argument("--conv4_rounds", type=int, default=3)
+  parser.add_argument("--conv4_eval_rounds", type=int, default=0,
+                      help="as --eval_rounds for Conv-4 (its evaluation is timed in the warm-up)")
   parser.add_argument("--eval_every", type=int, default=500, help="the paper's interval")
   parser.add_argument("--eval_rounds", type=int, default=-1,
                       help="timed rounds in which (c)/(e) evaluate for real; later rounds "
