@@ -149,7 +149,10 @@ class Trainer:
         self.optimizer.learning_rate.assign(self.schedule(self.iteration))
       loss, grads = self.gradients(x, y)
       # Masked gradients and zero slots: pruned weights get exactly zero updates (no re-mask).
-      self.optimizer.apply_gradients(zip(grads, variables))
+      if self.runtime.fused_optimizer:
+        optimizers.FUSED_UPDATES.get(self.config.optimizer)(self.optimizer, grads, variables)
+      else:
+        self.optimizer.apply_gradients(zip(grads, variables))
       self.iteration.assign_add(1)
       total_loss += loss
       all_finite = tf.logical_and(all_finite, tf.math.is_finite(loss))
