@@ -77,7 +77,15 @@ def _dense(layer) -> StackedLayer:
   activation = layer.activation
 
   def apply(params, x):
-    y = tf.matmul(x, params[kernel])
+    weights = params[kernel]
+    if x.shape[0] == 1:
+      # One batch for every variant (evaluation): one wide matrix product [b, in] x [in, K*out]
+      # instead of a broadcast batched product.
+      k, rows, cols = weights.shape
+      wide = tf.reshape(tf.transpose(weights, [1, 0, 2]), [rows, k * cols])
+      y = tf.transpose(tf.reshape(tf.matmul(x[0], wide), [-1, k, cols]), [1, 0, 2])
+    else:
+      y = tf.matmul(x, weights)
     if layer.use_bias:
       y = y + params[bias][:, None, :]
     return activation(y)
