@@ -33,8 +33,9 @@ def _random_mask(model, seed, keep):
 
 
 # mixed: the re-init control starts with a fresh optimizer beside restored ones (per-variant
-# bias corrections); uniform: every variant at the same optimizer step (fused kernels).
-@pytest.mark.parametrize("optimizer,mixed", [("adam", True), ("adam", False), ("sgd", False)])
+# bias corrections); otherwise every variant is at the same optimizer step (fused kernels; for
+# Adam that path is also what the `lth find` test below runs).
+@pytest.mark.parametrize("optimizer,mixed", [("adam", True), ("sgd", False)])
 def test_a_batched_run_equals_separate_runs_with_the_same_seeds(data, optimizer, mixed):
   training = TrainingConfig(optimizer=optimizer, learning_rate=1e-3 if optimizer == "adam" else 0.05,
                             iterations=50, eval_every=15, batch_size=50, weight_decay=1e-4,
@@ -102,3 +103,39 @@ def test_unsupported_layers_are_refused(data, tmp_path):
   with pytest.raises(ConfigError, match="batched training supports"):
     BatchedTrainer(_model(cifar, name="conv2"), cifar, TrainingConfig(iterations=10), RUNTIME,
                    seeds=[0, 1])
+
+
+def test_lth_find_with_batch_variants_matches_one_by_one(tmp_path, monkeypatch):
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  from lth_tf import io  # pylint: disable=import-outside-toplevel
+  from lth_tf.config import ExperimentConfig, PruningConfig  # pylint: disable=import-outside-toplevel
+  from lth_tf.lottery import BranchFiles, LotteryExperiment  # pylint: disable=import-outside-toplevel
+  config = ExperimentConfig(
+      dataset=DatasetConfig(name="synthetic", validation_size=500),
+      training=TrainingConfig(iterations=40, eval_every=20, batch_size=50),
+      pruning=PruningConfig(levels=1, fc_rate=0.5, output_rate=0.2, reinit=True, random_prune=True),
+      runtime=RuntimeConfig(root_dir=str(tmp_path / "one"), data_dir=str(tmp_path), progress=False))
+  one = LotteryExperiment(config, log=lambda line: None).run()
+  together = config.replace(runtime=dataclasses.replace(
+      config.runtime, root_dir=str(tmp_path / "together"), batch_variants=True))
+  lines, sizes = [], []
+  fit = BatchedTrainer.fit
+  monkeypatch.setattr(BatchedTrainer, "fit",
+                      lambda self, *args: sizes.append(self.size) or fit(self, *args))
+  experiment = LotteryExperiment(together, log=lines.append)
+  rows = experiment.run()
+  assert sizes == [3]  # level 1's ticket and both controls, in one batched run
+  assert experiment.layout.experiment_hash == LotteryExperiment(config).layout.experiment_hash
+  assert [(r["level"], r["branch"]) for r in rows] == [(r["level"], r["branch"]) for r in one]
+  assert len(lines) == len(rows)
+  for got, expected in zip(rows, one):
+    assert got["weights_remaining"] == expected["weights_remaining"]
+    assert got["min_validation_loss"] == pytest.approx(expected["min_validation_loss"], rel=1e-3)
+    assert got["final_test_accuracy"] == pytest.approx(expected["final_test_accuracy"], abs=0.01)
+  for branch in ("ticket", "reinit", "random_prune"):
+    files = BranchFiles(experiment.layout.branch_dir(0, 1, branch))
+    mask = io.read_arrays(files.mask)
+    final = io.read_arrays(files.final_weights)
+    for name, keep in mask.items():
+      assert np.all(final[name][~keep.astype(bool)] == 0.0), (branch, name)
+    assert io.read_json(files.metrics)["early_stop_iteration"] in (0, 20, 40)
