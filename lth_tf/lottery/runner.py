@@ -238,6 +238,9 @@ class LotteryExperiment:
     """
     if not self.config.runtime.batch_variants:
       return ()
+    if self.config.runtime.strategy != "default":
+      self._tell_unbatched(f"not with --strategy={self.config.runtime.strategy}")
+      return ()
     pending = []
     for branch in self.branches:
       files = BranchFiles(self.layout.branch_dir(seed, level, branch))
@@ -248,11 +251,14 @@ class LotteryExperiment:
     try:
       stack_layers(replicate.model)
     except UserError as error:
-      if not getattr(self, "_told_unbatched", False):
-        self.log(f"batch_variants: training branches one by one ({error})")
-        self._told_unbatched = True
+      self._tell_unbatched(str(error))
       return ()
     return tuple(pending)
+
+  def _tell_unbatched(self, reason: str) -> None:
+    if not getattr(self, "_told_unbatched", False):
+      self.log(f"batch_variants: training branches one by one ({reason})")
+      self._told_unbatched = True
 
   def _run_branches_batched(self, replicate: ReplicateModel, seed: int, level: int,
                             plans: Dict[str, BranchPlan], start_iteration: int) -> None:
