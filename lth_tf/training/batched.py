@@ -105,7 +105,7 @@ def stack_layers(model: keras.Model) -> List[StackedLayer]:
       factory = STACKED_LAYERS.get(type(inner).__name__)
     except ConfigError:
       raise ConfigError(f"batched training supports the layers {', '.join(STACKED_LAYERS.names())}; "
-                        f"model {model.name!r} has {type(inner).__name__} ({layer.name})") from None
+                        f"model {model.name!r} has {type(inner).__name__} ({inner.name})") from None
     layers.append(factory(inner))
     previous = layer
   return layers
