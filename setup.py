@@ -21,6 +21,7 @@ setup(
         "numpy>=1.26",
         "pillow>=10",
     ],
-    extras_require={"test": ["pytest>=8"]},
+    # bench: the optional PyTorch contender of benchmarks/speed.py (a CPU build is enough).
+    extras_require={"test": ["pytest>=8"], "bench": ["torch>=2.0"]},
     entry_points={"console_scripts": ["lth=lth_tf.cli:main"]},
 )

@@ -134,6 +134,14 @@ class RuntimeConfig:
     progress: show a progress bar.
     deterministic: enable TensorFlow op determinism.
     ticket: a saved ticket (directory or name in `saved_tickets/`) to start level 0 from.
+    fused_optimizer: apply Adam / SGD-momentum with TensorFlow's fused kernels (one pass over
+      each weight instead of about a dozen; faster on CPU). SGD results are unchanged; Adam
+      results differ from the default in the last bits (the kernel rounds 1 - beta
+      differently), so keep one setting within an experiment.
+    batch_variants: train the branches of a level (the ticket and its controls) together in one
+      graph step with stacked weights (`lth_tf.training.batched`; fully connected models, other
+      models train one by one). Results equal one-by-one training within float rounding; no
+      mid-training checkpoints, so an interrupted level restarts its batched branches.
   """
   root_dir: str = "runs"
   data_dir: str = "data"
@@ -145,6 +153,8 @@ class RuntimeConfig:
   progress: bool = True
   deterministic: bool = True
   ticket: str = ""
+  fused_optimizer: bool = False
+  batch_variants: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -124,3 +124,39 @@ def test_the_first_step_after_rewinding_uses_the_schedules_rate_at_k(data):
   assert float(trainer.optimizer.learning_rate.numpy()) == pytest.approx(
       training.learning_rate * 41 / 100)
   assert int(trainer.iteration.numpy()) == 41
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_every_optimizer_exposes_its_slots(data, optimizer):
+  # The loop zeroes the slots of pruned weights instead of re-masking after every step.
+  model = _model(data)
+  trainer = Trainer(model, data, TrainingConfig(optimizer=optimizer, iterations=10), RUNTIME, seed=0)
+  expected = {"adam": 2, "sgd": 1}[optimizer]
+  for variable in model.trainable_variables:
+    assert len(optimizers.slots_of(trainer.optimizer, variable)) == expected
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_fused_optimizer_matches_the_keras_update(data, optimizer):
+  training = TrainingConfig(optimizer=optimizer, learning_rate=1e-3 if optimizer == "adam" else 0.05,
+                            iterations=60, eval_every=30, lr_schedule="step", lr_decay_steps=(40,))
+  finals = {}
+  for fused in (False, True):
+    model = _model(data)
+    trainer = Trainer(model, data, training, RuntimeConfig(progress=False, eval_batch_size=500,
+                                                           fused_optimizer=fused), seed=0)
+    mask = _half_mask(model)
+    pruning.set_mask(model, mask)
+    trainer.fit(0)
+    finals[fused] = (get_weights(model), optimizers.get_state(trainer.optimizer))
+    for name in mask:
+      assert np.all(pruning.prunable_weights(model)[name][~mask[name]] == 0.0), name
+  (weights, state), (fused_weights, fused_state) = finals[False], finals[True]
+  assert int(fused_state["optimizer/0000"]) == 60
+  for name, value in weights.items():
+    if optimizer == "sgd":  # the same formula with the same rounding
+      np.testing.assert_array_equal(fused_weights[name], value, err_msg=name)
+    else:
+      np.testing.assert_allclose(fused_weights[name], value, rtol=1e-3, atol=2e-5, err_msg=name)
+  for key, value in state.items():
+    np.testing.assert_allclose(fused_state[key], value, rtol=1e-3, atol=1e-6, err_msg=key)

@@ -26,6 +26,7 @@ from lth_tf.lottery.branches import BRANCHES, BranchPlan, LevelContext
 from lth_tf.lottery.layout import BranchFiles, ExperimentLayout
 from lth_tf.lottery.store import ArtifactStore
 from lth_tf.training import Trainer, TrainResult, get_weights, optimizers, set_weights
+from lth_tf.training.batched import BatchedTrainer, stack_layers
 
 SUMMARY_KEYS = ("replicate", "level", "branch", "weights_remaining", "early_stop_iteration",
                 "early_stop_test_accuracy", "final_test_accuracy", "min_validation_loss")
@@ -71,6 +72,15 @@ class ReplicateModel:
     self.initial_weights = get_weights(self.model)
     self.fresh_optimizer = optimizers.get_state(self.trainer.optimizer)
     self.kinds = pruning.layer_kinds(self.model)
+    self.seed = seed
+    self._batched: Dict[int, BatchedTrainer] = {}
+
+  def batched_trainer(self, size: int) -> BatchedTrainer:
+    """A trainer for `size` branches of this replicate at once (same data order), reused."""
+    if size not in self._batched:
+      self._batched[size] = BatchedTrainer(self.model, self.data, self.config.training,
+                                           self.config.runtime, seeds=[self.seed] * size)
+    return self._batched[size]
 
   def build_plain(self, seed: int) -> keras.Model:
     return models.build(self.config.model, self.data.input_shape, self.data.num_classes, seed)
@@ -224,9 +234,78 @@ class LotteryExperiment:
       mask = self._level_mask(replicate, seed, level, dense_mask)
       context = LevelContext(level, seed, mask, rewind_weights, rewind_optimizer,
                              replicate.fresh_weights)
-      for branch in self.branches:
-        plan = BRANCHES.get(branch)(context)
+      plans = {branch: BRANCHES.get(branch)(context)
+               for branch in self._batchable(replicate, seed, level)}
+      if plans:
+        self._run_branches_batched(replicate, seed, level, plans, k)
+      for branch in self.branches:  # finished (batched) branches are skipped
+        plan = plans[branch] if branch in plans else BRANCHES.get(branch)(context)
         self._run_branch(replicate, seed, level, branch, plan, k)
+
+  def _batchable(self, replicate: ReplicateModel, seed: int, level: int) -> Tuple[str, ...]:
+    """The branches of a level to train together (`--batch_variants`), or () for one by one.
+
+    Branches that are finished or have a checkpoint (an interrupted one-by-one run) are left
+    to `_run_branch`; a model whose layers the batched trainer does not support trains one by
+    one.
+    """
+    if not self.config.runtime.batch_variants:
+      return ()
+    if self.config.runtime.strategy != "default":
+      self._tell_unbatched(f"not with --strategy={self.config.runtime.strategy}")
+      return ()
+    pending = []
+    for branch in self.branches:
+      files = BranchFiles(self.layout.branch_dir(seed, level, branch))
+      if not files.is_finished() and not os.path.exists(files.checkpoint):
+        pending.append(branch)
+    if len(pending) < 2:
+      return ()
+    try:
+      stack_layers(replicate.model)
+    except UserError as error:
+      self._tell_unbatched(str(error))
+      return ()
+    return tuple(pending)
+
+  def _tell_unbatched(self, reason: str) -> None:
+    if not getattr(self, "_told_unbatched", False):
+      self.log(f"batch_variants: training branches one by one ({reason})")
+      self._told_unbatched = True
+
+  def _run_branches_batched(self, replicate: ReplicateModel, seed: int, level: int,
+                            plans: Dict[str, BranchPlan], start_iteration: int) -> None:
+    """Trains several branches of one level together in one graph; writes each one's files.
+
+    Every branch starts exactly as in `_run_branch` (the same masked weights and optimizer
+    state); no checkpoints are written, so an interrupted batched level restarts its branches.
+    """
+    started = time.time()
+    trainer = replicate.batched_trainer(len(plans))
+    for index, (branch, plan) in enumerate(plans.items()):
+      files = BranchFiles(self.layout.branch_dir(seed, level, branch))
+      replicate.load_state(plan.start_weights, plan.mask, plan.optimizer_state)
+      if self.writes and not os.path.exists(files.mask):
+        io.write_arrays(files.mask, plan.mask.to_arrays())
+        io.write_arrays(files.start_weights, get_weights(replicate.model))
+      trainer.load(index, get_weights(replicate.model), plan.mask,
+                   optimizers.get_state(replicate.trainer.optimizer))
+    if self.config.runtime.progress:
+      print(f"replicate {seed} level {level} {', '.join(plans)} (batched)", flush=True)
+    try:
+      results = trainer.fit(start_iteration)
+    except TrainingDiverged as error:
+      raise TrainingDiverged(f"replicate {seed} level {level} {', '.join(plans)} "
+                             f"(batched): {error}") from None
+    elapsed = (time.time() - started) / len(plans)
+    for index, (branch, plan) in enumerate(plans.items()):
+      files = BranchFiles(self.layout.branch_dir(seed, level, branch))
+      set_weights(replicate.model, trainer.get_weights(index))
+      if self.writes:
+        self._write_results(replicate, files, results[index], seed, level, branch, plan.mask,
+                            elapsed)
+      self.log(format_row(self._row(seed, level, branch, plan.mask, results[index])))
+    self.write_summary()
 
   def _level_mask(self, replicate: ReplicateModel, seed: int, level: int,
                   dense_mask: pruning.Mask) -> pruning.Mask:

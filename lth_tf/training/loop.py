@@ -2,9 +2,11 @@
 
 Every command trains through `Trainer`. Iterations between two evaluation (or checkpoint)
 points run inside a single `tf.function` while-loop over data held in memory, which is what
-makes masked training cheap on a CPU. After every optimizer step the pruned weights are set
-to exactly zero; their gradients are masked before the step, so optimizer slots that start at
-zero stay zero.
+makes masked training cheap on a CPU. Pruned weights stay exactly zero after every optimizer
+step without a per-step re-mask: at the start of every chunk the pruned weights and their
+optimizer slots are set to zero, and their gradients are masked at every step, so each step's
+update of a pruned weight is exactly zero (Adam: 0 / (sqrt(0) + epsilon); SGD momentum: 0).
+Every registered optimizer must keep that property (`lth_tf.training.optimizers`).
 
 The data order is a pure function of (seed, iteration): epoch e is the permutation drawn by
 `numpy.random.default_rng([seed, e])`, so a run resumed or rewound at iteration k sees the
@@ -114,6 +116,12 @@ class Trainer:
     if self._replicated:
       distribute.check_batch_size(self.strategy, training.batch_size, runtime.strategy)
     self._scale_loss = precision.needs_loss_scaling(training.mixed_precision)
+    if runtime.fused_optimizer and (self._replicated or self._scale_loss):
+      raise ConfigError("--fused_optimizer runs on one device without loss scaling; it cannot be "
+                        "combined with a multi-replica strategy or --mixed_precision=mixed_float16")
+    # (variable, mask, optimizer slots) of every masked variable, zeroed at each chunk start.
+    self._masked = [(v, m, optimizers.slots_of(self.optimizer, v))
+                    for v, m in zip(model.trainable_variables, self._masks) if m is not None]
     chunk_fn = self._replica_chunk_fn if self._replicated else self._train_chunk_fn
     self._train_chunk = tf.function(chunk_fn, input_signature=[
         tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)])
@@ -148,9 +156,16 @@ class Trainer:
       grads = [g + weight_decay * v for g, v in zip(grads, variables)]
     return [g if m is None else g * m for g, m in zip(grads, self._masks)]
 
+  def _enforce_masks(self):
+    """Zeroes pruned weights and their optimizer slots (whatever set them: a load, a user)."""
+    for variable, mask, slots in self._masked:
+      for target in [variable] + slots:
+        target.assign(target * mask)
+
   def _train_chunk_fn(self, indices, num_steps):
     batch = self.config.batch_size
     variables = self.model.trainable_variables
+    self._enforce_masks()
     total_loss = tf.constant(0.0)
     all_finite = tf.constant(True)
     for step in tf.range(num_steps):
@@ -160,10 +175,11 @@ class Trainer:
       if not self.schedule.is_constant:
         self.optimizer.learning_rate.assign(self.schedule(self.iteration))
       loss, grads = self.gradients(x, y)
-      self.optimizer.apply_gradients(zip(grads, variables))
-      for variable, mask in zip(variables, self._masks):
-        if mask is not None:
-          variable.assign(variable * mask)
+      # Masked gradients and zero slots: pruned weights get exactly zero updates (no re-mask).
+      if self.runtime.fused_optimizer:
+        optimizers.FUSED_UPDATES.get(self.config.optimizer)(self.optimizer, grads, variables)
+      else:
+        self.optimizer.apply_gradients(zip(grads, variables))
       self.iteration.assign_add(1)
       total_loss += loss
       all_finite = tf.logical_and(all_finite, tf.math.is_finite(loss))

@@ -10,8 +10,13 @@ from lth_tf.registry import Registry
 
 OPTIMIZERS: Registry[Callable[[TrainingConfig], keras.optimizers.Optimizer]] = Registry("optimizer")
 
-# Per optimizer, the attributes that hold one slot variable per trained variable.
-_SLOT_LISTS = ("_momentums", "_velocities", "_velocity_hats")
+# Per optimizer, the attributes that hold one slot variable per trained variable (tf_keras's
+# Adam keeps `_momentums`/`_velocities`, its SGD keeps `momentums`).
+_SLOT_LISTS = ("_momentums", "momentums", "_velocities", "_velocity_hats")
+
+# Contract of every registered optimizer (the training loop relies on it instead of re-masking
+# after every step): a weight whose gradient and slots are exactly zero gets an update of
+# exactly zero, and its slots stay zero.
 
 
 @OPTIMIZERS.register("adam")
@@ -22,6 +27,41 @@ def _adam(config: TrainingConfig):
 @OPTIMIZERS.register("sgd")
 def _sgd(config: TrainingConfig):
   return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum)
+
+
+# Fused updates: (optimizer, gradients, variables) -> applies one step with one TensorFlow kernel
+# per variable, reading and writing the Keras optimizer's own slots and iteration count (so
+# its state, checkpoints and `get_state` are unchanged).
+FUSED_UPDATES: Registry[Callable] = Registry("fused optimizer")
+
+
+@FUSED_UPDATES.register("adam")
+def _fused_adam(optimizer, gradients, variables) -> None:
+  local_step = tf.cast(optimizer.iterations + 1, tf.float32)
+  beta_1 = tf.constant(optimizer.beta_1, tf.float32)
+  beta_2 = tf.constant(optimizer.beta_2, tf.float32)
+  learning_rate = tf.cast(optimizer.learning_rate, tf.float32)
+  beta_1_power, beta_2_power = tf.pow(beta_1, local_step), tf.pow(beta_2, local_step)
+  for gradient, variable in zip(gradients, variables):
+    m, v = slots_of(optimizer, variable)
+    tf.raw_ops.ResourceApplyAdam(
+        var=variable.handle, m=m.handle, v=v.handle, beta1_power=beta_1_power,
+        beta2_power=beta_2_power, lr=learning_rate, beta1=beta_1, beta2=beta_2,
+        epsilon=tf.constant(optimizer.epsilon, tf.float32), grad=gradient)
+  optimizer.iterations.assign_add(1)
+
+
+@FUSED_UPDATES.register("sgd")
+def _fused_sgd(optimizer, gradients, variables) -> None:
+  # accum = accum * momentum - lr * grad; var += accum: tf_keras's SGD formula, same rounding.
+  learning_rate = tf.cast(optimizer.learning_rate, tf.float32)
+  momentum = tf.constant(optimizer.momentum, tf.float32)
+  for gradient, variable in zip(gradients, variables):
+    (accumulator,) = slots_of(optimizer, variable)
+    tf.raw_ops.ResourceApplyKerasMomentum(
+        var=variable.handle, accum=accumulator.handle, lr=learning_rate, grad=gradient,
+        momentum=momentum, use_nesterov=False)
+  optimizer.iterations.assign_add(1)
 
 
 def build(config: TrainingConfig, variables) -> keras.optimizers.Optimizer:

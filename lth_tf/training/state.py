@@ -16,6 +16,11 @@ def _state_variables(model: keras.Model):
       yield f"{inner.name}/{variable.name.split('/')[-1].split(':')[0]}", variable
 
 
+def named_variables(model: keras.Model):
+  """(`layer/variable` name, variable) for every weight, in model order (masks excluded)."""
+  return list(_state_variables(model))
+
+
 def get_weights(model: keras.Model) -> Dict[str, np.ndarray]:
   """All weights (trainable and not, e.g. batch-norm statistics) by `layer/variable` name."""
   return {name: variable.numpy() for name, variable in _state_variables(model)}

@@ -1,0 +1,405 @@
+"""K same-shaped masked variants trained together: stacked weights, one batch each, one graph step.
+
+A level's ticket, its controls and several replicates all have the same architecture. Instead
+of K trainings one after the other, `BatchedTrainer` holds every weight as one stacked tensor
+of shape `[K, ...]` and runs one graph step that trains all K variants: each variant gets its
+own batch (its own data-order seed, `batch_indices(..., seed, ...)` as in `Trainer`), its own
+mask, initial weights and optimizer state; the layers are batched matrix products. On a CPU a
+small network's step is dominated by per-op overhead and by the optimizer's elementwise
+passes, which stacking amortises over the K variants.
+
+The semantics are those of `Trainer`, variant by variant: the same loss, weight decay, masked
+gradients, tf_keras's Adam and SGD-momentum update formulas (with per-variant step counts, so
+a ticket with a restored optimizer and a control with a fresh one train side by side), the
+same learning-rate schedule, and the same evaluation points and curve rows. A batched run
+equals K separate `Trainer` runs with the same seeds within float tolerance (the batched
+matrix products sum in another order), which `tests/test_batched.py` checks.
+
+Supported layers are registered in `STACKED_LAYERS` (input, flatten, dense: the fully
+connected family, LeNet-300-100); supported optimizers in `STACKED_UPDATES`.
+"""
+import dataclasses
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+from lth_tf.compat import keras, tf
+from lth_tf.config import RuntimeConfig, TrainingConfig
+from lth_tf.data import Splits
+from lth_tf.errors import ConfigError, TrainingDiverged
+from lth_tf.pruning import Mask, MaskFreezeWrapper
+from lth_tf.registry import Registry
+from lth_tf.training import optimizers, schedules
+from lth_tf.training.loop import TrainResult, batch_indices
+from lth_tf.training.state import named_variables
+
+
+# ---- layers ---------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class StackedLayer:
+  """One layer of the stacked network.
+
+  Attributes:
+    weights: the layer's weight names (`layer/kernel`) and their unstacked shapes.
+    apply: `(params, x) -> y` with `params` the stacked weights by name and `x` of shape
+      `[K or 1, batch, ...]` (1 broadcasts one batch to every variant).
+  """
+  weights: Dict[str, tuple]
+  apply: Callable[[Dict[str, tf.Tensor], tf.Tensor], tf.Tensor]
+
+
+# Layer class name -> (inner Keras layer) -> StackedLayer.
+STACKED_LAYERS: Registry[Callable[[keras.layers.Layer], StackedLayer]] = Registry(
+    "layer for batched training")
+
+
+@STACKED_LAYERS.register("InputLayer")
+def _input(layer) -> StackedLayer:
+  return StackedLayer({}, lambda params, x: x)
+
+
+@STACKED_LAYERS.register("Flatten")
+def _flatten(layer) -> StackedLayer:
+  def apply(params, x):
+    shape = tf.shape(x)
+    return tf.reshape(x, tf.stack([shape[0], shape[1], -1]))
+  return StackedLayer({}, apply)
+
+
+@STACKED_LAYERS.register("Dense")
+def _dense(layer) -> StackedLayer:
+  kernel = f"{layer.name}/kernel"
+  bias = f"{layer.name}/bias"
+  shapes = {kernel: tuple(layer.kernel.shape)}
+  if layer.use_bias:
+    shapes[bias] = tuple(layer.bias.shape)
+  activation = layer.activation
+
+  def apply(params, x):
+    weights = params[kernel]
+    if x.shape[0] == 1:
+      # One batch for every variant (evaluation): one wide matrix product [b, in] x [in, K*out]
+      # instead of a broadcast batched product.
+      k, rows, cols = weights.shape
+      wide = tf.reshape(tf.transpose(weights, [1, 0, 2]), [rows, k * cols])
+      y = tf.transpose(tf.reshape(tf.matmul(x[0], wide), [-1, k, cols]), [1, 0, 2])
+    else:
+      y = tf.matmul(x, weights)
+    if layer.use_bias:
+      y = y + params[bias][:, None, :]
+    return activation(y)
+  return StackedLayer(shapes, apply)
+
+
+def stack_layers(model: keras.Model) -> List[StackedLayer]:
+  """The stacked form of `model`, which must be a chain of registered layers."""
+  layers = []
+  previous = None
+  for layer in model.layers:
+    inner = layer.layer if isinstance(layer, MaskFreezeWrapper) else layer
+    if previous is not None and layer.input is not previous.output:
+      raise ConfigError(f"batched training needs a chain of layers; {layer.name} is not fed by "
+                        f"{previous.name}")
+    try:
+      factory = STACKED_LAYERS.get(type(inner).__name__)
+    except ConfigError:
+      raise ConfigError(f"batched training supports the layers {', '.join(STACKED_LAYERS.names())}; "
+                        f"model {model.name!r} has {type(inner).__name__} ({inner.name})") from None
+    layers.append(factory(inner))
+    previous = layer
+  return layers
+
+
+# ---- optimizers -----------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class StackedUpdate:
+  """An optimizer on stacked variables, with tf_keras's update formula.
+
+  Attributes:
+    slots: number of slot tensors per variable (in `optimizers.slots_of` order).
+    apply: `(variable, gradient, slots, learning_rate, steps)`: updates `variable` and `slots`
+      in place; `steps` is the per-variant optimizer iteration count before this step,
+      shaped to broadcast against `variable`.
+    fused: the same update as one TensorFlow kernel per variable (one pass over memory instead
+      of about a dozen), usable when every variant is at the same optimizer step; `steps` is
+      then a scalar. Equal to `apply` within float rounding.
+  """
+  slots: int
+  apply: Callable
+  fused: Callable
+
+
+STACKED_UPDATES: Registry[Callable[[keras.optimizers.Optimizer], StackedUpdate]] = Registry(
+    "optimizer for batched training")
+
+
+@STACKED_UPDATES.register("adam")
+def _adam(optimizer) -> StackedUpdate:
+  beta_1, beta_2, epsilon = optimizer.beta_1, optimizer.beta_2, optimizer.epsilon
+
+  def apply(variable, gradient, slots, learning_rate, steps):
+    m, v = slots
+    local_step = steps + 1.0
+    alpha = learning_rate * tf.sqrt(1 - tf.pow(beta_2, local_step)) / (1 - tf.pow(beta_1, local_step))
+    m.assign_add((gradient - m) * (1 - beta_1))
+    v.assign_add((tf.square(gradient) - v) * (1 - beta_2))
+    variable.assign_sub((m * alpha) / (tf.sqrt(v) + epsilon))
+
+  def fused(variable, gradient, slots, learning_rate, steps):
+    m, v = slots
+    local_step = steps + 1.0
+    tf.raw_ops.ResourceApplyAdam(
+        var=variable.handle, m=m.handle, v=v.handle, beta1_power=tf.pow(beta_1, local_step),
+        beta2_power=tf.pow(beta_2, local_step), lr=learning_rate, beta1=tf.constant(beta_1),
+        beta2=tf.constant(beta_2), epsilon=tf.constant(epsilon), grad=gradient)
+  return StackedUpdate(2, apply, fused)
+
+
+@STACKED_UPDATES.register("sgd")
+def _sgd(optimizer) -> StackedUpdate:
+  momentum = optimizer.momentum
+
+  def apply(variable, gradient, slots, learning_rate, steps):
+    (m,) = slots
+    m.assign(-gradient * learning_rate + m * momentum)
+    variable.assign_add(m)
+
+  def fused(variable, gradient, slots, learning_rate, steps):
+    (m,) = slots
+    tf.raw_ops.ResourceApplyKerasMomentum(
+        var=variable.handle, accum=m.handle, lr=learning_rate, grad=gradient,
+        momentum=tf.constant(momentum, tf.float32), use_nesterov=False)
+  return StackedUpdate(1, apply, fused)
+
+
+# ---- the trainer ----------------------------------------------------------------------------
+
+class BatchedTrainer:
+  """Trains K variants of one fully connected architecture together.
+
+  Load every variant (`load`), then `fit`; read the results back with `get_weights` and
+  `get_optimizer_state` (the layouts of `lth_tf.training.get_weights` and
+  `optimizers.get_state`, so a variant can be put back into a Keras model).
+
+  Args:
+    model: a model of the architecture (wrapped or not); only its structure is used.
+    data: the dataset splits.
+    training: the training configuration (shared by all variants).
+    runtime: evaluation batch size, progress.
+    seeds: the data-order seed of each variant; K = len(seeds).
+  """
+
+  def __init__(self, model: keras.Model, data: Splits, training: TrainingConfig,
+               runtime: RuntimeConfig, seeds: Sequence[int]):
+    if training.batch_size > len(data.y_train):
+      raise ConfigError(
+          f"batch_size {training.batch_size} exceeds the {len(data.y_train)} training examples")
+    if not seeds:
+      raise ConfigError("batched training needs at least one variant")
+    self.model = model
+    self.data = data
+    self.config = training
+    self.runtime = runtime
+    self.seeds = tuple(int(s) for s in seeds)
+    self.size = len(self.seeds)
+    self.schedule = schedules.from_config(training)
+    self.layers = stack_layers(model)
+    # A scratch Keras optimizer maps `optimizers.get_state` layouts to slots, by variable.
+    self._scratch = optimizers.build(training, model.trainable_variables)
+    self._update = STACKED_UPDATES.get(training.optimizer)(self._scratch)
+    names = {variable.ref(): name for name, variable in named_variables(model)}
+    self._names = [names[v.ref()] for v in model.trainable_variables]
+    self._template = {name: v for name, v in named_variables(model)}
+    shapes = {}
+    for layer in self.layers:
+      shapes.update(layer.weights)
+    if set(shapes) != set(self._names):
+      raise ConfigError(f"batched training cannot map the weights of model {model.name!r}")
+    k = self.size
+    self.params = {n: tf.Variable(tf.zeros((k,) + shapes[n]), name=f"stacked/{n}")
+                   for n in self._names}
+    self.masks = {n: tf.Variable(tf.ones((k,) + shapes[n]), trainable=False, name=f"mask/{n}")
+                  for n in self._names}
+    self.slots = {n: [tf.Variable(tf.zeros((k,) + shapes[n]), trainable=False)
+                      for _ in range(self._update.slots)] for n in self._names}
+    self.steps = tf.Variable(tf.zeros([k]), trainable=False, name="optimizer_steps")
+    self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="lth_iteration")
+    self._x_train = tf.constant(data.x_train)
+    self._y_train = tf.constant(data.y_train)
+    self._eval_sets = {
+        "validation": (tf.constant(data.x_val), tf.constant(data.y_val)),
+        "test": (tf.constant(data.x_test), tf.constant(data.y_test)),
+    }
+    signature = [tf.TensorSpec([k, None], tf.int32), tf.TensorSpec([], tf.int32)]
+    # Variants at different optimizer steps (a restored ticket beside a fresh control) need
+    # per-variant bias corrections; otherwise the fused kernels apply.
+    self._train_chunks = {
+        uniform: tf.function(lambda i, n, uniform=uniform: self._train_chunk_fn(i, n, uniform),
+                             input_signature=signature)
+        for uniform in (False, True)}
+    self._evaluate = tf.function(self._evaluate_fn)
+
+  # ---- state --------------------------------------------------------------------------------
+
+  def load(self, index: int, weights: Dict[str, np.ndarray], mask: Optional[Mask] = None,
+           optimizer_state: Optional[Dict[str, np.ndarray]] = None) -> None:
+    """Sets variant `index`: weights (`get_weights` layout), mask (None: dense) and optimizer
+    state (`optimizers.get_state` layout; None: a fresh optimizer). Pruned weights and their
+    slots are zeroed."""
+    missing = set(self._names) - set(weights)
+    if missing:
+      raise ConfigError(f"weights for variant {index} lack {sorted(missing)[:3]}")
+    if mask is not None:
+      unknown = set(mask) - set(self._names)
+      if unknown:
+        raise ConfigError(f"mask of variant {index} names unknown weights {sorted(unknown)[:3]}")
+    for name in self._names:
+      keep = (np.ones(self.params[name].shape[1:], np.float32) if mask is None or name not in mask
+              else np.asarray(mask[name], np.float32))
+      self.masks[name][index].assign(keep)
+      self.params[name][index].assign(np.asarray(weights[name], np.float32) * keep)
+    fresh = optimizers.build(self.config, self.model.trainable_variables)
+    optimizers.set_state(self._scratch, optimizers.get_state(fresh)
+                         if optimizer_state is None else optimizer_state)
+    for name, variable in zip(self._names, self.model.trainable_variables):
+      keep = self.masks[name][index]
+      for slot, value in zip(self.slots[name], optimizers.slots_of(self._scratch, variable)):
+        slot[index].assign(value * keep)
+    self.steps[index].assign(float(self._scratch.iterations.numpy()))
+
+  def get_weights(self, index: int) -> Dict[str, np.ndarray]:
+    """Variant `index`'s weights by `layer/variable` name."""
+    return {name: self.params[name][index].numpy() for name in self._names}
+
+  def get_optimizer_state(self, index: int) -> Dict[str, np.ndarray]:
+    """Variant `index`'s optimizer state in the layout of `optimizers.get_state`."""
+    for name, variable in zip(self._names, self.model.trainable_variables):
+      for slot, target in zip(self.slots[name], optimizers.slots_of(self._scratch, variable)):
+        target.assign(slot[index])
+    self._scratch.iterations.assign(int(round(float(self.steps[index].numpy()))))
+    return optimizers.get_state(self._scratch)
+
+  # ---- graph functions ----------------------------------------------------------------------
+
+  def _forward(self, x):
+    for layer in self.layers:
+      x = layer.apply(self.params, x)
+    return x
+
+  def _train_chunk_fn(self, indices, num_steps, uniform_steps):
+    batch = self.config.batch_size
+    variables = [self.params[n] for n in self._names]
+    masks = [self.masks[n] for n in self._names]
+    for name in self._names:
+      for target in [self.params[name]] + self.slots[name]:
+        target.assign(target * self.masks[name])
+    total_loss = tf.zeros([self.size])
+    all_finite = tf.constant(True)
+    decay = self.config.weight_decay
+    for step in tf.range(num_steps):
+      idx = indices[:, step * batch:(step + 1) * batch]
+      x = tf.gather(self._x_train, idx)
+      y = tf.gather(self._y_train, idx)
+      learning_rate = self.schedule(self.iteration)
+      with tf.GradientTape() as tape:
+        logits = self._forward(x)
+        losses = tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits), axis=1)
+        loss = tf.reduce_sum(losses)
+      grads = tape.gradient(loss, variables)
+      for name, variable, grad, mask in zip(self._names, variables, grads, masks):
+        if decay:
+          grad = grad + decay * variable
+        if uniform_steps:
+          self._update.fused(variable, grad * mask, self.slots[name], learning_rate,
+                             self.steps[0])
+        else:
+          steps = tf.reshape(self.steps, [-1] + [1] * (len(variable.shape) - 1))
+          self._update.apply(variable, grad * mask, self.slots[name], learning_rate, steps)
+      self.steps.assign_add(tf.ones_like(self.steps))
+      self.iteration.assign_add(1)
+      total_loss += losses
+      all_finite = tf.logical_and(all_finite, tf.reduce_all(tf.math.is_finite(losses)))
+    return total_loss, all_finite
+
+  def _evaluate_fn(self, x, y):
+    batch = self.runtime.eval_batch_size
+    n = tf.shape(x)[0]
+    total_loss = tf.zeros([self.size])
+    correct = tf.zeros([self.size])
+    for start in tf.range(0, n, batch):
+      logits = self._forward(x[None, start:start + batch])
+      labels = y[start:start + batch]
+      count = tf.cast(tf.shape(labels)[0], tf.float32)
+      labels_k = tf.broadcast_to(labels[None], tf.shape(logits)[:2])
+      per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels_k, logits=logits)
+      total_loss += tf.reduce_mean(per_example, axis=1) * count
+      predicted = tf.cast(tf.argmax(logits, axis=-1), labels.dtype)
+      correct += tf.reduce_sum(tf.cast(tf.equal(predicted, labels[None]), tf.float32), axis=1)
+    count = tf.cast(n, tf.float32)
+    return total_loss / count, correct / count
+
+  # ---- public API ---------------------------------------------------------------------------
+
+  def evaluate(self) -> List[Dict[str, float]]:
+    """Loss and accuracy on the validation and test sets, one dict per variant."""
+    out = [{} for _ in range(self.size)]
+    for name, (x, y) in self._eval_sets.items():
+      losses, accuracies = self._evaluate(x, y)
+      for row, loss, accuracy in zip(out, losses.numpy(), accuracies.numpy()):
+        row[f"{name}_loss"], row[f"{name}_accuracy"] = float(loss), float(accuracy)
+    return out
+
+  def fit(self, start_iteration: int, boundaries: Iterable[int] = (),
+          on_boundary: Optional[Callable[[int, List[List[Dict[str, float]]]], None]] = None
+          ) -> List[TrainResult]:
+    """Trains every variant from `start_iteration` to the configured number of iterations.
+
+    Evaluation points, curve rows and early-stopping metrics are those of `Trainer.fit`.
+
+    Returns:
+      One `TrainResult` per variant, in load order.
+
+    Raises:
+      TrainingDiverged: the loss of a variant became NaN or Inf.
+    """
+    end = self.config.iterations
+    every = self.config.eval_every
+    stops = set(range(start_iteration - start_iteration % every + every, end, every))
+    stops |= {b for b in boundaries if start_iteration < b < end}
+    stops.add(end)
+    self.iteration.assign(start_iteration)
+    curves = [[] for _ in range(self.size)]
+    self._record(curves, start_iteration, None)
+    loss_sum, loss_steps = np.zeros(self.size), 0
+    current = start_iteration
+    for stop in sorted(stops):
+      indices = np.stack([batch_indices(len(self.data.y_train), self.config.batch_size, seed,
+                                        current, stop) for seed in self.seeds])
+      steps = self.steps.numpy()
+      train_chunk = self._train_chunks[bool(np.all(steps == steps[0]))]
+      chunk_loss, finite = train_chunk(tf.constant(indices), tf.constant(stop - current, tf.int32))
+      if not bool(finite):
+        bad = [i for i, value in enumerate(chunk_loss.numpy()) if not np.isfinite(value)]
+        raise TrainingDiverged(f"the training loss of variant(s) {bad} became NaN or Inf "
+                               f"between iterations {current} and {stop}")
+      loss_sum += chunk_loss.numpy()
+      loss_steps += stop - current
+      current = stop
+      if stop % every == 0 or stop == end:
+        self._record(curves, stop, loss_sum / loss_steps)
+        loss_sum, loss_steps = np.zeros(self.size), 0
+      if on_boundary is not None:
+        on_boundary(stop, curves)
+    return [TrainResult.from_curve(curve) for curve in curves]
+
+  def _record(self, curves, iteration: int, train_loss: Optional[np.ndarray]) -> None:
+    rate = float(self.schedule(iteration))
+    for index, metrics in enumerate(self.evaluate()):
+      row = {"iteration": int(iteration),
+             "train_loss": None if train_loss is None else float(train_loss[index]),
+             "learning_rate": rate}
+      row.update(metrics)
+      curves[index].append(row)

@@ -1,0 +1,141 @@
+"""Batched variants: K same-shaped masked variants in one graph step equal K separate runs."""
+import numpy as np
+import pytest
+
+from lth_tf import data as data_lib
+from lth_tf import models, pruning
+from lth_tf.compat import keras
+from lth_tf.config import DatasetConfig, ModelConfig, RuntimeConfig, TrainingConfig
+from lth_tf.errors import ConfigError
+from lth_tf.training import Trainer, get_weights, optimizers, set_weights
+from lth_tf.training.batched import BatchedTrainer
+
+RUNTIME = RuntimeConfig(progress=False, eval_batch_size=500)
+K = 20  # the rewind iteration the variants start from
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+  return data_lib.load(DatasetConfig(name="synthetic", validation_size=500),
+                       str(tmp_path_factory.mktemp("data")))
+
+
+def _model(data, seed=0, name="lenet300_100"):
+  keras.utils.set_random_seed(seed)
+  return pruning.wrap_model(models.build(ModelConfig(name=name), data.input_shape,
+                                         data.num_classes, seed))
+
+
+def _random_mask(model, seed, keep):
+  rng = np.random.default_rng(seed)
+  return pruning.Mask.from_dict(
+      {n: rng.random(s) < keep for n, s in pruning.prunable_shapes(model).items()})
+
+
+# mixed: the re-init control starts with a fresh optimizer beside restored ones (per-variant
+# bias corrections); otherwise every variant is at the same optimizer step (fused kernels; for
+# Adam that path is also what the `lth find` test below runs).
+@pytest.mark.parametrize("optimizer,mixed", [("adam", True), ("sgd", False)])
+def test_a_batched_run_equals_separate_runs_with_the_same_seeds(data, optimizer, mixed):
+  training = TrainingConfig(optimizer=optimizer, learning_rate=1e-3 if optimizer == "adam" else 0.05,
+                            iterations=50, eval_every=15, batch_size=50, weight_decay=1e-4,
+                            lr_schedule="step", lr_decay_steps=(35,))
+  # Dense training to the rewind point k: the weights and optimizer state a level starts from.
+  dense = _model(data, seed=0)
+  trainer = Trainer(dense, data, training.__class__(**{**training.__dict__, "iterations": K}),
+                    RUNTIME, seed=0)
+  trainer.fit(0)
+  rewind_weights = get_weights(dense)
+  rewind_optimizer = optimizers.get_state(trainer.optimizer)
+  ticket_mask = _random_mask(dense, 1, 0.3)
+  # A ticket, a re-init control (fresh weights, fresh optimizer), a random-prune control and a
+  # replicate with another data order and mask density: four variants, four data-order seeds.
+  variants = [
+      (rewind_weights, ticket_mask, rewind_optimizer, 0),
+      (get_weights(_model(data, seed=7)), ticket_mask, None if mixed else rewind_optimizer, 0),
+      (rewind_weights, _random_mask(dense, 2, 0.3), rewind_optimizer, 0),
+      (rewind_weights, _random_mask(dense, 3, 0.07), rewind_optimizer, 5),
+  ]
+  separate = []
+  model = _model(data, seed=11)
+  single = Trainer(model, data, training, RUNTIME, seed=0)
+  for weights, mask, state, seed in variants:  # one trainer for every branch, as `lth find`
+    single.seed = seed
+    set_weights(model, weights)
+    pruning.set_mask(model, mask)
+    optimizers.set_state(single.optimizer, state if state is not None else optimizers.get_state(
+        optimizers.build(training, model.trainable_variables)))
+    separate.append((single.fit(K), get_weights(model), optimizers.get_state(single.optimizer)))
+
+  batched = BatchedTrainer(_model(data, seed=11), data, training, RUNTIME,
+                           seeds=[seed for *_, seed in variants])
+  for index, (weights, mask, state, _) in enumerate(variants):
+    batched.load(index, weights, mask, state)
+  results = batched.fit(K)
+
+  assert len(results) == len(variants)
+  for index, (result, weights, state) in enumerate(separate):
+    got = results[index]
+    assert [r["iteration"] for r in got.curve] == [r["iteration"] for r in result.curve]
+    for row, expected in zip(got.curve, result.curve):
+      for key in ("validation_loss", "test_loss", "train_loss"):
+        if expected[key] is not None:
+          assert row[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-5), (index, key)
+      for key in ("validation_accuracy", "test_accuracy"):
+        assert row[key] == pytest.approx(expected[key], abs=0.005), (index, key)
+      assert row["learning_rate"] == pytest.approx(expected["learning_rate"])
+    final = batched.get_weights(index)
+    mask = variants[index][1]
+    for name, value in weights.items():
+      np.testing.assert_allclose(final[name], value, rtol=1e-3, atol=2e-5, err_msg=f"{index} {name}")
+      if name in mask:
+        assert np.all(final[name][~mask[name]] == 0.0)
+    moved = {n: float(np.abs(weights[n] - variants[index][0][n]).max()) for n in weights}
+    assert min(moved.values()) > 1e-3  # the comparison is between trained networks
+    got_state = batched.get_optimizer_state(index)
+    assert int(got_state["optimizer/0000"]) == int(state["optimizer/0000"])
+    for key, value in state.items():
+      np.testing.assert_allclose(got_state[key], value, rtol=1e-3, atol=1e-5, err_msg=key)
+
+
+def test_unsupported_layers_are_refused(data, tmp_path):
+  cifar = data_lib.load(DatasetConfig(name="synthetic_cifar", validation_size=100), str(tmp_path))
+  with pytest.raises(ConfigError, match="batched training supports"):
+    BatchedTrainer(_model(cifar, name="conv2"), cifar, TrainingConfig(iterations=10), RUNTIME,
+                   seeds=[0, 1])
+
+
+def test_lth_find_with_batch_variants_matches_one_by_one(tmp_path, monkeypatch):
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  from lth_tf import io  # pylint: disable=import-outside-toplevel
+  from lth_tf.config import ExperimentConfig, PruningConfig  # pylint: disable=import-outside-toplevel
+  from lth_tf.lottery import BranchFiles, LotteryExperiment  # pylint: disable=import-outside-toplevel
+  config = ExperimentConfig(
+      dataset=DatasetConfig(name="synthetic", validation_size=500),
+      training=TrainingConfig(iterations=40, eval_every=20, batch_size=50),
+      pruning=PruningConfig(levels=1, fc_rate=0.5, output_rate=0.2, reinit=True, random_prune=True),
+      runtime=RuntimeConfig(root_dir=str(tmp_path / "one"), data_dir=str(tmp_path), progress=False))
+  one = LotteryExperiment(config, log=lambda line: None).run()
+  together = config.replace(runtime=dataclasses.replace(
+      config.runtime, root_dir=str(tmp_path / "together"), batch_variants=True))
+  lines, sizes = [], []
+  fit = BatchedTrainer.fit
+  monkeypatch.setattr(BatchedTrainer, "fit",
+                      lambda self, *args: sizes.append(self.size) or fit(self, *args))
+  experiment = LotteryExperiment(together, log=lines.append)
+  rows = experiment.run()
+  assert sizes == [3]  # level 1's ticket and both controls, in one batched run
+  assert experiment.layout.experiment_hash == LotteryExperiment(config).layout.experiment_hash
+  assert [(r["level"], r["branch"]) for r in rows] == [(r["level"], r["branch"]) for r in one]
+  assert len(lines) == len(rows)
+  for got, expected in zip(rows, one):
+    assert got["weights_remaining"] == expected["weights_remaining"]
+    assert got["min_validation_loss"] == pytest.approx(expected["min_validation_loss"], rel=1e-3)
+    assert got["final_test_accuracy"] == pytest.approx(expected["final_test_accuracy"], abs=0.01)
+  for branch in ("ticket", "reinit", "random_prune"):
+    files = BranchFiles(experiment.layout.branch_dir(0, 1, branch))
+    mask = io.read_arrays(files.mask)
+    final = io.read_arrays(files.final_weights)
+    for name, keep in mask.items():
+      assert np.all(final[name][~keep.astype(bool)] == 0.0), (branch, name)
+    assert io.read_json(files.metrics)["early_stop_iteration"] in (0, 20, 40)
