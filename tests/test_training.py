@@ -6,6 +6,7 @@ from lth_tf import data as data_lib
 from lth_tf import models, pruning
 from lth_tf.compat import keras, tf
 from lth_tf.config import DatasetConfig, ModelConfig, RuntimeConfig, TrainingConfig
+from lth_tf.errors import ConfigError
 from lth_tf.training import Trainer, batch_indices, get_weights, optimizers, set_weights
 from lth_tf.training.schedules import LotterySchedule
 
@@ -160,3 +161,9 @@ def test_fused_optimizer_matches_the_keras_update(data, optimizer):
       np.testing.assert_allclose(fused_weights[name], value, rtol=1e-3, atol=2e-5, err_msg=name)
   for key, value in state.items():
     np.testing.assert_allclose(fused_state[key], value, rtol=1e-3, atol=1e-6, err_msg=key)
+
+
+def test_fused_optimizer_refuses_loss_scaling(data):
+  training = TrainingConfig(iterations=10, eval_every=10, mixed_precision="mixed_float16")
+  with pytest.raises(ConfigError, match="--fused_optimizer"):
+    Trainer(_model(data), data, training, RuntimeConfig(progress=False, fused_optimizer=True), seed=0)
