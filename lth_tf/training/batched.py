@@ -30,7 +30,7 @@ from lth_tf.errors import ConfigError, TrainingDiverged
 from lth_tf.pruning import Mask, MaskFreezeWrapper
 from lth_tf.registry import Registry
 from lth_tf.training import optimizers, schedules
-from lth_tf.training.loop import TrainResult, batch_indices
+from lth_tf.training.loop import TrainResult, batch_indices, in_memory
 from lth_tf.training.state import named_variables
 
 
@@ -226,12 +226,7 @@ class BatchedTrainer:
                       for _ in range(self._update.slots)] for n in self._names}
     self.steps = tf.Variable(tf.zeros([k]), trainable=False, name="optimizer_steps")
     self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="lth_iteration")
-    self._x_train = tf.constant(data.x_train)
-    self._y_train = tf.constant(data.y_train)
-    self._eval_sets = {
-        "validation": (tf.constant(data.x_val), tf.constant(data.y_val)),
-        "test": (tf.constant(data.x_test), tf.constant(data.y_test)),
-    }
+    self._x_train, self._y_train, self._eval_sets = in_memory(data)
     signature = [tf.TensorSpec([k, None], tf.int32), tf.TensorSpec([], tf.int32)]
     # Variants at different optimizer steps (a restored ticket beside a fresh control) need
     # per-variant bias corrections; otherwise the fused kernels apply.

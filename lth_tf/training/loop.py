@@ -44,6 +44,13 @@ def batch_indices(num_examples: int, batch_size: int, seed: int, start: int, sto
   return np.concatenate(pieces).astype(np.int32)
 
 
+def in_memory(data: Splits):
+  """The training split as constants, and the evaluation sets by name."""
+  eval_sets = {"validation": (tf.constant(data.x_val), tf.constant(data.y_val)),
+               "test": (tf.constant(data.x_test), tf.constant(data.y_test))}
+  return tf.constant(data.x_train), tf.constant(data.y_train), eval_sets
+
+
 @dataclasses.dataclass
 class TrainResult:
   """What a finished training run reports. `curve` has one row per evaluation."""
@@ -104,12 +111,7 @@ class Trainer:
     with self.strategy.scope():
       self.optimizer = optimizers.build(training, model.trainable_variables)
       self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="lth_iteration")
-    self._x_train = tf.constant(data.x_train)
-    self._y_train = tf.constant(data.y_train)
-    self._eval_sets = {
-        "validation": (tf.constant(data.x_val), tf.constant(data.y_val)),
-        "test": (tf.constant(data.x_test), tf.constant(data.y_test)),
-    }
+    self._x_train, self._y_train, self._eval_sets = in_memory(data)
     masks = {weight.ref(): mask for _, weight, mask in mask_pairs(model)}
     self._masks = [masks.get(v.ref()) for v in model.trainable_variables]
     self._replicated = distribute.uses_replica_steps(self.strategy)
