@@ -2,12 +2,15 @@
 # LeNet-300-100 on Fashion-MNIST, 3 replicates, on a shortened schedule (5,000 iterations per
 # level instead of 50,000; evaluation every 250): iterative magnitude pruning for 15 levels
 # (to 3.58%) with the re-initialisation and random-pruning controls, and one-shot pruning to
-# the same densities. Then one report overlaying both.
+# the same densities. Then one report overlaying both. Branches of a level train together
+# (--batch_variants) with the fused optimizer kernels (--fused_optimizer); both are runtime
+# options that leave the experiment hash as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${ROOT:-runs/benchmarks_replicates}
 COMMON=(--flagfile=flags/lenet300_fashion_mnist.flags --iterations=5000 --eval_every=250
-        --levels=15 --seeds=0,1,2 --root_dir="$ROOT" --progress=false)
+        --levels=15 --seeds=0,1,2 --root_dir="$ROOT" --progress=false
+        --batch_variants=true --fused_optimizer=true)
 .venv/bin/lth find "${COMMON[@]}" --reinit=true --random_prune=true
 .venv/bin/lth find "${COMMON[@]}" --mode=one_shot --reinit=false
 dirs=()
