@@ -178,15 +178,20 @@ class LotteryExperiment:
     if self.flags_text:
       io.write_text(self.layout.flags_file, self.flags_text)
 
-  def finished_metrics(self) -> List[Dict]:
-    """The metrics of every finished branch, in summary order."""
-    out = []
+  def branch_slots(self):
+    """(seed, level, branch) of every branch the experiment trains, in summary order."""
     for seed in self.config.runtime.seeds:
       for level in range(self.config.pruning.levels + 1):
         for branch in self.branches if level else ("ticket",):
-          files = BranchFiles(self.layout.branch_dir(seed, level, branch))
-          if self.store.exists(files.metrics):
-            out.append(self.store.read_json(files.metrics))
+          yield seed, level, branch
+
+  def finished_metrics(self) -> List[Dict]:
+    """The metrics of every finished branch, in summary order."""
+    out = []
+    for seed, level, branch in self.branch_slots():
+      files = BranchFiles(self.layout.branch_dir(seed, level, branch))
+      if self.store.exists(files.metrics):
+        out.append(self.store.read_json(files.metrics))
     return out
 
   def summary_rows(self) -> List[Dict]:

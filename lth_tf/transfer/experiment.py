@@ -27,7 +27,7 @@ from lth_tf import data as data_lib
 from lth_tf.config import ExperimentConfig, PruningConfig, TransferConfig, validate
 from lth_tf.data.base import as_nhwc, prepare
 from lth_tf.errors import TicketError, UserError
-from lth_tf.lottery import BranchFiles, BranchPlan, ExperimentLayout, LotteryExperiment, derive_seed
+from lth_tf.lottery import BranchPlan, ExperimentLayout, LotteryExperiment, derive_seed
 from lth_tf.lottery.runner import ReplicateModel, _check_writable
 from lth_tf.lottery.store import ArtifactStore
 from lth_tf.registry import Registry
@@ -312,14 +312,11 @@ class TransferExperiment(LotteryExperiment):
     if self.flags_text:
       io.write_text(self.layout.flags_file, self.flags_text)
 
-  def finished_metrics(self):
-    out = []
+  def branch_slots(self):
+    """Every branch of a transfer trains at level 0."""
     for seed in self.config.runtime.seeds:
       for branch in self.branches:
-        files = BranchFiles(self.layout.branch_dir(seed, 0, branch))
-        if files.is_finished():
-          out.append(io.read_json(files.metrics))
-    return out
+        yield seed, 0, branch
 
   # ---- training -------------------------------------------------------------------------------
 
