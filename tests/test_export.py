@@ -75,6 +75,9 @@ def test_bad_export_requests(ticket_path, tmp_path):
     ship.ship(ticket_path, ["onnx"], "none", str(tmp_path / "a"), str(tmp_path))
   with pytest.raises(ConfigError, match="unknown quantization"):
     ship.ship(ticket_path, ["tflite"], "int4", str(tmp_path / "a"), str(tmp_path))
+  with pytest.raises(ConfigError, match="unknown TFLite sparse encoding"):
+    ship.ship(ticket_path, ["tflite"], "none", str(tmp_path / "a"), str(tmp_path), encoding="csc")
+  assert not (tmp_path / "a").exists()
   (tmp_path / "full").mkdir()
   (tmp_path / "full" / "keep.txt").write_text("mine")
   with pytest.raises(UserError, match="not empty"):
