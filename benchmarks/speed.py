@@ -17,7 +17,10 @@ main process alternates them round by round, rotating their order, and reports m
      optimizer step, as open_lth does; data in memory, a fresh permutation per epoch;
   e  lth_tf's `BatchedTrainer`: K variants (`--variants`) of LeNet-300-100 in one graph step,
      evaluation included as for c; its figure is per 1,000 steps of all K variants;
-  f  c with `--fused_optimizer` (TensorFlow's fused optimizer kernels).
+  f  c with `--fused_optimizer` (TensorFlow's fused optimizer kernels);
+  g  c with `--mixed_precision=mixed_bfloat16` (16-bit compute, float32 weights and masks; on
+     CPUs with AVX512-BF16 or AMX, oneDNN's bfloat16 convolutions and matrix products);
+  h  a under the same `mixed_bfloat16` policy: g's like-for-like baseline.
 
 Models: LeNet-300-100 on Fashion-MNIST and Conv-4 on CIFAR-10, batch 60, Adam, at 100% and at
 about 7% weights remaining (the layerwise IMP level closest to 7%). Writes `OUT.json` (raw
@@ -45,7 +48,7 @@ MODELS = {
     "lenet": {"model": "lenet300_100", "dataset": "fashion_mnist", "learning_rate": 1.2e-3},
     "conv4": {"model": "conv4", "dataset": "cifar10", "learning_rate": 3e-4},
 }
-CONTENDERS = ("a", "b", "c", "d", "e", "f")
+CONTENDERS = ("a", "b", "c", "d", "e", "f", "g", "h")
 LABELS = {
     "a": "tfmot prune_low_magnitude + model.fit",
     "b": "tf_keras model.fit, dense",
@@ -53,7 +56,10 @@ LABELS = {
     "d": "PyTorch eager, masks re-applied",
     "e": "lth_tf batched variants",
     "f": "lth_tf, --fused_optimizer",
+    "g": "lth_tf, --mixed_precision=mixed_bfloat16",
+    "h": "tfmot + model.fit, mixed_bfloat16 policy",
 }
+BFLOAT16 = "mixed_bfloat16"
 RATES = {"conv": 0.1, "fc": 0.2, "output": 0.1}  # the paper's layerwise rates per round
 BATCH = 60
 ITERATIONS = 50000  # lth_tf contenders train the last `steps` iterations of a 50K schedule
@@ -101,7 +107,7 @@ class _Timer:
 class LthWorker:
   """Contenders c (one model) and e (K stacked variants)."""
 
-  def __init__(self, spec, data, args, batched, fused=False):
+  def __init__(self, spec, data, args, batched, fused=False, precision="none"):
     # pylint: disable=import-outside-toplevel
     from lth_tf.compat import tf
     from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, RuntimeConfig,
@@ -110,7 +116,8 @@ class LthWorker:
     self.config = ExperimentConfig(
         dataset=DatasetConfig(name=spec["dataset"]), model=ModelConfig(name=spec["model"]),
         training=TrainingConfig(learning_rate=spec["learning_rate"], batch_size=BATCH,
-                                iterations=ITERATIONS, eval_every=args.eval_every),
+                                iterations=ITERATIONS, eval_every=args.eval_every,
+                                mixed_precision=precision),
         runtime=RuntimeConfig(progress=False, data_dir=args.data_dir, fused_optimizer=fused))
     if self.config.runtime.deterministic:  # as `lth find` runs
       tf.config.experimental.enable_op_determinism()
@@ -159,11 +166,12 @@ class LthWorker:
 class KerasWorker:
   """Contenders a (tfmot) and b (dense model.fit)."""
 
-  def __init__(self, spec, data, args, prune):
-    from lth_tf import models  # pylint: disable=import-outside-toplevel
+  def __init__(self, spec, data, args, prune, precision="none"):
+    from lth_tf import models, precision as precision_lib  # pylint: disable=import-outside-toplevel
     from lth_tf.compat import keras, tf, tfmot  # pylint: disable=import-outside-toplevel
     from lth_tf.config import ModelConfig  # pylint: disable=import-outside-toplevel
     self.tf, self.keras, self.tfmot = tf, keras, tfmot
+    self.policy = lambda: precision_lib.policy(precision)
     self.build = lambda: models.build(ModelConfig(name=spec["model"]), data.input_shape,
                                       data.num_classes, 0)
     self.spec, self.prune = spec, prune
@@ -173,11 +181,12 @@ class KerasWorker:
 
   def _model(self, density):
     if density not in self.models:
-      model = self.build()
-      if self.prune:
-        schedule = self.tfmot.sparsity.keras.ConstantSparsity(1.0 - density, begin_step=0,
-                                                               frequency=100)
-        model = self.tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
+      with self.policy():  # the layers (and tfmot's clones of them) compute in the policy's dtype
+        model = self.build()
+        if self.prune:
+          schedule = self.tfmot.sparsity.keras.ConstantSparsity(1.0 - density, begin_step=0,
+                                                                 frequency=100)
+          model = self.tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
       model.compile(optimizer=self.keras.optimizers.Adam(self.spec["learning_rate"]),
                     loss=self.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
       self.models[density] = model
@@ -261,6 +270,8 @@ WORKERS = {
     "d": TorchWorker,
     "e": lambda spec, data, args: LthWorker(spec, data, args, batched=True),
     "f": lambda spec, data, args: LthWorker(spec, data, args, batched=False, fused=True),
+    "g": lambda spec, data, args: LthWorker(spec, data, args, batched=False, precision=BFLOAT16),
+    "h": lambda spec, data, args: KerasWorker(spec, data, args, prune=True, precision=BFLOAT16),
 }
 
 
@@ -388,7 +399,7 @@ def table(results, args) -> str:
         ratio = " | ".join(f"{median[contender][str(d)] / median['c'][str(d)]:.2f}x"
                            for d in args.densities)
         lines.append(f"| ratio {contender}/c | {ratio} |")
-      for contender in ("c", "f"):
+      for contender in ("c", "f", "g"):
         if contender not in median:
           continue
         details = result["details"][contender]
@@ -404,13 +415,18 @@ def table(results, args) -> str:
         lines.append(f"| batched cost / one run of ({single}) | {per_variant} |")
     lines.append("")
     for name, x, y, least in TARGETS.get(model, []):
-      for ours in ("c", "f"):  # the targets name (c); (f) is the same path with the fused kernels
+      # The targets name (c); (f) and (g) are the same path with the fused kernels / bfloat16.
+      for ours in ("c", "f", "g"):
         if ours in median and y in median:
           ratios = [median[y][str(d)] / median[ours][str(d)] for d in args.densities]
           met = all(r >= least for r in ratios)
           lines.append(f"- target {name.replace('c ', ours + ' ', 1)}: {'met' if met else 'MISSED'} "
                        f"({', '.join(f'{r:.2f}x' for r in ratios)} at "
                        f"{', '.join(f'{100 * d:.0f}%' for d in args.densities)})")
+    if "g" in median and "h" in median:  # like for like: both in bfloat16
+      ratios = [median["h"][str(d)] / median["g"][str(d)] for d in args.densities]
+      lines.append(f"- bfloat16 like for like, h/g: {', '.join(f'{r:.2f}x' for r in ratios)} at "
+                   f"{', '.join(f'{100 * d:.0f}%' for d in args.densities)}")
     for single in ("c", "f"):
       if model == "lenet" and "e" in median and single in median:
         ratios = [median["e"][str(d)] / median[single][str(d)] for d in args.densities]
