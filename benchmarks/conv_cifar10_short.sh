@@ -16,11 +16,11 @@ ROOT=${ROOT:-runs/benchmarks_conv}
 OUT=${OUT:-benchmarks/conv_cifar10_short}
 SHORT=(--iterations=1200 --eval_every=400 --fc_rate=0.4 --output_rate=0.2 --seeds=0
        --root_dir="$ROOT" --progress=false)
-run() {  # run NAME FLAGS...: one lth find, its experiment directory recorded in $ROOT/NAME.dir
+run() {  # run NAME FLAGS...: one lth find (resumable), its experiment directory kept in $ROOT/NAME.dir
   local name=$1; shift
   local start=$SECONDS
   .venv/bin/lth find "${SHORT[@]}" "$@" | tee "$ROOT/$name.log"
-  ls -td "$ROOT"/*/ | head -1 > "$ROOT/$name.dir"
+  sed -n 's/^experiment directory: //p' "$ROOT/$name.log" | tail -1 > "$ROOT/$name.dir"
   echo "$name: $((SECONDS - start)) s" | tee -a "$ROOT/wall_times.txt"
 }
 mkdir -p "$ROOT"
@@ -28,6 +28,15 @@ run conv2 --flagfile=flags/conv2_cifar10.flags --conv_rate=0.2 --levels=4
 run conv2_dropout --flagfile=flags/conv2_cifar10.flags --conv_rate=0.2 --levels=4 --dropout=0.5 --reinit=false
 run conv4 --flagfile=flags/conv4_cifar10.flags --conv_rate=0.2 --levels=3
 run conv6 --flagfile=flags/conv6_cifar10.flags --conv_rate=0.3 --levels=2
+# The experiments' JSON records (config, summary, compute, per-branch metrics and curves) are
+# kept under $OUT/experiments, where `lth report` can read them again.
+for name in conv2 conv2_dropout conv4 conv6; do
+  dir=$(cat "$ROOT/$name.dir")
+  find "$dir" -name '*.json' | while IFS= read -r file; do
+    mkdir -p "$OUT/experiments/$(dirname "${file#"$ROOT"/}")"
+    cp "$file" "$OUT/experiments/${file#"$ROOT"/}"
+  done
+done
 for name in conv2 conv4 conv6; do
   .venv/bin/lth report --experiment_dir="$(cat "$ROOT/$name.dir")" --out="$OUT/$name"
 done

@@ -1,5 +1,6 @@
 """`lth report` on a fabricated experiment: valid figures with content, tables equal to the summary."""
 import csv
+import dataclasses
 import os
 
 import numpy as np
@@ -12,7 +13,7 @@ from lth_tf.lottery import BranchFiles, ExperimentLayout
 from lth_tf.report import report, tables
 
 
-def _fabricate(root, name, seeds=(0, 1), levels=4):
+def _fabricate(root, name, seeds=(0, 1), levels=4, config=None):
   layout = ExperimentLayout(str(root), name)
   rng = np.random.default_rng(len(name))
   rows = []
@@ -32,7 +33,7 @@ def _fabricate(root, name, seeds=(0, 1), levels=4):
         io.write_json(files.curve_json, [
             {"iteration": it, "test_accuracy": float(rng.uniform(0.5, 0.9))} for it in range(0, 1001, 250)])
   io.write_json(layout.summary_file, rows)
-  io.write_json(layout.config_file, ExperimentConfig().to_dict())
+  io.write_json(layout.config_file, (config or ExperimentConfig()).to_dict())
   return layout.directory, rows
 
 
@@ -69,3 +70,16 @@ def test_report_files_figures_and_numbers(tmp_path):
 def test_report_refuses_a_directory_without_summary(tmp_path):
   with pytest.raises(UserError, match="no summary.json"):
     report.build([str(tmp_path)], str(tmp_path / "out"))
+
+
+def test_overlaid_experiments_are_labelled_by_what_sets_them_apart(tmp_path):
+  base = ExperimentConfig()
+  dropout = base.replace(model=dataclasses.replace(base.model, dropout=0.5),
+                         training=dataclasses.replace(base.training, mixed_precision="mixed_bfloat16"))
+  plain, _ = _fabricate(tmp_path / "runs", "aaaa")
+  varied, _ = _fabricate(tmp_path / "runs", "bbbb", config=dropout)
+  plain_label, varied_label = report.Experiment(plain).label, report.Experiment(varied).label
+  assert "dropout" not in plain_label and "bfloat16" not in plain_label
+  assert "dropout=0.5" in varied_label and "mixed_bfloat16" in varied_label
+  text = open(report.build([plain, varied], str(tmp_path / "out"))["report.md"]).read()
+  assert f"## {plain_label}" in text and f"## {varied_label}" in text

@@ -34,9 +34,17 @@ class Experiment:
 
   @property
   def label(self) -> str:
+    """Model, dataset, optimizer, mode and rewind iteration, plus dropout and mixed precision
+    where they are set, so that overlaid experiments can be told apart."""
     p, t, m = self.config["pruning"], self.config["training"], self.config["model"]
-    return (f"{m['name']} {self.config['dataset']['name']} {p['mode']} "
-            f"k={p['rewind_iteration']} ({os.path.basename(self.directory)})")
+    extras = []
+    if m.get("dropout", 0.0):
+      extras.append(f"dropout={m['dropout']:g}")
+    if t.get("mixed_precision", "none") != "none":
+      extras.append(t["mixed_precision"])
+    return " ".join([m["name"], self.config["dataset"]["name"], t["optimizer"], p["mode"],
+                     f"k={p['rewind_iteration']}"] + extras
+                    + [f"({os.path.basename(self.directory)})"])
 
   def branch_json(self, replicate: int, level: int, branch: str, name: str):
     files = BranchFiles(self.layout.branch_dir(replicate, level, branch))
