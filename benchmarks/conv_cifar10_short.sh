@@ -9,7 +9,8 @@
 #   - the dropout variant (Conv-2, rate 0.5 on the hidden fc layers) without the re-init control.
 # A measured level costs about 140 s (Conv-2), 260 s (Conv-4) and 380 s (Conv-6) per training here,
 # so the paper's schedule (25K iterations of Conv-4: ~75 min per training) does not fit.
-# Then one report per network and one overlaying Conv-2 with and without dropout.
+# Then one report per network, one overlaying Conv-2 with and without dropout, and one overlaying
+# Conv-4 in float32 and in mixed_bfloat16.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${ROOT:-runs/benchmarks_conv}
@@ -28,9 +29,11 @@ run conv2 --flagfile=flags/conv2_cifar10.flags --conv_rate=0.2 --levels=4
 run conv2_dropout --flagfile=flags/conv2_cifar10.flags --conv_rate=0.2 --levels=4 --dropout=0.5 --reinit=false
 run conv4 --flagfile=flags/conv4_cifar10.flags --conv_rate=0.2 --levels=3
 run conv6 --flagfile=flags/conv6_cifar10.flags --conv_rate=0.3 --levels=2
+# Conv-4 again with bfloat16 compute (float32 weights and masks): does IMP find the same tickets?
+run conv4_bf16 --flagfile=flags/conv4_cifar10.flags --conv_rate=0.2 --levels=3 --mixed_precision=mixed_bfloat16
 # The experiments' JSON records (config, summary, compute, per-branch metrics and curves) are
 # kept under $OUT/experiments, where `lth report` can read them again.
-for name in conv2 conv2_dropout conv4 conv6; do
+for name in conv2 conv2_dropout conv4 conv6 conv4_bf16; do
   dir=$(cat "$ROOT/$name.dir")
   find "$dir" -name '*.json' | while IFS= read -r file; do
     mkdir -p "$OUT/experiments/$(dirname "${file#"$ROOT"/}")"
@@ -42,3 +45,5 @@ for name in conv2 conv4 conv6; do
 done
 .venv/bin/lth report --experiment_dir="$(cat "$ROOT/conv2.dir")" \
   --experiment_dir="$(cat "$ROOT/conv2_dropout.dir")" --out="$OUT/conv2_dropout"
+.venv/bin/lth report --experiment_dir="$(cat "$ROOT/conv4.dir")" \
+  --experiment_dir="$(cat "$ROOT/conv4_bf16.dir")" --out="$OUT/conv4_bfloat16"
