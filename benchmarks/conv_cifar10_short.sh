@@ -33,13 +33,10 @@ run conv6 --flagfile=flags/conv6_cifar10.flags --conv_rate=0.3 --levels=2
 run conv4_bf16 --flagfile=flags/conv4_cifar10.flags --conv_rate=0.2 --levels=3 --mixed_precision=mixed_bfloat16
 # The experiments' JSON records (config, summary, compute, per-branch metrics and curves) are
 # kept under $OUT/experiments, where `lth report` can read them again.
-for name in conv2 conv2_dropout conv4 conv6 conv4_bf16; do
-  dir=$(cat "$ROOT/$name.dir")
-  find "$dir" -name '*.json' | while IFS= read -r file; do
-    mkdir -p "$OUT/experiments/$(dirname "${file#"$ROOT"/}")"
-    cp "$file" "$OUT/experiments/${file#"$ROOT"/}"
-  done
-done
+source benchmarks/records.sh
+dirs=()
+for name in conv2 conv2_dropout conv4 conv6 conv4_bf16; do dirs+=("$(cat "$ROOT/$name.dir")"); done
+keep_records "$ROOT" "$OUT/experiments" "${dirs[@]}"
 for name in conv2 conv4 conv6; do
   .venv/bin/lth report --experiment_dir="$(cat "$ROOT/$name.dir")" --out="$OUT/$name"
 done

@@ -21,16 +21,7 @@ hash_of() {  # the experiment directory a command just printed
   sed -n 's/^experiment directory: //p' "$1" | tail -1
 }
 
-keep() {  # keep STUDY DIR...: the experiments' JSON records (config, summary, compute, per-branch
-  # metrics and curves) under benchmarks/transfer/STUDY/experiments/, where `lth report` reads them
-  local out=benchmarks/transfer/$1/experiments file; shift
-  for dir in "$@"; do
-    while IFS= read -r file; do
-      mkdir -p "$out/$(dirname "${file#"$ROOT"/}")"
-      cp "$file" "$out/${file#"$ROOT"/}"
-    done < <(find "$dir" -name '*.json')
-  done
-}
+source benchmarks/records.sh
 
 transfer_all() {  # transfer_all STUDY ARGS...: every budget, then one report over them
   local study=$1; shift
@@ -42,7 +33,7 @@ transfer_all() {  # transfer_all STUDY ARGS...: every budget, then one report ov
     dirs+=("$(hash_of "$log")")
     rm -f "$log"
   done
-  keep "$study" "${dirs[@]}"
+  keep_records "$ROOT" "benchmarks/transfer/$study/experiments" "${dirs[@]}"
   for dir in "${dirs[@]}"; do flags+=("--experiment_dir=benchmarks/transfer/$study/experiments/${dir#"$ROOT"/}"); done
   "${LTH[@]}" report "${flags[@]}" --out="benchmarks/transfer/$study" > /dev/null
 }
