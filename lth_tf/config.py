@@ -142,6 +142,15 @@ class RuntimeConfig:
       graph step with stacked weights (`lth_tf.training.batched`; fully connected models, other
       models train one by one). Results equal one-by-one training within float rounding; no
       mid-training checkpoints, so an interrupted level restarts its batched branches.
+    variant_groups: with `batch_variants`, split the branches trained together into this many
+      groups of independent operations in each graph step, which TensorFlow runs at the same
+      time on its inter-op threads; on a multi-core CPU use one group per core together with
+      `--intra_op_threads=1` (see benchmarks/README.md for the measured effect).
+    intra_op_threads: threads one TensorFlow operation may use; 0 keeps TensorFlow's default
+      (every core). Small networks on a CPU can train faster with 1: a LeNet-300-100 step's
+      matrix products are too small to gain from splitting them across threads.
+    inter_op_threads: operations TensorFlow may run at the same time; 0 keeps its default.
+      Both thread settings must be set before TensorFlow starts in the process.
   """
   root_dir: str = "runs"
   data_dir: str = "data"
@@ -155,6 +164,9 @@ class RuntimeConfig:
   ticket: str = ""
   fused_optimizer: bool = False
   batch_variants: bool = False
+  variant_groups: int = 1
+  intra_op_threads: int = 0
+  inter_op_threads: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,6 +346,10 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check(len(set(r.seeds)) == len(r.seeds), "seeds must be distinct")
   _check(r.eval_batch_size > 0, f"eval_batch_size must be > 0; got {r.eval_batch_size}")
   _check(r.logical_devices >= 0, f"logical_devices must be >= 0; got {r.logical_devices}")
+  _check(r.variant_groups >= 1, f"variant_groups must be >= 1; got {r.variant_groups}")
+  for name in ("intra_op_threads", "inter_op_threads"):
+    _check(getattr(r, name) >= 0, f"{name} must be >= 0 (0: TensorFlow's default); got "
+           f"{getattr(r, name)}")
   return config
 
 

@@ -117,8 +117,34 @@ def split_cpu(count: int) -> None:
                         "device(s) in this process; set it before anything else runs") from None
 
 
+# The thread settings of `RuntimeConfig`: flag name -> (setter, getter) of TensorFlow's pools.
+THREAD_POOLS = {
+    "intra_op_threads": (tf.config.threading.set_intra_op_parallelism_threads,
+                         tf.config.threading.get_intra_op_parallelism_threads),
+    "inter_op_threads": (tf.config.threading.set_inter_op_parallelism_threads,
+                         tf.config.threading.get_inter_op_parallelism_threads),
+}
+
+
+def set_threads(runtime: RuntimeConfig) -> None:
+  """Sizes TensorFlow's CPU thread pools (before TensorFlow starts); 0 keeps its default."""
+  for name, (setter, getter) in THREAD_POOLS.items():
+    count = getattr(runtime, name)
+    if count <= 0 or getter() == count:
+      continue
+    try:
+      setter(count)
+    except RuntimeError:
+      raise ConfigError(f"--{name}={count}: TensorFlow already started in this process with "
+                        f"{getter() or 'its default'}; set it before anything else runs") from None
+
+
 def make_strategy(runtime: RuntimeConfig) -> tf.distribute.Strategy:
-  """The configured strategy, built once per process and (strategy, tpu, logical_devices)."""
+  """The configured strategy, built once per process and (strategy, tpu, logical_devices).
+
+  The thread pools (`set_threads`) are sized first.
+  """
+  set_threads(runtime)
   builder = STRATEGIES.get(runtime.strategy)
   key = (runtime.strategy, runtime.tpu, runtime.logical_devices)
   if key not in _BUILT:

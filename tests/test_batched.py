@@ -35,8 +35,11 @@ def _random_mask(model, seed, keep):
 # mixed: the re-init control starts with a fresh optimizer beside restored ones (per-variant
 # bias corrections); otherwise every variant is at the same optimizer step (fused kernels; for
 # Adam that path is also what the `lth find` test below runs).
-@pytest.mark.parametrize("optimizer,mixed", [("adam", True), ("sgd", False)])
-def test_a_batched_run_equals_separate_runs_with_the_same_seeds(data, optimizer, mixed):
+# groups: the variants split into groups of independent operations (3 groups of 4 variants:
+# sizes 2, 1, 1), on the per-variant and on the fused update path.
+@pytest.mark.parametrize("optimizer,mixed,groups", [("adam", True, 1), ("sgd", False, 1),
+                                                    ("adam", True, 2), ("adam", False, 3)])
+def test_a_batched_run_equals_separate_runs_with_the_same_seeds(data, optimizer, mixed, groups):
   training = TrainingConfig(optimizer=optimizer, learning_rate=1e-3 if optimizer == "adam" else 0.05,
                             iterations=50, eval_every=15, batch_size=50, weight_decay=1e-4,
                             lr_schedule="step", lr_decay_steps=(35,))
@@ -68,7 +71,8 @@ def test_a_batched_run_equals_separate_runs_with_the_same_seeds(data, optimizer,
     separate.append((single.fit(K), get_weights(model), optimizers.get_state(single.optimizer)))
 
   batched = BatchedTrainer(_model(data, seed=11), data, training, RUNTIME,
-                           seeds=[seed for *_, seed in variants])
+                           seeds=[seed for *_, seed in variants], groups=groups)
+  assert [g.size for g in batched.groups] == {1: [4], 2: [2, 2], 3: [2, 1, 1]}[groups]
   for index, (weights, mask, state, _) in enumerate(variants):
     batched.load(index, weights, mask, state)
   results = batched.fit(K)
@@ -96,6 +100,15 @@ def test_a_batched_run_equals_separate_runs_with_the_same_seeds(data, optimizer,
     assert int(got_state["optimizer/0000"]) == int(state["optimizer/0000"])
     for key, value in state.items():
       np.testing.assert_allclose(got_state[key], value, rtol=1e-3, atol=1e-5, err_msg=key)
+
+
+def test_variant_groups_are_at_most_the_variants_and_at_least_one(data):
+  model = _model(data)
+  training = TrainingConfig(iterations=10)
+  assert [g.size for g in BatchedTrainer(model, data, training, RUNTIME, seeds=[0, 1],
+                                         groups=5).groups] == [1, 1]
+  with pytest.raises(ConfigError, match="at least one variant group"):
+    BatchedTrainer(model, data, training, RUNTIME, seeds=[0, 1], groups=0)
 
 
 def test_unsupported_layers_are_refused(data, tmp_path):
@@ -139,3 +152,30 @@ def test_lth_find_with_batch_variants_matches_one_by_one(tmp_path, monkeypatch):
     for name, keep in mask.items():
       assert np.all(final[name][~keep.astype(bool)] == 0.0), (branch, name)
     assert io.read_json(files.metrics)["early_stop_iteration"] in (0, 20, 40)
+
+
+def test_lth_find_trains_a_level_in_variant_groups(tmp_path, monkeypatch):
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  from lth_tf.config import ExperimentConfig, PruningConfig  # pylint: disable=import-outside-toplevel
+  from lth_tf.lottery import LotteryExperiment  # pylint: disable=import-outside-toplevel
+  config = ExperimentConfig(
+      dataset=DatasetConfig(name="synthetic", validation_size=500),
+      training=TrainingConfig(iterations=40, eval_every=20, batch_size=50),
+      pruning=PruningConfig(levels=1, fc_rate=0.5, output_rate=0.2, reinit=True, random_prune=True),
+      runtime=RuntimeConfig(root_dir=str(tmp_path / "one"), data_dir=str(tmp_path), progress=False,
+                            batch_variants=True))
+  one = LotteryExperiment(config, log=lambda line: None).run()
+  grouped = config.replace(runtime=dataclasses.replace(
+      config.runtime, root_dir=str(tmp_path / "grouped"), variant_groups=2))
+  shapes = []
+  fit = BatchedTrainer.fit
+  monkeypatch.setattr(BatchedTrainer, "fit",
+                      lambda self, *args: shapes.append([g.size for g in self.groups])
+                      or fit(self, *args))
+  rows = LotteryExperiment(grouped, log=lambda line: None).run()
+  assert shapes == [[2, 1]]  # level 1's three branches: ticket + re-init, random prune
+  assert len(rows) == len(one) == 4
+  for got, expected in zip(rows, one):
+    assert (got["level"], got["branch"]) == (expected["level"], expected["branch"])
+    assert got["min_validation_loss"] == pytest.approx(expected["min_validation_loss"], rel=1e-4)
+    assert got["final_test_accuracy"] == pytest.approx(expected["final_test_accuracy"], abs=0.005)

@@ -26,6 +26,8 @@ def lth(*args, cwd=ROOT):
     (["find", "--fc_rate=1.0"], "fc_rate must be in [0, 1)"),
     (["find", "--conv_rate=-0.2"], "conv_rate must be in [0, 1)"),
     (["find", "--levels=-1"], "levels must be >= 0"),
+    (["find", "--intra_op_threads=-1"], "intra_op_threads must be >= 0"),
+    (["find", "--batch_variants", "--variant_groups=0"], "variant_groups must be >= 1"),
     (["find", "--rewind_iteration=100", "--iterations=50"], "rewind_iteration"),
     (["find", "--strategy=warp_drive"], "unknown distribution strategy"),
     (["find", "--pruning_strategy=snip2"], "unknown pruning strategy"),

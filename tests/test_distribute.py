@@ -199,6 +199,50 @@ def test_bad_mixed_precision_and_logical_devices_are_config_errors():
     distribute.make_strategy(RuntimeConfig(strategy="warp"))
 
 
+_THREADS_SCRIPT = """
+import sys
+from lth_tf import distribute
+from lth_tf.compat import tf
+from lth_tf.config import RuntimeConfig
+from lth_tf.errors import ConfigError
+distribute.make_strategy(RuntimeConfig(intra_op_threads=1, inter_op_threads=2))
+print(tf.config.threading.get_intra_op_parallelism_threads(),
+      tf.config.threading.get_inter_op_parallelism_threads())
+float(tf.reduce_sum(tf.ones([4])))  # TensorFlow has started
+distribute.make_strategy(RuntimeConfig(intra_op_threads=1, inter_op_threads=2))  # the same: fine
+try:
+  distribute.set_threads(RuntimeConfig(intra_op_threads=2))
+except ConfigError as error:
+  print(error)
+"""
+
+
+def test_thread_pools_are_sized_before_tensorflow_starts_and_not_after():
+  result = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], env=ENV, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr
+  lines = result.stdout.strip().splitlines()
+  assert lines[0] == "1 2"
+  assert lines[1].startswith("--intra_op_threads=2: TensorFlow already started in this process "
+                             "with 1; set it before anything else runs")
+  from lth_tf.config import validate
+  for name in ("intra_op_threads", "inter_op_threads"):
+    with pytest.raises(ConfigError, match=f"{name} must be >= 0"):
+      validate(ExperimentConfig(runtime=RuntimeConfig(**{name: -1})))
+  with pytest.raises(ConfigError, match="variant_groups must be >= 1"):
+    validate(ExperimentConfig(runtime=RuntimeConfig(variant_groups=0)))
+
+
+def test_lth_find_with_one_thread_per_op_and_variant_groups(tmp_path):
+  result = lth("find", *FIND, "--levels=1", "--reinit=true", "--random_prune=true",
+               "--batch_variants=true", "--variant_groups=2", "--intra_op_threads=1",
+               "--inter_op_threads=2", f"--root_dir={tmp_path}", f"--data_dir={tmp_path}")
+  assert result.returncode == 0, result.stderr
+  rows = io.read_json(next(tmp_path.glob("*/summary.json")))
+  assert [(r["level"], r["branch"]) for r in rows] == [
+      (0, "ticket"), (1, "ticket"), (1, "reinit"), (1, "random_prune")]
+
+
 def test_tpu_needs_an_address():
   with pytest.raises(ConfigError, match="needs --tpu"):
     distribute.make_strategy(RuntimeConfig(strategy="tpu"))

@@ -79,7 +79,8 @@ class ReplicateModel:
     """A trainer for `size` branches of this replicate at once (same data order), reused."""
     if size not in self._batched:
       self._batched[size] = BatchedTrainer(self.model, self.data, self.config.training,
-                                           self.config.runtime, seeds=[self.seed] * size)
+                                           self.config.runtime, seeds=[self.seed] * size,
+                                           groups=self.config.runtime.variant_groups)
     return self._batched[size]
 
   def build_plain(self, seed: int) -> keras.Model:

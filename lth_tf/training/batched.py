@@ -15,6 +15,12 @@ same learning-rate schedule, and the same evaluation points and curve rows. A ba
 equals K separate `Trainer` runs with the same seeds within float tolerance (the batched
 matrix products sum in another order), which `tests/test_batched.py` checks.
 
+The variants can be split into groups (`groups`): each group has its own stacked variables and
+its own chain of operations in the graph step, with no data flowing between groups, so
+TensorFlow's executor runs the groups at the same time on its inter-op threads. On a CPU whose
+cores one small network cannot keep busy, one group per core (and one thread per operation)
+trains the groups in about the time of one.
+
 Supported layers are registered in `STACKED_LAYERS` (input, flatten, dense: the fully
 connected family, LeNet-300-100); supported optimizers in `STACKED_UPDATES`.
 """
@@ -176,6 +182,19 @@ def _sgd(optimizer) -> StackedUpdate:
 
 # ---- the trainer ----------------------------------------------------------------------------
 
+@dataclasses.dataclass
+class VariantGroup:
+  """Variants `start` to `start + size - 1`: their stacked weights, masks, optimizer slots and
+  optimizer step counts, each of shape `[size, ...]`."""
+  start: int
+  size: int
+  params: Dict[str, tf.Variable]
+  masks: Dict[str, tf.Variable]
+  slots: Dict[str, List[tf.Variable]]
+  steps: tf.Variable
+
+
+
 class BatchedTrainer:
   """Trains K variants of one fully connected architecture together.
 
@@ -189,15 +208,19 @@ class BatchedTrainer:
     training: the training configuration (shared by all variants).
     runtime: evaluation batch size, progress.
     seeds: the data-order seed of each variant; K = len(seeds).
+    groups: split the K variants into this many groups of independent operations (at most K;
+      sizes differ by at most one), run at the same time by TensorFlow's inter-op threads.
   """
 
   def __init__(self, model: keras.Model, data: Splits, training: TrainingConfig,
-               runtime: RuntimeConfig, seeds: Sequence[int]):
+               runtime: RuntimeConfig, seeds: Sequence[int], groups: int = 1):
     if training.batch_size > len(data.y_train):
       raise ConfigError(
           f"batch_size {training.batch_size} exceeds the {len(data.y_train)} training examples")
     if not seeds:
       raise ConfigError("batched training needs at least one variant")
+    if groups < 1:
+      raise ConfigError(f"batched training needs at least one variant group; got {groups}")
     self.model = model
     self.data = data
     self.config = training
@@ -217,17 +240,21 @@ class BatchedTrainer:
       shapes.update(layer.weights)
     if set(shapes) != set(self._names):
       raise ConfigError(f"batched training cannot map the weights of model {model.name!r}")
-    k = self.size
-    self.params = {n: tf.Variable(tf.zeros((k,) + shapes[n]), name=f"stacked/{n}")
-                   for n in self._names}
-    self.masks = {n: tf.Variable(tf.ones((k,) + shapes[n]), trainable=False, name=f"mask/{n}")
-                  for n in self._names}
-    self.slots = {n: [tf.Variable(tf.zeros((k,) + shapes[n]), trainable=False)
-                      for _ in range(self._update.slots)] for n in self._names}
-    self.steps = tf.Variable(tf.zeros([k]), trainable=False, name="optimizer_steps")
+    self.groups = []
+    for number, members in enumerate(np.array_split(np.arange(self.size), min(groups, self.size))):
+      k = len(members)
+      self.groups.append(VariantGroup(
+          start=int(members[0]), size=k,
+          params={n: tf.Variable(tf.zeros((k,) + shapes[n]), name=f"stacked{number}/{n}")
+                  for n in self._names},
+          masks={n: tf.Variable(tf.ones((k,) + shapes[n]), trainable=False,
+                                name=f"mask{number}/{n}") for n in self._names},
+          slots={n: [tf.Variable(tf.zeros((k,) + shapes[n]), trainable=False)
+                     for _ in range(self._update.slots)] for n in self._names},
+          steps=tf.Variable(tf.zeros([k]), trainable=False, name=f"optimizer_steps{number}")))
     self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="lth_iteration")
     self._x_train, self._y_train, self._eval_sets = in_memory(data)
-    signature = [tf.TensorSpec([k, None], tf.int32), tf.TensorSpec([], tf.int32)]
+    signature = [tf.TensorSpec([self.size, None], tf.int32), tf.TensorSpec([], tf.int32)]
     # Variants at different optimizer steps (a restored ticket beside a fresh control) need
     # per-variant bias corrections; otherwise the fused kernels apply.
     self._train_chunks = {
@@ -237,6 +264,17 @@ class BatchedTrainer:
     self._evaluate = tf.function(self._evaluate_fn)
 
   # ---- state --------------------------------------------------------------------------------
+
+  def _locate(self, index: int):
+    """The group holding variant `index` and the variant's position in it."""
+    for group in self.groups:
+      if group.start <= index < group.start + group.size:
+        return group, index - group.start
+    raise ConfigError(f"variant {index} out of range: {self.size} variants")
+
+  def _steps(self) -> np.ndarray:
+    """Every variant's optimizer step count, in variant order."""
+    return np.concatenate([group.steps.numpy() for group in self.groups])
 
   def load(self, index: int, weights: Dict[str, np.ndarray], mask: Optional[Mask] = None,
            optimizer_state: Optional[Dict[str, np.ndarray]] = None) -> None:
@@ -250,74 +288,84 @@ class BatchedTrainer:
       unknown = set(mask) - set(self._names)
       if unknown:
         raise ConfigError(f"mask of variant {index} names unknown weights {sorted(unknown)[:3]}")
+    group, local = self._locate(index)
     for name in self._names:
-      keep = (np.ones(self.params[name].shape[1:], np.float32) if mask is None or name not in mask
-              else np.asarray(mask[name], np.float32))
-      self.masks[name][index].assign(keep)
-      self.params[name][index].assign(np.asarray(weights[name], np.float32) * keep)
+      keep = (np.ones(group.params[name].shape[1:], np.float32)
+              if mask is None or name not in mask else np.asarray(mask[name], np.float32))
+      group.masks[name][local].assign(keep)
+      group.params[name][local].assign(np.asarray(weights[name], np.float32) * keep)
     fresh = optimizers.build(self.config, self.model.trainable_variables)
     optimizers.set_state(self._scratch, optimizers.get_state(fresh)
                          if optimizer_state is None else optimizer_state)
     for name, variable in zip(self._names, self.model.trainable_variables):
-      keep = self.masks[name][index]
-      for slot, value in zip(self.slots[name], optimizers.slots_of(self._scratch, variable)):
-        slot[index].assign(value * keep)
-    self.steps[index].assign(float(self._scratch.iterations.numpy()))
+      keep = group.masks[name][local]
+      for slot, value in zip(group.slots[name], optimizers.slots_of(self._scratch, variable)):
+        slot[local].assign(value * keep)
+    group.steps[local].assign(float(self._scratch.iterations.numpy()))
 
   def get_weights(self, index: int) -> Dict[str, np.ndarray]:
     """Variant `index`'s weights by `layer/variable` name."""
-    return {name: self.params[name][index].numpy() for name in self._names}
+    group, local = self._locate(index)
+    return {name: group.params[name][local].numpy() for name in self._names}
 
   def get_optimizer_state(self, index: int) -> Dict[str, np.ndarray]:
     """Variant `index`'s optimizer state in the layout of `optimizers.get_state`."""
+    group, local = self._locate(index)
     for name, variable in zip(self._names, self.model.trainable_variables):
-      for slot, target in zip(self.slots[name], optimizers.slots_of(self._scratch, variable)):
-        target.assign(slot[index])
-    self._scratch.iterations.assign(int(round(float(self.steps[index].numpy()))))
+      for slot, target in zip(group.slots[name], optimizers.slots_of(self._scratch, variable)):
+        target.assign(slot[local])
+    self._scratch.iterations.assign(int(round(float(group.steps[local].numpy()))))
     return optimizers.get_state(self._scratch)
 
   # ---- graph functions ----------------------------------------------------------------------
 
-  def _forward(self, x):
+  def _forward(self, params, x):
     for layer in self.layers:
-      x = layer.apply(self.params, x)
+      x = layer.apply(params, x)
     return x
 
   def _train_chunk_fn(self, indices, num_steps, uniform_steps):
-    batch = self.config.batch_size
-    variables = [self.params[n] for n in self._names]
-    masks = [self.masks[n] for n in self._names]
-    for name in self._names:
-      for target in [self.params[name]] + self.slots[name]:
-        target.assign(target * self.masks[name])
+    for group in self.groups:
+      for name in self._names:
+        for target in [group.params[name]] + group.slots[name]:
+          target.assign(target * group.masks[name])
     total_loss = tf.zeros([self.size])
     all_finite = tf.constant(True)
-    decay = self.config.weight_decay
     for step in tf.range(num_steps):
-      idx = indices[:, step * batch:(step + 1) * batch]
-      x = tf.gather(self._x_train, idx)
-      y = tf.gather(self._y_train, idx)
       learning_rate = self.schedule(self.iteration)
-      with tf.GradientTape() as tape:
-        logits = self._forward(x)
-        losses = tf.reduce_mean(
-            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits), axis=1)
-        loss = tf.reduce_sum(losses)
-      grads = tape.gradient(loss, variables)
-      for name, variable, grad, mask in zip(self._names, variables, grads, masks):
-        if decay:
-          grad = grad + decay * variable
-        if uniform_steps:
-          self._update.fused(variable, grad * mask, self.slots[name], learning_rate,
-                             self.steps[0])
-        else:
-          steps = tf.reshape(self.steps, [-1] + [1] * (len(variable.shape) - 1))
-          self._update.apply(variable, grad * mask, self.slots[name], learning_rate, steps)
-      self.steps.assign_add(tf.ones_like(self.steps))
+      # One independent chain of operations per group (no data flows between groups).
+      losses = tf.concat([self._group_step(group, indices, step, learning_rate, uniform_steps)
+                          for group in self.groups], axis=0)
       self.iteration.assign_add(1)
       total_loss += losses
       all_finite = tf.logical_and(all_finite, tf.reduce_all(tf.math.is_finite(losses)))
     return total_loss, all_finite
+
+  def _group_step(self, group: VariantGroup, indices, step, learning_rate, uniform_steps):
+    """One training step of `group`'s variants; returns their mean batch losses."""
+    batch = self.config.batch_size
+    variables = [group.params[n] for n in self._names]
+    idx = indices[group.start:group.start + group.size, step * batch:(step + 1) * batch]
+    x = tf.gather(self._x_train, idx)
+    y = tf.gather(self._y_train, idx)
+    with tf.GradientTape() as tape:
+      logits = self._forward(group.params, x)
+      losses = tf.reduce_mean(
+          tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits), axis=1)
+      loss = tf.reduce_sum(losses)
+    grads = tape.gradient(loss, variables)
+    decay = self.config.weight_decay
+    for name, variable, grad in zip(self._names, variables, grads):
+      if decay:
+        grad = grad + decay * variable
+      grad = grad * group.masks[name]
+      if uniform_steps:
+        self._update.fused(variable, grad, group.slots[name], learning_rate, group.steps[0])
+      else:
+        steps = tf.reshape(group.steps, [-1] + [1] * (len(variable.shape) - 1))
+        self._update.apply(variable, grad, group.slots[name], learning_rate, steps)
+    group.steps.assign_add(tf.ones_like(group.steps))
+    return losses
 
   def _evaluate_fn(self, x, y):
     batch = self.runtime.eval_batch_size
@@ -325,7 +373,8 @@ class BatchedTrainer:
     total_loss = tf.zeros([self.size])
     correct = tf.zeros([self.size])
     for start in tf.range(0, n, batch):
-      logits = self._forward(x[None, start:start + batch])
+      logits = tf.concat([self._forward(group.params, x[None, start:start + batch])
+                          for group in self.groups], axis=0)
       labels = y[start:start + batch]
       count = tf.cast(tf.shape(labels)[0], tf.float32)
       labels_k = tf.broadcast_to(labels[None], tf.shape(logits)[:2])
@@ -373,7 +422,7 @@ class BatchedTrainer:
     for stop in sorted(stops):
       indices = np.stack([batch_indices(len(self.data.y_train), self.config.batch_size, seed,
                                         current, stop) for seed in self.seeds])
-      steps = self.steps.numpy()
+      steps = self._steps()
       train_chunk = self._train_chunks[bool(np.all(steps == steps[0]))]
       chunk_loss, finite = train_chunk(tf.constant(indices), tf.constant(stop - current, tf.int32))
       if not bool(finite):
