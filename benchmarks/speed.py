@@ -20,7 +20,14 @@ main process alternates them round by round, rotating their order, and reports m
   f  c with `--fused_optimizer` (TensorFlow's fused optimizer kernels);
   g  c with `--mixed_precision=mixed_bfloat16` (16-bit compute, float32 weights and masks; on
      CPUs with AVX512-BF16 or AMX, oneDNN's bfloat16 convolutions and matrix products);
-  h  a under the same `mixed_bfloat16` policy: g's like-for-like baseline.
+  h  a under the same `mixed_bfloat16` policy: g's like-for-like baseline;
+  i  f with `--intra_op_threads=1` (one thread per TensorFlow operation);
+  j  e with `--variant_groups=2 --intra_op_threads=1 --inter_op_threads=2`: the K variants in
+     two groups that run at the same time, one per core;
+  k  e with `--intra_op_threads=1 --inter_op_threads=2` (one group): j's control, to tell the
+     thread setting's share from the groups';
+  l  j with one variant per group (`--variant_groups=K`): plain matrix products instead of
+     batched ones, two groups at a time.
 
 Models: LeNet-300-100 on Fashion-MNIST and Conv-4 on CIFAR-10, batch 60, Adam, at 100% and at
 about 7% weights remaining (the layerwise IMP level closest to 7%). Writes `OUT.json` (raw
@@ -48,7 +55,9 @@ MODELS = {
     "lenet": {"model": "lenet300_100", "dataset": "fashion_mnist", "learning_rate": 1.2e-3},
     "conv4": {"model": "conv4", "dataset": "cifar10", "learning_rate": 3e-4},
 }
-CONTENDERS = ("a", "b", "c", "d", "e", "f", "g", "h")
+CONTENDERS = ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l")
+BATCHED = ("e", "j", "k", "l")  # contenders that train `--variants` variants at once (LeNet only)
+SINGLE = ("c", "f", "g", "i")  # lth_tf's one-run contenders
 LABELS = {
     "a": "tfmot prune_low_magnitude + model.fit",
     "b": "tf_keras model.fit, dense",
@@ -58,7 +67,14 @@ LABELS = {
     "f": "lth_tf, --fused_optimizer",
     "g": "lth_tf, --mixed_precision=mixed_bfloat16",
     "h": "tfmot + model.fit, mixed_bfloat16 policy",
+    "i": "lth_tf, --fused_optimizer --intra_op_threads=1",
+    "j": "lth_tf batched variants, 2 variant groups, 1 thread per op",
+    "k": "lth_tf batched variants, 1 group, 1 thread per op",
+    "l": "lth_tf batched variants, 1 variant per group, 1 thread per op",
 }
+# Thread pool sizes (intra-op, inter-op) of a contender's worker; absent: TensorFlow's defaults.
+THREADS = {"i": (1, 0), "j": (1, 2), "k": (1, 2), "l": (1, 2)}
+GROUPS = {"j": 2}
 BFLOAT16 = "mixed_bfloat16"
 RATES = {"conv": 0.1, "fc": 0.2, "output": 0.1}  # the paper's layerwise rates per round
 BATCH = 60
@@ -107,7 +123,7 @@ class _Timer:
 class LthWorker:
   """Contenders c (one model) and e (K stacked variants)."""
 
-  def __init__(self, spec, data, args, batched, fused=False, precision="none"):
+  def __init__(self, spec, data, args, batched, fused=False, precision="none", groups=1):
     # pylint: disable=import-outside-toplevel
     from lth_tf.compat import tf
     from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, RuntimeConfig,
@@ -118,7 +134,8 @@ class LthWorker:
         training=TrainingConfig(learning_rate=spec["learning_rate"], batch_size=BATCH,
                                 iterations=ITERATIONS, eval_every=args.eval_every,
                                 mixed_precision=precision),
-        runtime=RuntimeConfig(progress=False, data_dir=args.data_dir, fused_optimizer=fused))
+        runtime=RuntimeConfig(progress=False, data_dir=args.data_dir, fused_optimizer=fused,
+                              variant_groups=groups))
     if self.config.runtime.deterministic:  # as `lth find` runs
       tf.config.experimental.enable_op_determinism()
     self.replicate = ReplicateModel(self.config, data, 0, tf.distribute.get_strategy())
@@ -127,7 +144,8 @@ class LthWorker:
     if batched:
       from lth_tf.training.batched import BatchedTrainer
       self.batched = BatchedTrainer(self.replicate.model, data, self.config.training,
-                                    self.config.runtime, seeds=list(range(args.variants)))
+                                    self.config.runtime, seeds=list(range(args.variants)),
+                                    groups=groups)
     self.trainer = self.batched or self.replicate.trainer
     self.timer = _Timer(self.trainer.evaluate)
     self.trainer.evaluate = self.timer
@@ -272,6 +290,10 @@ WORKERS = {
     "f": lambda spec, data, args: LthWorker(spec, data, args, batched=False, fused=True),
     "g": lambda spec, data, args: LthWorker(spec, data, args, batched=False, precision=BFLOAT16),
     "h": lambda spec, data, args: KerasWorker(spec, data, args, prune=True, precision=BFLOAT16),
+    "i": lambda spec, data, args: LthWorker(spec, data, args, batched=False, fused=True),
+    "j": lambda spec, data, args: LthWorker(spec, data, args, batched=True, groups=GROUPS["j"]),
+    "k": lambda spec, data, args: LthWorker(spec, data, args, batched=True),
+    "l": lambda spec, data, args: LthWorker(spec, data, args, batched=True, groups=args.variants),
 }
 
 
@@ -279,7 +301,11 @@ def worker_main(args) -> None:
   """Answers `{"density": D, "steps": N}` lines on stdin with one JSON line each."""
   sys.path.insert(0, REPO)
   from lth_tf import data as data_lib  # pylint: disable=import-outside-toplevel
-  from lth_tf.config import DatasetConfig  # pylint: disable=import-outside-toplevel
+  from lth_tf.config import DatasetConfig, RuntimeConfig  # pylint: disable=import-outside-toplevel
+  if args.worker in THREADS:  # (TensorFlow's runtime and torch's in one process can crash)
+    from lth_tf import distribute  # pylint: disable=import-outside-toplevel
+    intra, inter = THREADS[args.worker]
+    distribute.set_threads(RuntimeConfig(intra_op_threads=intra, inter_op_threads=inter))
   spec = MODELS[args.model]
   data = data_lib.load(DatasetConfig(name=spec["dataset"]), args.data_dir)
   worker = WORKERS[args.worker](spec, data, args)
@@ -338,7 +364,7 @@ def _torch_available() -> bool:
 def measure(args):
   results = {}
   for model in args.models:
-    contenders = [c for c in args.contenders if not (c == "e" and model != "lenet")]
+    contenders = [c for c in args.contenders if not (c in BATCHED and model != "lenet")]
     if "d" in contenders and not _torch_available():
       print("torch is not installed: contender d skipped (pip install torch)", flush=True)
       contenders.remove("d")
@@ -377,6 +403,13 @@ TARGETS = {
 }
 
 
+def _batched_pairs(median):
+  """(batched, single) contender pairs to compare: each batched one against the one-run
+  contenders with the same optimizer kernels, and j against the fastest one-run setting."""
+  pairs = [("e", "c"), ("e", "f"), ("j", "f"), ("j", "i"), ("k", "i"), ("l", "f"), ("l", "i")]
+  return [(b, s) for b, s in pairs if b in median and s in median]
+
+
 def table(results, args) -> str:
   lines = []
   for model, result in results.items():
@@ -389,7 +422,7 @@ def table(results, args) -> str:
     lines.append(header + " |")
     lines.append("|---" * (1 + len(args.densities)) + "|")
     for contender, by_density in median.items():
-      label = LABELS[contender] + (f", K={args.variants}" if contender == "e" else "")
+      label = LABELS[contender] + (f", K={args.variants}" if contender in BATCHED else "")
       lines.append(f"| ({contender}) {label} | " + " | ".join(
           f"{by_density[str(d)]:.3f}" for d in args.densities) + " |")
     if "c" in median:
@@ -399,7 +432,7 @@ def table(results, args) -> str:
         ratio = " | ".join(f"{median[contender][str(d)] / median['c'][str(d)]:.2f}x"
                            for d in args.densities)
         lines.append(f"| ratio {contender}/c | {ratio} |")
-      for contender in ("c", "f", "g"):
+      for contender in SINGLE:
         if contender not in median:
           continue
         details = result["details"][contender]
@@ -407,16 +440,15 @@ def table(results, args) -> str:
             f"{100 * np.median([r['s_per_1000'] - r['train_s_per_1000'] for r in details[str(d)]]) / median[contender][str(d)]:.1f}%"
             for d in args.densities)
         lines.append(f"| evaluation share of ({contender}), eval every {args.eval_every} | {share} |")
-    for single in ("c", "f"):
-      if "e" in median and single in median:
-        per_variant = " | ".join(
-            f"{median['e'][str(d)] / median[single][str(d)]:.2f}x for K={args.variants}"
-            for d in args.densities)
-        lines.append(f"| batched cost / one run of ({single}) | {per_variant} |")
+    for batched, single in _batched_pairs(median):
+      per_variant = " | ".join(
+          f"{median[batched][str(d)] / median[single][str(d)]:.2f}x for K={args.variants}"
+          for d in args.densities)
+      lines.append(f"| batched ({batched}) / one run of ({single}) | {per_variant} |")
     lines.append("")
     for name, x, y, least in TARGETS.get(model, []):
       # The targets name (c); (f) and (g) are the same path with the fused kernels / bfloat16.
-      for ours in ("c", "f", "g"):
+      for ours in SINGLE:
         if ours in median and y in median:
           ratios = [median[y][str(d)] / median[ours][str(d)] for d in args.densities]
           met = all(r >= least for r in ratios)
@@ -427,12 +459,11 @@ def table(results, args) -> str:
       ratios = [median["h"][str(d)] / median["g"][str(d)] for d in args.densities]
       lines.append(f"- bfloat16 like for like, h/g: {', '.join(f'{r:.2f}x' for r in ratios)} at "
                    f"{', '.join(f'{100 * d:.0f}%' for d in args.densities)}")
-    for single in ("c", "f"):
-      if model == "lenet" and "e" in median and single in median:
-        ratios = [median["e"][str(d)] / median[single][str(d)] for d in args.densities]
-        met = args.variants >= 4 and all(r <= 2.0 for r in ratios)
-        lines.append(f"- target K={args.variants} variants <= 2x one run of ({single}): "
-                     f"{'met' if met else 'MISSED'} ({', '.join(f'{r:.2f}x' for r in ratios)})")
+    for batched, single in _batched_pairs(median):
+      ratios = [median[batched][str(d)] / median[single][str(d)] for d in args.densities]
+      met = args.variants >= 4 and all(r <= 2.0 for r in ratios)
+      lines.append(f"- target K={args.variants} variants ({batched}) <= 2x one run of ({single}): "
+                   f"{'met' if met else 'MISSED'} ({', '.join(f'{r:.2f}x' for r in ratios)})")
   return "\n".join(lines) + "\n"
 
 

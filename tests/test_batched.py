@@ -179,3 +179,21 @@ def test_lth_find_trains_a_level_in_variant_groups(tmp_path, monkeypatch):
     assert (got["level"], got["branch"]) == (expected["level"], expected["branch"])
     assert got["min_validation_loss"] == pytest.approx(expected["min_validation_loss"], rel=1e-4)
     assert got["final_test_accuracy"] == pytest.approx(expected["final_test_accuracy"], abs=0.005)
+
+
+def test_one_variant_alone_trains_as_a_single_run(data):
+  # SGD: the batched path's fused kernel is exact for it (Adam's rounds 1 - beta differently).
+  training = TrainingConfig(optimizer="sgd", learning_rate=0.05, iterations=30, eval_every=10,
+                            batch_size=50)
+  model = _model(data, seed=3)
+  weights = get_weights(model)
+  mask = _random_mask(model, 4, 0.5)
+  pruning.set_mask(model, mask)
+  set_weights(model, weights)
+  expected = Trainer(model, data, training, RUNTIME, seed=0).fit(0)
+  batched = BatchedTrainer(_model(data, seed=5), data, training, RUNTIME, seeds=[0])
+  batched.load(0, weights, mask, None)
+  (got,) = batched.fit(0)
+  assert got.min_validation_loss == pytest.approx(expected.min_validation_loss, rel=1e-4, abs=1e-5)
+  for name, value in get_weights(model).items():
+    np.testing.assert_allclose(batched.get_weights(0)[name], value, rtol=1e-3, atol=2e-5)

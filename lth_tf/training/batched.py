@@ -354,6 +354,7 @@ class BatchedTrainer:
           tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits), axis=1)
       loss = tf.reduce_sum(losses)
     grads = tape.gradient(loss, variables)
+    losses = tf.reshape(losses, [group.size])  # a static shape, also for a group of one
     decay = self.config.weight_decay
     for name, variable, grad in zip(self._names, variables, grads):
       if decay:
