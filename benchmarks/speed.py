@@ -36,6 +36,8 @@ timings, medians, ratios, targets) and `OUT.md` (the table), and prints the tabl
 `--whole` also times whole commands in subprocesses (peak resident memory of the process tree
 from the operating system's child accounting): the README demo (`lth find
 --flagfile=flags/demo.flags`) and one IMP level of the paper's LeNet schedule.
+`--replicates` times `lth find` training 4 LeNet-300-100 replicates (seeds) in one process and
+with `--replicate_processes=2`, alternated, whole commands (start-up included).
 """
 import argparse
 import datetime
@@ -523,6 +525,24 @@ def whole_commands(args):
   return out
 
 
+def replicate_commands(args):
+  """Whole `lth find` runs of 4 replicates: one process against two worker processes."""
+  lth = [sys.executable, "-m", "lth_tf.cli", "find", "--flagfile=flags/lenet300_fashion_mnist.flags",
+         "--levels=0", f"--iterations={args.replicate_iterations}", "--seeds=0,1,2,3",
+         f"--data_dir={args.data_dir}", "--progress=false"]
+  variants = {"one process": [], "2 worker processes": ["--replicate_processes=2"]}
+  seconds = {name: [] for name in variants}
+  with tempfile.TemporaryDirectory() as root:
+    for round_index in range(args.replicate_rounds):
+      for name, extra in variants.items():
+        wall, _, _ = _run_whole(lth + extra + [f"--root_dir={root}/{round_index}_{len(extra)}"], name)
+        seconds[name].append(wall)
+        print(f"replicates round {round_index} {name}: {wall:.1f} s", flush=True)
+  median = {name: float(np.median(values)) for name, values in seconds.items()}
+  return {"command": " ".join(lth[3:]), "wall_s": seconds, "median_wall_s": median,
+          "ratio": median["one process"] / median["2 worker processes"]}
+
+
 def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--data_dir", default="data")
@@ -546,6 +566,10 @@ def main() -> int:
   parser.add_argument("--torch_threads", type=int, default=1)
   parser.add_argument("--whole", action="store_true", help="also time the demo and an IMP level")
   parser.add_argument("--level_iterations", type=int, default=10000)
+  parser.add_argument("--replicates", action="store_true",
+                      help="also time 4 replicates in one process against 2 worker processes")
+  parser.add_argument("--replicate_iterations", type=int, default=10000)
+  parser.add_argument("--replicate_rounds", type=int, default=2)
   parser.add_argument("--worker", choices=CONTENDERS)
   parser.add_argument("--model", choices=sorted(MODELS))
   args = parser.parse_args()
@@ -565,6 +589,8 @@ def main() -> int:
   }
   if args.whole:
     report["whole"] = whole_commands(args)
+  if args.replicates:
+    report["replicates"] = replicate_commands(args)
   text = table(results, args)
   if "whole" in report:
     whole = report["whole"]
@@ -573,6 +599,12 @@ def main() -> int:
              f"- one IMP level (LeNet, ticket + reinit, {args.level_iterations} iterations each): "
              f"{whole['imp_level']['level_1_wall_s']:.1f} s; peak RSS of that `lth find` "
              f"{whole['imp_level']['peak_rss_mib']:.0f} MiB\n")
+  if "replicates" in report:
+    rep = report["replicates"]
+    text += (f"\n- 4 LeNet-300-100 replicates, {args.replicate_iterations} iterations each "
+             f"(`{rep['command']}`), whole command, median of {args.replicate_rounds}: one process "
+             f"{rep['median_wall_s']['one process']:.1f} s, `--replicate_processes=2` "
+             f"{rep['median_wall_s']['2 worker processes']:.1f} s ({rep['ratio']:.2f}x)\n")
   header = f"Measured {report['date']} on {report['machine']}: `{report['command']}`\n"
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out + ".json", "w") as handle:

@@ -151,6 +151,10 @@ class RuntimeConfig:
       matrix products are too small to gain from splitting them across threads.
     inter_op_threads: operations TensorFlow may run at the same time; 0 keeps its default.
       Both thread settings must be set before TensorFlow starts in the process.
+    replicate_processes: train this many replicates (seeds) at the same time, each in its own
+      worker process with one thread per TensorFlow operation unless `intra_op_threads` says
+      otherwise (`lth_tf.lottery.processes`); for small networks on a multi-core CPU. The
+      results are those of one process; default or one-device strategy only.
   """
   root_dir: str = "runs"
   data_dir: str = "data"
@@ -167,6 +171,7 @@ class RuntimeConfig:
   variant_groups: int = 1
   intra_op_threads: int = 0
   inter_op_threads: int = 0
+  replicate_processes: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -347,6 +352,11 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check(r.eval_batch_size > 0, f"eval_batch_size must be > 0; got {r.eval_batch_size}")
   _check(r.logical_devices >= 0, f"logical_devices must be >= 0; got {r.logical_devices}")
   _check(r.variant_groups >= 1, f"variant_groups must be >= 1; got {r.variant_groups}")
+  _check(r.replicate_processes >= 1,
+         f"replicate_processes must be >= 1; got {r.replicate_processes}")
+  _check(r.replicate_processes == 1 or r.strategy in ("default", "one_device"),
+         f"--replicate_processes runs replicates in local worker processes; it cannot be "
+         f"combined with --strategy={r.strategy}")
   for name in ("intra_op_threads", "inter_op_threads"):
     _check(getattr(r, name) >= 0, f"{name} must be >= 0 (0: TensorFlow's default); got "
            f"{getattr(r, name)}")

@@ -320,3 +320,52 @@ def test_tickets_load_returns_the_model_with_the_ticket_applied(rewound, tmp_pat
   final = io.read_arrays(BranchFiles(experiment.layout.branch_dir(0, 1, "ticket")).final_weights)
   for name, value in pruning.prunable_weights(trained).items():
     np.testing.assert_array_equal(value, final[name])
+
+
+def _with_runtime(config, **runtime):
+  return dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, **runtime))
+
+
+def test_replicates_in_worker_processes_equal_one_process(tmp_path):
+  config = _with_runtime(_config(tmp_path / "one", levels=1, random_prune=False), seeds=(0, 1))
+  one = LotteryExperiment(config, log=lambda line: None).run()
+  parallel = _with_runtime(config, root_dir=str(tmp_path / "two"), replicate_processes=2)
+  experiment = LotteryExperiment(parallel, log=lambda line: None)
+  rows = experiment.run()
+  assert experiment.layout.experiment_hash == LotteryExperiment(config).layout.experiment_hash
+  assert [(r["replicate"], r["level"], r["branch"]) for r in rows] == [
+      (seed, level, branch) for seed in (0, 1)
+      for level, branch in ((0, "ticket"), (1, "ticket"), (1, "reinit"))]
+  assert io.read_json(experiment.layout.summary_file) == rows
+  for got, expected in zip(rows, one):
+    assert got["weights_remaining"] == expected["weights_remaining"]
+    assert got["min_validation_loss"] == pytest.approx(expected["min_validation_loss"], rel=1e-4)
+    assert got["final_test_accuracy"] == pytest.approx(expected["final_test_accuracy"], abs=0.005)
+  for seed in (0, 1):  # the same masks: pruning read the same trained weights
+    for got, expected in zip(_masks_of(experiment.layout, seed),
+                             _masks_of(LotteryExperiment(config).layout, seed)):
+      for name in expected:
+        assert np.array_equal(got[name], expected[name])
+  assert LotteryExperiment(parallel, log=lambda line: None).run() == rows  # all finished: resumes
+
+
+def _masks_of(layout, seed):
+  return [Mask.from_dict(io.read_arrays(BranchFiles(layout.branch_dir(seed, 1, b)).mask))
+          for b in ("ticket", "reinit")]
+
+
+def test_a_worker_process_that_diverges_stops_the_run_with_its_message(tmp_path):
+  from lth_tf.errors import TrainingDiverged
+  config = _with_runtime(_config(tmp_path, levels=0), seeds=(0, 1), replicate_processes=2)
+  config = dataclasses.replace(config, training=dataclasses.replace(
+      config.training, optimizer="sgd", learning_rate=1e12))
+  with pytest.raises(TrainingDiverged, match=r"replicate \d level 0 ticket: .*NaN or Inf"):
+    LotteryExperiment(config, log=lambda line: None).run()
+
+
+def test_replicate_processes_need_a_local_strategy():
+  from lth_tf.config import validate
+  with pytest.raises(ConfigError, match="replicate_processes must be >= 1"):
+    validate(_with_runtime(_config("runs"), replicate_processes=0))
+  with pytest.raises(ConfigError, match="cannot be combined with --strategy=mirrored"):
+    validate(_with_runtime(_config("runs"), replicate_processes=2, strategy="mirrored"))

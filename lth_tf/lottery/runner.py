@@ -119,6 +119,7 @@ class LotteryExperiment:
     pruning.STRATEGIES.get(config.pruning.strategy)
     self.ticket = _load_ticket(config)
     self.data = data_lib.load(config.dataset, config.runtime.data_dir)
+    self._writes_summary = True  # False in a worker process of `run` (its parent writes it)
     self._preflight()
 
   def _preflight(self) -> None:
@@ -156,9 +157,24 @@ class LotteryExperiment:
       if self.writes:
         io.remove_temporary_files(self.layout.directory)
       self._write_config()
-      for seed in self.config.runtime.seeds:
-        self._run_replicate(seed)
+      seeds = self.config.runtime.seeds
+      workers = min(self.config.runtime.replicate_processes, len(seeds))
+      if workers > 1:
+        from lth_tf.lottery import processes  # pylint: disable=import-outside-toplevel
+        processes.run_replicates(self.config, seeds, workers)
+      else:
+        for seed in seeds:
+          self._run_replicate(seed)
       return self.write_summary()
+
+  def run_replicate(self, seed: int) -> None:
+    """Trains (or resumes) one replicate without taking the directory lock or writing the
+    summary: the work of a worker process of `run` (`lth_tf.lottery.processes`), whose
+    parent holds the lock and writes the summary."""
+    if self.config.runtime.deterministic:
+      tf.config.experimental.enable_op_determinism()
+    self._writes_summary = False
+    self._run_replicate(seed)
 
   # ---- experiment files ---------------------------------------------------------------------
 
@@ -311,7 +327,8 @@ class LotteryExperiment:
         self._write_results(replicate, files, results[index], seed, level, branch, plan.mask,
                             elapsed)
       self.log(format_row(self._row(seed, level, branch, plan.mask, results[index])))
-    self.write_summary()
+    if self._writes_summary:
+      self.write_summary()
 
   def _level_mask(self, replicate: ReplicateModel, seed: int, level: int,
                   dense_mask: pruning.Mask) -> pruning.Mask:
@@ -371,7 +388,8 @@ class LotteryExperiment:
     elapsed = time.time() - started
     self._write_results(replicate, files, result, seed, level, branch, plan.mask, elapsed)
     self.log(format_row(self._row(seed, level, branch, plan.mask, result)))
-    self.write_summary()
+    if self._writes_summary:
+      self.write_summary()
 
   # ---- branch files -------------------------------------------------------------------------
 
