@@ -8,7 +8,10 @@
 # TensorFlow thread each (on two cores that trains two replicates in the time of one with two
 # threads); the replicates are then gathered into one experiment directory per mode, where
 # `lth find --seeds=0,1,2` finds every branch finished and writes the summary, and `lth report`
-# aggregates them. Runtime options --batch_variants --fused_optimizer are not hashed.
+# aggregates them. (`--replicate_processes=2` does the same within one experiment; the lanes
+# here also run the one-shot replicates beside the iterative ones.) Runtime option
+# --fused_optimizer is not hashed. Branches train one by one: on one thread, stacking a level's
+# three branches (--batch_variants) was slower than training them in turn (benchmarks/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${ROOT:-runs/benchmarks_lenet_paper}
@@ -17,7 +20,7 @@ LEVELS=${LEVELS:-12}
 export ROOT LEVELS
 common_flags() {  # the experiment's flags (LEVELS levels), then those of mode $1
   echo --flagfile=flags/lenet300_fashion_mnist.flags --levels="$LEVELS" --progress=false \
-    --batch_variants=true --fused_optimizer=true
+    --fused_optimizer=true
   case $1 in
     iterative) echo --reinit=true --random_prune=true ;;
     one_shot) echo --mode=one_shot --reinit=false ;;
@@ -27,9 +30,9 @@ lane() {  # lane MODE SEED: one replicate of one mode, on one thread
   local mode=$1 seed=$2 start=$SECONDS
   if compgen -G "$ROOT/$mode/*/replicate_$seed" > /dev/null; then return; fi  # gathered already
   # shellcheck disable=SC2046
-  TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 nice -n 5 .venv/bin/lth find \
-    $(common_flags "$mode") --seeds="$seed" --root_dir="$ROOT/lanes/${mode}_$seed" \
-    > "$ROOT/lanes/${mode}_$seed.log" 2>&1
+  nice -n 5 .venv/bin/lth find $(common_flags "$mode") --intra_op_threads=1 --inter_op_threads=1 \
+    --seeds="$seed" --root_dir="$ROOT/lanes/${mode}_$seed" \
+    >> "$ROOT/lanes/${mode}_$seed.log" 2>&1
   echo "$mode seed $seed: $((SECONDS - start)) s" >> "$ROOT/wall_times.txt"
 }
 export -f common_flags lane
