@@ -105,6 +105,8 @@ class ReplicateModel:
 class LotteryExperiment:
   """Runs (or resumes) every replicate, level and branch of one experiment."""
 
+  _writes_summary = True  # False in a worker process of `run` (its parent writes the summary)
+
   def __init__(self, config: ExperimentConfig, flags_text: str = "",
                log: Callable[[str], None] = print):
     self.config = validate(config)
@@ -119,7 +121,6 @@ class LotteryExperiment:
     pruning.STRATEGIES.get(config.pruning.strategy)
     self.ticket = _load_ticket(config)
     self.data = data_lib.load(config.dataset, config.runtime.data_dir)
-    self._writes_summary = True  # False in a worker process of `run` (its parent writes it)
     self._preflight()
 
   def _preflight(self) -> None:
