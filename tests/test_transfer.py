@@ -223,3 +223,13 @@ def test_cli_error_is_one_line_and_exit_2(ticket, tmp_path):
   assert result.returncode == 2 and len(lines) == 1, result.stderr
   assert "unknown dataset 'imagenet_offline'" in lines[0]
   assert not (tmp_path / "runs").exists()
+
+
+def test_transfer_refuses_replicate_processes(ticket, tmp_path):
+  path, loaded, _ = ticket
+  base = _fast(tmp_path / "runs")
+  base = base.replace(runtime=dataclasses.replace(base.runtime, ticket=path, replicate_processes=2))
+  transfer = TransferConfig(target_dataset="synthetic")
+  with pytest.raises(UserError, match="--replicate_processes is for lth find"):
+    TransferExperiment(target_config(loaded, base, transfer, {}), transfer, **QUIET)
+  assert not (tmp_path / "runs").exists()

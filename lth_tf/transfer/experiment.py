@@ -209,6 +209,9 @@ class TransferExperiment(LotteryExperiment):
     self.log = log
     if not config.runtime.ticket:
       raise UserError("lth transfer needs --ticket")
+    if config.runtime.replicate_processes > 1:
+      raise UserError("lth transfer trains its replicates in one process; "
+                      "--replicate_processes is for lth find and lth train")
     self.ticket = tickets.read(tickets.resolve(config.runtime.ticket))
     if config.pruning.ticket_sha256 != self.ticket.sha256:
       raise UserError(f"ticket {config.runtime.ticket} does not have checksum "
