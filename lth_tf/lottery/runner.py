@@ -215,6 +215,11 @@ class LotteryExperiment:
   def summary_rows(self) -> List[Dict]:
     return [summary_row(metrics) for metrics in self.finished_metrics()]
 
+  def _branch_finished(self) -> None:
+    """Keeps the summary current after each branch, except in a worker process of `run`."""
+    if self._writes_summary:
+      self.write_summary()
+
   def write_summary(self) -> List[Dict]:
     metrics = self.finished_metrics()
     rows = [summary_row(m) for m in metrics]
@@ -328,8 +333,7 @@ class LotteryExperiment:
         self._write_results(replicate, files, results[index], seed, level, branch, plan.mask,
                             elapsed)
       self.log(format_row(self._row(seed, level, branch, plan.mask, results[index])))
-    if self._writes_summary:
-      self.write_summary()
+    self._branch_finished()
 
   def _level_mask(self, replicate: ReplicateModel, seed: int, level: int,
                   dense_mask: pruning.Mask) -> pruning.Mask:
@@ -389,8 +393,7 @@ class LotteryExperiment:
     elapsed = time.time() - started
     self._write_results(replicate, files, result, seed, level, branch, plan.mask, elapsed)
     self.log(format_row(self._row(seed, level, branch, plan.mask, result)))
-    if self._writes_summary:
-      self.write_summary()
+    self._branch_finished()
 
   # ---- branch files -------------------------------------------------------------------------
 
