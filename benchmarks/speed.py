@@ -27,7 +27,8 @@ main process alternates them round by round, rotating their order, and reports m
   k  e with `--intra_op_threads=1 --inter_op_threads=2` (one group): j's control, to tell the
      thread setting's share from the groups';
   l  j with one variant per group (`--variant_groups=K`): plain matrix products instead of
-     batched ones, two groups at a time.
+     batched ones, two groups at a time;
+  m  f with `--mixed_precision=mixed_bfloat16`: the fused kernels and 16-bit compute together.
 
 Models: LeNet-300-100 on Fashion-MNIST and Conv-4 on CIFAR-10, batch 60, Adam, at 100% and at
 about 7% weights remaining (the layerwise IMP level closest to 7%). Writes `OUT.json` (raw
@@ -57,9 +58,9 @@ MODELS = {
     "lenet": {"model": "lenet300_100", "dataset": "fashion_mnist", "learning_rate": 1.2e-3},
     "conv4": {"model": "conv4", "dataset": "cifar10", "learning_rate": 3e-4},
 }
-CONTENDERS = ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l")
+CONTENDERS = ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m")
 BATCHED = ("e", "j", "k", "l")  # contenders that train `--variants` variants at once (LeNet only)
-SINGLE = ("c", "f", "g", "i")  # lth_tf's one-run contenders
+SINGLE = ("c", "f", "g", "i", "m")  # lth_tf's one-run contenders
 LABELS = {
     "a": "tfmot prune_low_magnitude + model.fit",
     "b": "tf_keras model.fit, dense",
@@ -73,6 +74,7 @@ LABELS = {
     "j": "lth_tf batched variants, 2 variant groups, 1 thread per op",
     "k": "lth_tf batched variants, 1 group, 1 thread per op",
     "l": "lth_tf batched variants, 1 variant per group, 1 thread per op",
+    "m": "lth_tf, --fused_optimizer --mixed_precision=mixed_bfloat16",
 }
 # Thread pool sizes (intra-op, inter-op) of a contender's worker; absent: TensorFlow's defaults.
 THREADS = {"i": (1, 0), "j": (1, 2), "k": (1, 2), "l": (1, 2)}
@@ -296,6 +298,8 @@ WORKERS = {
     "j": lambda spec, data, args: LthWorker(spec, data, args, batched=True, groups=GROUPS["j"]),
     "k": lambda spec, data, args: LthWorker(spec, data, args, batched=True),
     "l": lambda spec, data, args: LthWorker(spec, data, args, batched=True, groups=args.variants),
+    "m": lambda spec, data, args: LthWorker(spec, data, args, batched=False, fused=True,
+                                            precision=BFLOAT16),
 }
 
 

@@ -155,6 +155,12 @@ class RuntimeConfig:
       worker process with one thread per TensorFlow operation unless `intra_op_threads` says
       otherwise (`lth_tf.lottery.processes`); for small networks on a multi-core CPU. The
       results are those of one process; default or one-device strategy only.
+    dense_shards: split every large fully connected kernel by output columns into this many
+      blocks whose products and (fused) updates run at the same time on the inter-op threads
+      (`lth_tf.training.sharded`): one small network's step on several cores. Implies the
+      fused optimizer kernels, and one thread per operation unless `intra_op_threads` says
+      otherwise; chain models (LeNet, Conv-2/4/6) on one device only. Results equal those of
+      `--fused_optimizer` within float rounding.
   """
   root_dir: str = "runs"
   data_dir: str = "data"
@@ -172,6 +178,7 @@ class RuntimeConfig:
   intra_op_threads: int = 0
   inter_op_threads: int = 0
   replicate_processes: int = 1
+  dense_shards: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -357,6 +364,10 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check(r.replicate_processes == 1 or r.strategy in ("default", "one_device"),
          f"--replicate_processes runs replicates in local worker processes; it cannot be "
          f"combined with --strategy={r.strategy}")
+  _check(r.dense_shards >= 1, f"dense_shards must be >= 1; got {r.dense_shards}")
+  _check(r.dense_shards == 1 or r.strategy in ("default", "one_device"),
+         f"--dense_shards splits one device's step across its cores; it cannot be combined "
+         f"with --strategy={r.strategy}")
   for name in ("intra_op_threads", "inter_op_threads"):
     _check(getattr(r, name) >= 0, f"{name} must be >= 0 (0: TensorFlow's default); got "
            f"{getattr(r, name)}")

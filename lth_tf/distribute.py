@@ -127,14 +127,21 @@ THREAD_POOLS = {
 
 
 def set_threads(runtime: RuntimeConfig) -> None:
-  """Sizes TensorFlow's CPU thread pools (before TensorFlow starts); 0 keeps its default."""
+  """Sizes TensorFlow's CPU thread pools (before TensorFlow starts); 0 keeps its default.
+
+  `--dense_shards` implies one thread per operation where `--intra_op_threads` is not given; that
+  implied setting is skipped if TensorFlow has already started in the process.
+  """
+  implied = runtime.dense_shards > 1 and runtime.intra_op_threads == 0
   for name, (setter, getter) in THREAD_POOLS.items():
-    count = getattr(runtime, name)
+    count = 1 if implied and name == "intra_op_threads" else getattr(runtime, name)
     if count <= 0 or getter() == count:
       continue
     try:
       setter(count)
     except RuntimeError:
+      if implied and name == "intra_op_threads":
+        continue
       raise ConfigError(f"--{name}={count}: TensorFlow already started in this process with "
                         f"{getter() or 'its default'}; set it before anything else runs") from None
 

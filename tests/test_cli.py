@@ -28,6 +28,8 @@ def lth(*args, cwd=ROOT):
     (["find", "--levels=-1"], "levels must be >= 0"),
     (["find", "--intra_op_threads=-1"], "intra_op_threads must be >= 0"),
     (["find", "--batch_variants", "--variant_groups=0"], "variant_groups must be >= 1"),
+    (["find", "--dense_shards=0"], "dense_shards must be >= 1"),
+    (["find", "--dense_shards=2", "--strategy=mirrored"], "--dense_shards splits one device"),
     (["find", "--rewind_iteration=100", "--iterations=50"], "rewind_iteration"),
     (["find", "--strategy=warp_drive"], "unknown distribution strategy"),
     (["find", "--pruning_strategy=snip2"], "unknown pruning strategy"),

@@ -243,6 +243,21 @@ def test_lth_find_with_one_thread_per_op_and_variant_groups(tmp_path):
       (0, "ticket"), (1, "ticket"), (1, "reinit"), (1, "random_prune")]
 
 
+def test_lth_find_with_dense_shards_implies_one_thread_per_op(tmp_path):
+  result = lth("find", *FIND, "--levels=1", "--reinit=true", "--dense_shards=2",
+               f"--root_dir={tmp_path}", f"--data_dir={tmp_path}")
+  assert result.returncode == 0, result.stderr
+  rows = io.read_json(next(tmp_path.glob("*/summary.json")))
+  assert [(r["level"], r["branch"]) for r in rows] == [(0, "ticket"), (1, "ticket"), (1, "reinit")]
+  probe = ("from lth_tf import distribute; from lth_tf.config import RuntimeConfig; "
+           "distribute.set_threads(RuntimeConfig(dense_shards=2)); "
+           "from lth_tf.compat import tf; print(tf.config.threading.get_intra_op_parallelism_threads()); "
+           "distribute.set_threads(RuntimeConfig(dense_shards=2, inter_op_threads=0))")
+  out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert out.returncode == 0, out.stderr
+  assert out.stdout.split() == ["1"]
+
+
 def test_tpu_needs_an_address():
   with pytest.raises(ConfigError, match="needs --tpu"):
     distribute.make_strategy(RuntimeConfig(strategy="tpu"))

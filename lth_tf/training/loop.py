@@ -29,7 +29,7 @@ from lth_tf.config import RuntimeConfig, TrainingConfig
 from lth_tf.data import Splits
 from lth_tf.errors import ConfigError, TrainingDiverged
 from lth_tf.pruning import mask_pairs
-from lth_tf.training import optimizers, schedules
+from lth_tf.training import optimizers, schedules, sharded
 
 
 def batch_indices(num_examples: int, batch_size: int, seed: int, start: int, stop: int) -> np.ndarray:
@@ -118,12 +118,19 @@ class Trainer:
     if self._replicated:
       distribute.check_batch_size(self.strategy, training.batch_size, runtime.strategy)
     self._scale_loss = precision.needs_loss_scaling(training.mixed_precision)
-    if runtime.fused_optimizer and (self._replicated or self._scale_loss):
-      raise ConfigError("--fused_optimizer runs on one device without loss scaling; it cannot be "
-                        "combined with a multi-replica strategy or --mixed_precision=mixed_float16")
+    self._fused = runtime.fused_optimizer or runtime.dense_shards > 1
+    if self._fused and (self._replicated or self._scale_loss):
+      raise ConfigError("--fused_optimizer and --dense_shards run on one device without loss "
+                        "scaling; they cannot be combined with a multi-replica strategy or "
+                        "--mixed_precision=mixed_float16")
     # (variable, mask, optimizer slots) of every masked variable, zeroed at each chunk start.
     self._masked = [(v, m, optimizers.slots_of(self.optimizer, v))
                     for v, m in zip(model.trainable_variables, self._masks) if m is not None]
+    # Column-sharded working copies of the large Dense kernels (`lth_tf.training.sharded`).
+    self._shards = None
+    if runtime.dense_shards > 1:
+      with self.strategy.scope():
+        self._shards = sharded.DenseShards(model, self.optimizer, self._masks, runtime.dense_shards)
     chunk_fn = self._replica_chunk_fn if self._replicated else self._train_chunk_fn
     self._train_chunk = tf.function(chunk_fn, input_signature=[
         tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)])
@@ -164,10 +171,27 @@ class Trainer:
       for target in [variable] + slots:
         target.assign(target * mask)
 
+  def _sharded_gradients(self, x, y):
+    """As `gradients`, for the working shards of `DenseShards` and the unsplit variables."""
+    shards = self._shards
+    with tf.GradientTape() as tape:
+      loss = self._loss(y, shards(x, training=True))
+    grads = tape.gradient(loss, shards.variables)
+    if self.config.weight_decay:
+      grads = [g + self.config.weight_decay * v for g, v in zip(grads, shards.variables)]
+    return loss, [g if m is None else g * m for g, m in zip(grads, shards.masks)]
+
   def _train_chunk_fn(self, indices, num_steps):
     batch = self.config.batch_size
-    variables = self.model.trainable_variables
+    if self._shards is None:
+      variables = self.model.trainable_variables
+      slots = [optimizers.slots_of(self.optimizer, v) for v in variables]
+      gradients = self.gradients
+    else:
+      variables, slots, gradients = self._shards.variables, self._shards.slots, self._sharded_gradients
     self._enforce_masks()
+    if self._shards is not None:
+      self._shards.load()
     total_loss = tf.constant(0.0)
     all_finite = tf.constant(True)
     for step in tf.range(num_steps):
@@ -176,15 +200,17 @@ class Trainer:
       y = tf.gather(self._y_train, idx)
       if not self.schedule.is_constant:
         self.optimizer.learning_rate.assign(self.schedule(self.iteration))
-      loss, grads = self.gradients(x, y)
+      loss, grads = gradients(x, y)
       # Masked gradients and zero slots: pruned weights get exactly zero updates (no re-mask).
-      if self.runtime.fused_optimizer:
-        optimizers.FUSED_UPDATES.get(self.config.optimizer)(self.optimizer, grads, variables)
+      if self._fused:
+        optimizers.FUSED_UPDATES.get(self.config.optimizer)(self.optimizer, grads, variables, slots)
       else:
         self.optimizer.apply_gradients(zip(grads, variables))
       self.iteration.assign_add(1)
       total_loss += loss
       all_finite = tf.logical_and(all_finite, tf.math.is_finite(loss))
+    if self._shards is not None:
+      self._shards.store()
     return total_loss, all_finite
 
   def _replica_step_fn(self, global_indices):
@@ -229,8 +255,12 @@ class Trainer:
     n = tf.shape(x)[0]
     total_loss = tf.constant(0.0)
     correct = tf.constant(0.0)
+    forward = self.model
+    if self._shards is not None:  # the shards' products run on every core, as in training
+      self._shards.load()
+      forward = self._shards
     for start in tf.range(0, n, batch):
-      logits = self.model(x[start:start + batch], training=False)
+      logits = forward(x[start:start + batch], training=False)
       labels = y[start:start + batch]
       total_loss += self._loss(labels, logits) * tf.cast(tf.shape(labels)[0], tf.float32)
       predicted = tf.cast(tf.argmax(logits, axis=-1), labels.dtype)

@@ -29,21 +29,21 @@ def _sgd(config: TrainingConfig):
   return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum)
 
 
-# Fused updates: (optimizer, gradients, variables) -> applies one step with one TensorFlow kernel
-# per variable, reading and writing the Keras optimizer's own slots and iteration count (so
-# its state, checkpoints and `get_state` are unchanged).
+# Fused updates: (optimizer, gradients, variables, slots) -> applies one step with one TensorFlow
+# kernel per variable, reading and writing the given slots (per variable, as `slots_of` lists
+# them: the Keras optimizer's own, so its state, checkpoints and `get_state` are unchanged) and
+# advancing the optimizer's iteration count once.
 FUSED_UPDATES: Registry[Callable] = Registry("fused optimizer")
 
 
 @FUSED_UPDATES.register("adam")
-def _fused_adam(optimizer, gradients, variables) -> None:
+def _fused_adam(optimizer, gradients, variables, slots) -> None:
   local_step = tf.cast(optimizer.iterations + 1, tf.float32)
   beta_1 = tf.constant(optimizer.beta_1, tf.float32)
   beta_2 = tf.constant(optimizer.beta_2, tf.float32)
   learning_rate = tf.cast(optimizer.learning_rate, tf.float32)
   beta_1_power, beta_2_power = tf.pow(beta_1, local_step), tf.pow(beta_2, local_step)
-  for gradient, variable in zip(gradients, variables):
-    m, v = slots_of(optimizer, variable)
+  for gradient, variable, (m, v) in zip(gradients, variables, slots):
     tf.raw_ops.ResourceApplyAdam(
         var=variable.handle, m=m.handle, v=v.handle, beta1_power=beta_1_power,
         beta2_power=beta_2_power, lr=learning_rate, beta1=beta_1, beta2=beta_2,
@@ -52,12 +52,11 @@ def _fused_adam(optimizer, gradients, variables) -> None:
 
 
 @FUSED_UPDATES.register("sgd")
-def _fused_sgd(optimizer, gradients, variables) -> None:
+def _fused_sgd(optimizer, gradients, variables, slots) -> None:
   # accum = accum * momentum - lr * grad; var += accum: tf_keras's SGD formula, same rounding.
   learning_rate = tf.cast(optimizer.learning_rate, tf.float32)
   momentum = tf.constant(optimizer.momentum, tf.float32)
-  for gradient, variable in zip(gradients, variables):
-    (accumulator,) = slots_of(optimizer, variable)
+  for gradient, variable, (accumulator,) in zip(gradients, variables, slots):
     tf.raw_ops.ResourceApplyKerasMomentum(
         var=variable.handle, accum=accumulator.handle, lr=learning_rate, grad=gradient,
         momentum=momentum, use_nesterov=False)

@@ -1,0 +1,140 @@
+"""Column-sharded fully connected layers: one training step of a small network on several cores.
+
+A LeNet-300-100 step is too small for TensorFlow to split one matrix product across threads,
+so a single run keeps one core busy. `DenseShards` splits the kernel of every large `Dense`
+layer by output columns into `shards` working variables (with their own optimizer slots and
+mask slices). Each shard's matrix products, gradient masking and fused optimizer update are
+independent operations, which TensorFlow's inter-op threads run at the same time; the layer's
+output is the concatenation of the shards' outputs.
+
+The arithmetic is that of the unsharded layer: every output column is the same dot product,
+and every weight gets the same fused update. The working copies are loaded from the model's
+variables (and the optimizer's slots) at the start of every training chunk and written back at
+its end, so evaluation, checkpoints, masks and tickets see the model's own variables only.
+Only models that are a chain of layers (each layer's input is the previous layer's output) can
+be sharded; the sharded layers must take rank-2 inputs.
+"""
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from lth_tf.compat import keras, tf
+from lth_tf.errors import ConfigError
+from lth_tf.pruning.wrapper import MaskFreezeWrapper
+from lth_tf.training import optimizers
+
+# Layers with fewer weights are not split: their products are too small to outweigh the cost of
+# one more operation (LeNet-300-100: both hidden layers are split, the output layer is not).
+MIN_SHARD_WEIGHTS = 16384
+
+
+def _chain(model: keras.Model) -> List[keras.layers.Layer]:
+  """The model's layers in order, if each one's input is the previous one's output."""
+  layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+  previous = model.inputs[0] if len(model.inputs) == 1 else None
+  for layer in layers:
+    if previous is None or layer.input is not previous:
+      raise ConfigError(f"--dense_shards needs a model that is a chain of layers; "
+                        f"{model.name}'s layer {layer.name} is not fed by the previous layer alone")
+    previous = layer.output
+  if len(model.outputs) != 1 or model.outputs[0] is not previous:
+    raise ConfigError(f"--dense_shards needs a model that is a chain of layers; {model.name} is not")
+  return layers
+
+
+def _dense(layer):
+  inner = layer.layer if isinstance(layer, MaskFreezeWrapper) else layer
+  return inner if isinstance(inner, keras.layers.Dense) else None
+
+
+class DenseShards:
+  """Working copies of a chain model's large `Dense` kernels, split by output columns.
+
+  Args:
+    model: the (wrapped) chain model.
+    optimizer: its optimizer, with slots built for the model's variables.
+    masks: per trainable variable of the model, its mask variable or None.
+    shards: the number of column blocks per split kernel (>= 2).
+
+  Raises:
+    ConfigError: the model is not a chain, or has no `Dense` layer large enough to split.
+  """
+
+  def __init__(self, model: keras.Model, optimizer, masks: Sequence, shards: int):
+    self.model = model
+    self._layers = _chain(model)
+    mask_of = {v.ref(): m for v, m in zip(model.trainable_variables, masks)}
+    # kernel ref -> (column blocks, shard variables, shard masks, per slot: shard slot variables)
+    self._split: Dict = {}
+    for layer in self._layers:
+      dense = _dense(layer)
+      if dense is None or int(np.prod(dense.kernel.shape)) < MIN_SHARD_WEIGHTS:
+        continue
+      if layer.input.shape.rank != 2:
+        raise ConfigError(f"--dense_shards splits Dense layers with rank-2 inputs; {layer.name} "
+                          f"takes rank {layer.input.shape.rank}")
+      kernel = dense.kernel
+      columns = [(int(block[0]), int(block[-1]) + 1)
+                 for block in np.array_split(np.arange(kernel.shape[1]), shards) if len(block)]
+      mask = mask_of.get(kernel.ref())
+      slots = optimizers.slots_of(optimizer, kernel)
+      fresh = lambda name, a, b, trainable=False: tf.Variable(  # noqa: E731
+          tf.zeros([kernel.shape[0], b - a], kernel.dtype), trainable=trainable, name=name)
+      self._split[kernel.ref()] = (
+          columns,
+          [fresh(f"{dense.name}_shard{i}", a, b, True) for i, (a, b) in enumerate(columns)],
+          None if mask is None else [fresh(f"{dense.name}_mask{i}", a, b)
+                                     for i, (a, b) in enumerate(columns)],
+          [[fresh(f"{dense.name}_slot{j}_{i}", a, b) for i, (a, b) in enumerate(columns)]
+           for j in range(len(slots))])
+    if not self._split:
+      raise ConfigError(f"--dense_shards found no Dense layer of {model.name} with at least "
+                        f"{MIN_SHARD_WEIGHTS} weights to split")
+    self._sources = {kernel.ref(): (mask_of.get(kernel.ref()), optimizers.slots_of(optimizer, kernel))
+                     for kernel in (ref.deref() for ref in self._split)}
+    # The variables a step differentiates and updates, with their masks and optimizer slots.
+    self.variables, self.masks, self.slots = [], [], []
+    for variable, mask in zip(model.trainable_variables, masks):
+      if variable.ref() in self._split:
+        _, parts, part_masks, part_slots = self._split[variable.ref()]
+        self.variables += parts
+        self.masks += part_masks or [None] * len(parts)
+        self.slots += [[slot[i] for slot in part_slots] for i in range(len(parts))]
+      else:
+        self.variables.append(variable)
+        self.masks.append(mask)
+        self.slots.append(optimizers.slots_of(optimizer, variable))
+
+  def load(self) -> None:
+    """Copies the model's kernels, masks and optimizer slots into the working shards."""
+    for ref, (columns, parts, part_masks, part_slots) in self._split.items():
+      mask, slots = self._sources[ref]
+      pairs = [(ref.deref(), parts)] + list(zip(slots, part_slots))
+      if part_masks is not None:
+        pairs.append((mask, part_masks))
+      for source, targets in pairs:
+        for (a, b), target in zip(columns, targets):
+          target.assign(source[:, a:b])
+
+  def store(self) -> None:
+    """Writes the working shards back into the model's kernels and optimizer slots."""
+    for ref, (_, parts, _, part_slots) in self._split.items():
+      _, slots = self._sources[ref]
+      for target, sources in [(ref.deref(), parts)] + list(zip(slots, part_slots)):
+        target.assign(tf.concat(sources, axis=1))
+
+  def __call__(self, x, training: bool):
+    """The model's output, its split kernels read from the working shards."""
+    for layer in self._layers:
+      dense = _dense(layer)
+      if dense is None or dense.kernel.ref() not in self._split:
+        x = layer(x, training=training)
+        continue
+      parts = self._split[dense.kernel.ref()][1]
+      x = tf.cast(x, dense.compute_dtype)
+      x = tf.concat([tf.matmul(x, tf.cast(part, x.dtype)) for part in parts], axis=1)
+      if dense.use_bias:
+        x = tf.nn.bias_add(x, tf.cast(dense.bias, x.dtype))
+      if dense.activation is not None:
+        x = dense.activation(x)
+    return x
