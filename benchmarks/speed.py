@@ -28,7 +28,11 @@ main process alternates them round by round, rotating their order, and reports m
      thread setting's share from the groups';
   l  j with one variant per group (`--variant_groups=K`): plain matrix products instead of
      batched ones, two groups at a time;
-  m  f with `--mixed_precision=mixed_bfloat16`: the fused kernels and 16-bit compute together.
+  m  f with `--mixed_precision=mixed_bfloat16`: the fused kernels and 16-bit compute together;
+  n  lth_tf with `--dense_shards=2` (fused kernels, the large fully connected kernels split by
+     columns into two blocks that run at the same time, one thread per operation): one run's
+     step on both cores;
+  o  d with 2 torch threads: the PyTorch loop on both cores as well, n's like-for-like control.
 
 Models: LeNet-300-100 on Fashion-MNIST and Conv-4 on CIFAR-10, batch 60, Adam, at 100% and at
 about 7% weights remaining (the layerwise IMP level closest to 7%). Writes `OUT.json` (raw
@@ -58,9 +62,9 @@ MODELS = {
     "lenet": {"model": "lenet300_100", "dataset": "fashion_mnist", "learning_rate": 1.2e-3},
     "conv4": {"model": "conv4", "dataset": "cifar10", "learning_rate": 3e-4},
 }
-CONTENDERS = ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m")
+CONTENDERS = ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o")
 BATCHED = ("e", "j", "k", "l")  # contenders that train `--variants` variants at once (LeNet only)
-SINGLE = ("c", "f", "g", "i", "m")  # lth_tf's one-run contenders
+SINGLE = ("c", "f", "g", "i", "m", "n")  # lth_tf's one-run contenders
 LABELS = {
     "a": "tfmot prune_low_magnitude + model.fit",
     "b": "tf_keras model.fit, dense",
@@ -75,9 +79,11 @@ LABELS = {
     "k": "lth_tf batched variants, 1 group, 1 thread per op",
     "l": "lth_tf batched variants, 1 variant per group, 1 thread per op",
     "m": "lth_tf, --fused_optimizer --mixed_precision=mixed_bfloat16",
+    "n": "lth_tf, --dense_shards=2",
+    "o": "PyTorch eager, masks re-applied, 2 threads",
 }
 # Thread pool sizes (intra-op, inter-op) of a contender's worker; absent: TensorFlow's defaults.
-THREADS = {"i": (1, 0), "j": (1, 2), "k": (1, 2), "l": (1, 2)}
+THREADS = {"i": (1, 0), "j": (1, 2), "k": (1, 2), "l": (1, 2), "n": (1, 0)}
 GROUPS = {"j": 2}
 BFLOAT16 = "mixed_bfloat16"
 RATES = {"conv": 0.1, "fc": 0.2, "output": 0.1}  # the paper's layerwise rates per round
@@ -127,7 +133,7 @@ class _Timer:
 class LthWorker:
   """Contenders c (one model) and e (K stacked variants)."""
 
-  def __init__(self, spec, data, args, batched, fused=False, precision="none", groups=1):
+  def __init__(self, spec, data, args, batched, fused=False, precision="none", groups=1, shards=1):
     # pylint: disable=import-outside-toplevel
     from lth_tf.compat import tf
     from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, RuntimeConfig,
@@ -139,7 +145,7 @@ class LthWorker:
                                 iterations=ITERATIONS, eval_every=args.eval_every,
                                 mixed_precision=precision),
         runtime=RuntimeConfig(progress=False, data_dir=args.data_dir, fused_optimizer=fused,
-                              variant_groups=groups))
+                              variant_groups=groups, dense_shards=shards))
     if self.config.runtime.deterministic:  # as `lth find` runs
       tf.config.experimental.enable_op_determinism()
     self.replicate = ReplicateModel(self.config, data, 0, tf.distribute.get_strategy())
@@ -234,10 +240,10 @@ class KerasWorker:
 class TorchWorker:
   """Contender d: open_lth-style eager PyTorch loop, masks re-applied after every step."""
 
-  def __init__(self, spec, data, args):
+  def __init__(self, spec, data, args, threads=0):
     import torch  # pylint: disable=import-outside-toplevel
     from torch import nn  # pylint: disable=import-outside-toplevel
-    torch.set_num_threads(args.torch_threads)
+    torch.set_num_threads(threads or args.torch_threads)
     torch.manual_seed(0)
     self.torch = torch
     self.x = torch.from_numpy(np.array(np.transpose(data.x_train, (0, 3, 1, 2))))
@@ -300,6 +306,8 @@ WORKERS = {
     "l": lambda spec, data, args: LthWorker(spec, data, args, batched=True, groups=args.variants),
     "m": lambda spec, data, args: LthWorker(spec, data, args, batched=False, fused=True,
                                             precision=BFLOAT16),
+    "n": lambda spec, data, args: LthWorker(spec, data, args, batched=False, shards=2),
+    "o": lambda spec, data, args: TorchWorker(spec, data, args, threads=2),
 }
 
 
@@ -371,9 +379,11 @@ def measure(args):
   results = {}
   for model in args.models:
     contenders = [c for c in args.contenders if not (c in BATCHED and model != "lenet")]
-    if "d" in contenders and not _torch_available():
-      print("torch is not installed: contender d skipped (pip install torch)", flush=True)
-      contenders.remove("d")
+    for torch_contender in ("d", "o"):
+      if torch_contender in contenders and not _torch_available():
+        print(f"torch is not installed: contender {torch_contender} skipped (pip install torch)",
+              flush=True)
+        contenders.remove(torch_contender)
     steps = args.lenet_steps if model == "lenet" else args.conv4_steps
     rounds = args.rounds if model == "lenet" else args.conv4_rounds
     workers = {c: Worker(c, model, args) for c in contenders}
@@ -461,6 +471,10 @@ def table(results, args) -> str:
           lines.append(f"- target {name.replace('c ', ours + ' ', 1)}: {'met' if met else 'MISSED'} "
                        f"({', '.join(f'{r:.2f}x' for r in ratios)} at "
                        f"{', '.join(f'{100 * d:.0f}%' for d in args.densities)})")
+    if "n" in median and "o" in median:  # like for like: both loops on both cores
+      ratios = [median["o"][str(d)] / median["n"][str(d)] for d in args.densities]
+      lines.append(f"- both on two cores, o/n: {', '.join(f'{r:.2f}x' for r in ratios)} at "
+                   f"{', '.join(f'{100 * d:.0f}%' for d in args.densities)}")
     if "g" in median and "h" in median:  # like for like: both in bfloat16
       ratios = [median["h"][str(d)] / median["g"][str(d)] for d in args.densities]
       lines.append(f"- bfloat16 like for like, h/g: {', '.join(f'{r:.2f}x' for r in ratios)} at "
