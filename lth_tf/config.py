@@ -365,6 +365,9 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
          f"--replicate_processes runs replicates in local worker processes; it cannot be "
          f"combined with --strategy={r.strategy}")
   _check(r.dense_shards >= 1, f"dense_shards must be >= 1; got {r.dense_shards}")
+  _check(r.dense_shards == 1 or not r.batch_variants,
+         "--dense_shards and --batch_variants are two ways of putting the cores to work on "
+         "one level; choose one")
   _check(r.dense_shards == 1 or r.strategy in ("default", "one_device"),
          f"--dense_shards splits one device's step across its cores; it cannot be combined "
          f"with --strategy={r.strategy}")

@@ -30,6 +30,7 @@ def lth(*args, cwd=ROOT):
     (["find", "--batch_variants", "--variant_groups=0"], "variant_groups must be >= 1"),
     (["find", "--dense_shards=0"], "dense_shards must be >= 1"),
     (["find", "--dense_shards=2", "--strategy=mirrored"], "--dense_shards splits one device"),
+    (["find", "--dense_shards=2", "--batch_variants"], "choose one"),
     (["find", "--rewind_iteration=100", "--iterations=50"], "rewind_iteration"),
     (["find", "--strategy=warp_drive"], "unknown distribution strategy"),
     (["find", "--pruning_strategy=snip2"], "unknown pruning strategy"),
