@@ -144,12 +144,27 @@ class Trainer:
   def gradients(self, x, y):
     """Training loss and the gradients the optimizer applies: weight decay added, masks applied.
 
-    The gradient of every pruned weight is exactly zero.
+    The gradients are those of `trained_variables()`; the gradient of every pruned weight is
+    exactly zero.
     """
+    forward = self.model if self._shards is None else self._shards
     with tf.GradientTape() as tape:
-      loss = self._loss(y, self.model(x, training=True))
+      loss = self._loss(y, forward(x, training=True))
       differentiated = self._scaled(loss)
     return loss, self._masked_gradients(tape, differentiated, self.config.weight_decay)
+
+  def trained_variables(self):
+    """The variables a step updates and their masks (or None): the model's, or with
+    `--dense_shards` the working shards in place of the split kernels."""
+    if self._shards is not None:
+      return self._shards.variables, self._shards.masks
+    return self.model.trainable_variables, self._masks
+
+  def _trained_slots(self):
+    """Per variable of `trained_variables()`, its optimizer slots."""
+    if self._shards is not None:
+      return self._shards.slots
+    return [optimizers.slots_of(self.optimizer, v) for v in self.model.trainable_variables]
 
   def _scaled(self, loss):
     """The loss the gradient is taken of: scaled by the loss scale under float16."""
@@ -157,13 +172,13 @@ class Trainer:
 
   def _masked_gradients(self, tape, differentiated, weight_decay):
     """Gradients (unscaled under float16), weight decay added, masks applied."""
-    variables = self.model.trainable_variables
+    variables, masks = self.trained_variables()
     grads = tape.gradient(differentiated, variables)
     if self._scale_loss:
       grads = self.optimizer.get_unscaled_gradients(grads)
     if weight_decay:
       grads = [g + weight_decay * v for g, v in zip(grads, variables)]
-    return [g if m is None else g * m for g, m in zip(grads, self._masks)]
+    return [g if m is None else g * m for g, m in zip(grads, masks)]
 
   def _enforce_masks(self):
     """Zeroes pruned weights and their optimizer slots (whatever set them: a load, a user)."""
@@ -171,24 +186,10 @@ class Trainer:
       for target in [variable] + slots:
         target.assign(target * mask)
 
-  def _sharded_gradients(self, x, y):
-    """As `gradients`, for the working shards of `DenseShards` and the unsplit variables."""
-    shards = self._shards
-    with tf.GradientTape() as tape:
-      loss = self._loss(y, shards(x, training=True))
-    grads = tape.gradient(loss, shards.variables)
-    if self.config.weight_decay:
-      grads = [g + self.config.weight_decay * v for g, v in zip(grads, shards.variables)]
-    return loss, [g if m is None else g * m for g, m in zip(grads, shards.masks)]
-
   def _train_chunk_fn(self, indices, num_steps):
     batch = self.config.batch_size
-    if self._shards is None:
-      variables = self.model.trainable_variables
-      slots = [optimizers.slots_of(self.optimizer, v) for v in variables]
-      gradients = self.gradients
-    else:
-      variables, slots, gradients = self._shards.variables, self._shards.slots, self._sharded_gradients
+    variables, _ = self.trained_variables()
+    slots = self._trained_slots() if self._fused else None
     self._enforce_masks()
     if self._shards is not None:
       self._shards.load()
@@ -200,7 +201,7 @@ class Trainer:
       y = tf.gather(self._y_train, idx)
       if not self.schedule.is_constant:
         self.optimizer.learning_rate.assign(self.schedule(self.iteration))
-      loss, grads = gradients(x, y)
+      loss, grads = self.gradients(x, y)
       # Masked gradients and zero slots: pruned weights get exactly zero updates (no re-mask).
       if self._fused:
         optimizers.FUSED_UPDATES.get(self.config.optimizer)(self.optimizer, grads, variables, slots)
