@@ -249,13 +249,16 @@ def test_lth_find_with_dense_shards_implies_one_thread_per_op(tmp_path):
   assert result.returncode == 0, result.stderr
   rows = io.read_json(next(tmp_path.glob("*/summary.json")))
   assert [(r["level"], r["branch"]) for r in rows] == [(0, "ticket"), (1, "ticket"), (1, "reinit")]
-  probe = ("from lth_tf import distribute; from lth_tf.config import RuntimeConfig; "
-           "distribute.set_threads(RuntimeConfig(dense_shards=2)); "
-           "from lth_tf.compat import tf; print(tf.config.threading.get_intra_op_parallelism_threads()); "
-           "distribute.set_threads(RuntimeConfig(dense_shards=2, inter_op_threads=0))")
-  out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=ENV, cwd=ROOT)
-  assert out.returncode == 0, out.stderr
-  assert out.stdout.split() == ["1"]
+  # Before TensorFlow starts, the implied setting is applied; after, it is skipped without error.
+  for start_first, expected in ((False, "1"), (True, "0")):
+    probe = ("from lth_tf import distribute; from lth_tf.config import RuntimeConfig; "
+             "from lth_tf.compat import tf; " + ("tf.constant(1.0) + 1.0; " if start_first else "") +
+             "distribute.set_threads(RuntimeConfig(dense_shards=2)); "
+             "print(tf.config.threading.get_intra_op_parallelism_threads())")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=ENV,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [expected]
 
 
 def test_tpu_needs_an_address():

@@ -258,7 +258,7 @@ class Trainer:
     correct = tf.constant(0.0)
     forward = self.model
     if self._shards is not None:  # the shards' products run on every core, as in training
-      self._shards.load()
+      self._shards.load(weights_only=True)
       forward = self._shards
     for start in tf.range(0, n, batch):
       logits = forward(x[start:start + batch], training=False)

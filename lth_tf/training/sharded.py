@@ -14,7 +14,8 @@ its end, so evaluation, checkpoints, masks and tickets see the model's own varia
 Only models that are a chain of layers (each layer's input is the previous layer's output) can
 be sharded; the sharded layers must take rank-2 inputs.
 """
-from typing import Dict, List, Sequence
+import dataclasses
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -42,6 +43,19 @@ def _chain(model: keras.Model) -> List[keras.layers.Layer]:
   return layers
 
 
+@dataclasses.dataclass
+class _Split:
+  """One split kernel: its column blocks, and per block the working variable, mask slice and
+  optimizer slot slices, beside the model's variables they are copied from and back to."""
+  kernel: tf.Variable
+  mask: Optional[tf.Variable]
+  slots: List[tf.Variable]
+  columns: List[tuple]
+  parts: List[tf.Variable]
+  part_masks: Optional[List[tf.Variable]]
+  part_slots: List[List[tf.Variable]]  # per slot, per block
+
+
 def _dense(layer):
   inner = layer.layer if isinstance(layer, MaskFreezeWrapper) else layer
   return inner if isinstance(inner, keras.layers.Dense) else None
@@ -64,8 +78,7 @@ class DenseShards:
     self.model = model
     self._layers = _chain(model)
     mask_of = {v.ref(): m for v, m in zip(model.trainable_variables, masks)}
-    # kernel ref -> (column blocks, shard variables, shard masks, per slot: shard slot variables)
-    self._split: Dict = {}
+    self._split = {}  # kernel ref -> _Split
     for layer in self._layers:
       dense = _dense(layer)
       if dense is None or int(np.prod(dense.kernel.shape)) < MIN_SHARD_WEIGHTS:
@@ -76,63 +89,63 @@ class DenseShards:
       kernel = dense.kernel
       columns = [(int(block[0]), int(block[-1]) + 1)
                  for block in np.array_split(np.arange(kernel.shape[1]), shards) if len(block)]
+
+      def blocks(name, trainable=False, kernel=kernel, columns=columns):
+        return [tf.Variable(tf.zeros([kernel.shape[0], b - a], kernel.dtype), trainable=trainable,
+                            name=f"{name}{i}") for i, (a, b) in enumerate(columns)]
+
       mask = mask_of.get(kernel.ref())
       slots = optimizers.slots_of(optimizer, kernel)
-      fresh = lambda name, a, b, trainable=False: tf.Variable(  # noqa: E731
-          tf.zeros([kernel.shape[0], b - a], kernel.dtype), trainable=trainable, name=name)
-      self._split[kernel.ref()] = (
-          columns,
-          [fresh(f"{dense.name}_shard{i}", a, b, True) for i, (a, b) in enumerate(columns)],
-          None if mask is None else [fresh(f"{dense.name}_mask{i}", a, b)
-                                     for i, (a, b) in enumerate(columns)],
-          [[fresh(f"{dense.name}_slot{j}_{i}", a, b) for i, (a, b) in enumerate(columns)]
-           for j in range(len(slots))])
+      self._split[kernel.ref()] = _Split(
+          kernel=kernel, mask=mask, slots=slots, columns=columns,
+          parts=blocks(f"{dense.name}_shard", trainable=True),
+          part_masks=None if mask is None else blocks(f"{dense.name}_mask"),
+          part_slots=[blocks(f"{dense.name}_slot{j}_") for j in range(len(slots))])
     if not self._split:
       raise ConfigError(f"--dense_shards found no Dense layer of {model.name} with at least "
                         f"{MIN_SHARD_WEIGHTS} weights to split")
-    self._sources = {kernel.ref(): (mask_of.get(kernel.ref()), optimizers.slots_of(optimizer, kernel))
-                     for kernel in (ref.deref() for ref in self._split)}
     # The variables a step differentiates and updates, with their masks and optimizer slots.
     self.variables, self.masks, self.slots = [], [], []
     for variable, mask in zip(model.trainable_variables, masks):
-      if variable.ref() in self._split:
-        _, parts, part_masks, part_slots = self._split[variable.ref()]
-        self.variables += parts
-        self.masks += part_masks or [None] * len(parts)
-        self.slots += [[slot[i] for slot in part_slots] for i in range(len(parts))]
-      else:
+      split = self._split.get(variable.ref())
+      if split is None:
         self.variables.append(variable)
         self.masks.append(mask)
         self.slots.append(optimizers.slots_of(optimizer, variable))
+        continue
+      self.variables += split.parts
+      self.masks += split.part_masks or [None] * len(split.parts)
+      self.slots += [[slot[i] for slot in split.part_slots] for i in range(len(split.parts))]
 
-  def load(self) -> None:
-    """Copies the model's kernels, masks and optimizer slots into the working shards."""
-    for ref, (columns, parts, part_masks, part_slots) in self._split.items():
-      mask, slots = self._sources[ref]
-      pairs = [(ref.deref(), parts)] + list(zip(slots, part_slots))
-      if part_masks is not None:
-        pairs.append((mask, part_masks))
+  def load(self, weights_only: bool = False) -> None:
+    """Copies the model's kernels (and unless `weights_only`, its masks and optimizer slots)
+    into the working shards."""
+    for split in self._split.values():
+      pairs = [(split.kernel, split.parts)]
+      if not weights_only:
+        pairs += list(zip(split.slots, split.part_slots))
+        if split.mask is not None:
+          pairs.append((split.mask, split.part_masks))
       for source, targets in pairs:
-        for (a, b), target in zip(columns, targets):
+        for (a, b), target in zip(split.columns, targets):
           target.assign(source[:, a:b])
 
   def store(self) -> None:
     """Writes the working shards back into the model's kernels and optimizer slots."""
-    for ref, (_, parts, _, part_slots) in self._split.items():
-      _, slots = self._sources[ref]
-      for target, sources in [(ref.deref(), parts)] + list(zip(slots, part_slots)):
+    for split in self._split.values():
+      for target, sources in [(split.kernel, split.parts)] + list(zip(split.slots, split.part_slots)):
         target.assign(tf.concat(sources, axis=1))
 
   def __call__(self, x, training: bool):
     """The model's output, its split kernels read from the working shards."""
     for layer in self._layers:
       dense = _dense(layer)
-      if dense is None or dense.kernel.ref() not in self._split:
+      split = None if dense is None else self._split.get(dense.kernel.ref())
+      if split is None:
         x = layer(x, training=training)
         continue
-      parts = self._split[dense.kernel.ref()][1]
       x = tf.cast(x, dense.compute_dtype)
-      x = tf.concat([tf.matmul(x, tf.cast(part, x.dtype)) for part in parts], axis=1)
+      x = tf.concat([tf.matmul(x, tf.cast(part, x.dtype)) for part in split.parts], axis=1)
       if dense.use_bias:
         x = tf.nn.bias_add(x, tf.cast(dense.bias, x.dtype))
       if dense.activation is not None:
