@@ -32,7 +32,15 @@ main process alternates them round by round, rotating their order, and reports m
   n  lth_tf with `--dense_shards=2` (fused kernels, the large fully connected kernels split by
      columns into two blocks that run at the same time, one thread per operation): one run's
      step on both cores;
-  o  d with 2 torch threads: the PyTorch loop on both cores as well, n's like-for-like control.
+  o  d with 2 torch threads: the PyTorch loop on both cores as well, n's like-for-like control;
+  p  the floor: only the matrix products and convolutions of a training step (forward; weight
+     gradients; input gradients except the first layer's) and of c's evaluations, in one graph
+     loop over the same in-memory batches, the large fully connected kernels split as n splits
+     them with one thread per operation (LeNet) or unsplit with TensorFlow's threads (Conv-4).
+     Each backward product takes its layer's forward output as a stand-in for the gradient
+     arriving there, so the backward products do not wait for one another: a lower bound on
+     what any implementation of the step pays on this machine, and the yardstick for whether a
+     target is reachable at all.
 
 Models: LeNet-300-100 on Fashion-MNIST and Conv-4 on CIFAR-10, batch 60, Adam, at 100% and at
 about 7% weights remaining (the layerwise IMP level closest to 7%). Writes `OUT.json` (raw
@@ -62,7 +70,7 @@ MODELS = {
     "lenet": {"model": "lenet300_100", "dataset": "fashion_mnist", "learning_rate": 1.2e-3},
     "conv4": {"model": "conv4", "dataset": "cifar10", "learning_rate": 3e-4},
 }
-CONTENDERS = ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o")
+CONTENDERS = ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p")
 BATCHED = ("e", "j", "k", "l")  # contenders that train `--variants` variants at once (LeNet only)
 SINGLE = ("c", "f", "g", "i", "m", "n")  # lth_tf's one-run contenders
 LABELS = {
@@ -81,9 +89,12 @@ LABELS = {
     "m": "lth_tf, --fused_optimizer --mixed_precision=mixed_bfloat16",
     "n": "lth_tf, --dense_shards=2",
     "o": "PyTorch eager, masks re-applied, 2 threads",
+    "p": "floor: the step's and evaluations' products alone",
 }
 # Thread pool sizes (intra-op, inter-op) of a contender's worker; absent: TensorFlow's defaults.
 THREADS = {"i": (1, 0), "j": (1, 2), "k": (1, 2), "l": (1, 2), "n": (1, 0)}
+# The floor's kernel split and threads per model: as the fastest lth_tf contender runs it.
+FLOOR_SHARDS = {"lenet": 2, "conv4": 1}
 GROUPS = {"j": 2}
 BFLOAT16 = "mixed_bfloat16"
 RATES = {"conv": 0.1, "fc": 0.2, "output": 0.1}  # the paper's layerwise rates per round
@@ -291,6 +302,93 @@ class TorchWorker:
     return {"s_per_1000": (time.perf_counter() - started) / steps * 1000}
 
 
+class FloorWorker:
+  """Contender p: the products of c's training steps and evaluations, nothing else."""
+
+  def __init__(self, spec, data, args):
+    # pylint: disable=import-outside-toplevel
+    from lth_tf import models
+    from lth_tf.compat import keras, tf
+    from lth_tf.config import ModelConfig, RuntimeConfig
+    from lth_tf.training import sharded
+    from lth_tf.training.loop import batch_indices
+    self.tf, self.batch_indices = tf, batch_indices
+    self.num_train, self.eval_every = len(data.y_train), args.eval_every
+    self.position = 0
+    model = models.build(ModelConfig(name=spec["model"]), data.input_shape, data.num_classes, 0)
+    shards = FLOOR_SHARDS[args.model]
+    self.layers = []  # (kind, layer, weights): weights are a Dense kernel's column blocks
+    for layer in model.layers:
+      if isinstance(layer, keras.layers.Dense):
+        blocks = sharded.column_blocks(layer.kernel.shape, shards)
+        self.layers.append(("dense", layer, [tf.Variable(layer.kernel[:, a:b]) for a, b in blocks]))
+      elif isinstance(layer, keras.layers.Conv2D):
+        self.layers.append(("conv", layer, [tf.Variable(layer.kernel)]))
+      elif isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.Flatten)):
+        self.layers.append(("shape", layer, []))  # not a product, but the next one's input
+    x_train = tf.constant(data.x_train)
+    eval_x = tf.constant(np.concatenate([data.x_val, data.x_test]))
+    eval_batch = RuntimeConfig().eval_batch_size
+
+    def forward(x, with_backward):
+      """The products of one forward pass (and of its backward pass); a scalar that uses them."""
+      used, first = tf.constant(0.0), True
+      for kind, layer, weights in self.layers:
+        if kind == "shape":
+          x = layer(x)
+          continue
+        if kind == "dense":
+          out = [tf.matmul(x, w) for w in weights]
+        else:
+          out = [tf.nn.conv2d(x, weights[0], layer.strides, layer.padding.upper())]
+        if with_backward:  # the layer's output stands in for the gradient arriving at it
+          products = []
+          for w, grad in zip(weights, out):
+            if kind == "dense":
+              products.append(tf.matmul(x, grad, transpose_a=True))
+              if not first:
+                products.append(tf.matmul(grad, w, transpose_b=True))
+            else:
+              products.append(tf.compat.v1.nn.conv2d_backprop_filter(
+                  x, tf.shape(w), grad, (1,) + layer.strides + (1,), layer.padding.upper()))
+              if not first:
+                products.append(tf.compat.v1.nn.conv2d_backprop_input(
+                    tf.shape(x), w, grad, (1,) + layer.strides + (1,), layer.padding.upper()))
+          used += tf.add_n([tf.reshape(p, [-1])[0] for p in products])  # keeps them computed
+        x = tf.concat(out, axis=-1) if len(out) > 1 else out[0]
+        first = False
+      return used + tf.reshape(x, [-1])[0]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)])
+    def train(indices, num_steps):
+      total = tf.constant(0.0)
+      for step in tf.range(num_steps):
+        total += forward(tf.gather(x_train, indices[step * BATCH:(step + 1) * BATCH]), True)
+      return total
+
+    @tf.function
+    def evaluate():
+      total = tf.constant(0.0)
+      for start in tf.range(0, tf.shape(eval_x)[0], eval_batch):
+        total += forward(eval_x[start:start + eval_batch], False)
+      return total
+
+    self.train, self.evaluate = train, evaluate
+
+  def run(self, density, steps):
+    del density  # the products are the same at every density
+    indices = self.batch_indices(self.num_train, BATCH, 0, self.position, self.position + steps)
+    self.position += steps
+    started = time.perf_counter()
+    float(self.train(self.tf.constant(indices), self.tf.constant(steps, self.tf.int32)))
+    training = time.perf_counter() - started
+    started = time.perf_counter()
+    float(self.evaluate())
+    evaluation = time.perf_counter() - started
+    return {"train_s_per_1000": training / steps * 1000, "eval_s": evaluation,
+            "s_per_1000": training / steps * 1000 + 1000 / self.eval_every * evaluation}
+
+
 WORKERS = {
     "a": lambda spec, data, args: KerasWorker(spec, data, args, prune=True),
     "b": lambda spec, data, args: KerasWorker(spec, data, args, prune=False),
@@ -308,6 +406,7 @@ WORKERS = {
                                             precision=BFLOAT16),
     "n": lambda spec, data, args: LthWorker(spec, data, args, batched=False, shards=2),
     "o": lambda spec, data, args: TorchWorker(spec, data, args, threads=2),
+    "p": FloorWorker,
 }
 
 
@@ -316,9 +415,12 @@ def worker_main(args) -> None:
   sys.path.insert(0, REPO)
   from lth_tf import data as data_lib  # pylint: disable=import-outside-toplevel
   from lth_tf.config import DatasetConfig, RuntimeConfig  # pylint: disable=import-outside-toplevel
-  if args.worker in THREADS:  # (TensorFlow's runtime and torch's in one process can crash)
+  threads = THREADS.get(args.worker)
+  if args.worker == "p" and FLOOR_SHARDS[args.model] > 1:  # split as n, with n's threads
+    threads = THREADS["n"]
+  if threads:  # (TensorFlow's runtime and torch's in one process can crash)
     from lth_tf import distribute  # pylint: disable=import-outside-toplevel
-    intra, inter = THREADS[args.worker]
+    intra, inter = threads
     distribute.set_threads(RuntimeConfig(intra_op_threads=intra, inter_op_threads=inter))
   spec = MODELS[args.model]
   data = data_lib.load(DatasetConfig(name=spec["dataset"]), args.data_dir)
@@ -471,6 +573,19 @@ def table(results, args) -> str:
           lines.append(f"- target {name.replace('c ', ours + ' ', 1)}: {'met' if met else 'MISSED'} "
                        f"({', '.join(f'{r:.2f}x' for r in ratios)} at "
                        f"{', '.join(f'{100 * d:.0f}%' for d in args.densities)})")
+    if "p" in median:  # which targets the products alone leave room for
+      for name, _, y, least in TARGETS.get(model, []):
+        if y in median:
+          lines.append(_floor_check(f"target {name.replace('c ', '', 1)}",
+                                    [median[y][str(d)] / least for d in args.densities],
+                                    [median["p"][str(d)] for d in args.densities], args.densities))
+      singles = [c for c in SINGLE if c in median]
+      if model == "lenet" and singles:
+        fastest = min(singles, key=lambda c: max(median[c].values()))
+        lines.append(_floor_check(
+            f"{args.variants} variants <= 2x one run of ({fastest}), at p's rate per product",
+            [2 * median[fastest][str(d)] for d in args.densities],
+            [args.variants * median["p"][str(d)] for d in args.densities], args.densities))
     if "n" in median and "o" in median:  # like for like: both loops on both cores
       ratios = [median["o"][str(d)] / median["n"][str(d)] for d in args.densities]
       lines.append(f"- both on two cores, o/n: {', '.join(f'{r:.2f}x' for r in ratios)} at "
@@ -485,6 +600,15 @@ def table(results, args) -> str:
       lines.append(f"- target K={args.variants} variants ({batched}) <= 2x one run of ({single}): "
                    f"{'met' if met else 'MISSED'} ({', '.join(f'{r:.2f}x' for r in ratios)})")
   return "\n".join(lines) + "\n"
+
+
+def _floor_check(name, allowed, floor, densities) -> str:
+  """One line: the time a target allows against the products' own time (p), per density."""
+  parts = [f"allows {a:.3f} s, the products alone take {f:.3f} s"
+           f"{'' if f <= a else ' (unreachable)'} at {100 * d:.0f}%"
+           for a, f, d in zip(allowed, floor, densities)]
+  reachable = all(f <= a for a, f in zip(allowed, floor))
+  return f"- floor, {name}: {'reachable' if reachable else 'UNREACHABLE on this machine'}; " + "; ".join(parts)
 
 
 _MEASURE = """

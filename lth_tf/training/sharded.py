@@ -29,6 +29,15 @@ from lth_tf.training import optimizers
 MIN_SHARD_WEIGHTS = 16384
 
 
+def column_blocks(kernel_shape, shards: int) -> List[tuple]:
+  """The [start, stop) output-column blocks a kernel of `kernel_shape` is split into: one
+  block if it has fewer than `MIN_SHARD_WEIGHTS` weights, else `shards` near-equal blocks."""
+  if int(np.prod(kernel_shape)) < MIN_SHARD_WEIGHTS:
+    return [(0, int(kernel_shape[-1]))]
+  return [(int(block[0]), int(block[-1]) + 1)
+          for block in np.array_split(np.arange(kernel_shape[-1]), shards) if len(block)]
+
+
 def _chain(model: keras.Model) -> List[keras.layers.Layer]:
   """The model's layers in order, if each one's input is the previous one's output."""
   layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
@@ -81,14 +90,15 @@ class DenseShards:
     self._split = {}  # kernel ref -> _Split
     for layer in self._layers:
       dense = _dense(layer)
-      if dense is None or int(np.prod(dense.kernel.shape)) < MIN_SHARD_WEIGHTS:
+      if dense is None:
+        continue
+      columns = column_blocks(dense.kernel.shape, shards)
+      if len(columns) == 1:
         continue
       if layer.input.shape.rank != 2:
         raise ConfigError(f"--dense_shards splits Dense layers with rank-2 inputs; {layer.name} "
                           f"takes rank {layer.input.shape.rank}")
       kernel = dense.kernel
-      columns = [(int(block[0]), int(block[-1]) + 1)
-                 for block in np.array_split(np.arange(kernel.shape[1]), shards) if len(block)]
 
       def blocks(name, trainable=False, kernel=kernel, columns=columns):
         return [tf.Variable(tf.zeros([kernel.shape[0], b - a], kernel.dtype), trainable=trainable,
