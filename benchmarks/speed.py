@@ -38,8 +38,9 @@ main process alternates them round by round, rotating their order, and reports m
      loop over the same in-memory batches, the large fully connected kernels split as n splits
      them with one thread per operation (LeNet) or unsplit with TensorFlow's threads (Conv-4).
      Each backward product takes its layer's forward output as a stand-in for the gradient
-     arriving there, so the backward products do not wait for one another: a lower bound on
-     what any implementation of the step pays on this machine, and the yardstick for whether a
+     arriving there and runs in the backward pass's order (after the input-gradient products
+     of the layer above): what the step's arithmetic costs on this machine, without the
+     optimizer update, the element-wise operations and the loss; the yardstick for whether a
      target is reachable at all.
 
 Models: LeNet-300-100 on Fashion-MNIST and Conv-4 on CIFAR-10, batch 60, Adam, at 100% and at
@@ -330,34 +331,43 @@ class FloorWorker:
     eval_x = tf.constant(np.concatenate([data.x_val, data.x_test]))
     eval_batch = RuntimeConfig().eval_batch_size
 
+    def backward(kind, layer, weights, x, grads, first):
+      """One layer's weight-gradient products and (unless `first`) input-gradient products."""
+      products, inputs = [], []
+      for w, grad in zip(weights, grads):
+        if kind == "dense":
+          products.append(tf.matmul(x, grad, transpose_a=True))
+          if not first:
+            inputs.append(tf.matmul(grad, w, transpose_b=True))
+          continue
+        strides, padding = (1,) + tuple(layer.strides) + (1,), layer.padding.upper()
+        products.append(tf.compat.v1.nn.conv2d_backprop_filter(x, tf.shape(w), grad, strides, padding))
+        if not first:
+          inputs.append(tf.compat.v1.nn.conv2d_backprop_input(tf.shape(x), w, grad, strides, padding))
+      return products, inputs
+
     def forward(x, with_backward):
-      """The products of one forward pass (and of its backward pass); a scalar that uses them."""
-      used, first = tf.constant(0.0), True
+      """The products of one forward pass (and of its backward pass); a scalar that uses them.
+
+      The backward products run in the backward pass's order: each layer's wait for the
+      input-gradient products of the layer after it."""
+      saved = []
       for kind, layer, weights in self.layers:
         if kind == "shape":
           x = layer(x)
           continue
-        if kind == "dense":
-          out = [tf.matmul(x, w) for w in weights]
-        else:
-          out = [tf.nn.conv2d(x, weights[0], layer.strides, layer.padding.upper())]
-        if with_backward:  # the layer's output stands in for the gradient arriving at it
-          products = []
-          for w, grad in zip(weights, out):
-            if kind == "dense":
-              products.append(tf.matmul(x, grad, transpose_a=True))
-              if not first:
-                products.append(tf.matmul(grad, w, transpose_b=True))
-            else:
-              products.append(tf.compat.v1.nn.conv2d_backprop_filter(
-                  x, tf.shape(w), grad, (1,) + layer.strides + (1,), layer.padding.upper()))
-              if not first:
-                products.append(tf.compat.v1.nn.conv2d_backprop_input(
-                    tf.shape(x), w, grad, (1,) + layer.strides + (1,), layer.padding.upper()))
-          used += tf.add_n([tf.reshape(p, [-1])[0] for p in products])  # keeps them computed
+        out = ([tf.matmul(x, w) for w in weights] if kind == "dense" else
+               [tf.nn.conv2d(x, weights[0], layer.strides, layer.padding.upper())])
+        saved.append((kind, layer, weights, x, out))
         x = tf.concat(out, axis=-1) if len(out) > 1 else out[0]
-        first = False
-      return used + tf.reshape(x, [-1])[0]
+      used = [tf.reshape(x, [-1])[0]]
+      if with_backward:  # a layer's output stands in for the gradient arriving at it
+        after = []
+        for index in reversed(range(len(saved))):
+          with tf.control_dependencies(after):
+            products, after = backward(*saved[index], first=index == 0)
+          used += [tf.reshape(p, [-1])[0] for p in products + after]  # keeps them computed
+      return tf.add_n(used)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)])
     def train(indices, num_steps):

@@ -6,11 +6,18 @@ mask is exact and the re-mask after every step sets pruned weights to exactly ze
 logits are cast back to float32 and `mixed_float16` trains with a `LossScaleOptimizer`.
 """
 import contextlib
-from typing import Iterator
+from typing import Iterator, Optional
 
-from lth_tf.compat import keras
+from lth_tf.compat import keras, tf
 
 NONE = "none"
+
+# Where Linux lists the CPU's features ("flags" on x86, "Features" on Arm), and the features
+# that give it bfloat16 arithmetic (AVX512-BF16, AMX, Arm BF16). Without one, TensorFlow
+# emulates bfloat16 on the CPU, many times slower than float32 (benchmarks/README.md, speed
+# run 7).
+CPUINFO = "/proc/cpuinfo"
+BFLOAT16_CPU_FEATURES = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 # The layer that returns float32 logits from a mixed-precision model (it has no weights).
 LOGITS_LAYER = "logits_float32"
@@ -36,6 +43,33 @@ def float32_logits(model: keras.Model) -> keras.Model:
     return model
   logits = keras.layers.Activation("linear", dtype="float32", name=LOGITS_LAYER)(model.output)
   return keras.Model(model.inputs, logits, name=model.name)
+
+
+def cpu_has_bfloat16() -> Optional[bool]:
+  """Whether the CPU has bfloat16 arithmetic; None where the system does not list its features."""
+  try:
+    with open(CPUINFO, encoding="utf-8", errors="replace") as handle:
+      lines = handle.read().splitlines()
+  except OSError:
+    return None
+  features = set()
+  for line in lines:
+    key, _, value = line.partition(":")
+    if key.strip() in ("flags", "Features"):
+      features.update(value.split())
+  return bool(features & BFLOAT16_CPU_FEATURES) if features else None
+
+
+def emulation_warning(name: str) -> Optional[str]:
+  """A warning for training under policy `name` on a CPU that emulates its 16-bit arithmetic
+  (no GPU or TPU in sight); None when there is nothing to warn of."""
+  if name != "mixed_bfloat16" or cpu_has_bfloat16() is not False:
+    return None
+  if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+    return None
+  return ("--mixed_precision=mixed_bfloat16 on a CPU without bfloat16 arithmetic (AVX512-BF16, "
+          "AMX or Arm BF16) and no GPU or TPU: TensorFlow emulates it, which can be many times "
+          "slower than float32")
 
 
 def needs_loss_scaling(name: str) -> bool:

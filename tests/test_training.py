@@ -1,9 +1,11 @@
 """The training loop: the loss falls, masks hold exactly, rewinding resumes the schedule and data order."""
+import warnings
+
 import numpy as np
 import pytest
 
 from lth_tf import data as data_lib
-from lth_tf import models, pruning
+from lth_tf import models, precision, pruning
 from lth_tf.compat import keras, tf
 from lth_tf.config import DatasetConfig, ModelConfig, RuntimeConfig, TrainingConfig
 from lth_tf.errors import ConfigError
@@ -167,3 +169,40 @@ def test_fused_optimizer_refuses_loss_scaling(data):
   training = TrainingConfig(iterations=10, eval_every=10, mixed_precision="mixed_float16")
   with pytest.raises(ConfigError, match="--fused_optimizer"):
     Trainer(_model(data), data, training, RuntimeConfig(progress=False, fused_optimizer=True), seed=0)
+
+
+@pytest.mark.parametrize("cpuinfo,expected", [
+    ("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n", False),
+    ("processor\t: 0\nflags\t\t: avx2 avx512f avx512_bf16\n", True),
+    ("processor\t: 0\nflags\t\t: avx2 amx_bf16 amx_tile\n", True),
+    ("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n", True),
+    ("processor\t: 0\nFeatures\t: fp asimd\n", False),
+    ("nothing about features\n", None),
+    (None, None),  # no such file
+])
+def test_the_cpus_bfloat16_arithmetic_is_read_from_its_features(tmp_path, monkeypatch, cpuinfo, expected):
+  path = tmp_path / "cpuinfo"
+  if cpuinfo is not None:
+    path.write_text(cpuinfo)
+  monkeypatch.setattr(precision, "CPUINFO", str(path))
+  assert precision.cpu_has_bfloat16() is expected
+
+
+@pytest.mark.parametrize("policy,flags,warned", [
+    ("mixed_bfloat16", "fpu sse2 avx2 fma", True),
+    ("mixed_bfloat16", "avx2 avx512_bf16", False),
+    ("none", "fpu sse2 avx2 fma", False),
+])
+def test_bfloat16_emulated_on_the_cpu_is_warned_of_before_training(data, tmp_path, monkeypatch, policy,
+                                                                    flags, warned):
+  if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+    pytest.skip("an accelerator computes bfloat16 itself")
+  path = tmp_path / "cpuinfo"
+  path.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+  monkeypatch.setattr(precision, "CPUINFO", str(path))
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    Trainer(_model(data), data, TrainingConfig(iterations=10, eval_every=10, mixed_precision=policy),
+            RUNTIME, seed=0)
+  messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+  assert any("emulates" in m and "mixed_bfloat16" in m for m in messages) == warned, messages

@@ -19,6 +19,7 @@ examples, its loss is its summed per-example loss divided by B, the optimizer al
 The default and one-device strategies keep the single-device step unchanged.
 """
 import dataclasses
+import warnings
 from typing import Callable, Dict, Iterable, List, Optional
 
 import numpy as np
@@ -118,6 +119,9 @@ class Trainer:
     if self._replicated:
       distribute.check_batch_size(self.strategy, training.batch_size, runtime.strategy)
     self._scale_loss = precision.needs_loss_scaling(training.mixed_precision)
+    emulated = precision.emulation_warning(training.mixed_precision)
+    if emulated:
+      warnings.warn(emulated, RuntimeWarning, stacklevel=2)
     self._fused = runtime.fused_optimizer or runtime.dense_shards > 1
     if self._fused and (self._replicated or self._scale_loss):
       raise ConfigError("--fused_optimizer and --dense_shards run on one device without loss "
