@@ -60,12 +60,15 @@ def cpu_has_bfloat16() -> Optional[bool]:
   return bool(features & BFLOAT16_CPU_FEATURES) if features else None
 
 
+def accelerators() -> list:
+  """The GPUs and TPUs TensorFlow sees."""
+  return tf.config.list_logical_devices("GPU") + tf.config.list_logical_devices("TPU")
+
+
 def emulation_warning(name: str) -> Optional[str]:
   """A warning for training under policy `name` on a CPU that emulates its 16-bit arithmetic
   (no GPU or TPU in sight); None when there is nothing to warn of."""
-  if name != "mixed_bfloat16" or cpu_has_bfloat16() is not False:
-    return None
-  if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+  if name != "mixed_bfloat16" or cpu_has_bfloat16() is not False or accelerators():
     return None
   return ("--mixed_precision=mixed_bfloat16 on a CPU without bfloat16 arithmetic (AVX512-BF16, "
           "AMX or Arm BF16) and no GPU or TPU: TensorFlow emulates it, which can be many times "

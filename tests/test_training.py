@@ -188,18 +188,18 @@ def test_the_cpus_bfloat16_arithmetic_is_read_from_its_features(tmp_path, monkey
   assert precision.cpu_has_bfloat16() is expected
 
 
-@pytest.mark.parametrize("policy,flags,warned", [
-    ("mixed_bfloat16", "fpu sse2 avx2 fma", True),
-    ("mixed_bfloat16", "avx2 avx512_bf16", False),
-    ("none", "fpu sse2 avx2 fma", False),
+@pytest.mark.parametrize("policy,flags,accelerators,warned", [
+    ("mixed_bfloat16", "fpu sse2 avx2 fma", [], True),
+    ("mixed_bfloat16", "avx2 avx512_bf16", [], False),
+    ("mixed_bfloat16", "fpu sse2 avx2 fma", ["/device:GPU:0"], False),  # the GPU computes it
+    ("none", "fpu sse2 avx2 fma", [], False),
 ])
 def test_bfloat16_emulated_on_the_cpu_is_warned_of_before_training(data, tmp_path, monkeypatch, policy,
-                                                                    flags, warned):
-  if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
-    pytest.skip("an accelerator computes bfloat16 itself")
+                                                                    flags, accelerators, warned):
   path = tmp_path / "cpuinfo"
   path.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
   monkeypatch.setattr(precision, "CPUINFO", str(path))
+  monkeypatch.setattr(precision, "accelerators", lambda: accelerators)
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     Trainer(_model(data), data, TrainingConfig(iterations=10, eval_every=10, mixed_precision=policy),
