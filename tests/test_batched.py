@@ -197,3 +197,23 @@ def test_one_variant_alone_trains_as_a_single_run(data):
   assert got.min_validation_loss == pytest.approx(expected.min_validation_loss, rel=1e-4, abs=1e-5)
   for name, value in get_weights(model).items():
     np.testing.assert_allclose(batched.get_weights(0)[name], value, rtol=1e-3, atol=2e-5)
+
+
+def test_a_batched_step_sees_batches_of_static_shape(data):
+  """Static shapes let the graph optimizer fold each step's shape arithmetic."""
+  training = TrainingConfig(iterations=4, eval_every=4, batch_size=50)
+  batched = BatchedTrainer(_model(data), data, training, RUNTIME, seeds=[0, 1, 2], groups=2)
+  seen = []
+  forward = batched._forward  # pylint: disable=protected-access
+
+  def recording(params, x):
+    seen.append(x.shape.as_list())
+    return forward(params, x)
+
+  batched._forward = recording  # pylint: disable=protected-access
+  batched.fit(0)
+  # The training steps of the two groups (2 and 1 variants); evaluation slices its sets into
+  # batches whose last one is shorter, so its batch dimension stays unknown.
+  training_steps = [shape for shape in seen if shape[0] != 1 or shape[1] == 50]
+  assert sorted(map(str, training_steps)) == [str([1, 50] + list(data.input_shape)),
+                                              str([2, 50] + list(data.input_shape))], seen

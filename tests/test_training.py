@@ -139,6 +139,22 @@ def test_every_optimizer_exposes_its_slots(data, optimizer):
     assert len(optimizers.slots_of(trainer.optimizer, variable)) == expected
 
 
+def test_a_training_step_sees_a_batch_of_static_shape(data):
+  """A static batch shape lets the graph optimizer fold each step's shape arithmetic."""
+  trainer = Trainer(_model(data), data, TrainingConfig(iterations=4, eval_every=4, batch_size=60),
+                    RUNTIME, seed=0)
+  seen = []
+  gradients = trainer.gradients
+
+  def recording(x, y):
+    seen.append((x.shape.as_list(), y.shape.as_list()))
+    return gradients(x, y)
+
+  trainer.gradients = recording
+  trainer.fit(0)
+  assert seen == [([60] + list(data.input_shape), [60])]
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_fused_optimizer_matches_the_keras_update(data, optimizer):
   training = TrainingConfig(optimizer=optimizer, learning_rate=1e-3 if optimizer == "adam" else 0.05,

@@ -344,7 +344,9 @@ class BatchedTrainer:
     """One training step of `group`'s variants; returns their mean batch losses."""
     batch = self.config.batch_size
     variables = [group.params[n] for n in self._names]
-    idx = indices[group.start:group.start + group.size, step * batch:(step + 1) * batch]
+    # Static shapes, so that the graph optimizer folds the shape arithmetic (`loop.static_batch`).
+    idx = tf.reshape(indices[group.start:group.start + group.size, step * batch:(step + 1) * batch],
+                     [group.size, batch])
     x = tf.gather(self._x_train, idx)
     y = tf.gather(self._y_train, idx)
     with tf.GradientTape() as tape:
