@@ -146,13 +146,35 @@ def test_a_training_step_sees_a_batch_of_static_shape(data):
   seen = []
   gradients = trainer.gradients
 
-  def recording(x, y):
+  def recording(x, y, *args):
     seen.append((x.shape.as_list(), y.shape.as_list()))
-    return gradients(x, y)
+    return gradients(x, y, *args)
 
   trainer.gradients = recording
   trainer.fit(0)
   assert seen == [([60] + list(data.input_shape), [60])]
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_while_no_weight_is_pruned_the_masks_are_skipped_with_the_same_result(data, fused):
+  training = TrainingConfig(iterations=40, eval_every=20, weight_decay=1e-4)
+  runtime = RuntimeConfig(progress=False, eval_batch_size=500, fused_optimizer=fused)
+  finals = {}
+  for pruned in (False, True):
+    trainer = Trainer(_model(data), data, training, runtime, seed=0)
+    assert not trainer.any_pruned()
+    if pruned:  # the masked chunk function, forced, against the one `fit` picks
+      trainer.any_pruned = lambda: True
+    trainer.fit(0)
+    chunks = trainer._train_chunks  # pylint: disable=protected-access
+    traced = {p: chunks[p].experimental_get_tracing_count() for p in (False, True)}
+    assert traced == {pruned: 1, not pruned: 0}
+    finals[pruned] = get_weights(trainer.model)
+  for name, value in finals[True].items():
+    np.testing.assert_array_equal(finals[False][name], value, err_msg=name)
+  pruning.set_mask(trainer.model, _half_mask(trainer.model))
+  del trainer.any_pruned
+  assert trainer.any_pruned()
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])

@@ -6,7 +6,9 @@ makes masked training cheap on a CPU. Pruned weights stay exactly zero after eve
 step without a per-step re-mask: at the start of every chunk the pruned weights and their
 optimizer slots are set to zero, and their gradients are masked at every step, so each step's
 update of a pruned weight is exactly zero (Adam: 0 / (sqrt(0) + epsilon); SGD momentum: 0).
-Every registered optimizer must keep that property (`lth_tf.training.optimizers`).
+Every registered optimizer must keep that property (`lth_tf.training.optimizers`). While no
+weight is pruned (every mask all ones: level 0, a dense run), a chunk skips the masks' products,
+which would return the gradients unchanged.
 
 The data order is a pure function of (seed, iteration): epoch e is the permutation drawn by
 `numpy.random.default_rng([seed, e])`, so a run resumed or rewound at iteration k sees the
@@ -19,6 +21,7 @@ examples, its loss is its summed per-example loss divided by B, the optimizer al
 The default and one-device strategies keep the single-device step unchanged.
 """
 import dataclasses
+import functools
 import warnings
 from typing import Callable, Dict, Iterable, List, Optional
 
@@ -143,9 +146,13 @@ class Trainer:
     if runtime.dense_shards > 1:
       with self.strategy.scope():
         self._shards = sharded.DenseShards(model, self.optimizer, self._masks, runtime.dense_shards)
+    # One chunk function per `pruned`: while every mask is all ones (level 0, a dense run) the
+    # masks' products would return the gradients unchanged, so that chunk function skips them.
     chunk_fn = self._replica_chunk_fn if self._replicated else self._train_chunk_fn
-    self._train_chunk = tf.function(chunk_fn, input_signature=[
-        tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)])
+    self._train_chunks = {
+        pruned: tf.function(functools.partial(chunk_fn, pruned=pruned), input_signature=[
+            tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)])
+        for pruned in (True, False)}
     self._evaluate = tf.function(self._evaluate_fn)
     self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     self._per_example_loss = keras.losses.SparseCategoricalCrossentropy(
@@ -153,17 +160,18 @@ class Trainer:
 
   # ---- graph functions ----------------------------------------------------------------------
 
-  def gradients(self, x, y):
+  def gradients(self, x, y, pruned: bool = True):
     """Training loss and the gradients the optimizer applies: weight decay added, masks applied.
 
     The gradients are those of `trained_variables()`; the gradient of every pruned weight is
-    exactly zero.
+    exactly zero. `pruned=False` skips the masks, which is exact only while `any_pruned()` is
+    False.
     """
     forward = self.model if self._shards is None else self._shards
     with tf.GradientTape() as tape:
       loss = self._loss(y, forward(x, training=True))
       differentiated = self._scaled(loss)
-    return loss, self._masked_gradients(tape, differentiated, self.config.weight_decay)
+    return loss, self._masked_gradients(tape, differentiated, self.config.weight_decay, pruned)
 
   def trained_variables(self):
     """The variables a step updates and their masks (or None): the model's, or with
@@ -182,14 +190,16 @@ class Trainer:
     """The loss the gradient is taken of: scaled by the loss scale under float16."""
     return self.optimizer.get_scaled_loss(loss) if self._scale_loss else loss
 
-  def _masked_gradients(self, tape, differentiated, weight_decay):
-    """Gradients (unscaled under float16), weight decay added, masks applied."""
+  def _masked_gradients(self, tape, differentiated, weight_decay, pruned):
+    """Gradients (unscaled under float16), weight decay added, masks applied if `pruned`."""
     variables, masks = self.trained_variables()
     grads = tape.gradient(differentiated, variables)
     if self._scale_loss:
       grads = self.optimizer.get_unscaled_gradients(grads)
     if weight_decay:
       grads = [g + weight_decay * v for g, v in zip(grads, variables)]
+    if not pruned:
+      return grads
     return [g if m is None else g * m for g, m in zip(grads, masks)]
 
   def _enforce_masks(self):
@@ -198,7 +208,7 @@ class Trainer:
       for target in [variable] + slots:
         target.assign(target * mask)
 
-  def _train_chunk_fn(self, indices, num_steps):
+  def _train_chunk_fn(self, indices, num_steps, pruned):
     batch = self.config.batch_size
     variables, _ = self.trained_variables()
     slots = self._trained_slots() if self._fused else None
@@ -213,7 +223,7 @@ class Trainer:
       y = tf.gather(self._y_train, idx)
       if not self.schedule.is_constant:
         self.optimizer.learning_rate.assign(self.schedule(self.iteration))
-      loss, grads = self.gradients(x, y)
+      loss, grads = self.gradients(x, y, pruned)
       # Masked gradients and zero slots: pruned weights get exactly zero updates (no re-mask).
       if self._fused:
         optimizers.FUSED_UPDATES.get(self.config.optimizer)(self.optimizer, grads, variables, slots)
@@ -226,7 +236,7 @@ class Trainer:
       self._shards.store()
     return total_loss, all_finite
 
-  def _replica_step_fn(self, global_indices):
+  def _replica_step_fn(self, global_indices, pruned):
     """One iteration on one replica: its share of the global batch, all-reduced gradients."""
     context = tf.distribute.get_replica_context()
     replicas = context.num_replicas_in_sync
@@ -240,11 +250,12 @@ class Trainer:
       loss = tf.reduce_sum(per_example) / float(self.config.batch_size)
       differentiated = self._scaled(loss)
     # The weight-decay gradient is added once in the sum over replicas.
-    grads = self._masked_gradients(tape, differentiated, self.config.weight_decay / replicas)
+    grads = self._masked_gradients(tape, differentiated, self.config.weight_decay / replicas,
+                                   pruned)
     self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
     return loss
 
-  def _replica_chunk_fn(self, indices, num_steps):
+  def _replica_chunk_fn(self, indices, num_steps, pruned):
     batch = self.config.batch_size
     variables = self.model.trainable_variables
     total_loss = tf.constant(0.0)
@@ -253,10 +264,10 @@ class Trainer:
       if not self.schedule.is_constant:
         self.optimizer.learning_rate.assign(self.schedule(self.iteration))
       per_replica = self.strategy.run(self._replica_step_fn,
-                                      args=(indices[step * batch:(step + 1) * batch],))
+                                      args=(indices[step * batch:(step + 1) * batch], pruned))
       loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
       for variable, mask in zip(variables, self._masks):
-        if mask is not None:
+        if pruned and mask is not None:
           variable.assign(variable * mask)
       self.iteration.assign_add(1)
       total_loss += loss
@@ -290,6 +301,10 @@ class Trainer:
       loss, accuracy = self._evaluate(x, y)
       out[f"{name}_loss"], out[f"{name}_accuracy"] = float(loss), float(accuracy)
     return out
+
+  def any_pruned(self) -> bool:
+    """Whether some weight is pruned: some mask has a zero."""
+    return any(not np.all(mask.numpy()) for mask in self._masks if mask is not None)
 
   def learning_rate_at(self, iteration: int) -> float:
     return float(self.schedule(iteration))
@@ -338,7 +353,8 @@ class Trainer:
     loss_sum, loss_steps = 0.0, 0
     for stop in sorted(stops):
       indices = batch_indices(len(self.data.y_train), self.config.batch_size, self.seed, current, stop)
-      chunk_loss, finite = self._train_chunk(tf.constant(indices), tf.constant(stop - current, tf.int32))
+      train_chunk = self._train_chunks[self.any_pruned()]
+      chunk_loss, finite = train_chunk(tf.constant(indices), tf.constant(stop - current, tf.int32))
       if not bool(finite):
         raise TrainingDiverged(
             f"the training loss became NaN or Inf between iterations {current} and {stop}")
