@@ -263,8 +263,8 @@ class Trainer:
     for step in tf.range(num_steps):
       if not self.schedule.is_constant:
         self.optimizer.learning_rate.assign(self.schedule(self.iteration))
-      per_replica = self.strategy.run(self._replica_step_fn,
-                                      args=(indices[step * batch:(step + 1) * batch], pruned))
+      per_replica = self.strategy.run(functools.partial(self._replica_step_fn, pruned=pruned),
+                                      args=(indices[step * batch:(step + 1) * batch],))
       loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
       for variable, mask in zip(variables, self._masks):
         if pruned and mask is not None:
