@@ -22,6 +22,6 @@ setup(
         "pillow>=10",
     ],
     # bench: the optional PyTorch contender of benchmarks/speed.py (a CPU build is enough).
-    extras_require={"test": ["pytest>=8"], "bench": ["torch>=2.0"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"], "bench": ["torch>=2.0"]},
     entry_points={"console_scripts": ["lth=lth_tf.cli:main"]},
 )
