@@ -241,8 +241,7 @@ class Trainer:
     context = tf.distribute.get_replica_context()
     replicas = context.num_replicas_in_sync
     share = self.config.batch_size // replicas
-    start = context.replica_id_in_sync_group * share
-    idx = tf.reshape(global_indices[start:start + share], [share])
+    idx = static_batch(global_indices, context.replica_id_in_sync_group, share)
     x = tf.gather(self._x_train, idx)
     y = tf.gather(self._y_train, idx)
     with tf.GradientTape() as tape:
@@ -264,7 +263,7 @@ class Trainer:
       if not self.schedule.is_constant:
         self.optimizer.learning_rate.assign(self.schedule(self.iteration))
       per_replica = self.strategy.run(functools.partial(self._replica_step_fn, pruned=pruned),
-                                      args=(indices[step * batch:(step + 1) * batch],))
+                                      args=(static_batch(indices, step, batch),))
       loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
       for variable, mask in zip(variables, self._masks):
         if pruned and mask is not None:
@@ -351,9 +350,9 @@ class Trainer:
     # The training loss of a curve row is the mean over the iterations since the previous row,
     # however many graph chunks they took.
     loss_sum, loss_steps = 0.0, 0
+    train_chunk = self._train_chunks[self.any_pruned()]  # the masks stay as they are during fit
     for stop in sorted(stops):
       indices = batch_indices(len(self.data.y_train), self.config.batch_size, self.seed, current, stop)
-      train_chunk = self._train_chunks[self.any_pruned()]
       chunk_loss, finite = train_chunk(tf.constant(indices), tf.constant(stop - current, tf.int32))
       if not bool(finite):
         raise TrainingDiverged(
