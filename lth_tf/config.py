@@ -54,7 +54,8 @@ class TrainingConfig:
     optimizer: `adam` or `sgd` (SGD with momentum).
     learning_rate: base learning rate.
     momentum: SGD momentum.
-    weight_decay: L2 penalty coefficient on prunable kernels (0 disables it).
+    weight_decay: L2 penalty coefficient, added to the gradient of every trainable variable
+      (kernels, biases and batch-norm parameters, as open_lth does; 0 disables it).
     batch_size: examples per iteration.
     iterations: training length.
     lr_schedule: `constant` or `step` (multiply by `lr_decay_factor` at each `lr_decay_steps`).

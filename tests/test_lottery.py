@@ -13,8 +13,11 @@ from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, Runti
                            TrainingConfig)
 from lth_tf.errors import ConfigError
 from lth_tf.lottery import BranchFiles, ExperimentLayout, LotteryExperiment
-from lth_tf.lottery.runner import SUMMARY_KEYS
-from lth_tf.pruning import Mask
+from lth_tf.lottery.runner import SUMMARY_KEYS, LotteryExperiment as _Runner, ReplicateModel
+from lth_tf.pruning import Mask, remaining_after
+from lth_tf.pruning import mask_pairs
+from lth_tf.training import get_weights, optimizers, set_weights
+from lth_tf.training.loop import batch_indices
 from lth_tf.training.schedules import from_config as schedule_from_config
 
 LEVELS = 3
@@ -38,16 +41,46 @@ def _masks(layout, seed, branch="ticket"):
   return out
 
 
+class _StartRecorder:
+  """Records, per (seed, level, branch), the optimizer state a branch's trainer held right
+  after the runner loaded the branch's start state: what its first step really starts from."""
+
+  def __init__(self):
+    self.starts, self._current = {}, None
+
+  def __enter__(self):
+    recorder = self
+    run_branch, load_state = _Runner._run_branch, ReplicateModel.load_state
+
+    def recording_run_branch(runner, replicate, seed, level, branch, *args, **kwargs):
+      recorder._current = (seed, level, branch)
+      return run_branch(runner, replicate, seed, level, branch, *args, **kwargs)
+
+    def recording_load_state(replicate, *args, **kwargs):
+      load_state(replicate, *args, **kwargs)
+      recorder.starts[recorder._current] = optimizers.get_state(replicate.trainer.optimizer)
+
+    self._saved = run_branch, load_state
+    _Runner._run_branch, ReplicateModel.load_state = recording_run_branch, recording_load_state
+    return self
+
+  def __exit__(self, *exc):
+    _Runner._run_branch, ReplicateModel.load_state = self._saved
+
+
 @pytest.fixture(scope="module")
 def rewound(tmp_path_factory):
-  """An experiment with rewinding to k=20 and every control."""
+  """An experiment with rewinding to k=20 and every control, and the optimizer state each
+  branch started from."""
   config = _config(tmp_path_factory.mktemp("rewind"), rewind_iteration=20)
   experiment = LotteryExperiment(config, log=lambda line: None)
-  return config, experiment, experiment.run()
+  with _StartRecorder() as recorder:
+    rows = experiment.run()
+  return config, experiment, rows, recorder.starts
 
 
 def test_summary_has_a_row_per_level_and_branch(rewound):
-  config, experiment, rows = rewound
+  config, experiment, rows, starts = rewound
   assert [(r["level"], r["branch"]) for r in rows] == [(0, "ticket")] + [
       (level, branch) for level in range(1, LEVELS + 1)
       for branch in ("ticket", "reinit", "random_prune")]
@@ -59,7 +92,7 @@ def test_summary_has_a_row_per_level_and_branch(rewound):
 
 
 def test_density_per_level_and_masks_only_shrink(rewound):
-  config, experiment, rows = rewound
+  config, experiment, rows, starts = rewound
   masks = _masks(experiment.layout, 0)
   for level, mask in enumerate(masks):
     for name, density in mask.layer_densities().items():
@@ -70,7 +103,7 @@ def test_density_per_level_and_masks_only_shrink(rewound):
 
 
 def test_a_level_starts_from_rewind_weights_times_mask(rewound):
-  config, experiment, rows = rewound
+  config, experiment, rows, starts = rewound
   rewind = io.read_arrays(experiment.layout.rewind_file(0))
   level0_start = io.read_arrays(BranchFiles(experiment.layout.branch_dir(0, 0, "ticket")).start_weights)
   for level in range(1, LEVELS + 1):
@@ -84,17 +117,63 @@ def test_a_level_starts_from_rewind_weights_times_mask(rewound):
   assert not np.array_equal(rewind["w/fc1/kernel"], level0_start["fc1/kernel"])
 
 
-def test_the_first_step_after_rewinding_uses_the_schedule_at_k(rewound):
-  config, experiment, rows = rewound
-  curve = io.read_json(BranchFiles(experiment.layout.branch_dir(0, 1, "ticket")).curve_json)
-  assert curve[0]["iteration"] == config.pruning.rewind_iteration
-  assert curve[0]["learning_rate"] == pytest.approx(
-      float(schedule_from_config(config.training)(config.pruning.rewind_iteration)))
+def test_the_rewind_point_is_level_0_at_iteration_k(rewound):
+  config, experiment, rows, starts = rewound
+  k = config.pruning.rewind_iteration
+  rewind = io.read_arrays(experiment.layout.rewind_file(0))
+  # The optimizer state was captured after exactly k steps (its first variable counts them).
+  state = {n: v for n, v in rewind.items() if n.startswith("optimizer/")}
+  assert int(state["optimizer/0000"]) == k
+  # The weights are level 0's at k: evaluated, they give level 0's own evaluation at k, and
+  # not its evaluation at 0 or at the next evaluation point.
+  curve = {row["iteration"]: row for row in io.read_json(
+      BranchFiles(experiment.layout.branch_dir(0, 0, "ticket")).curve_json)}
+  replicate = ReplicateModel(config, experiment.data, 0, experiment.strategy)
+  set_weights(replicate.model, {n[2:]: v for n, v in rewind.items() if n.startswith("w/")})
+  evaluated = replicate.trainer.evaluate()
+  for key in ("test_loss", "validation_loss"):
+    assert evaluated[key] == pytest.approx(curve[k][key], rel=1e-6, abs=1e-7)
+    for other in (0, k + config.training.eval_every):
+      assert evaluated[key] != pytest.approx(curve[other][key], rel=1e-4)
+
+
+def test_the_first_step_after_rewinding_uses_the_schedule_at_k(tmp_path):
+  # Warm-up makes the rate a function of the iteration; plain SGD makes the first step's
+  # update -rate * gradient, so the rate the step really used can be read off the weights.
+  k = 20
+  config = _config(tmp_path, levels=1, reinit=False, random_prune=False, rewind_iteration=k)
+  config = dataclasses.replace(config, training=dataclasses.replace(
+      config.training, iterations=k + 1, optimizer="sgd", momentum=0.0, learning_rate=0.5,
+      warmup_iterations=100))
+  experiment = LotteryExperiment(config, log=lambda line: None)
+  experiment.run()
+  files = BranchFiles(experiment.layout.branch_dir(0, 1, "ticket"))
+  curve = io.read_json(files.curve_json)
+  schedule = schedule_from_config(config.training)
+  assert curve[0]["iteration"] == k
+  assert curve[0]["learning_rate"] == pytest.approx(float(schedule(k)))
+  # The gradient of the one step from k, on the batch of iteration k.
+  replicate = ReplicateModel(config, experiment.data, 0, experiment.strategy)
+  mask = Mask.from_dict(io.read_arrays(files.mask))
+  replicate.load_state(io.read_arrays(files.start_weights), mask, None)
+  idx = batch_indices(len(experiment.data.y_train), config.training.batch_size, 0, k, k + 1)
+  _, grads = replicate.trainer.gradients(experiment.data.x_train[idx], experiment.data.y_train[idx])
+  kernels = {name: weight for name, weight, _ in mask_pairs(replicate.model)}
+  (index,) = [i for i, v in enumerate(replicate.model.trainable_variables)
+              if v is kernels["fc1/kernel"]]
+  gradient = grads[index].numpy()
+  step = (io.read_arrays(files.final_weights)["fc1/kernel"]
+          - io.read_arrays(files.start_weights)["fc1/kernel"])
+  used = -np.sum(step * gradient) / np.sum(gradient * gradient)
+  assert used == pytest.approx(float(schedule(k)), rel=1e-3)
+  assert float(schedule(k)) > 10 * float(schedule(0))  # the schedule at 0 would be told apart
 
 
 def test_controls(rewound):
-  config, experiment, rows = rewound
+  config, experiment, rows, starts = rewound
   layout = experiment.layout
+  rewind = io.read_arrays(layout.rewind_file(0))
+  captured = {n: v for n, v in rewind.items() if n.startswith("optimizer/")}
   for level in range(1, LEVELS + 1):
     ticket = BranchFiles(layout.branch_dir(0, level, "ticket"))
     reinit = BranchFiles(layout.branch_dir(0, level, "reinit"))
@@ -110,10 +189,37 @@ def test_controls(rewound):
     kept = ticket_mask[kernel]
     assert not np.array_equal(ticket_start[kernel][kept], reinit_start[kernel][kept])
     assert np.all(reinit_start[kernel][~kept] == 0)
+    # Random pruning starts from θk under its own mask.
+    random_start = io.read_arrays(random.start_weights)
+    for name, value in random_start.items():
+      expected = rewind[f"w/{name}"] * random_mask[name] if name in random_mask else rewind[f"w/{name}"]
+      np.testing.assert_array_equal(value, expected)
+    # The ticket and random pruning start from the optimizer state captured at k (slots of
+    # pruned weights zeroed), the re-init control from a fresh optimizer.
+    for branch, mask in (("ticket", ticket_mask), ("random_prune", random_mask)):
+      _assert_restored(starts[(0, level, branch)], captured, mask, experiment)
+    fresh = starts[(0, level, "reinit")]
+    assert int(fresh["optimizer/0000"]) == 0
+    assert all(not np.any(v) for v in fresh.values())
+
+
+def _assert_restored(state, captured, mask, experiment):
+  """`state` is `captured` with the slots of `mask`'s pruned weights zeroed."""
+  assert sorted(state) == sorted(captured)
+  replicate = ReplicateModel(experiment.config, experiment.data, 0, experiment.strategy)
+  slot_masks = {}
+  for name, weight, _ in mask_pairs(replicate.model):
+    for slot in optimizers.slots_of(replicate.trainer.optimizer, weight):
+      slot_masks[slot.ref()] = mask[name]
+  for index, variable in enumerate(replicate.trainer.optimizer.variables):
+    key = f"optimizer/{index:04d}"
+    expected = captured[key] * slot_masks.get(variable.ref(), 1)
+    np.testing.assert_array_equal(state[key], expected)
+  assert int(state["optimizer/0000"]) == experiment.config.pruning.rewind_iteration
 
 
 def test_pruned_weights_are_exactly_zero_after_training(rewound):
-  config, experiment, rows = rewound
+  config, experiment, rows, starts = rewound
   for level in range(1, LEVELS + 1):
     for branch in ("ticket", "reinit", "random_prune"):
       files = BranchFiles(experiment.layout.branch_dir(0, level, branch))
@@ -124,7 +230,7 @@ def test_pruned_weights_are_exactly_zero_after_training(rewound):
 
 
 def test_rerunning_skips_finished_work(rewound):
-  config, experiment, rows = rewound
+  config, experiment, rows, starts = rewound
   metrics = BranchFiles(experiment.layout.branch_dir(0, LEVELS, "ticket")).metrics
   stamp = os.path.getmtime(metrics)
   again = LotteryExperiment(config, log=lambda line: None).run()
@@ -133,7 +239,7 @@ def test_rerunning_skips_finished_work(rewound):
 
 
 def test_same_seed_gives_the_same_masks(rewound, tmp_path):
-  config, experiment, rows = rewound
+  config, experiment, rows, starts = rewound
   other = dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, root_dir=str(tmp_path)))
   other = dataclasses.replace(other, pruning=dataclasses.replace(other.pruning, levels=1))
   rerun = LotteryExperiment(other, log=lambda line: None)
@@ -150,6 +256,8 @@ def test_one_shot_prunes_the_dense_network_to_each_density(tmp_path):
   dense = io.read_arrays(BranchFiles(experiment.layout.branch_dir(0, 0, "ticket")).final_weights)
   for level, mask in enumerate(_masks(experiment.layout, 0)):
     for name in mask:
+      rate = 0.2 if name.startswith("output") else 0.5
+      assert int(mask[name].sum()) == remaining_after(mask[name].size, rate, level)
       kept, dropped = np.abs(dense[name][mask[name]]), np.abs(dense[name][~mask[name]])
       if dropped.size:
         assert kept.min() >= dropped.max()
@@ -280,7 +388,7 @@ def test_same_config_and_seed_give_bit_identical_results(tmp_path, uninterrupted
 def test_ticket_round_trip_and_tamper_checks(rewound, tmp_path):
   from lth_tf import models, pruning, tickets
   from lth_tf.errors import TicketError
-  config, experiment, rows = rewound
+  config, experiment, rows, starts = rewound
   path = tickets.save(experiment.layout.directory, 0, 2, str(tmp_path / "t"))
   ticket = tickets.read(path)
   saved_mask = Mask.from_dict(io.read_arrays(BranchFiles(experiment.layout.branch_dir(0, 2, "ticket")).mask))
@@ -311,7 +419,7 @@ def test_ticket_round_trip_and_tamper_checks(rewound, tmp_path):
 
 def test_tickets_load_returns_the_model_with_the_ticket_applied(rewound, tmp_path):
   from lth_tf import pruning, tickets
-  config, experiment, rows = rewound
+  config, experiment, rows, starts = rewound
   path = tickets.save(experiment.layout.directory, 0, 1, str(tmp_path / "t1"))
   ticket = tickets.read(path)
   model = tickets.load(path)

@@ -244,3 +244,24 @@ def test_bfloat16_emulated_on_the_cpu_is_warned_of_before_training(data, tmp_pat
             RUNTIME, seed=0)
   messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
   assert any("emulates" in m and "mixed_bfloat16" in m for m in messages) == warned, messages
+
+
+def test_weight_decay_is_added_to_the_gradient_of_every_trainable_variable(data):
+  # As the docstring says (and open_lth does): kernels, biases, everything trained; masked
+  # entries of pruned kernels still get exactly zero.
+  model = _model(data)
+  rng = np.random.default_rng(0)
+  for variable in model.trainable_variables:  # biases start at 0: give every variable values
+    variable.assign(rng.normal(scale=0.05, size=variable.shape).astype(np.float32))
+  pruning.set_mask(model, _half_mask(model))
+  x, y = data.x_train[:60], data.y_train[:60]
+  plain = Trainer(model, data, TrainingConfig(), RUNTIME, seed=0).gradients(x, y)[1]
+  decayed = Trainer(model, data, TrainingConfig(weight_decay=0.01), RUNTIME,
+                    seed=0).gradients(x, y)[1]
+  masks = {weight.ref(): mask for _, weight, mask in pruning.mask_pairs(model)}
+  assert any("bias" in v.name for v in model.trainable_variables)
+  for variable, g0, g1 in zip(model.trainable_variables, plain, decayed):
+    mask = masks.get(variable.ref())
+    expected = 0.01 * variable.numpy() * (1 if mask is None else mask.numpy())
+    np.testing.assert_allclose(g1.numpy() - g0.numpy(), expected, rtol=1e-4, atol=1e-7,
+                               err_msg=variable.name)

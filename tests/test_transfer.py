@@ -12,7 +12,8 @@ from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, Pruning
                            RuntimeConfig, TrainingConfig, TransferConfig)
 from lth_tf.data import RawData
 from lth_tf.errors import DataError, TicketError, UserError
-from lth_tf.lottery import BranchFiles, LotteryExperiment
+from lth_tf.lottery import BranchFiles, LotteryExperiment, derive_seed
+from lth_tf.lottery.runner import ReplicateModel
 from lth_tf.pruning import Mask
 from lth_tf.transfer import TransferExperiment, adapt_raw, adapt_ticket, choose, target_config
 
@@ -97,10 +98,13 @@ def ticket(tmp_path_factory):
   return path, tickets.read(path), experiment
 
 
-def _transfer(ticket, root, transfer: TransferConfig, explicit=None, **dataset):
+def _transfer(ticket, root, transfer: TransferConfig, explicit=None, learning_rate=None,
+              **dataset):
   path, loaded, _ = ticket
   base = _fast(root, **dataset)
   base = base.replace(runtime=dataclasses.replace(base.runtime, ticket=path))
+  if learning_rate is not None:  # the value of --learning_rate (used only where explicit)
+    base = base.replace(training=dataclasses.replace(base.training, learning_rate=learning_rate))
   return TransferExperiment(target_config(loaded, base, transfer, explicit or {}), transfer, **QUIET)
 
 
@@ -137,8 +141,16 @@ def test_transfer_trains_every_branch_with_an_adapted_head(ticket, across):
   for name in ("fc1/kernel", "fc2/kernel", "fc1/bias"):
     expected = loaded.rewind_weights[name] * (loaded.mask[name] if name in loaded.mask else 1)
     np.testing.assert_array_equal(start[name], expected)
-  assert not np.array_equal(start["output/kernel"][:, :3] != 0,
-                            loaded.rewind_weights["output/kernel"][:, :3] != 0)
+  # The new head starts from freshly initialised weights of the target model under its own
+  # mask, not from the ticket's θk head.
+  replicate = ReplicateModel(experiment.config, experiment.data, 0, experiment.strategy)
+  fresh = replicate.fresh_weights(derive_seed(0, "transfer_head"))
+  for name in ("output/kernel", "output/bias"):
+    head_mask = mask[name] if name in mask else 1
+    np.testing.assert_array_equal(start[name], fresh[name] * head_mask)
+  kept = mask["output/kernel"]
+  assert not np.allclose(start["output/kernel"][kept],
+                         loaded.rewind_weights["output/kernel"][:, :3][kept])
   assert (Mask.from_dict(_branch(experiment, "dense", "mask")).weights_remaining() == 1.0)
   assert Mask.from_dict(_branch(experiment, "reinit", "mask")) == mask
   assert not np.array_equal(_branch(experiment, "reinit", "start_weights")["fc1/kernel"],
@@ -169,9 +181,15 @@ def test_optimizer_transfer_with_a_target_ticket_and_the_report(ticket, tmp_path
   path, loaded, _ = ticket
   experiment = _transfer(ticket, tmp_path, TransferConfig(
       target_dataset="synthetic", target_optimizer="sgd", target_ticket=path),
-      explicit={"training": ("learning_rate",)}, train_examples_per_class=20)
+      explicit={"training": ("learning_rate",)}, learning_rate=0.0042,
+      train_examples_per_class=20)
   assert experiment.config.training.optimizer == "sgd"
-  assert experiment.config.training.learning_rate == TrainingConfig().learning_rate
+  # An explicit --learning_rate wins over the ticket's; without it the ticket's rate holds.
+  assert loaded.config.training.learning_rate != 0.0042
+  assert experiment.config.training.learning_rate == 0.0042
+  implicit = _transfer(ticket, tmp_path / "implicit", TransferConfig(target_dataset="synthetic"),
+                       learning_rate=0.0042)
+  assert implicit.config.training.learning_rate == loaded.config.training.learning_rate
   assert experiment.adapter.steps == ()
   rows = experiment.run()
   assert [r["branch"] for r in rows][-1] == "target_ticket"
