@@ -18,12 +18,16 @@ class DatasetConfig:
 
   Attributes:
     name: a registered dataset (`fashion_mnist`, `cifar10`, `synthetic`, ...), any TFDS
-      image-classification dataset as `tfds:NAME`, or a local Keras-layout file as `npz:PATH`.
+      image-classification dataset as `tfds:NAME`, a local Keras-layout file as `npz:PATH`, or
+      your own function as `py:package.module:function` (it takes no argument and returns the
+      arrays `x_train, y_train, x_test, y_test`).
     validation_size: examples held out of the training split for validation (the paper uses 5K).
     split_seed: seed of the deterministic validation hold-out and of the training subset.
     train_examples: if > 0, train on this many examples of the remaining training split.
     train_examples_per_class: if > 0, train on this many examples of each class.
     classes: if non-empty, keep only these class labels (relabelled 0..n-1 in this order).
+    source_sha256: for a `py:` dataset, the SHA-256 of its module's file; set when the
+      experiment starts (given, it must match the file).
   """
   name: str = "fashion_mnist"
   validation_size: int = 5000
@@ -31,6 +35,7 @@ class DatasetConfig:
   train_examples: int = 0
   train_examples_per_class: int = 0
   classes: Tuple[int, ...] = ()
+  source_sha256: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,11 +44,17 @@ class ModelConfig:
 
   Attributes:
     name: a registered model (`lenet300_100`, `conv2`, `conv4`, `conv6`, `vgg16`, `vgg19`,
-      `resnet20`, ...).
+      `resnet20`, ...), or your own as `package.module:function`: it takes `(input_shape,
+      num_classes, seed)` and returns a tf_keras model with logits; every layer that tfmot's
+      prune registry supports or that implements `PrunableLayer` is pruned, the rest stays
+      dense; a layer named `output` takes the output rate.
     dropout: dropout rate on the fully connected layers (Conv-N); 0 disables it.
+    source_sha256: for a `package.module:function` model, the SHA-256 of its module's file;
+      set when the experiment starts (given, it must match the file).
   """
   name: str = "lenet300_100"
   dropout: float = 0.0
+  source_sha256: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,6 +19,8 @@ _RENAMED = {
     ("dataset", "name"): "dataset",
     ("model", "name"): "model",
     ("pruning", "strategy"): "pruning_strategy",
+    ("dataset", "source_sha256"): "dataset_sha256",
+    ("model", "source_sha256"): "model_sha256",
 }
 
 

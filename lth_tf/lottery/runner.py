@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from lth_tf import data as data_lib
-from lth_tf import compute, distribute, io, models, precision, pruning
+from lth_tf import compute, distribute, io, models, precision, pruning, user_code
 from lth_tf.compat import keras, tf
 from lth_tf.config import ExperimentConfig, validate
 from lth_tf.errors import TrainingDiverged, UserError
@@ -39,22 +39,6 @@ def enabled_branches(config: ExperimentConfig) -> Tuple[str, ...]:
   if config.pruning.random_prune:
     names.append("random_prune")
   return tuple(names)
-
-
-def layer_rates(config: ExperimentConfig, kinds: Dict[str, str]) -> Dict[str, float]:
-  p = config.pruning
-  by_kind = {"conv": p.conv_rate, "fc": p.fc_rate, "output": p.output_rate}
-  return {name: by_kind[kind] for name, kind in kinds.items()}
-
-
-def global_layers(config: ExperimentConfig, kinds: Dict[str, str]) -> Optional[Tuple[str, ...]]:
-  if config.pruning.scope != "global":
-    return None
-  chosen = tuple(n for n, k in kinds.items() if config.pruning.global_layers == "all" or k == "conv")
-  if not chosen:
-    raise UserError(f"global pruning over {config.pruning.global_layers!r} layers, but the model "
-                    "has none")
-  return chosen
 
 
 class ReplicateModel:
@@ -109,7 +93,7 @@ class LotteryExperiment:
 
   def __init__(self, config: ExperimentConfig, flags_text: str = "",
                log: Callable[[str], None] = print):
-    self.config = validate(config)
+    config = self.config = validate(user_code.pin_sources(config))
     self.layout = ExperimentLayout.for_config(config)
     self.flags_text = flags_text
     self.log = log
@@ -117,7 +101,7 @@ class LotteryExperiment:
     self.writes = distribute.is_chief(self.strategy)
     self.store = ArtifactStore(self.writes)
     self.branches = enabled_branches(config)
-    models.MODELS.get(config.model.name)
+    models.check(config.model)
     pruning.STRATEGIES.get(config.pruning.strategy)
     self.ticket = _load_ticket(config)
     self.data = data_lib.load(config.dataset, config.runtime.data_dir)
@@ -135,7 +119,7 @@ class LotteryExperiment:
       model = pruning.wrap_model(models.build(
           self.config.model, self.data.input_shape, self.data.num_classes, seed=0))
     kinds = pruning.layer_kinds(model)
-    global_layers(self.config, kinds)
+    pruning.global_layers(self.config.pruning, kinds)
     if self.ticket is not None:
       from lth_tf import tickets  # pylint: disable=import-outside-toplevel
       tickets.apply(self.ticket, model)
@@ -346,15 +330,8 @@ class LotteryExperiment:
     source = BranchFiles(self.layout.branch_dir(seed, source_level, "ticket"))
     weights = self.store.read_arrays(source.final_weights)
     previous = dense_mask if one_shot else pruning.Mask.from_dict(self.store.read_arrays(source.mask))
-    request = pruning.PruneRequest(
-        weights={name: weights[name] for name in previous},
-        mask=previous,
-        layer_rates=layer_rates(self.config, replicate.kinds),
-        global_layers=global_layers(self.config, replicate.kinds),
-        global_rate=self.config.pruning.global_rate,
-        rounds=level if one_shot else 1,
-        seed=seed)
-    return pruning.STRATEGIES.get(self.config.pruning.strategy)(request)
+    return pruning.next_mask(self.config.pruning, replicate.kinds, weights, previous,
+                             rounds=level if one_shot else 1, seed=seed)
 
   def _run_branch(self, replicate: ReplicateModel, seed: int, level: int, branch: str,
                   plan: BranchPlan, start_iteration: int,

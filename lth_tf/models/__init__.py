@@ -1,21 +1,38 @@
 """The model zoo: the `MODELS` registry, `build`, and one self-registering module per family."""
 from typing import Tuple
 
-from lth_tf import precision
+from lth_tf import precision, user_code
 from lth_tf.compat import keras
 from lth_tf.config import ModelConfig
 from lth_tf.errors import ConfigError
-from lth_tf.models.base import MODELS, count_weights
+from lth_tf.models.base import MODELS, ModelBuilder, count_weights
+from lth_tf.models.user import build_user_model
 
 # Importing a family module registers its models.
 from lth_tf.models import conv, lenet, resnet, vgg  # noqa: F401,E402
 
-__all__ = ["MODELS", "build", "count_weights"]
+__all__ = ["MODELS", "build", "builder", "check", "count_weights"]
+
+
+def builder(config: ModelConfig) -> ModelBuilder:
+  """The builder of `config.name`: a registered model, or the user's `package.module:function`."""
+  if user_code.is_spec(config.name):
+    return build_user_model
+  return MODELS.get(config.name)
+
+
+def check(config: ModelConfig) -> None:
+  """Raises `ConfigError` now, before anything runs, for a model that cannot be built: an
+  unknown name, or a user function whose module is missing, fails to import or has changed."""
+  builder(config)
+  if user_code.is_spec(config.name):
+    user_code.check_pin("model", config.name, config.source_sha256)
+    user_code.load(config.name, "model")
 
 
 def build(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int,
           seed: int) -> keras.Model:
-  """Builds the registered model `config.name`.
+  """Builds the registered model `config.name`, or the user's `package.module:function`.
 
   Kernels are Glorot-normal with per-layer seeds derived from `seed`, biases are zero, so
   building twice with the same arguments gives identical `get_weights()`. Convolution layers
@@ -34,7 +51,7 @@ def build(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int,
   Raises:
     ConfigError: unknown model name, or an argument the model cannot take.
   """
-  builder = MODELS.get(config.name)
+  build_model = builder(config)
   input_shape = tuple(int(d) for d in input_shape)
   if not input_shape or any(d <= 0 for d in input_shape):
     raise ConfigError(f"input_shape must be non-empty and positive; got {input_shape}")
@@ -43,4 +60,4 @@ def build(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int,
   if not 0.0 <= config.dropout < 1.0:
     raise ConfigError(f"dropout must be in [0, 1); got {config.dropout}")
   # Under a mixed-precision policy the logits are cast back to float32 (a no-op otherwise).
-  return precision.float32_logits(builder(config, input_shape, int(num_classes), int(seed)))
+  return precision.float32_logits(build_model(config, input_shape, int(num_classes), int(seed)))

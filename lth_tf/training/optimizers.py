@@ -11,8 +11,9 @@ from lth_tf.registry import Registry
 OPTIMIZERS: Registry[Callable[[TrainingConfig], keras.optimizers.Optimizer]] = Registry("optimizer")
 
 # Per optimizer, the attributes that hold one slot variable per trained variable (tf_keras's
-# Adam keeps `_momentums`/`_velocities`, its SGD keeps `momentums`).
-_SLOT_LISTS = ("_momentums", "momentums", "_velocities", "_velocity_hats")
+# Adam keeps `_momentums`/`_velocities`, its SGD keeps `momentums`, its RMSprop `_velocities`,
+# `_momentums` and `_average_gradients`).
+_SLOT_LISTS = ("_momentums", "momentums", "_velocities", "_velocity_hats", "_average_gradients")
 
 # Contract of every registered optimizer (the training loop relies on it instead of re-masking
 # after every step): a weight whose gradient and slots are exactly zero gets an update of

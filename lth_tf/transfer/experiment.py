@@ -22,7 +22,7 @@ from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from lth_tf import compute, distribute, io, models, pruning
+from lth_tf import compute, distribute, io, models, pruning, user_code
 from lth_tf import data as data_lib
 from lth_tf.config import ExperimentConfig, PruningConfig, TransferConfig, validate
 from lth_tf.data.base import as_nhwc, prepare
@@ -203,7 +203,7 @@ class TransferExperiment(LotteryExperiment):
   def __init__(self, config: ExperimentConfig, transfer: TransferConfig, flags_text: str = "",
                log: Callable[[str], None] = print):
     from lth_tf import tickets  # pylint: disable=import-outside-toplevel
-    self.config = validate(config)
+    config = self.config = validate(user_code.pin_sources(config))
     self.transfer = transfer
     self.flags_text = flags_text
     self.log = log
@@ -222,7 +222,7 @@ class TransferExperiment(LotteryExperiment):
                           if transfer.target_ticket else None)
     self.branches = tuple(b for b in BRANCH_ORDER
                           if b != "target_ticket" or self.target_ticket is not None)
-    models.MODELS.get(config.model.name)
+    models.check(config.model)
     raw = data_lib.read_raw(config.dataset.name, config.runtime.data_dir)
     self.adapter = adapters.choose(as_nhwc(raw.x_train[:1], config.dataset.name).shape[1:],
                                    self.ticket.input_shape)

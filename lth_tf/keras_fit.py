@@ -1,0 +1,180 @@
+"""Lottery tickets with your own `model.fit`: wrap a compiled tf_keras model, train it with the
+callbacks given here, then prune, rewind and save a ticket.
+
+    search = TicketSearch(model, rewind_iteration=100)
+    search.model.fit(x, y, epochs=2, callbacks=search.callbacks())   # dense; θk captured at k
+    for level in range(3):
+      search.prune(fc_rate=0.2, output_rate=0.1)                   # magnitude, layerwise
+      search.rewind()                                              # θk ⊙ m
+      search.model.fit(x, y, epochs=2, callbacks=search.callbacks())
+    search.save("my_ticket", model_spec="my_module:build_model", dataset="fashion_mnist")
+
+`search.model` is the model wrapped with the mask-freeze wrapper (tfmot's prune registry and
+`PrunableLayer` decide what is prunable) and compiled as yours was, with a new optimizer of the
+same configuration. The callbacks capture θk (the weights and, by option, the optimizer state)
+when the optimizer has taken k steps, and after every step set the pruned weights and their
+optimizer slots (Adam's moments, SGD's momentum, RMSprop's averages) to exactly zero, so that a
+pruned weight is exactly 0 after every step. Train with `steps_per_execution=1` (the default):
+the callbacks run once per execution.
+"""
+from typing import Dict, List, Mapping, Optional
+
+import numpy as np
+
+from lth_tf import pruning
+from lth_tf.compat import keras, tf
+from lth_tf.config import ExperimentConfig, PruningConfig, validate
+from lth_tf.errors import ConfigError, UserError
+from lth_tf.training import get_weights, optimizers, set_weights
+
+REWIND_OPTIMIZER = ("restore", "fresh")
+
+
+class TicketSearch:
+  """Iterative magnitude pruning with rewinding around a user's own `model.fit`.
+
+  Args:
+    model: a compiled tf_keras model (functional or Sequential).
+    rewind_iteration: k: the rewind point θk is captured when the optimizer has taken k steps
+      (k = 0: the initial weights, captured now).
+    rewind_optimizer: `restore` the optimizer state captured at k on `rewind()`, or start a
+      `fresh` optimizer (zero state and step count).
+    strategy: a registered pruning strategy (`magnitude`, `random`).
+    seed: the seed of random strategies (mixed with the level).
+  """
+
+  def __init__(self, model: keras.Model, rewind_iteration: int = 0,
+               rewind_optimizer: str = "restore", strategy: str = "magnitude", seed: int = 0):
+    if not isinstance(model, keras.Model):
+      raise UserError(f"TicketSearch needs a tf_keras model; got {type(model).__name__}")
+    if getattr(model, "optimizer", None) is None:
+      raise UserError("compile the model first (TicketSearch copies its compile settings)")
+    if int(rewind_iteration) < 0:
+      raise ConfigError(f"rewind_iteration must be >= 0; got {rewind_iteration}")
+    if rewind_optimizer not in REWIND_OPTIMIZER:
+      raise ConfigError(f"rewind_optimizer must be one of {', '.join(REWIND_OPTIMIZER)}; "
+                        f"got {rewind_optimizer!r}")
+    pruning.STRATEGIES.get(strategy)
+    self.rewind_iteration = int(rewind_iteration)
+    self.rewind_optimizer = rewind_optimizer
+    self.strategy = strategy
+    self.seed = int(seed)
+    self.level = 0
+    self.model = pruning.wrap_model(model)
+    self.model.compile_from_config(model.get_compile_config())
+    self.optimizer = self.model.optimizer
+    self.optimizer.build(self.model.trainable_variables)
+    self._fresh_optimizer = optimizers.get_state(self.optimizer)
+    self.kinds = pruning.layer_kinds(self.model)
+    self.rewind_weights: Optional[Dict[str, np.ndarray]] = None
+    self.rewind_state: Optional[Dict[str, np.ndarray]] = None
+    self._masked = [(weight, mask, optimizers.slots_of(self.optimizer, weight))
+                    for _, weight, mask in pruning.mask_pairs(self.model)]
+    self._enforce = tf.function(self._enforce_fn)
+    if self.rewind_iteration == 0:
+      self._capture()
+
+  # ---- state --------------------------------------------------------------------------------
+
+  @property
+  def iteration(self) -> int:
+    """Optimizer steps taken so far (what `rewind_iteration` counts)."""
+    return int(self.optimizer.iterations.numpy())
+
+  @property
+  def mask(self) -> pruning.Mask:
+    return pruning.get_mask(self.model)
+
+  def weights_remaining(self) -> float:
+    return self.mask.weights_remaining()
+
+  def _capture(self) -> None:
+    self.rewind_weights = get_weights(self.model)
+    self.rewind_state = optimizers.get_state(self.optimizer)
+
+  def _enforce_fn(self):
+    for weight, mask, slots in self._masked:
+      for target in [weight] + slots:
+        target.assign(target * tf.cast(mask, target.dtype))
+
+  def enforce_mask(self) -> None:
+    """Sets every pruned weight and its optimizer slots to exactly zero."""
+    self._enforce()
+
+  # ---- callbacks ----------------------------------------------------------------------------
+
+  def callbacks(self) -> List[keras.callbacks.Callback]:
+    """Callbacks for `search.model.fit`: capture θk at step k, keep pruned weights at zero."""
+    return [_LotteryCallback(self)]
+
+  # ---- pruning, rewinding -------------------------------------------------------------------
+
+  def prune(self, fc_rate: float = 0.2, conv_rate: float = 0.1, output_rate: float = 0.1,
+            rates: Optional[Mapping[str, float]] = None, scope: str = "layerwise",
+            global_layers: str = "all", global_rate: float = 0.2) -> pruning.Mask:
+    """Prunes the current (trained) weights one round and freezes the new mask in the model.
+
+    Args:
+      fc_rate, conv_rate, output_rate: layerwise scope: the fraction of each layer's remaining
+        weights pruned, by layer kind (a layer named `output` is the output layer).
+      rates: layerwise scope: per-weight rates by name (`fc1/kernel`), over the kind rates.
+      scope: `layerwise` or `global` (one threshold across `global_layers`).
+      global_layers: `all` or `conv`.
+      global_rate: global scope: the fraction of the remaining weights pruned.
+
+    Returns:
+      The new mask (a subset of the previous one).
+    """
+    if self.rewind_weights is None:
+      raise UserError(f"prune: θk was never captured (the model has trained "
+                      f"{self.iteration} of the {self.rewind_iteration} steps before k); train "
+                      "with search.callbacks() past the rewind iteration first")
+    policy = validate(ExperimentConfig(pruning=PruningConfig(
+        strategy=self.strategy, scope=scope, conv_rate=conv_rate, fc_rate=fc_rate,
+        output_rate=output_rate, global_rate=global_rate, global_layers=global_layers))).pruning
+    self.level += 1
+    mask = pruning.next_mask(policy, self.kinds, pruning.prunable_weights(self.model), self.mask,
+                             seed=_level_seed(self.seed, self.level), overrides=rates)
+    pruning.set_mask(self.model, mask)
+    self.enforce_mask()
+    return mask
+
+  def rewind(self) -> None:
+    """Resets the survivors to θk (θk ⊙ m) and the optimizer as `rewind_optimizer` says."""
+    if self.rewind_weights is None:
+      raise UserError("rewind: θk was never captured; train with search.callbacks() first")
+    mask = self.mask
+    set_weights(self.model, self.rewind_weights)
+    pruning.set_mask(self.model, mask)
+    state = self.rewind_state if self.rewind_optimizer == "restore" else self._fresh_optimizer
+    optimizers.set_state(self.optimizer, state)
+    self.enforce_mask()
+
+  def trained_weights(self) -> Dict[str, np.ndarray]:
+    return get_weights(self.model)
+
+
+def _level_seed(seed: int, level: int) -> int:
+  return (int(seed) * 1000003 + int(level)) & 0x7FFFFFFF
+
+
+class _LotteryCallback(keras.callbacks.Callback):
+  """Captures θk before step k+1 and re-zeroes pruned weights and slots after every step."""
+
+  def __init__(self, search: TicketSearch):
+    super().__init__()
+    self._search = search
+
+  def on_train_batch_begin(self, batch, logs=None):
+    search = self._search
+    if search.rewind_weights is None and search.iteration == search.rewind_iteration:
+      search._capture()  # pylint: disable=protected-access
+
+  def on_train_batch_end(self, batch, logs=None):
+    if self._search.level:  # level 0 is dense: nothing to keep at zero
+      self._search.enforce_mask()
+
+  def on_train_end(self, logs=None):
+    search = self._search
+    if search.rewind_weights is None and search.iteration == search.rewind_iteration:
+      search._capture()  # pylint: disable=protected-access

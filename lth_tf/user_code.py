@@ -1,0 +1,121 @@
+"""A user's own function named as `package.module:function` (a model or a dataset): import, digest.
+
+The module is imported as `python -m` would import it: from the current directory first, then
+`PYTHONPATH` and the installed packages. Its source file's SHA-256 pins the experiment: an edited
+model or dataset function is a new experiment, never a silent change inside an old one.
+"""
+import dataclasses
+import hashlib
+import importlib
+import importlib.util
+import os
+import re
+import sys
+from typing import Callable
+
+from lth_tf.errors import ConfigError
+
+_SPEC = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def is_spec(name: str) -> bool:
+  """Whether `name` has the form `package.module:function`."""
+  return bool(_SPEC.match(name))
+
+
+def _importable_from_cwd() -> None:
+  cwd = os.getcwd()
+  if cwd not in sys.path and "" not in sys.path:
+    sys.path.insert(0, cwd)
+
+
+def _split(spec: str, what: str):
+  if not is_spec(spec):
+    raise ConfigError(f"{what} {spec!r}: expected package.module:function")
+  module, _, function = spec.partition(":")
+  return module, function
+
+
+def source_file(spec: str, what: str) -> str:
+  """The source file of the spec's module, found without running it."""
+  module, _ = _split(spec, what)
+  _importable_from_cwd()
+  try:
+    found = importlib.util.find_spec(module)
+  except (ImportError, ValueError) as error:
+    raise ConfigError(f"{what} {spec!r}: cannot find module {module!r} ({error})") from None
+  if found is None or not found.origin or not os.path.isfile(found.origin):
+    raise ConfigError(f"{what} {spec!r}: no module named {module!r} (looked in the current "
+                      "directory and on PYTHONPATH)")
+  return found.origin
+
+
+def digest(spec: str, what: str) -> str:
+  """SHA-256 of the spec's module source file."""
+  with open(source_file(spec, what), "rb") as handle:
+    return hashlib.sha256(handle.read()).hexdigest()
+
+
+def load(spec: str, what: str) -> Callable:
+  """Imports the module and returns the named function.
+
+  Raises:
+    ConfigError: a malformed spec, a missing module or function, a module that fails to import
+      (its own error in one line), or an attribute that is not callable.
+  """
+  module_name, function = _split(spec, what)
+  source_file(spec, what)
+  try:
+    module = importlib.import_module(module_name)
+  except Exception as error:  # the user's module raised while importing: report it in one line
+    raise ConfigError(f"{what} {spec!r}: importing {module_name!r} failed: "
+                      f"{type(error).__name__}: {error}") from None
+  target = getattr(module, function, None)
+  if target is None:
+    raise ConfigError(f"{what} {spec!r}: module {module_name!r} has no {function!r}")
+  if not callable(target):
+    raise ConfigError(f"{what} {spec!r}: {function!r} is not a function")
+  return target
+
+
+PY_SCHEME = "py:"
+
+
+def _source_spec(part: str, name: str):
+  """The `package.module:function` a config part names, or None for a built-in name."""
+  if part == "model" and is_spec(name):
+    return name
+  if part == "dataset" and name.startswith(PY_SCHEME):
+    return name[len(PY_SCHEME):]
+  return None
+
+
+def check_pin(part: str, name: str, pinned: str) -> None:
+  """Refuses a user function whose module changed since its digest was recorded."""
+  spec = _source_spec(part, name)
+  if spec is None:
+    if pinned:
+      raise ConfigError(f"{part}_sha256 is set but {part} {name!r} is not a "
+                        f"{'py:' if part == 'dataset' else ''}package.module:function")
+    return
+  current = digest(spec, part)
+  if pinned and pinned != current:
+    raise ConfigError(f"{part} {name!r}: its module changed since it was recorded (sha256 "
+                      f"{pinned[:12]}..., now {current[:12]}...); an edited {part} function is a "
+                      "new experiment: drop the recorded sha256 to start one")
+
+
+def pin_sources(config):
+  """`config` with the module digest of a user model or dataset function filled in.
+
+  Raises:
+    ConfigError: a missing module, or a recorded digest that the module no longer has.
+  """
+  changes = {}
+  for part in ("model", "dataset"):
+    section = getattr(config, part)
+    check_pin(part, section.name, section.source_sha256)
+    spec = _source_spec(part, section.name)
+    if spec is not None and not section.source_sha256:
+      changes[part] = dataclasses.replace(section, source_sha256=digest(spec, part))
+  return config.replace(**changes) if changes else config

@@ -1,0 +1,122 @@
+"""Your own model (`package.module:function`) and dataset (`py:package.module:function`): built,
+pruned where tfmot says, pinned to their modules' content, and refused in one line when broken."""
+import dataclasses
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from lth_tf import io, models, pruning, user_code
+from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, PruningConfig,
+                           RuntimeConfig, TrainingConfig)
+from lth_tf.errors import ConfigError
+from lth_tf.lottery import BranchFiles, LotteryExperiment
+from lth_tf.training import get_weights
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "user_code")
+
+
+@pytest.fixture
+def user_dir(tmp_path, monkeypatch):
+  """A directory outside the package holding the user's modules, as the current directory."""
+  for name in ("my_models.py", "my_data.py"):
+    shutil.copy(os.path.join(HERE, name), tmp_path / name)
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.syspath_prepend(str(tmp_path))
+  return tmp_path
+
+
+def _config(root, model="my_models:small_cnn", dataset="synthetic", **pruning_fields):
+  fields = dict(levels=2, conv_rate=0.2, fc_rate=0.5, reinit=True)
+  fields.update(pruning_fields)
+  return ExperimentConfig(
+      dataset=DatasetConfig(name=dataset, validation_size=200),
+      model=ModelConfig(name=model),
+      training=TrainingConfig(iterations=40, eval_every=20, batch_size=50),
+      pruning=PruningConfig(**fields),
+      runtime=RuntimeConfig(root_dir=str(root), data_dir=str(root), progress=False))
+
+
+def test_a_user_model_is_pruned_where_tfmot_says_and_pinned_to_its_source(user_dir):
+  experiment = LotteryExperiment(_config(user_dir / "runs"), log=lambda line: None)
+  digest = user_code.digest("my_models:small_cnn", "model")
+  assert experiment.config.model.source_sha256 == digest
+  rows = experiment.run()
+  assert [(r["level"], r["branch"]) for r in rows] == [
+      (0, "ticket"), (1, "ticket"), (1, "reinit"), (2, "ticket"), (2, "reinit")]
+  mask = pruning.Mask.from_dict(io.read_arrays(
+      BranchFiles(experiment.layout.branch_dir(0, 2, "ticket")).mask))
+  # The convolution, the custom PrunableLayer's kernel (not its scale) and the output layer;
+  # batch norm stays dense.
+  assert sorted(mask) == ["conv1/kernel", "fc1/kernel", "output/kernel"]
+  densities = mask.layer_densities()
+  assert densities["conv1/kernel"] == pytest.approx(0.8 ** 2, abs=0.01)
+  assert densities["fc1/kernel"] == pytest.approx(0.25, abs=0.01)
+  final = io.read_arrays(BranchFiles(experiment.layout.branch_dir(0, 2, "ticket")).final_weights)
+  assert "bn1/moving_mean" in final and "fc1/scale" in final
+  assert np.all(final["fc1/kernel"][~mask["fc1/kernel"]] == 0)
+  recorded = io.read_json(experiment.layout.config_file)
+  assert recorded["model"]["source_sha256"] == digest
+  # The same module again: the same experiment, resumed (nothing retrained).
+  again = LotteryExperiment(_config(user_dir / "runs"), log=lambda line: None)
+  assert again.layout.directory == experiment.layout.directory and again.run() == rows
+  # An edited model function is a new experiment.
+  with open(user_dir / "my_models.py", "a") as handle:
+    handle.write("\n# edited\n")
+  edited = LotteryExperiment(_config(user_dir / "runs"), log=lambda line: None)
+  assert edited.layout.experiment_hash != experiment.layout.experiment_hash
+
+
+def test_registered_names_keep_their_hashes():
+  # No source digest for built-in names: the hash of every existing preset is unchanged.
+  config = ExperimentConfig()
+  assert user_code.pin_sources(config) == config
+
+
+@pytest.mark.parametrize("model,message", [
+    ("no_such_module:build", "no module named 'no_such_module'"),
+    ("my_models:no_such_function", "has no 'no_such_function'"),
+    ("my_models:keras", "not a function"),
+])
+def test_a_broken_user_model_is_one_line_before_anything_is_written(user_dir, model, message):
+  with pytest.raises(ConfigError, match=message):
+    LotteryExperiment(_config(user_dir / "runs", model=model), log=lambda line: None)
+  assert not (user_dir / "runs").exists()
+
+
+def test_a_recorded_digest_that_the_module_no_longer_has_is_refused(user_dir):
+  config = _config(user_dir / "runs")
+  config = config.replace(model=dataclasses.replace(config.model, source_sha256="0" * 64))
+  with pytest.raises(ConfigError, match="its module changed since it was recorded"):
+    LotteryExperiment(config, log=lambda line: None)
+  with pytest.raises(ConfigError, match="model_sha256 is set but model 'lenet300_100'"):
+    user_code.pin_sources(ExperimentConfig(model=ModelConfig(source_sha256="ab")))
+
+
+def test_a_user_model_that_returns_the_wrong_thing_is_refused(user_dir):
+  (user_dir / "bad_models.py").write_text(
+      "import tf_keras as keras\n"
+      "def three_outputs(input_shape, num_classes, seed):\n"
+      "  inputs = keras.Input(input_shape)\n"
+      "  return keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))\n"
+      "def not_a_model(input_shape, num_classes, seed):\n"
+      "  return 42\n"
+      "raise_at_import = False\n")
+  with pytest.raises(ConfigError, match="must return one output of 10 logits"):
+    LotteryExperiment(_config(user_dir / "runs", model="bad_models:three_outputs"))
+  with pytest.raises(ConfigError, match="returned int, not a tf_keras model"):
+    LotteryExperiment(_config(user_dir / "runs", model="bad_models:not_a_model"))
+  (user_dir / "raising.py").write_text("raise RuntimeError('broken on purpose')\n"
+                                       "def build(a, b, c):\n  pass\n")
+  with pytest.raises(ConfigError, match="importing 'raising' failed: RuntimeError: broken on"):
+    LotteryExperiment(_config(user_dir / "runs", model="raising:build"))
+  assert not (user_dir / "runs").exists()
+
+
+def test_a_user_model_builds_the_same_weights_for_the_same_seed(user_dir):
+  config = ModelConfig(name="my_models:small_cnn")
+  first, again, other = (get_weights(models.build(config, (16, 16, 1), 4, seed))
+                         for seed in (3, 3, 4))
+  assert all(np.array_equal(first[n], again[n]) for n in first)
+  assert not np.array_equal(first["conv1/kernel"], other["conv1/kernel"])
