@@ -105,9 +105,26 @@ def as_labels(labels: np.ndarray, count: int, what: str) -> np.ndarray:
   labels = labels.reshape(-1).astype(np.int64)
   if len(labels) != count:
     raise DataError(f"{what}: {count} images but {len(labels)} labels")
-  if len(labels) and labels.min() < 0:
-    raise DataError(f"{what}: negative labels")
+  negative = int(np.count_nonzero(labels < 0))
+  if negative:
+    raise DataError(f"{what}: {negative} negative labels")
   return labels
+
+
+def inferred_classes(y_train: np.ndarray) -> int:
+  """The class count of a source that does not declare one: the largest training label plus one.
+
+  The test split is not consulted: a test label outside the training classes is an error in
+  `prepare`, never an extra output of the model.
+  """
+  return int(y_train.max(initial=-1)) + 1
+
+
+def _check_labels(labels: np.ndarray, num_classes: int, what: str) -> None:
+  outside = int(np.count_nonzero(labels >= num_classes))
+  if outside:
+    raise DataError(f"{what}: {outside} labels outside 0..{num_classes - 1} (largest label "
+                    f"{int(labels.max())}) but the dataset has {num_classes} classes")
 
 
 def _check_config(config: DatasetConfig, num_classes: int) -> None:
@@ -218,13 +235,17 @@ def prepare(raw: RawData, config: DatasetConfig) -> Splits:
                     f"{x_test.shape[1:]} differ in shape")
   y_train = as_labels(raw.y_train, len(x_train), f"{config.name} y_train")
   y_test = as_labels(raw.y_test, len(x_test), f"{config.name} y_test")
-  largest = max(y_train.max(initial=0), y_test.max(initial=0))
-  if largest >= num_classes:
-    raise DataError(f"{config.name}: label {largest} but the dataset has {num_classes} classes")
+  if not len(y_train):
+    raise DataError(f"{config.name}: the training split is empty")
+  _check_labels(y_train, num_classes, f"{config.name} y_train")
+  _check_labels(y_test, num_classes, f"{config.name} y_test")
   if config.classes:
     x_train, y_train = _filter_classes(x_train, y_train, config.classes, num_classes)
     x_test, y_test = _filter_classes(x_test, y_test, config.classes, num_classes)
     num_classes = len(config.classes)
+  if not len(y_test):
+    raise DataError(f"{config.name}: the test split is empty"
+                    + (f" after keeping classes {list(config.classes)}" if config.classes else ""))
   train_idx, val_idx = _hold_out(len(y_train), config)
   x_val, y_val = x_train[val_idx], y_train[val_idx]
   x_train, y_train = x_train[train_idx], y_train[train_idx]
