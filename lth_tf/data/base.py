@@ -1,5 +1,6 @@
 """`Splits` and the one pipeline every source goes through: filter, hold out, subset, normalise."""
 import dataclasses
+import hashlib
 from typing import Callable, Tuple
 
 import numpy as np
@@ -45,6 +46,8 @@ class Splits:
     mean, std: float32 per-channel statistics of the training split after the hold-out and
       before any subset.
     name: the dataset name as configured.
+    digest: SHA-256 of the dtype, shape and bytes of every split's images and labels before
+      normalisation: names the data an experiment trains on, whatever file it came from.
   """
   x_train: np.ndarray
   y_train: np.ndarray
@@ -57,6 +60,7 @@ class Splits:
   mean: np.ndarray
   std: np.ndarray
   name: str
+  digest: str = ""
 
 
 Source = Callable[[str, str], RawData]  # (dataset name, data_dir) -> RawData
@@ -196,6 +200,16 @@ def _subset(y: np.ndarray, config: DatasetConfig, num_classes: int) -> np.ndarra
   return np.sort(np.concatenate(chosen))
 
 
+def digest(*arrays: np.ndarray) -> str:
+  """SHA-256 of the arrays in order: each one's dtype, shape and bytes."""
+  sha = hashlib.sha256()
+  for array in arrays:
+    array = np.ascontiguousarray(array)
+    sha.update(f"{array.dtype.str}{array.shape};".encode())
+    sha.update(array.reshape(-1).view(np.uint8))
+  return sha.hexdigest()
+
+
 def _normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
   out = x.astype(np.float32)  # a fresh array, normalised in place
   out /= np.float32(255.0)
@@ -255,9 +269,10 @@ def prepare(raw: RawData, config: DatasetConfig) -> Splits:
     x_train, y_train = x_train[keep], y_train[keep]
   mean.setflags(write=False)
   std.setflags(write=False)
+  fingerprint = digest(x_train, y_train, x_val, y_val, x_test, y_test)
   return Splits(
       x_train=_normalise(x_train, mean, std), y_train=_frozen(y_train),
       x_val=_normalise(x_val, mean, std), y_val=_frozen(y_val),
       x_test=_normalise(x_test, mean, std), y_test=_frozen(y_test),
       num_classes=num_classes, input_shape=tuple(int(d) for d in x_train.shape[1:]),
-      mean=mean, std=std, name=config.name)
+      mean=mean, std=std, name=config.name, digest=fingerprint)
