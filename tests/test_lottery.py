@@ -419,9 +419,6 @@ def test_resuming_on_other_data_is_refused_before_anything_is_written(tmp_path, 
   experiment = LotteryExperiment(config, log=lambda line: None)
   experiment.run()
   directory = pathlib.Path(experiment.layout.directory)
-  record = io.read_json(experiment.layout.data_file)
-  assert record["sha256"] == experiment.data.digest and record["dataset"] == name
-  assert (record["train"], record["validation"]) == (len(experiment.data.y_train), 100)
   # As if killed after level 0: level 1 is still to train.
   import shutil
   shutil.rmtree(directory / "replicate_0" / "level_1")
@@ -439,6 +436,9 @@ def test_resuming_on_other_data_is_refused_before_anything_is_written(tmp_path, 
   change_data(1)
   rows = LotteryExperiment(config, log=lambda line: None).run()
   assert [r["level"] for r in rows] == [0, 1]
+  record = io.read_json(experiment.layout.data_file)
+  assert record["sha256"] == experiment.data.digest and record["dataset"] == name
+  assert (record["train"], record["validation"]) == (len(experiment.data.y_train), 100)
   # A directory from before data.json existed gains the record and is not refused.
   os.remove(experiment.layout.data_file)
   LotteryExperiment(config, log=lambda line: None).run()
