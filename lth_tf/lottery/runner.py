@@ -531,14 +531,15 @@ def check_data_record(path: str, data: data_lib.Splits, directory: str,
     raise UserError(f"{path} is unreadable ({error}); remove it to record the data again") from None
   if not isinstance(recorded, dict) or recorded.get("sha256") != data.digest:
     raise UserError(f"{directory} was trained on other data than dataset {data.name} holds now "
-                    f"(train/validation/test examples {_sizes(recorded)} then, "
-                    f"{_sizes(data_record(data))} now; see {path}); to start a new experiment "
-                    f"on this data use another --{flag}, or remove {directory}")
+                    f"(recorded in {path}: {_describe(recorded)}; now: "
+                    f"{_describe(data_record(data))}); to start a new experiment on this data "
+                    f"use another --{flag}, or remove {directory}")
 
 
-def _sizes(record) -> str:
+def _describe(record) -> str:
   record = record if isinstance(record, dict) else {}
-  return "/".join(str(record.get(key)) for key in ("train", "validation", "test"))
+  sizes = "/".join(str(record.get(key)) for key in ("train", "validation", "test"))
+  return f"sha256 {str(record.get('sha256'))[:12]}, {sizes} train/validation/test examples"
 
 
 def record_data(path: str, data: data_lib.Splits, directory: str, flag: str = "root_dir") -> None:
