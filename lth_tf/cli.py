@@ -154,6 +154,8 @@ def _export(args: List[str]) -> int:
   if args or not values["ticket"] or not values["out"]:
     raise UserError("usage: lth export --ticket=NAME_OR_PATH --out=DIR [--formats=saved_model,tflite] "
                     "[--quantize=none|float16|int8] [--tflite_encoding=compact|converter]")
+  if values["latency_runs"] < 1:
+    raise UserError(f"latency_runs must be >= 1; got {values['latency_runs']}")
   results = ship.ship(values["ticket"], values["formats"], values["quantize"], values["out"],
                       values["data_dir"], values["latency_runs"], values["tflite_encoding"])
   print(ship.table(results))

@@ -7,6 +7,7 @@ default later keeps every old experiment directory findable.
 import dataclasses
 import hashlib
 import json
+import math
 from typing import Any, Dict, Tuple
 
 from lth_tf.errors import ConfigError
@@ -332,9 +333,27 @@ def _check_choice(value: str, choices, name: str) -> None:
   _check(value in choices, f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
+# Seeds reach NumPy, Keras and TensorFlow generators; every one takes [0, 2**31).
+MAX_SEED = 2 ** 31 - 1
+
+
+def _check_finite(*parts) -> None:
+  """Every float field is a finite number (a flag accepts `inf` and `nan`)."""
+  for part in parts:
+    for field in dataclasses.fields(part):
+      value = getattr(part, field.name)
+      if isinstance(value, float):
+        _check(math.isfinite(value), f"{field.name} must be a finite number; got {value}")
+
+
+def _check_seed(seed: int, name: str) -> None:
+  _check(0 <= seed <= MAX_SEED, f"{name} must be in [0, {MAX_SEED}]; got {seed}")
+
+
 def validate(config: ExperimentConfig) -> ExperimentConfig:
   """Checks ranges and consistency; raises `ConfigError` with a one-line message."""
   d, t, p, r = config.dataset, config.training, config.pruning, config.runtime
+  _check_finite(d, config.model, t, p, r)
   _check(d.validation_size > 0,
          f"validation_size must be > 0 (early stopping needs it); got {d.validation_size}")
   _check(d.train_examples >= 0, f"train_examples must be >= 0; got {d.train_examples}")
@@ -368,6 +387,9 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
          f"rewind_iteration must be in [0, iterations={t.iterations}); got {p.rewind_iteration}")
   _check(len(r.seeds) > 0, "at least one seed is needed")
   _check(len(set(r.seeds)) == len(r.seeds), "seeds must be distinct")
+  for seed in r.seeds:
+    _check_seed(seed, "seeds")
+  _check_seed(d.split_seed, "split_seed")
   _check(r.eval_batch_size > 0, f"eval_batch_size must be > 0; got {r.eval_batch_size}")
   _check(r.logical_devices >= 0, f"logical_devices must be >= 0; got {r.logical_devices}")
   _check(r.variant_groups >= 1, f"variant_groups must be >= 1; got {r.variant_groups}")
@@ -391,6 +413,8 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
 
 def validate_tuning(tuning: TuningConfig) -> TuningConfig:
   """Checks the ranges of a tuning config (the tuner name is checked by its registry)."""
+  _check_finite(tuning)
+  _check_seed(tuning.tuner_seed, "tuner_seed")
   _check(tuning.max_trials >= 1, f"max_trials must be >= 1; got {tuning.max_trials}")
   _check(0.0 < tuning.target_weights_remaining <= 1.0,
          f"target_weights_remaining must be in (0, 1]; got {tuning.target_weights_remaining}")

@@ -2,6 +2,7 @@
 import contextlib
 import errno
 import json
+import math
 import os
 import shutil
 import signal
@@ -74,8 +75,21 @@ def write_text(path: str, text: str) -> None:
       handle.write(text)
 
 
+def finite_or_none(data: Any) -> Any:
+  """`data` with every NaN or infinite float replaced by None, which JSON writes as null."""
+  if isinstance(data, float):
+    return data if math.isfinite(data) else None
+  if isinstance(data, dict):
+    return {key: finite_or_none(value) for key, value in data.items()}
+  if isinstance(data, (list, tuple)):
+    return [finite_or_none(value) for value in data]
+  return data
+
+
 def write_json(path: str, data: Any) -> None:
-  write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+  """Writes strict JSON (no NaN or Infinity, which JSON does not have: they are written as null)."""
+  text = json.dumps(finite_or_none(data), indent=2, sort_keys=True, allow_nan=False)
+  write_text(path, text + "\n")
 
 
 def read_json(path: str) -> Any:

@@ -28,6 +28,8 @@ from lth_tf import io, models, precision, pruning
 from lth_tf.config import ExperimentConfig, TuningConfig, validate, validate_tuning
 from lth_tf.errors import ConfigError, TrainingDiverged
 from lth_tf.lottery import BranchFiles, LotteryExperiment
+from lth_tf.lottery.layout import DATA_FILE
+from lth_tf.lottery.runner import check_data_record, record_data
 from lth_tf.registry import Registry
 
 OBJECTIVE = "ticket_validation_accuracy"
@@ -258,6 +260,8 @@ def build_tuner(base: ExperimentConfig, tuning: TuningConfig,
     PARAMS.get(name)
   validate(base)
   data = data_lib.load(base.dataset, base.runtime.data_dir)
+  # Trials already in tune_dir were trained on the recorded data; new ones must not mix in other.
+  check_data_record(os.path.join(tuning.tune_dir, DATA_FILE), data, tuning.tune_dir, "tune_dir")
   hypermodel = LotteryHyperModel(base, tuning, data.input_shape, data.num_classes)
   # The first trial's experiment, checked the way `lth find` checks it (nothing is written).
   first = hypermodel.config_for(kt.HyperParameters())
@@ -329,6 +333,9 @@ def run(base: ExperimentConfig, tuning: TuningConfig, flags_for: Callable[[Exper
         log: Callable[[str], None] = print) -> Optional[Dict[str, Any]]:
   """Runs (or resumes) the search; on the chief, writes and returns the results."""
   tuner = build_tuner(base, tuning, log=log)
+  if is_chief():
+    record_data(os.path.join(tuning.tune_dir, DATA_FILE),
+                data_lib.load(base.dataset, base.runtime.data_dir), tuning.tune_dir, "tune_dir")
   tuner.search()
   if not is_chief():
     return None

@@ -39,6 +39,9 @@ def lth(*args, cwd=ROOT):
     (["train", "--iterations=many"], "iterations"),
     (["frobnicate"], "unknown command 'frobnicate'"),
     (["train", "--dataset=npz:missing/file.npz"], "does not exist"),
+    (["train", *FAST, "--seeds=-1"], "seeds must be in [0, 2147483647]; got -1"),
+    (["train", *FAST, "--learning_rate=inf"], "learning_rate must be a finite number; got inf"),
+    (["export", "--ticket=t", "--out=o", "--latency_runs=0"], "latency_runs must be >= 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
   root = tmp_path / "runs"

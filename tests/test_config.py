@@ -68,9 +68,55 @@ def test_from_dict_rejects_unknown_fields():
     ("training", {"optimizer": "rmsprop"}, "optimizer"),
     ("dataset", {"validation_size": 0}, "validation_size"),
     ("model", {"dropout": 1.0}, "dropout"),
+    ("runtime", {"seeds": (-1,)}, r"seeds must be in \[0, 2147483647\]; got -1"),
+    ("runtime", {"seeds": (0, 2 ** 31)}, r"seeds must be in \[0, 2147483647\]; got 2147483648"),
+    ("runtime", {"seeds": ()}, "at least one seed"),
+    ("dataset", {"split_seed": -1}, r"split_seed must be in \[0, 2147483647\]"),
+    ("dataset", {"validation_size": -5}, "validation_size must be > 0"),
+    ("dataset", {"train_examples_per_class": -1}, "train_examples_per_class must be >= 0"),
+    ("training", {"learning_rate": float("inf")}, "learning_rate must be a finite number; got inf"),
+    ("training", {"learning_rate": float("nan")}, "learning_rate must be a finite number; got nan"),
+    ("training", {"learning_rate": 0.0}, "learning_rate must be > 0"),
+    ("training", {"learning_rate": -1e-3}, "learning_rate must be > 0"),
+    ("training", {"weight_decay": float("inf")}, "weight_decay must be a finite number"),
+    ("training", {"weight_decay": -1e-4}, "weight_decay must be >= 0"),
+    ("training", {"momentum": float("nan")}, "momentum must be a finite number"),
+    ("training", {"momentum": 1.0}, r"momentum must be in \[0, 1\)"),
+    ("training", {"lr_decay_factor": float("-inf")}, "lr_decay_factor must be a finite number"),
+    ("training", {"warmup_iterations": -1}, "warmup_iterations must be >= 0"),
+    ("training", {"eval_every": 0}, "eval_every must be > 0"),
+    ("training", {"lr_decay_steps": (0,)}, "lr_decay_steps must be positive"),
+    ("model", {"dropout": float("nan")}, "dropout must be a finite number"),
+    ("pruning", {"global_rate": float("nan")}, "global_rate must be a finite number"),
+    ("pruning", {"rewind_iteration": -1}, "rewind_iteration must be in"),
+    ("runtime", {"eval_batch_size": 0}, "eval_batch_size must be > 0"),
+    ("runtime", {"replicate_processes": 0}, "replicate_processes must be >= 1"),
+    ("runtime", {"logical_devices": -1}, "logical_devices must be >= 0"),
 ])
 def test_validation_errors(part, changes, message):
   base = c.ExperimentConfig()
   bad = base.replace(**{part: dataclasses.replace(getattr(base, part), **changes)})
   with pytest.raises(ConfigError, match=message):
     c.validate(bad)
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"max_trials": 0}, "max_trials must be >= 1"),
+    ({"target_weights_remaining": float("nan")}, "target_weights_remaining must be a finite"),
+    ({"target_weights_remaining": 0.0}, r"target_weights_remaining must be in \(0, 1\]"),
+    ({"learning_rate_factor": float("inf")}, "learning_rate_factor must be a finite number"),
+    ({"rewind_fraction": float("nan")}, "rewind_fraction must be a finite number"),
+    ({"tuner_seed": -1}, r"tuner_seed must be in \[0, 2147483647\]"),
+    ({"max_levels": -1}, "max_levels must be >= 0"),
+    ({"hyperband_budget": 1}, "hyperband_budget must be >= 2"),
+])
+def test_tuning_validation_errors(changes, message):
+  with pytest.raises(ConfigError, match=message):
+    c.validate_tuning(dataclasses.replace(c.TuningConfig(), **changes))
+
+
+def test_valid_edge_values_are_accepted():
+  base = c.ExperimentConfig()
+  c.validate(base.replace(runtime=c.RuntimeConfig(seeds=(0, 2 ** 31 - 1)),
+                          dataset=c.DatasetConfig(split_seed=2 ** 31 - 1)))
+  c.validate_tuning(c.TuningConfig(tuner_seed=0, target_weights_remaining=1.0))

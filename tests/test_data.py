@@ -215,6 +215,43 @@ def test_npz_content_errors(tmp_path, overrides, message):
     data_lib.read_raw(name, str(tmp_path))
 
 
+def _stray(labels, *values):
+  labels = np.array(labels)
+  labels[:len(values)] = values
+  return labels
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"y_test": _stray(np.arange(100) % 10, 57)}, r"y_test: 1 labels outside 0\.\.9"),
+    ({"y_test": _stray(np.arange(100) % 10, 10, 10, 11)}, r"y_test: 3 labels outside 0\.\.9"),
+    ({"y_test": _stray(np.arange(100) % 10, -1, -3)}, "y_test: 2 negative labels"),
+    ({"y_train": _stray(np.arange(600) % 10, -1)}, "y_train: 1 negative labels"),
+    ({"y_test": np.arange(100) % 10 + 0.5}, "y_test: labels must be integers"),
+    ({"x_test": np.zeros((0, 6, 6), np.uint8), "y_test": np.zeros(0, np.int64)},
+     "the test split is empty"),
+    ({"x_train": np.zeros((0, 6, 6), np.uint8), "y_train": np.zeros(0, np.int64)},
+     "the training split is empty"),
+])
+def test_npz_labels_outside_the_training_classes_and_empty_splits_are_refused(
+    tmp_path, overrides, message):
+  name = _save_npz(tmp_path / "bad.npz", _raw(shape=(6, 6)), **overrides)
+  with pytest.raises(DataError, match=message):
+    data_lib.load(DatasetConfig(name=name, validation_size=50), str(tmp_path))
+
+
+def test_labels_outside_a_declared_class_count_and_emptied_test_splits_are_refused():
+  raw = _raw()
+  declared = RawData(raw.x_train, _stray(raw.y_train, 10, 12), raw.x_test, raw.y_test, 10)
+  with pytest.raises(DataError, match=r"y_train: 2 labels outside 0\.\.9"):
+    prepare(declared, DatasetConfig(validation_size=10))
+  declared = RawData(raw.x_train, raw.y_train, raw.x_test, _stray(raw.y_test, 10), 10)
+  with pytest.raises(DataError, match=r"y_test: 1 labels outside 0\.\.9"):
+    prepare(declared, DatasetConfig(validation_size=10))
+  no_sevens = RawData(raw.x_train, raw.y_train, raw.x_test, raw.y_test % 7, 10)
+  with pytest.raises(DataError, match=r"test split is empty after keeping classes \[7\]"):
+    prepare(no_sevens, DatasetConfig(validation_size=10, classes=(7,)))
+
+
 def test_npz_file_errors(tmp_path):
   good = tmp_path / "good.npz"
   _save_npz(good, _raw(shape=(6, 6)))

@@ -477,3 +477,110 @@ def test_replicate_processes_need_a_local_strategy():
     validate(_with_runtime(_config("runs"), replicate_processes=0))
   with pytest.raises(ConfigError, match="cannot be combined with --strategy=mirrored"):
     validate(_with_runtime(_config("runs"), replicate_processes=2, strategy="mirrored"))
+
+
+# ---- the data an experiment directory was trained on ----------------------------------------
+
+def _data_config(root, name, levels=1):
+  return ExperimentConfig(
+      dataset=DatasetConfig(name=name, validation_size=100),
+      training=TrainingConfig(iterations=10, eval_every=5, batch_size=50),
+      pruning=PruningConfig(levels=levels, fc_rate=0.5),
+      runtime=RuntimeConfig(root_dir=str(root / "runs"), data_dir=str(root), progress=False))
+
+
+def _write_source(path, seed):
+  from lth_tf.data import synthetic
+  raw = synthetic.make((8, 8, 1), num_classes=4, train=400, test=100, seed=seed)
+  np.savez(path, x_train=raw.x_train, y_train=raw.y_train, x_test=raw.x_test, y_test=raw.y_test)
+
+
+def _stamps(directory):
+  return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(directory.glob("**/*"))}
+
+
+@pytest.mark.parametrize("source", ["npz", "installed", "registered"])
+def test_resuming_on_other_data_is_refused_before_anything_is_written(tmp_path, monkeypatch,
+                                                                      request, source):
+  """Level 0 trained on one dataset, the data changed, the rerun must not train level 1 on it."""
+  import pathlib
+  from lth_tf import data as data_lib
+  from lth_tf.data import synthetic
+  from lth_tf.errors import UserError
+  request.addfinalizer(data_lib.load.cache_clear)
+  path = {"npz": tmp_path / "mine.npz", "installed": tmp_path / "fashion_mnist.npz",
+          "registered": None}[source]
+  name = {"npz": f"npz:{path}", "installed": "fashion_mnist", "registered": "synthetic"}[source]
+
+  original = synthetic.make
+
+  def change_data(seed):
+    if path is not None:
+      _write_source(path, seed)
+    else:  # same name and config, other arrays: e.g. another version of the generator
+      monkeypatch.setattr(synthetic, "make", lambda shape, **kw: original(shape, train=1000,
+                                                                          seed=seed))
+      data_lib.load.cache_clear()
+
+  change_data(1)
+  config = _data_config(tmp_path, name)
+  experiment = LotteryExperiment(config, log=lambda line: None)
+  experiment.run()
+  directory = pathlib.Path(experiment.layout.directory)
+  # As if killed after level 0: level 1 is still to train.
+  import shutil
+  shutil.rmtree(directory / "replicate_0" / "level_1")
+  before = _stamps(directory)
+
+  change_data(2)
+  with pytest.raises(UserError) as refused:
+    LotteryExperiment(config, log=lambda line: None)
+  message = str(refused.value)
+  assert "\n" not in message and "other data" in message and name in message
+  assert "--root_dir" in message and str(directory) in message
+  assert _stamps(directory) == before  # nothing written, nothing trained
+
+  # The data it started with: the run resumes and trains level 1.
+  change_data(1)
+  rows = LotteryExperiment(config, log=lambda line: None).run()
+  assert [r["level"] for r in rows] == [0, 1]
+  record = io.read_json(experiment.layout.data_file)
+  assert record["sha256"] == experiment.data.digest and record["dataset"] == name
+  assert (record["train"], record["validation"]) == (len(experiment.data.y_train), 100)
+  # A directory from before data.json existed gains the record and is not refused.
+  os.remove(experiment.layout.data_file)
+  LotteryExperiment(config, log=lambda line: None).run()
+  assert io.read_json(experiment.layout.data_file) == record
+
+
+def test_the_same_data_rewritten_is_not_other_data(tmp_path):
+  from lth_tf import data as data_lib
+  config = _data_config(tmp_path, f"npz:{tmp_path / 'mine.npz'}", levels=0)
+  _write_source(tmp_path / "mine.npz", 1)
+  experiment = LotteryExperiment(config, log=lambda line: None)
+  experiment.run()
+  _write_source(tmp_path / "mine.npz", 1)  # a new file (new mtime), the same arrays
+  os.utime(tmp_path / "mine.npz", ns=(1, 1))
+  data_lib.load.cache_clear()
+  assert LotteryExperiment(config, log=lambda line: None).data.digest == experiment.data.digest
+
+
+def test_json_files_are_strict_and_non_finite_values_are_written_as_null(rewound, tmp_path):
+  def strict(text):
+    def refuse(constant):
+      raise ValueError(f"not JSON: {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+  config, experiment, rows = rewound
+  directory = experiment.layout.directory
+  names = [os.path.join(parent, name) for parent, _, files in os.walk(directory)
+           for name in files if name.endswith(".json")]
+  assert os.path.join(directory, "summary.json") in names and len(names) > 10
+  for name in names:
+    with open(name) as handle:
+      strict(handle.read())
+  path = str(tmp_path / "values.json")
+  io.write_json(path, {"loss": float("inf"), "rows": [float("nan"), 0.5, -float("inf")],
+                       "n": np.float64("nan"), "ok": 1})
+  with open(path) as handle:
+    assert strict(handle.read()) == {"loss": None, "rows": [None, 0.5, None], "n": None, "ok": 1}

@@ -251,3 +251,27 @@ def test_transfer_refuses_replicate_processes(ticket, tmp_path):
   with pytest.raises(UserError, match="--replicate_processes is for lth find"):
     TransferExperiment(target_config(loaded, base, transfer, {}), transfer, **QUIET)
   assert not (tmp_path / "runs").exists()
+
+
+def test_a_transfer_resumed_on_other_target_data_is_refused(ticket, tmp_path):
+  from lth_tf import data as data_lib
+  from lth_tf.data import synthetic
+  target = tmp_path / "target.npz"
+
+  def write_target(seed):
+    raw = synthetic.make((28, 28, 1), num_classes=10, train=700, test=100, seed=seed)
+    np.savez(target, x_train=raw.x_train, y_train=raw.y_train, x_test=raw.x_test,
+             y_test=raw.y_test)
+    data_lib.load.cache_clear()
+
+  write_target(1)
+  transfer = TransferConfig(target_dataset=f"npz:{target}")
+  experiment = _transfer(ticket, tmp_path / "runs", transfer)
+  experiment.run()
+  files = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("**/*")}
+  write_target(2)
+  with pytest.raises(UserError, match="other data than dataset npz:.*another --root_dir"):
+    _transfer(ticket, tmp_path / "runs", transfer)
+  assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("**/*")} == files
+  record = io.read_json(experiment.layout.data_file)
+  assert record["sha256"] == experiment.data.digest and record["train"] == 200

@@ -159,3 +159,32 @@ def test_distributed_search_with_an_oracle_chief_and_one_worker(tmp_path):
     rows = list(csv.DictReader(handle))
   assert len(rows) == 2 and all(float(r[tuning.OBJECTIVE]) > 0 for r in rows)
   assert (tmp_path / "tune" / "best.flags").read_text().count("--learning_rate=") == 1
+
+
+def test_a_search_resumed_on_other_data_is_refused(tmp_path, no_distributed_tuning):
+  import numpy as np
+  from lth_tf import data as data_lib
+  from lth_tf.data import synthetic
+  from lth_tf.errors import UserError
+  source = tmp_path / "mine.npz"
+
+  def write_source(seed):
+    raw = synthetic.make((8, 8, 1), num_classes=4, train=700, test=100, seed=seed)
+    np.savez(source, x_train=raw.x_train, y_train=raw.y_train, x_test=raw.x_test,
+             y_test=raw.y_test)
+    data_lib.load.cache_clear()
+
+  base = _base(tmp_path)
+  base = base.replace(dataset=dataclasses.replace(base.dataset, name=f"npz:{source}"))
+  settings = TuningConfig(max_trials=1, target_weights_remaining=0.5, max_levels=1,
+                          tune_dir=str(tmp_path / "tune"), pruning_rate_min=0.3)
+  write_source(1)
+  tuning.run(base, settings, lth_flags.config_to_flags, log=lambda line: None)
+  files = {p: p.stat().st_mtime_ns for p in (tmp_path / "tune").glob("**/*")}
+  write_source(2)
+  with pytest.raises(UserError, match="other data than dataset npz:.*another --tune_dir"):
+    tuning.build_tuner(base, settings, log=lambda line: None)  # what every tuner checks
+  with pytest.raises(UserError, match="other data than dataset npz:.*another --tune_dir"):
+    tuning.run(base, settings, lth_flags.config_to_flags, log=lambda line: None)
+  assert {p: p.stat().st_mtime_ns for p in (tmp_path / "tune").glob("**/*")} == files
+  assert os.path.exists(tmp_path / "tune" / "data.json")

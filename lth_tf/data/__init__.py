@@ -6,6 +6,7 @@ Names: a registered dataset (`mnist`, `fashion_mnist`, `cifar10`, `cifar100`, `s
 offline (`<data_dir>/<name>.npz`, written by `lth data install`) is read from there; otherwise
 TFDS loads it from `<data_dir>/tfds`.
 """
+import dataclasses
 import functools
 import os
 from typing import Callable, Optional, Tuple
@@ -16,6 +17,9 @@ from lth_tf.data.base import SOURCES, RawData, Splits, prepare
 from lth_tf.registry import Registry
 
 TFDS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "svhn_cropped")
+# The class count each registered TFDS dataset declares (its installed copy's labels must fit).
+DECLARED_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100,
+                    "svhn_cropped": 10}
 
 # `SCHEME:ARGUMENT` names: (argument, data_dir) -> RawData.
 SCHEMES: Registry[Callable[[str, str], RawData]] = Registry("dataset scheme")
@@ -31,7 +35,7 @@ def installed_path(name: str, data_dir: str) -> str:
 def _installed_or_tfds(name: str, data_dir: str) -> RawData:
   installed = installed_path(name, data_dir)
   if os.path.exists(installed):
-    return npz.read(installed)
+    return dataclasses.replace(npz.read(installed), num_classes=DECLARED_CLASSES[name])
   return tfds_source.read(name, data_dir)
 
 

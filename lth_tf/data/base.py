@@ -1,5 +1,6 @@
 """`Splits` and the one pipeline every source goes through: filter, hold out, subset, normalise."""
 import dataclasses
+import hashlib
 from typing import Callable, Tuple
 
 import numpy as np
@@ -45,6 +46,8 @@ class Splits:
     mean, std: float32 per-channel statistics of the training split after the hold-out and
       before any subset.
     name: the dataset name as configured.
+    digest: SHA-256 of the dtype, shape and bytes of every split's images and labels before
+      normalisation: names the data an experiment trains on, whatever file it came from.
   """
   x_train: np.ndarray
   y_train: np.ndarray
@@ -57,6 +60,7 @@ class Splits:
   mean: np.ndarray
   std: np.ndarray
   name: str
+  digest: str = ""
 
 
 Source = Callable[[str, str], RawData]  # (dataset name, data_dir) -> RawData
@@ -105,9 +109,26 @@ def as_labels(labels: np.ndarray, count: int, what: str) -> np.ndarray:
   labels = labels.reshape(-1).astype(np.int64)
   if len(labels) != count:
     raise DataError(f"{what}: {count} images but {len(labels)} labels")
-  if len(labels) and labels.min() < 0:
-    raise DataError(f"{what}: negative labels")
+  negative = int(np.count_nonzero(labels < 0))
+  if negative:
+    raise DataError(f"{what}: {negative} negative labels")
   return labels
+
+
+def inferred_classes(y_train: np.ndarray) -> int:
+  """The class count of a source that does not declare one: the largest training label plus one.
+
+  The test split is not consulted: a test label outside the training classes is an error in
+  `prepare`, never an extra output of the model.
+  """
+  return int(y_train.max(initial=-1)) + 1
+
+
+def _check_labels(labels: np.ndarray, num_classes: int, what: str) -> None:
+  outside = int(np.count_nonzero(labels >= num_classes))
+  if outside:
+    raise DataError(f"{what}: {outside} labels outside 0..{num_classes - 1} (largest label "
+                    f"{int(labels.max())}) but the dataset has {num_classes} classes")
 
 
 def _check_config(config: DatasetConfig, num_classes: int) -> None:
@@ -179,6 +200,16 @@ def _subset(y: np.ndarray, config: DatasetConfig, num_classes: int) -> np.ndarra
   return np.sort(np.concatenate(chosen))
 
 
+def digest(*arrays: np.ndarray) -> str:
+  """SHA-256 of the arrays in order: each one's dtype, shape and bytes."""
+  sha = hashlib.sha256()
+  for array in arrays:
+    array = np.ascontiguousarray(array)
+    sha.update(f"{array.dtype.str}{array.shape};".encode())
+    sha.update(array.reshape(-1).view(np.uint8))
+  return sha.hexdigest()
+
+
 def _normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
   out = x.astype(np.float32)  # a fresh array, normalised in place
   out /= np.float32(255.0)
@@ -218,13 +249,17 @@ def prepare(raw: RawData, config: DatasetConfig) -> Splits:
                     f"{x_test.shape[1:]} differ in shape")
   y_train = as_labels(raw.y_train, len(x_train), f"{config.name} y_train")
   y_test = as_labels(raw.y_test, len(x_test), f"{config.name} y_test")
-  largest = max(y_train.max(initial=0), y_test.max(initial=0))
-  if largest >= num_classes:
-    raise DataError(f"{config.name}: label {largest} but the dataset has {num_classes} classes")
+  if not len(y_train):
+    raise DataError(f"{config.name}: the training split is empty")
+  _check_labels(y_train, num_classes, f"{config.name} y_train")
+  _check_labels(y_test, num_classes, f"{config.name} y_test")
   if config.classes:
     x_train, y_train = _filter_classes(x_train, y_train, config.classes, num_classes)
     x_test, y_test = _filter_classes(x_test, y_test, config.classes, num_classes)
     num_classes = len(config.classes)
+  if not len(y_test):
+    raise DataError(f"{config.name}: the test split is empty"
+                    + (f" after keeping classes {list(config.classes)}" if config.classes else ""))
   train_idx, val_idx = _hold_out(len(y_train), config)
   x_val, y_val = x_train[val_idx], y_train[val_idx]
   x_train, y_train = x_train[train_idx], y_train[train_idx]
@@ -234,9 +269,10 @@ def prepare(raw: RawData, config: DatasetConfig) -> Splits:
     x_train, y_train = x_train[keep], y_train[keep]
   mean.setflags(write=False)
   std.setflags(write=False)
+  fingerprint = digest(x_train, y_train, x_val, y_val, x_test, y_test)
   return Splits(
       x_train=_normalise(x_train, mean, std), y_train=_frozen(y_train),
       x_val=_normalise(x_val, mean, std), y_val=_frozen(y_val),
       x_test=_normalise(x_test, mean, std), y_test=_frozen(y_test),
       num_classes=num_classes, input_shape=tuple(int(d) for d in x_train.shape[1:]),
-      mean=mean, std=std, name=config.name)
+      mean=mean, std=std, name=config.name, digest=fingerprint)

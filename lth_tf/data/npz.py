@@ -5,7 +5,7 @@ import zlib
 
 import numpy as np
 
-from lth_tf.data.base import RawData, as_labels, as_nhwc
+from lth_tf.data.base import RawData, as_labels, as_nhwc, inferred_classes
 from lth_tf.errors import DataError
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -40,7 +40,8 @@ def read(path: str) -> RawData:
     path: the file; images (N, H, W) or (N, H, W, C) in [0, 255], integer labels (N,) or (N, 1).
 
   Returns:
-    The arrays; `num_classes` is the largest label plus one.
+    The arrays; `num_classes` is the largest training label plus one (a test label outside
+    these classes is refused by the pipeline).
 
   Raises:
     DataError: a missing, corrupt or truncated file, missing arrays, object arrays, wrong
@@ -54,5 +55,4 @@ def read(path: str) -> RawData:
                     f"{x_test.shape[1:]} differ in shape")
   y_train = as_labels(arrays["y_train"], len(x_train), f"{path} y_train")
   y_test = as_labels(arrays["y_test"], len(x_test), f"{path} y_test")
-  num_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
-  return RawData(x_train, y_train, x_test, y_test, num_classes)
+  return RawData(x_train, y_train, x_test, y_test, inferred_classes(y_train))

@@ -3,7 +3,7 @@ import os
 
 import numpy as np
 
-from lth_tf.data.base import RawData, as_labels, as_nhwc
+from lth_tf.data.base import RawData, as_labels, as_nhwc, inferred_classes
 from lth_tf.errors import DataError
 
 SPLITS = ("train", "test")
@@ -72,7 +72,8 @@ def read(name: str, data_dir: str) -> RawData:
     data_dir: the data directory; TFDS data lives in `<data_dir>/tfds`.
 
   Returns:
-    The arrays; `num_classes` comes from the builder's `label` feature.
+    The arrays; `num_classes` comes from the builder's `label` feature, or else from the
+    largest training label.
 
   Raises:
     DataError: an unknown or unsuitable dataset, or one that is not prepared; the message says
@@ -91,5 +92,5 @@ def read(name: str, data_dir: str) -> RawData:
   x_test = as_nhwc(test[0], f"{name} test")
   y_train = as_labels(train[1], len(x_train), f"{name} train")
   y_test = as_labels(test[1], len(x_test), f"{name} test")
-  num_classes = num_classes or int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
+  num_classes = num_classes or inferred_classes(y_train)
   return RawData(x_train, y_train, x_test, y_test, num_classes)

@@ -5,6 +5,11 @@ import os
 from lth_tf.config import ExperimentConfig
 
 
+# What an experiment directory was trained on (`lottery.runner.data_record`): a rerun on other
+# data is refused.
+DATA_FILE = "data.json"
+
+
 @dataclasses.dataclass(frozen=True)
 class ExperimentLayout:
   """`root/<hash>/replicate_<seed>/level_<L>/<branch>/` and the files in each directory."""
@@ -26,6 +31,10 @@ class ExperimentLayout:
   @property
   def flags_file(self) -> str:
     return os.path.join(self.directory, "flags.txt")
+
+  @property
+  def data_file(self) -> str:
+    return os.path.join(self.directory, DATA_FILE)
 
   @property
   def summary_file(self) -> str:

@@ -28,7 +28,7 @@ from lth_tf.config import ExperimentConfig, PruningConfig, TransferConfig, valid
 from lth_tf.data.base import as_nhwc, prepare
 from lth_tf.errors import TicketError, UserError
 from lth_tf.lottery import BranchPlan, ExperimentLayout, LotteryExperiment, derive_seed
-from lth_tf.lottery.runner import ReplicateModel, _check_writable
+from lth_tf.lottery.runner import ReplicateModel, _check_writable, check_data_record
 from lth_tf.lottery.store import ArtifactStore
 from lth_tf.registry import Registry
 from lth_tf.training import get_weights
@@ -250,6 +250,7 @@ class TransferExperiment(LotteryExperiment):
     if self.target_ticket is not None:
       self._check_target_ticket(model)
     _check_writable(self.config.runtime.root_dir)
+    check_data_record(self.layout.data_file, self.data, self.layout.directory)
 
   def _check_target_ticket(self, model) -> None:
     found, target = self.target_ticket.config, self.config
