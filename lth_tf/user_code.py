@@ -7,14 +7,17 @@ model or dataset function is a new experiment, never a silent change inside an o
 import dataclasses
 import hashlib
 import importlib
-import importlib.util
+import importlib.machinery
 import os
 import re
 import sys
-from typing import Callable
+from typing import Callable, Dict, Tuple
 
 from lth_tf.errors import ConfigError
 
+# The file and digest of each user module when it was imported, to see it edited or replaced
+# within one process.
+_imported: Dict[str, Tuple[str, str]] = {}
 _SPEC = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -37,17 +40,24 @@ def _split(spec: str, what: str):
 
 
 def source_file(spec: str, what: str) -> str:
-  """The source file of the spec's module, found without running it."""
+  """The source file of the spec's module as an import now would find it, without running it
+  (an already imported module of that name may come from another file)."""
   module, _ = _split(spec, what)
   _importable_from_cwd()
-  try:
-    found = importlib.util.find_spec(module)
-  except (ImportError, ValueError) as error:
-    raise ConfigError(f"{what} {spec!r}: cannot find module {module!r} ({error})") from None
+  locations, found = None, None
+  parts = module.split(".")
+  for depth in range(1, len(parts) + 1):
+    try:
+      found = importlib.machinery.PathFinder.find_spec(".".join(parts[:depth]), locations)
+    except (ImportError, ValueError) as error:
+      raise ConfigError(f"{what} {spec!r}: cannot find module {module!r} ({error})") from None
+    if found is None:
+      break
+    locations = found.submodule_search_locations
   if found is None or not found.origin or not os.path.isfile(found.origin):
     raise ConfigError(f"{what} {spec!r}: no module named {module!r} (looked in the current "
                       "directory and on PYTHONPATH)")
-  return found.origin
+  return os.path.abspath(found.origin)
 
 
 def digest(spec: str, what: str) -> str:
@@ -64,9 +74,13 @@ def load(spec: str, what: str) -> Callable:
       (its own error in one line), or an attribute that is not callable.
   """
   module_name, function = _split(spec, what)
-  source_file(spec, what)
+  path, current = source_file(spec, what), digest(spec, what)
+  loaded = sys.modules.get(module_name)
+  if loaded is not None and (_imported.get(module_name) != (path, current)):
+    del sys.modules[module_name]  # another file, or edited since imported: import it anew
   try:
     module = importlib.import_module(module_name)
+    _imported[module_name] = (path, current)
   except Exception as error:  # the user's module raised while importing: report it in one line
     raise ConfigError(f"{what} {spec!r}: importing {module_name!r} failed: "
                       f"{type(error).__name__}: {error}") from None

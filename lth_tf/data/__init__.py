@@ -2,7 +2,8 @@
 
 Names: a registered dataset (`mnist`, `fashion_mnist`, `cifar10`, `cifar100`, `svhn_cropped`,
 `synthetic`, `synthetic_cifar`), `tfds:NAME` for any TFDS image-classification dataset, or
-`npz:PATH` for a local file in the Keras datasets layout. A registered TFDS dataset installed
+`npz:PATH` for a local file in the Keras datasets layout, or `py:package.module:function` for
+your own function returning those four arrays. A registered TFDS dataset installed
 offline (`<data_dir>/<name>.npz`, written by `lth data install`) is read from there; otherwise
 TFDS loads it from `<data_dir>/tfds`.
 """
@@ -12,7 +13,7 @@ import os
 from typing import Callable, Optional, Tuple
 
 from lth_tf.config import DatasetConfig
-from lth_tf.data import npz, synthetic, tfds_source  # noqa: F401  (sources register themselves)
+from lth_tf.data import npz, python_source, synthetic, tfds_source  # noqa: F401  (sources register themselves)
 from lth_tf.data.base import SOURCES, RawData, Splits, prepare
 from lth_tf.registry import Registry
 
@@ -25,6 +26,7 @@ DECLARED_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100":
 SCHEMES: Registry[Callable[[str, str], RawData]] = Registry("dataset scheme")
 SCHEMES.add("npz", lambda path, data_dir: npz.read(path))
 SCHEMES.add("tfds", tfds_source.read)
+SCHEMES.add("py", python_source.read)
 
 
 def installed_path(name: str, data_dir: str) -> str:

@@ -47,12 +47,21 @@ def read(path: str) -> RawData:
     DataError: a missing, corrupt or truncated file, missing arrays, object arrays, wrong
       dtypes or shapes, or images and labels of different lengths; one line each.
   """
-  arrays = _read_arrays(path)
-  x_train = as_nhwc(arrays["x_train"], f"{path} x_train")
-  x_test = as_nhwc(arrays["x_test"], f"{path} x_test")
+  return from_arrays(_read_arrays(path), path)
+
+
+def from_arrays(arrays, what: str) -> RawData:
+  """Checks the four arrays of the Keras layout (by name, see `KEYS`) as `read` does.
+
+  Args:
+    arrays: `x_train`, `y_train`, `x_test`, `y_test`.
+    what: names the source in error messages.
+  """
+  x_train = as_nhwc(arrays["x_train"], f"{what} x_train")
+  x_test = as_nhwc(arrays["x_test"], f"{what} x_test")
   if x_train.shape[1:] != x_test.shape[1:]:
-    raise DataError(f"{path}: train images {x_train.shape[1:]} and test images "
+    raise DataError(f"{what}: train images {x_train.shape[1:]} and test images "
                     f"{x_test.shape[1:]} differ in shape")
-  y_train = as_labels(arrays["y_train"], len(x_train), f"{path} y_train")
-  y_test = as_labels(arrays["y_test"], len(x_test), f"{path} y_test")
+  y_train = as_labels(arrays["y_train"], len(x_train), f"{what} y_train")
+  y_test = as_labels(arrays["y_test"], len(x_test), f"{what} y_test")
   return RawData(x_train, y_train, x_test, y_test, inferred_classes(y_train))
