@@ -39,20 +39,16 @@ def _find(args: List[str]) -> int:
 
 
 def _run_experiment(config) -> int:
-  from lth_tf.lottery import LotteryExperiment  # pylint: disable=import-outside-toplevel
-  from lth_tf.report import tables, plots  # pylint: disable=import-outside-toplevel
-  experiment = LotteryExperiment(config, flags_text=lth_flags.flags_text())
-  rows = experiment.run()
+  from lth_tf import api  # pylint: disable=import-outside-toplevel
+  result = api.run(config, flags_text=lth_flags.flags_text())
   print()
-  print(tables.level_table(rows))
-  if not experiment.writes:
+  print(result.table())
+  if not result.plot:
     print("\nnot the chief worker: nothing written")
     return 0
-  plot = os.path.join(experiment.layout.directory, "accuracy_vs_weights.png")
-  plots.accuracy_vs_weights(rows, plot)
-  print(f"\nexperiment directory: {experiment.layout.directory}")
-  print(f"summary: {experiment.layout.summary_file}")
-  print(f"plot: {plot}")
+  print(f"\nexperiment directory: {result.directory}")
+  print(f"summary: {os.path.join(result.directory, 'summary.json')}")
+  print(f"plot: {result.plot}")
   return 0
 
 

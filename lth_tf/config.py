@@ -306,6 +306,42 @@ def _non_default_fields(part) -> Dict[str, Any]:
   return out
 
 
+# Fields whose flag (and keyword of `lth_tf.api.find`) has another name, to stay unambiguous:
+# `--dataset`, `--model` and `--pruning_strategy` (`--strategy` is the `tf.distribute` strategy).
+RENAMED_FIELDS = {
+    ("dataset", "name"): "dataset",
+    ("model", "name"): "model",
+    ("pruning", "strategy"): "pruning_strategy",
+    ("dataset", "source_sha256"): "dataset_sha256",
+    ("model", "source_sha256"): "model_sha256",
+}
+
+
+def field_name(part: str, field: str) -> str:
+  """The flag name of a config field (its own name unless renamed above)."""
+  return RENAMED_FIELDS.get((part, field), field)
+
+
+def with_fields(config: ExperimentConfig, **values: Any) -> ExperimentConfig:
+  """`config` with fields set by their flag names, e.g. `levels=5, model="conv2", seeds=(0, 1)`.
+
+  Raises:
+    ConfigError: a name that is no config field (the message lists the closest ones).
+  """
+  where = {field_name(part, f.name): (part, f.name)
+           for part in [f.name for f in dataclasses.fields(ExperimentConfig)]
+           for f in dataclasses.fields(type(getattr(config, part)))}
+  unknown = sorted(set(values) - set(where))
+  if unknown:
+    raise ConfigError(f"unknown settings {unknown}; the settings are the flags of `lth find`")
+  changes: Dict[str, Dict[str, Any]] = {}
+  for name, value in values.items():
+    part, field = where[name]
+    changes.setdefault(part, {})[field] = tuple(value) if isinstance(value, list) else value
+  return config.replace(**{part: dataclasses.replace(getattr(config, part), **fields)
+                           for part, fields in changes.items()})
+
+
 def experiment_hash(config: ExperimentConfig) -> str:
   """Returns a 12-hex-digit hash naming the experiment directory."""
   payload = {

@@ -15,17 +15,8 @@ from lth_tf import config as config_lib
 
 FLAGS = flags.FLAGS
 
-_RENAMED = {
-    ("dataset", "name"): "dataset",
-    ("model", "name"): "model",
-    ("pruning", "strategy"): "pruning_strategy",
-    ("dataset", "source_sha256"): "dataset_sha256",
-    ("model", "source_sha256"): "model_sha256",
-}
-
-
 def flag_name(part: str, field: str) -> str:
-  return _RENAMED.get((part, field), field)
+  return config_lib.field_name(part, field)
 
 
 def _field_help(cls) -> Dict[str, str]:

@@ -75,9 +75,11 @@ def load(spec: str, what: str) -> Callable:
   """
   module_name, function = _split(spec, what)
   path, current = source_file(spec, what), digest(spec, what)
-  loaded = sys.modules.get(module_name)
-  if loaded is not None and (_imported.get(module_name) != (path, current)):
-    del sys.modules[module_name]  # another file, or edited since imported: import it anew
+  loaded, record = sys.modules.get(module_name), _imported.get(module_name)
+  if loaded is not None:
+    same_file = os.path.abspath(getattr(loaded, "__file__", None) or "") == path
+    if not same_file or (record is not None and record[1] != current):
+      del sys.modules[module_name]  # another file, or edited since imported: import it anew
   try:
     module = importlib.import_module(module_name)
     _imported[module_name] = (path, current)

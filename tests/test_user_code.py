@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from lth_tf import io, models, pruning, user_code
+from lth_tf import api, io, models, pruning, user_code
 from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, PruningConfig,
                            RuntimeConfig, TrainingConfig)
 from lth_tf.errors import ConfigError, UserError
@@ -145,6 +145,13 @@ def test_your_model_and_data_from_the_command_line_through_report_ticket_and_exp
       (0, "ticket"), (1, "ticket"), (1, "reinit"), (2, "ticket"), (2, "reinit")]
   recorded = json.loads((directory / "config.json").read_text())
   assert recorded["dataset"]["source_sha256"] == user_code.digest("my_data:load", "dataset")
+  # The Python API with the same settings is the same experiment: it finds the directory and
+  # resumes it (everything is finished, so the rows come back as recorded).
+  result = api.find("my_models:small_cnn", "py:my_data:load", log=lambda line: None, levels=2,
+                    reinit=True, conv_rate=0.2, fc_rate=0.5, iterations=60, eval_every=30,
+                    batch_size=50, validation_size=200, root_dir="runs", data_dir=".",
+                    progress=False)
+  assert os.path.abspath(result.directory) == str(directory) and result.rows == summary
   report = _lth(user_dir, "report", f"--experiment_dir={directory}", "--out=report")
   assert report.returncode == 0, report.stderr
   assert (user_dir / "report" / "report.md").exists()

@@ -1,0 +1,149 @@
+"""The Python entry points: the engine of `lth find` and `lth train`, the same experiment directory.
+
+    import lth_tf
+    result = lth_tf.find(my_module.build_model, (x_train, y_train, x_test, y_test),
+                         levels=5, reinit=True, iterations=3000, root_dir="runs")
+    print(result.table())
+
+`model` is a registered name, `package.module:function`, or the function itself (it must be
+importable from its module, so that a resumed run, a saved ticket and an export can build it
+again). `data` is a dataset name (`fashion_mnist`, `tfds:NAME`, `npz:PATH`,
+`py:package.module:function`), the four arrays `x_train, y_train, x_test, y_test` (images in
+[0, 255]), or a pair of `tf.data` datasets of (image, label) for training and test. Arrays and
+datasets are stored once in `<root_dir>/datasets/<digest>.npz`, named by their content, and the
+experiment reads them from there. Every other setting is a flag of `lth find`, by its flag name.
+"""
+import dataclasses
+import hashlib
+import os
+import sys
+from typing import Any, Callable, Dict, List, Union
+
+import numpy as np
+
+from lth_tf import io, user_code
+from lth_tf.config import ExperimentConfig, with_fields
+from lth_tf.errors import ConfigError, DataError
+from lth_tf.lottery import LotteryExperiment
+from lth_tf.report import plots, tables
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+  """A finished experiment: its directory, summary rows (as in `summary.json`) and plot."""
+  directory: str
+  rows: List[Dict[str, Any]]
+  plot: str
+  config: ExperimentConfig
+
+  def table(self) -> str:
+    """The per-level table `lth find` prints."""
+    return tables.level_table(self.rows)
+
+
+def run(config: ExperimentConfig, flags_text: str = "",
+        log: Callable[[str], None] = print) -> Result:
+  """Runs (or resumes) the experiment `config` describes and draws its accuracy plot."""
+  experiment = LotteryExperiment(config, flags_text=flags_text, log=log)
+  rows = experiment.run()
+  plot = ""
+  if experiment.writes:
+    plot = plots.accuracy_vs_weights(
+        rows, os.path.join(experiment.layout.directory, "accuracy_vs_weights.png"))
+  return Result(experiment.layout.directory, rows, plot, experiment.config)
+
+
+def find(model: Union[str, Callable], data: Any, log: Callable[[str], None] = print,
+         **settings: Any) -> Result:
+  """Runs (or resumes) a lottery experiment on `model` and `data`; see the module docstring.
+
+  Args:
+    model: a model name, `package.module:function`, or an importable function
+      `(input_shape, num_classes, seed) -> tf_keras model`.
+    data: a dataset name, the four arrays, or a (train, test) pair of `tf.data` datasets.
+    log: where one line per finished branch goes.
+    **settings: flags of `lth find` by name (`levels=5`, `reinit=True`, `root_dir="runs"`).
+
+  Raises:
+    UserError: bad settings, model or data, before anything is written.
+  """
+  config = with_fields(ExperimentConfig(), **settings)
+  config = with_fields(config, model=model_name(model),
+                       dataset=dataset_name(data, config.runtime.root_dir))
+  return run(config, log=log)
+
+
+def train(model: Union[str, Callable], data: Any, log: Callable[[str], None] = print,
+          **settings: Any) -> Result:
+  """Trains one dense network (level 0 of `find`, no controls)."""
+  return find(model, data, log=log, **dict(settings, levels=0, reinit=False,
+                                           random_prune=False))
+
+
+def model_name(model: Union[str, Callable]) -> str:
+  """The config name of `model`: a name as given, a function as `module:function`."""
+  if isinstance(model, str):
+    return model
+  return _function_spec(model, "model")
+
+
+def dataset_name(data: Any, root_dir: str) -> str:
+  """The config name of `data`: a name as given; arrays or datasets stored by content."""
+  if isinstance(data, str):
+    return data
+  if callable(data):
+    return "py:" + _function_spec(data, "dataset")
+  arrays = _arrays(data)
+  digest = hashlib.sha256()
+  for key in ("x_train", "y_train", "x_test", "y_test"):
+    value = np.ascontiguousarray(arrays[key])
+    digest.update(f"{key}{value.dtype.str}{value.shape};".encode())
+    digest.update(value.reshape(-1).view(np.uint8))
+  path = os.path.join(root_dir, "datasets", f"{digest.hexdigest()[:16]}.npz")
+  if not os.path.exists(path):
+    io.write_arrays(path, arrays)
+  return f"npz:{path}"
+
+
+def _arrays(data: Any) -> Dict[str, np.ndarray]:
+  keys = ("x_train", "y_train", "x_test", "y_test")
+  if isinstance(data, (tuple, list)) and len(data) == 4:
+    return {key: np.asarray(value) for key, value in zip(keys, data)}
+  if isinstance(data, (tuple, list)) and len(data) == 2:
+    train, test = (_materialise(split, name) for split, name in zip(data, ("train", "test")))
+    return {"x_train": train[0], "y_train": train[1], "x_test": test[0], "y_test": test[1]}
+  raise DataError("data must be a dataset name, the four arrays (x_train, y_train, x_test, "
+                  f"y_test) or a (train, test) pair of tf.data datasets; got {type(data).__name__}")
+
+
+def _materialise(dataset: Any, split: str):
+  """A `tf.data` dataset of (image, label) examples, unbatched, as two arrays."""
+  if not hasattr(dataset, "as_numpy_iterator"):
+    raise DataError(f"the {split} split must be a tf.data dataset of (image, label); got "
+                    f"{type(dataset).__name__}")
+  images, labels = [], []
+  for example in dataset.as_numpy_iterator():
+    if not isinstance(example, tuple) or len(example) != 2:
+      raise DataError(f"the {split} split must yield (image, label) pairs")
+    images.append(example[0])
+    labels.append(example[1])
+  if not images:
+    raise DataError(f"the {split} split is empty")
+  return np.stack(images), np.asarray(labels)
+
+
+def _function_spec(function: Callable, what: str) -> str:
+  """`module:function` of an importable top-level function (of `__main__`: its file's name)."""
+  module, name = getattr(function, "__module__", None), getattr(function, "__qualname__", "")
+  if module == "__main__":
+    main = getattr(sys.modules["__main__"], "__file__", None)
+    if main is None:
+      raise ConfigError(f"the {what} function {name} is defined interactively; define it in a "
+                        "module (a .py file) and pass it or its 'module:function' name")
+    module = os.path.splitext(os.path.basename(main))[0]
+  spec = f"{module}:{name}"
+  if not module or not user_code.is_spec(spec):
+    raise ConfigError(f"the {what} function {name or function!r} must be a top-level function "
+                      "of a module, so that a resumed run, a ticket and an export can import it")
+  user_code.source_file(spec, what)
+  return spec
