@@ -304,6 +304,7 @@ def test_ticket_round_trip_and_tamper_checks(rewound, tmp_path):
   meta = json.loads((tmp_path / "t" / "ticket.json").read_text())
   np.savez(arrays, payload=np.array([{"x": 1}], dtype=object))
   meta["sha256"] = __import__("hashlib").sha256(arrays.read_bytes()).hexdigest()
+  meta["metadata_sha256"] = tickets.format.metadata_digest(meta)  # the npz itself is refused
   (tmp_path / "t" / "ticket.json").write_text(json.dumps(meta))
   with pytest.raises(TicketError):
     tickets.read(path)

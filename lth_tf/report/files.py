@@ -6,7 +6,8 @@ from lth_tf import io
 from lth_tf.errors import CorruptFileError
 from lth_tf.lottery import SUMMARY_KEYS
 
-CONFIG_PARTS = ("dataset", "model", "training", "pruning")
+CONFIG_KEYS = {"dataset": ("name",), "model": ("name",), "training": ("optimizer",),
+               "pruning": ("mode", "rewind_iteration")}
 
 
 def summary(directory: str) -> List[Dict[str, Any]]:
@@ -23,12 +24,14 @@ def summary(directory: str) -> List[Dict[str, Any]]:
 
 
 def config(directory: str) -> Dict[str, Any]:
-  """config.json: an object with the dataset, model, training and pruning parts."""
+  """config.json: an object with the dataset, model, training and pruning parts the report names."""
   path = os.path.join(directory, "config.json")
   value = io.read_json(path)
-  if not isinstance(value, dict) or not all(isinstance(value.get(p), dict) for p in CONFIG_PARTS):
+  if not isinstance(value, dict) or not all(
+      isinstance(value.get(part), dict) and all(key in value[part] for key in keys)
+      for part, keys in CONFIG_KEYS.items()):
     raise CorruptFileError(f"{path}: not an experiment config (an object with "
-                           f"{', '.join(CONFIG_PARTS)})")
+                           f"{', '.join(CONFIG_KEYS)})")
   return value
 
 

@@ -103,6 +103,23 @@ def build(directories: Sequence[str], out_dir: str, curve_levels: Optional[List[
   experiments = [e for e in everything if not transfer_report.is_transfer(e.config)]
   transfers = [transfer_report.TransferRun.read(e.directory) for e in everything
                if transfer_report.is_transfer(e.config)]
+  # Everything is read (and checked) before anything is written.
+  curves, sections = {}, ["# Lottery-ticket report", ""]
+  for experiment in experiments:
+    levels = sorted({r["level"] for r in experiment.rows})
+    chosen = curve_levels or sorted({levels[0], levels[len(levels) // 2], levels[-1]})
+    replicate = min(row["replicate"] for row in experiment.rows)
+    for level in chosen:
+      for branch in ("ticket", "reinit"):
+        curve = experiment.branch_json(replicate, level, branch, "curve_json")
+        row = next((r for r in experiment.rows if r["level"] == level and r["branch"] == branch
+                    and r["replicate"] == replicate), None)
+        if curve and row:
+          prefix = "" if len(experiments) == 1 else f"{os.path.basename(experiment.directory)} "
+          curves[f"{prefix}{branch} {100 * row['weights_remaining']:.1f}%"] = curve
+    sections += [f"## {experiment.label}", "", "```", tables.level_table(experiment.rows), "```", "",
+                 "Weights remaining per layer (%), ticket:", "", density_table(experiment), "",
+                 compute_line(experiment), ""]
   os.makedirs(out_dir, exist_ok=True)
   written = {}
   if transfers:
@@ -118,28 +135,10 @@ def build(directories: Sequence[str], out_dir: str, curve_levels: Optional[List[
   for name, (metric, ylabel, scale) in FIGURES.items():
     written[name] = plots.metric_vs_weights(series, metric, ylabel, os.path.join(out_dir, name),
                                             scale)
-  curves = {}
-  for experiment in experiments:
-    levels = sorted({r["level"] for r in experiment.rows})
-    chosen = curve_levels or sorted({levels[0], levels[len(levels) // 2], levels[-1]})
-    replicate = min(row["replicate"] for row in experiment.rows)
-    for level in chosen:
-      for branch in ("ticket", "reinit"):
-        curve = experiment.branch_json(replicate, level, branch, "curve_json")
-        if curve:
-          row = next(r for r in experiment.rows if r["level"] == level and r["branch"] == branch
-                     and r["replicate"] == replicate)
-          prefix = "" if len(experiments) == 1 else f"{os.path.basename(experiment.directory)} "
-          curves[f"{prefix}{branch} {100 * row['weights_remaining']:.1f}%"] = curve
   written["learning_curves.png"] = plots.learning_curves(
       curves, os.path.join(out_dir, "learning_curves.png"))
   written["table.csv"] = os.path.join(out_dir, "table.csv")
   io.write_text(written["table.csv"], csv_text(everything))
-  sections = ["# Lottery-ticket report", ""]
-  for experiment in experiments:
-    sections += [f"## {experiment.label}", "", "```", tables.level_table(experiment.rows), "```", "",
-                 "Weights remaining per layer (%), ticket:", "", density_table(experiment), "",
-                 compute_line(experiment), ""]
   if transfers:
     sections += transfer_report.section(transfers)
   sections += ["## Figures", ""] + [f"![{name}]({name})" for name in written
