@@ -145,6 +145,7 @@ class LotteryExperiment:
         for branch in self.branches:
           saved = BranchFiles(self.layout.branch_dir(seed, level, branch)).mask
           if os.path.exists(saved):
+            _check_readable(saved, os.path.dirname(saved), "branch")
             pruning.Mask.from_dict(io.read_arrays(saved)).check_fits(shapes)
       self._check_resumable(seed)
     _check_writable(self.config.runtime.root_dir)
