@@ -155,6 +155,17 @@ def test_save_refuses_a_directory_that_is_not_a_ticket(finished, tmp_path):
     tickets.save(experiment, 0, 1, str(blocker))
 
 
+def test_save_into_an_experiment_directory_on_the_command_line(finished, tmp_path):
+  root, experiment, _ = finished
+  other = _copy(experiment, tmp_path / "other_experiment")
+  before = {p: os.path.getmtime(os.path.join(other, p)) for p in os.listdir(other)}
+  result = lth("tickets", "save", f"--experiment_dir={experiment}", "--level=1", f"--out={other}",
+               f"--data_dir={root}")
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1 and "experiment directory" in result.stderr
+  assert {p: os.path.getmtime(os.path.join(other, p)) for p in os.listdir(other)} == before
+
+
 def test_save_into_an_empty_or_ticket_directory(finished, tmp_path):
   _, experiment, ticket = finished
   empty = tmp_path / "empty"
