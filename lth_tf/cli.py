@@ -118,7 +118,8 @@ def _data(args: List[str]) -> int:
 
 @COMMANDS.register("tickets")
 def _tickets(args: List[str]) -> int:
-  """`lth tickets save|show|list`: save a finished level as a ticket, describe one, list shipped ones."""
+  """`lth tickets save|show|list|sign`: save a finished level as a ticket, describe one, list the
+  shipped ones, add the metadata checksum to a ticket saved before it existed."""
   from lth_tf import tickets  # pylint: disable=import-outside-toplevel
   action = args[0] if args else ""
   if action == "save" and len(args) == 1:
@@ -137,8 +138,11 @@ def _tickets(args: List[str]) -> int:
     for name, ticket in tickets.shipped():
       print(f"{name:<40} {tickets.one_line(ticket)}")
     return 0
+  if action == "sign" and len(args) == 2:
+    print(f"{args[1]}: metadata_sha256 {tickets.sign(tickets.resolve(args[1]))}")
+    return 0
   raise UserError("usage: lth tickets save --experiment_dir=DIR --level=L --out=DIR | "
-                  "lth tickets show NAME_OR_PATH | lth tickets list")
+                  "lth tickets show NAME_OR_PATH | lth tickets list | lth tickets sign PATH")
 
 
 @COMMANDS.register("export")

@@ -17,5 +17,9 @@ class TicketError(UserError):
   """A saved ticket or mask is corrupt or does not fit the model."""
 
 
+class CorruptFileError(UserError):
+  """A file of an experiment or ticket is missing, unreadable, truncated or not what it should be."""
+
+
 class TrainingDiverged(RuntimeError):
   """The loss became NaN or Inf during training."""

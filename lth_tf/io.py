@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterator, Mapping
 
 import numpy as np
 
-from lth_tf.errors import TicketError, UserError
+from lth_tf.errors import CorruptFileError, TicketError, UserError
 
 
 TEMP_PREFIX = ".tmp-"
@@ -93,8 +93,16 @@ def write_json(path: str, data: Any) -> None:
 
 
 def read_json(path: str) -> Any:
-  with open(path, encoding="utf-8") as handle:
-    return json.load(handle)
+  """Reads a JSON file; a missing, unreadable or malformed one is a CorruptFileError naming it."""
+  try:
+    with open(path, encoding="utf-8") as handle:
+      return json.load(handle)
+  except FileNotFoundError:
+    raise CorruptFileError(f"{path}: no such file") from None
+  except ValueError as error:  # json.JSONDecodeError and UnicodeDecodeError
+    raise CorruptFileError(f"{path}: not valid JSON ({error})") from None
+  except OSError as error:
+    raise CorruptFileError(f"{path}: cannot be read ({error.strerror or error})") from None
 
 
 def write_arrays(path: str, arrays: Mapping[str, np.ndarray]) -> None:

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from lth_tf.tickets.format import metadata_digest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 FAST = ["--dataset=synthetic", "--validation_size=500", "--iterations=40", "--eval_every=20",
@@ -146,6 +148,7 @@ def _pickle_payload(ticket):
   np_module.savez(arrays, rewind=np_module.array([{"evil": 1}], dtype=object))
   meta = json.loads((ticket / "ticket.json").read_text())
   meta["sha256"] = hashlib.sha256(arrays.read_bytes()).hexdigest()
+  meta["metadata_sha256"] = metadata_digest(meta)  # so that the npz itself is what is refused
   (ticket / "ticket.json").write_text(json.dumps(meta))
 
 

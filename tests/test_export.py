@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from lth_tf import tickets
+from lth_tf import io, tickets
 from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
                            TrainingConfig)
 from lth_tf.errors import ConfigError, UserError
@@ -68,6 +68,21 @@ def test_int8_export_accuracy_within_half_a_point(ticket_path, tmp_path):
   int8 = results["models"]["model_int8.tflite"]
   assert abs(int8["accuracy"] - results["keras_accuracy"]) <= 0.005
   assert int8["bytes"] < results["models"]["model_dense_float.tflite"]["bytes"] / 10
+
+
+def test_a_tflite_only_export_reports_no_savedmodel_count(ticket_path, tmp_path):
+  out = tmp_path / "tflite"
+  results = ship.ship(ticket_path, ["tflite"], "none", str(out), str(tmp_path), latency_runs=2)
+  assert results["failures"] == []
+  assert results["exported_nonzero_kernel_weights"] is None  # no SavedModel to read back
+  kept = tickets.read(ticket_path).mask.num_remaining()
+  assert results["models"]["model_none.tflite"]["nonzero_kernel_weights"] == kept
+  text = ship.table(results)
+  last = text.split("\n")[-1]
+  assert "-1 non-zero" not in text and "kernels hold" not in last, last
+  assert f"mask keeps {kept:,} prunable weights; Keras accuracy" in last
+  assert (out / "size_latency.md").read_text() == text
+  assert io.read_json(str(out / "check.json"))["exported_nonzero_kernel_weights"] is None
 
 
 def test_bad_export_requests(ticket_path, tmp_path):

@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import pytest
 from lth_tf import io
 from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
                            TrainingConfig)
-from lth_tf.errors import ConfigError
+from lth_tf.errors import ConfigError, UserError
 from lth_tf.lottery import BranchFiles, ExperimentLayout, LotteryExperiment
 from lth_tf.lottery.runner import SUMMARY_KEYS, LotteryExperiment as _Runner, ReplicateModel
 from lth_tf.pruning import Mask, remaining_after
@@ -317,6 +318,68 @@ def test_rewind_beyond_training_is_rejected(tmp_path):
     LotteryExperiment(_config(tmp_path, rewind_iteration=60))
 
 
+def _interrupted_copy(rewound, tmp_path):
+  """A copy of the rewound experiment as if stopped after level 1: levels 2 and up are gone."""
+  config, experiment, _ = rewound
+  directory = tmp_path / experiment.layout.experiment_hash
+  shutil.copytree(experiment.layout.directory, directory)
+  for level in range(2, LEVELS + 1):
+    shutil.rmtree(directory / "replicate_0" / f"level_{level}")
+  (directory / "summary.json").unlink()
+  return _with_runtime(config, root_dir=str(tmp_path)), directory
+
+
+def _snapshot(directory):
+  return {str(p): p.stat().st_mtime_ns for p in directory.glob("**/*")}
+
+
+def _cut(path):
+  path.write_bytes(path.read_bytes()[:max(1, path.stat().st_size // 2)])
+
+
+@pytest.mark.parametrize("name,damage,retrain", [
+    ("level_1/ticket/metrics.json", _cut, "level_1/ticket"),
+    ("level_1/ticket/metrics.json", lambda p: p.write_text("{}"), "level_1/ticket"),
+    ("level_1/reinit/metrics.json", lambda p: p.write_text("[]"), "level_1/reinit"),
+    ("level_0/ticket/metrics.json", lambda p: p.write_text('{"level": 0}'), "level_0/ticket"),
+    ("level_1/ticket/final_weights.npz", _cut, "level_1/ticket"),  # level 2 prunes these
+    ("level_1/ticket/mask.npz", _cut, "level_1/ticket"),
+    ("rewind_point.npz", _cut, "replicate_0"),
+])
+def test_a_damaged_finished_branch_is_one_line_before_training(rewound, tmp_path, name, damage,
+                                                              retrain):
+  config, directory = _interrupted_copy(rewound, tmp_path)
+  damage(directory / "replicate_0" / name)
+  before = _snapshot(directory)
+  with pytest.raises(UserError) as error:
+    LotteryExperiment(config, log=lambda line: None).run()
+  message = str(error.value)
+  assert os.path.basename(name) in message and "\n" not in message
+  retrain = directory / retrain if retrain == "replicate_0" else directory / "replicate_0" / retrain
+  assert f"delete {retrain} and rerun" in message
+  assert _snapshot(directory) == before  # nothing trained, nothing written
+
+
+def test_following_the_advice_for_a_damaged_branch_resumes(rewound, tmp_path):
+  config, directory = _interrupted_copy(rewound, tmp_path)
+  (directory / "replicate_0" / "level_1" / "reinit" / "metrics.json").write_text("{}")
+  with pytest.raises(UserError, match="delete"):
+    LotteryExperiment(config, log=lambda line: None)
+  shutil.rmtree(directory / "replicate_0" / "level_1" / "reinit")
+  LotteryExperiment(config, log=lambda line: None)  # the preflight passes: it would retrain
+
+
+@pytest.mark.parametrize("text", ['{"training": {"iterati', "[]", '{"training": 3}'])
+def test_a_damaged_config_json_is_one_line_before_training(rewound, tmp_path, text):
+  config, directory = _interrupted_copy(rewound, tmp_path)
+  (directory / "config.json").write_text(text)
+  before = _snapshot(directory)
+  with pytest.raises(UserError, match="config.json is not a readable experiment config") as error:
+    LotteryExperiment(config, log=lambda line: None).run()
+  assert "\n" not in str(error.value)
+  assert _snapshot(directory) == before
+
+
 _SCRIPT = """
 import sys
 from lth_tf.config import *
@@ -412,6 +475,7 @@ def test_ticket_round_trip_and_tamper_checks(rewound, tmp_path):
   meta = json.loads((tmp_path / "t" / "ticket.json").read_text())
   np.savez(arrays, payload=np.array([{"x": 1}], dtype=object))
   meta["sha256"] = __import__("hashlib").sha256(arrays.read_bytes()).hexdigest()
+  meta["metadata_sha256"] = tickets.format.metadata_digest(meta)  # the npz itself is refused
   (tmp_path / "t" / "ticket.json").write_text(json.dumps(meta))
   with pytest.raises(TicketError):
     tickets.read(path)

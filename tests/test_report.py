@@ -2,6 +2,8 @@
 import csv
 import dataclasses
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -70,6 +72,50 @@ def test_report_files_figures_and_numbers(tmp_path):
 def test_report_refuses_a_directory_without_summary(tmp_path):
   with pytest.raises(UserError, match="no summary.json"):
     report.build([str(tmp_path)], str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("name,text", [
+    ("summary.json", ""),
+    ("summary.json", "[]"),
+    ("summary.json", "{}"),
+    ("summary.json", '[{"level": 0}]'),
+    ("summary.json", '[{"replicate": 0, "lev'),
+    ("config.json", '{"model": {"na'),
+    ("config.json", "[]"),
+    ("config.json", '{"model": {}}'),
+    ("config.json", None),
+    ("compute.json", "{}"),
+    ("compute.json", '{"total": '),
+    ("replicate_0/level_0/ticket/curve.json", '[{"iteration": 0, "test_acc'),
+    ("replicate_0/level_0/ticket/curve.json", "[1, 2]"),
+    ("replicate_0/level_0/ticket/metrics.json", "\xff\xfe"),
+    ("replicate_0/level_0/ticket/metrics.json", "[]"),
+])
+def test_report_on_a_damaged_file_is_one_line_naming_it(tmp_path, name, text):
+  directory, _ = _fabricate(tmp_path / "runs", "aaaa", seeds=(0,), levels=2)
+  path = os.path.join(directory, name)
+  if text is None:
+    os.remove(path)
+  else:
+    with open(path, "w", encoding="latin-1") as handle:
+      handle.write(text)
+  with pytest.raises(UserError) as error:
+    report.build([directory], str(tmp_path / "out"))
+  assert path in str(error.value) and "\n" not in str(error.value)
+  assert not (tmp_path / "out").exists()  # everything is read before anything is written
+
+
+def test_report_on_an_empty_summary_from_the_command_line(tmp_path):
+  directory, _ = _fabricate(tmp_path / "runs", "aaaa", seeds=(0,), levels=1)
+  with open(os.path.join(directory, "summary.json"), "w") as handle:
+    handle.write("")
+  result = subprocess.run([sys.executable, "-m", "lth_tf.cli", "report",
+                           f"--experiment_dir={directory}", f"--out={tmp_path / 'out'}"],
+                          capture_output=True, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+  assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+  assert "summary.json" in result.stderr
 
 
 def test_overlaid_experiments_are_labelled_by_what_sets_them_apart(tmp_path):

@@ -1,6 +1,7 @@
 """`lth transfer` on synthetic data: adapters, head replacement, branch starts, FLOPs, errors."""
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 
@@ -275,3 +276,35 @@ def test_a_transfer_resumed_on_other_target_data_is_refused(ticket, tmp_path):
   assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("**/*")} == files
   record = io.read_json(experiment.layout.data_file)
   assert record["sha256"] == experiment.data.digest and record["train"] == 200
+
+
+@pytest.mark.parametrize("damage", ["edited", "truncated"])
+def test_a_damaged_ticket_is_refused_before_anything_is_written(ticket, tmp_path, damage):
+  path, loaded, experiment = ticket
+  copy = tmp_path / "ticket"
+  shutil.copytree(path, copy)
+  meta = copy / "ticket.json"
+  if damage == "edited":
+    meta.write_text(meta.read_text().replace('"optimizer": "adam"', '"optimizer": "sgd"', 1))
+  else:
+    meta.write_text(meta.read_text()[:100])
+  with pytest.raises(TicketError, match="ticket.json") as error:
+    _transfer((str(copy), loaded, experiment), tmp_path / "runs",
+              TransferConfig(target_dataset="synthetic"))
+  assert "\n" not in str(error.value)
+  assert not (tmp_path / "runs").exists()
+
+
+def test_a_damaged_finished_branch_of_a_transfer_is_one_line_before_training(ticket, across,
+                                                                             tmp_path):
+  experiment, _ = across
+  directory = tmp_path / "runs" / experiment.layout.experiment_hash
+  shutil.copytree(experiment.layout.directory, directory)
+  shutil.rmtree(directory / "replicate_0" / "level_0" / "random_prune")
+  metrics = directory / "replicate_0" / "level_0" / "dense" / "metrics.json"
+  metrics.write_text("{}")
+  before = {str(p): p.stat().st_mtime_ns for p in directory.glob("**/*")}
+  with pytest.raises(UserError, match="dense/metrics.json: not a finished branch's metrics"):
+    _transfer(ticket, tmp_path / "runs",
+              TransferConfig(target_dataset="synthetic_cifar", target_classes=(0, 1, 2))).run()
+  assert {str(p): p.stat().st_mtime_ns for p in directory.glob("**/*")} == before

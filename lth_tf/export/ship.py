@@ -3,7 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -74,11 +74,12 @@ def ship(ticket_ref: str, formats: List[str], quantize: str, out_dir: str, data_
   return results
 
 
-def _saved_model_nonzero(directory: str, ticket: tickets.Ticket) -> int:
-  """Non-zero entries of the exported prunable kernels, read back from the SavedModel."""
+def _saved_model_nonzero(directory: str, ticket: tickets.Ticket) -> Optional[int]:
+  """Non-zero entries of the exported prunable kernels, read back from the SavedModel; None
+  without one (a TFLite model's are counted per model, from its file)."""
   path = os.path.join(directory, "saved_model")
   if not os.path.isdir(path):
-    return -1
+    return None
   from lth_tf.compat import tf  # pylint: disable=import-outside-toplevel
   loaded = tf.saved_model.load(path)
   shapes = {tuple(ticket.mask[name].shape) for name in ticket.mask}
@@ -106,7 +107,7 @@ def _failures(results: Dict, quantize: str) -> List[str]:
     if nonzero is not None and (nonzero > kept or (nonzero != kept and not int8)):
       out.append(f"{name}: kernels hold {nonzero} non-zero weights, the mask keeps {kept}")
   exported = results["exported_nonzero_kernel_weights"]
-  if exported != -1 and exported != kept:
+  if exported is not None and exported != kept:
     out.append(f"exported kernels hold {exported} non-zero weights, the mask keeps {kept}")
   return out
 
@@ -142,9 +143,11 @@ def table(results: Dict) -> str:
   if slower:
     lines.append(f"\nNo speed-up from sparsity for {', '.join(slower)}: it is no faster than the "
                  "dense float model on the interpreter's CPU kernels.")
+  exported = results["exported_nonzero_kernel_weights"]
+  held = (f", the SavedModel's kernels hold {exported:,} non-zero"
+          if exported is not None and exported >= 0 else "")
   lines.append(f"\nTFLite sparse encoding: {results.get('tflite_encoding', 'compact')}; weights remaining "
                f"{100 * results['weights_remaining']:.2f}%; mask keeps "
-               f"{results['mask_nonzero_weights']:,} prunable weights, exported kernels hold "
-               f"{results['exported_nonzero_kernel_weights']:,} non-zero; Keras accuracy "
+               f"{results['mask_nonzero_weights']:,} prunable weights{held}; Keras accuracy "
                f"{100 * results['keras_accuracy']:.2f}% on {results['examples']:,} test images.")
   return "\n".join(lines)

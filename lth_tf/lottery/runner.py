@@ -129,9 +129,28 @@ class LotteryExperiment:
         for branch in self.branches:
           saved = BranchFiles(self.layout.branch_dir(seed, level, branch)).mask
           if os.path.exists(saved):
+            _check_readable(saved, os.path.dirname(saved), "branch")
             pruning.Mask.from_dict(io.read_arrays(saved)).check_fits(shapes)
+      self._check_resumable(seed)
     _check_writable(self.config.runtime.root_dir)
     check_data_record(self.layout.data_file, self.data, self.layout.directory)
+
+  def _check_resumable(self, seed: int) -> None:
+    """What a resume of replicate `seed` reads before it trains again: every finished branch's
+    metrics, the rewind point, and the mask and trained weights the next level prunes."""
+    one_shot = self.config.pruning.mode == "one_shot"
+    for _, level, branch in (slot for slot in self.branch_slots() if slot[0] == seed):
+      files = BranchFiles(self.layout.branch_dir(seed, level, branch))
+      if os.path.exists(files.metrics):
+        _check_readable(files.metrics, files.directory, "branch")
+      if level == 0 or branch != "ticket" or os.path.exists(files.mask):
+        continue
+      source = BranchFiles(self.layout.branch_dir(seed, 0 if one_shot else level - 1, "ticket"))
+      if os.path.exists(source.metrics):
+        for path in (source.final_weights,) if one_shot else (source.final_weights, source.mask):
+          _check_readable(path, source.directory, "branch")
+    if os.path.exists(BranchFiles(self.layout.branch_dir(seed, 0, "ticket")).metrics):
+      _check_readable(self.layout.rewind_file(seed), self.layout.replicate_dir(seed), "replicate")
 
   def run(self) -> List[Dict]:
     """Trains what is not finished yet and returns the summary rows."""
@@ -173,9 +192,14 @@ class LotteryExperiment:
     resolved["experiment_hash"] = self.layout.experiment_hash
     if os.path.exists(self.layout.config_file):
       # Fields added since that run take their defaults, exactly as in the hash.
-      previous = io.read_json(self.layout.config_file)
-      previous.pop("experiment_hash", None)
-      previous = ExperimentConfig.from_dict(previous)
+      try:
+        previous = io.read_json(self.layout.config_file)
+        previous.pop("experiment_hash", None)
+        previous = ExperimentConfig.from_dict(previous)
+      except (UserError, AttributeError, TypeError, ValueError) as error:
+        raise UserError(f"{self.layout.config_file} is not a readable experiment config "
+                        f"({error}); delete it and rerun to write it again from these flags "
+                        "(the directory is named by their hash)") from None
       for part in ExperimentConfig.SCIENTIFIC_PARTS:
         if getattr(previous, part) != getattr(self.config, part):
           raise UserError(f"{self.layout.config_file} describes a different experiment ({part})")
@@ -504,8 +528,8 @@ def check_data_record(path: str, data: data_lib.Splits, directory: str,
     return
   try:
     recorded = io.read_json(path)
-  except (OSError, ValueError) as error:
-    raise UserError(f"{path} is unreadable ({error}); remove it to record the data again") from None
+  except UserError as error:
+    raise UserError(f"{error}; remove it to record the data again") from None
   if not isinstance(recorded, dict) or recorded.get("sha256") != data.digest:
     raise UserError(f"{directory} was trained on other data than dataset {data.name} holds now "
                     f"(recorded in {path}: {_describe(recorded)}; now: "
@@ -525,6 +549,20 @@ def record_data(path: str, data: data_lib.Splits, directory: str, flag: str = "r
   check_data_record(path, data, directory, flag)
   if not os.path.exists(path):
     io.write_json(path, data_record(data))
+
+
+def _check_readable(path: str, directory: str, kind: str) -> None:
+  """A finished branch's file a resume reads (metrics with the summary keys, or arrays) must
+  be sound; otherwise one line saying which `kind` of directory to delete to retrain it."""
+  try:
+    if path.endswith(".json"):
+      metrics = io.read_json(path)
+      if not isinstance(metrics, dict) or any(key not in metrics for key in SUMMARY_KEYS):
+        raise UserError(f"{path}: not a finished branch's metrics")
+    else:
+      io.read_arrays(path)
+  except UserError as error:
+    raise UserError(f"{error}; delete {directory} and rerun to retrain that {kind}") from None
 
 
 def _check_writable(root: str) -> None:

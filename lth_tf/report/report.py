@@ -5,9 +5,9 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 from lth_tf import io
-from lth_tf.errors import UserError
+from lth_tf.errors import CorruptFileError, UserError
 from lth_tf.lottery import BranchFiles, ExperimentLayout
-from lth_tf.report import plots, tables
+from lth_tf.report import files, plots, tables
 from lth_tf.report import transfer as transfer_report
 
 FIGURES = {
@@ -24,11 +24,8 @@ class Experiment:
     summary = os.path.join(self.directory, "summary.json")
     if not os.path.isfile(summary):
       raise UserError(f"{directory} is not an experiment directory (no summary.json)")
-    try:
-      self.rows = io.read_json(summary)
-      self.config = io.read_json(os.path.join(self.directory, "config.json"))
-    except (OSError, ValueError) as error:
-      raise UserError(f"{directory}: unreadable experiment files ({error})") from None
+    self.rows = files.summary(self.directory)
+    self.config = files.config(self.directory)
     self.layout = ExperimentLayout(os.path.dirname(os.path.abspath(self.directory)),
                                    os.path.basename(os.path.abspath(self.directory)))
 
@@ -47,9 +44,8 @@ class Experiment:
                     + [f"({os.path.basename(self.directory)})"])
 
   def branch_json(self, replicate: int, level: int, branch: str, name: str):
-    files = BranchFiles(self.layout.branch_dir(replicate, level, branch))
-    path = getattr(files, name)
-    return io.read_json(path) if os.path.exists(path) else None
+    path = getattr(BranchFiles(self.layout.branch_dir(replicate, level, branch)), name)
+    return files.branch_json(path, name)
 
 
 def csv_text(experiments: Sequence[Experiment]) -> str:
@@ -85,7 +81,13 @@ def compute_line(experiment: Experiment) -> str:
   path = os.path.join(experiment.directory, "compute.json")
   if not os.path.exists(path):
     return "Compute: not recorded (the experiment predates compute accounting)."
-  total = io.read_json(path)["total"]
+  total = io.read_json(path)
+  total = total.get("total") if isinstance(total, dict) else None
+  if not isinstance(total, dict) or not all(
+      isinstance(total.get(key), (int, float))
+      for key in ("runs", "iterations_trained", "wall_time_s", "train_flops")):
+    raise CorruptFileError(f"{path}: not an experiment's compute totals; rerun the experiment "
+                           "to rewrite it")
   return (f"Compute: {total['runs']} trainings, {total['iterations_trained']} iterations, "
           f"{total['wall_time_s'] / 3600:.2f} h wall time, {total['train_flops']:.3g} training "
           "FLOPs (kept weights only).")
@@ -101,6 +103,23 @@ def build(directories: Sequence[str], out_dir: str, curve_levels: Optional[List[
   experiments = [e for e in everything if not transfer_report.is_transfer(e.config)]
   transfers = [transfer_report.TransferRun.read(e.directory) for e in everything
                if transfer_report.is_transfer(e.config)]
+  # Everything is read (and checked) before anything is written.
+  curves, sections = {}, ["# Lottery-ticket report", ""]
+  for experiment in experiments:
+    levels = sorted({r["level"] for r in experiment.rows})
+    chosen = curve_levels or sorted({levels[0], levels[len(levels) // 2], levels[-1]})
+    replicate = min(row["replicate"] for row in experiment.rows)
+    for level in chosen:
+      for branch in ("ticket", "reinit"):
+        curve = experiment.branch_json(replicate, level, branch, "curve_json")
+        row = next((r for r in experiment.rows if r["level"] == level and r["branch"] == branch
+                    and r["replicate"] == replicate), None)
+        if curve and row:
+          prefix = "" if len(experiments) == 1 else f"{os.path.basename(experiment.directory)} "
+          curves[f"{prefix}{branch} {100 * row['weights_remaining']:.1f}%"] = curve
+    sections += [f"## {experiment.label}", "", "```", tables.level_table(experiment.rows), "```", "",
+                 "Weights remaining per layer (%), ticket:", "", density_table(experiment), "",
+                 compute_line(experiment), ""]
   os.makedirs(out_dir, exist_ok=True)
   written = {}
   if transfers:
@@ -116,28 +135,10 @@ def build(directories: Sequence[str], out_dir: str, curve_levels: Optional[List[
   for name, (metric, ylabel, scale) in FIGURES.items():
     written[name] = plots.metric_vs_weights(series, metric, ylabel, os.path.join(out_dir, name),
                                             scale)
-  curves = {}
-  for experiment in experiments:
-    levels = sorted({r["level"] for r in experiment.rows})
-    chosen = curve_levels or sorted({levels[0], levels[len(levels) // 2], levels[-1]})
-    replicate = min(row["replicate"] for row in experiment.rows)
-    for level in chosen:
-      for branch in ("ticket", "reinit"):
-        curve = experiment.branch_json(replicate, level, branch, "curve_json")
-        if curve:
-          row = next(r for r in experiment.rows if r["level"] == level and r["branch"] == branch
-                     and r["replicate"] == replicate)
-          prefix = "" if len(experiments) == 1 else f"{os.path.basename(experiment.directory)} "
-          curves[f"{prefix}{branch} {100 * row['weights_remaining']:.1f}%"] = curve
   written["learning_curves.png"] = plots.learning_curves(
       curves, os.path.join(out_dir, "learning_curves.png"))
   written["table.csv"] = os.path.join(out_dir, "table.csv")
   io.write_text(written["table.csv"], csv_text(everything))
-  sections = ["# Lottery-ticket report", ""]
-  for experiment in experiments:
-    sections += [f"## {experiment.label}", "", "```", tables.level_table(experiment.rows), "```", "",
-                 "Weights remaining per layer (%), ticket:", "", density_table(experiment), "",
-                 compute_line(experiment), ""]
   if transfers:
     sections += transfer_report.section(transfers)
   sections += ["## Figures", ""] + [f"![{name}]({name})" for name in written

@@ -16,9 +16,9 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from lth_tf import io
 from lth_tf.errors import UserError
 from lth_tf.lottery import BranchFiles, ExperimentLayout
+from lth_tf.report import files
 
 BRANCHES = ("ticket", "dense", "reinit", "random_prune", "target_ticket")
 CONTROLS = ("dense", "reinit", "random_prune", "target_ticket")
@@ -41,19 +41,15 @@ class TransferRun:
   @classmethod
   def read(cls, directory: str) -> "TransferRun":
     directory = directory.rstrip("/")
-    try:
-      config = io.read_json(os.path.join(directory, "config.json"))
-      rows = io.read_json(os.path.join(directory, "summary.json"))
-    except (OSError, ValueError) as error:
-      raise UserError(f"{directory}: unreadable experiment files ({error})") from None
-    if not is_transfer(config):
+    config, rows = files.config(directory), files.summary(directory)
+    if not is_transfer(config) or not isinstance(config.get("transfer"), dict):
       raise UserError(f"{directory} is not a transfer experiment")
     layout = ExperimentLayout(os.path.dirname(os.path.abspath(directory)),
                               os.path.basename(os.path.abspath(directory)))
     metrics = []
     for row in rows:
       path = BranchFiles(layout.branch_dir(row["replicate"], row["level"], row["branch"])).metrics
-      metrics.append(io.read_json(path) if os.path.exists(path) else dict(row))
+      metrics.append(files.branch_json(path, "metrics") or dict(row))
     return cls(directory, config, rows, metrics)
 
   @property

@@ -5,24 +5,34 @@ A ticket is a directory with two files:
   `rewind/<weight>` the weights the ticket starts from (θk, unmasked) and `trained/<weight>` the
   weights it reached when trained, for every weight of the model, batch-norm statistics included.
 - `ticket.json`: the experiment config, the level's metrics, provenance (experiment hash, code
-  version, replicate, level), the model's input shape, class count and input normalisation, and
-  the SHA-256 of `ticket.npz`.
+  version, replicate, level), the model's input shape, class count and input normalisation, the
+  SHA-256 of `ticket.npz` (`sha256`, what `--ticket_sha256` pins) and `metadata_sha256`, the
+  SHA-256 of the rest of `ticket.json` in canonical form (`metadata_digest`).
+
+Reading verifies both digests, so a truncated or edited file of either kind is refused. The
+digests detect corruption and edits, not a forger: whoever rewrites a file can recompute them.
+A `ticket.json` without `metadata_sha256` (saved before it existed) is refused; `sign` adds it
+to such a ticket whose `ticket.npz` still matches its checksum (`lth tickets sign PATH`).
 """
 import dataclasses
 import hashlib
+import json
 import os
+import shutil
+import tempfile
 from typing import Any, Dict, Tuple
 
 import numpy as np
 
 from lth_tf import __version__, io
 from lth_tf.config import ExperimentConfig
-from lth_tf.errors import ConfigError, TicketError
-from lth_tf.lottery import BranchFiles, ExperimentLayout
+from lth_tf.errors import ConfigError, CorruptFileError, TicketError
+from lth_tf.lottery import SUMMARY_KEYS, BranchFiles, ExperimentLayout
 from lth_tf.pruning import Mask
 
 FORMAT_VERSION = 1
 ARRAYS, METADATA = "ticket.npz", "ticket.json"
+METADATA_DIGEST = "metadata_sha256"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,9 +68,13 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir
   config_path = os.path.join(experiment_dir, "config.json")
   if not os.path.exists(config_path):
     raise TicketError(f"{experiment_dir} is not an experiment directory (no config.json)")
+  _check_out_dir(out_dir, experiment_dir)
   resolved = io.read_json(config_path)
-  experiment_hash = resolved.pop("experiment_hash", "")
-  config = ExperimentConfig.from_dict(resolved)
+  try:
+    experiment_hash = resolved.pop("experiment_hash", "")
+    config = ExperimentConfig.from_dict(resolved)
+  except (ConfigError, AttributeError, TypeError, ValueError) as error:
+    raise CorruptFileError(f"{config_path}: not an experiment config ({error})") from None
   layout = ExperimentLayout(os.path.dirname(os.path.abspath(experiment_dir)),
                             os.path.basename(os.path.abspath(experiment_dir)))
   files = BranchFiles(layout.branch_dir(replicate, level, "ticket"))
@@ -82,13 +96,10 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir
   from lth_tf import data as data_lib  # pylint: disable=import-outside-toplevel
   splits = data_lib.load(config.dataset, data_dir)
   search = _search_compute(layout, replicate, level)
-  os.makedirs(out_dir, exist_ok=True)
-  arrays_path = os.path.join(out_dir, ARRAYS)
-  io.write_arrays(arrays_path, arrays)
-  io.write_json(os.path.join(out_dir, METADATA), {
+  meta = {
       "format_version": FORMAT_VERSION,
       "config": config.to_dict(),
-      "metrics": io.read_json(files.metrics),
+      "metrics": _branch_metrics(files.metrics),
       "provenance": {"experiment_hash": experiment_hash or config.experiment_hash(),
                      "code_version": __version__, "replicate": replicate, "level": level},
       "weights_remaining": mask.weights_remaining(),
@@ -96,10 +107,68 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir
       "num_classes": splits.num_classes,
       "normalization": {"mean": [float(v) for v in splits.mean],
                         "std": [float(v) for v in splits.std]},
-      "sha256": _sha256(arrays_path),
       **({"search_compute": search} if search else {}),
-  })
+  }
+  _write_atomically(out_dir, arrays, meta)
   return out_dir
+
+
+def metadata_digest(meta: Dict[str, Any]) -> str:
+  """SHA-256 of `ticket.json`'s content without `metadata_sha256`, as canonical JSON (sorted
+  keys, no spaces, ASCII); JSON floats read back exactly, so reading reproduces it."""
+  content = {key: value for key, value in meta.items() if key != METADATA_DIGEST}
+  text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+  return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _check_out_dir(out_dir: str, experiment_dir: str) -> None:
+  """Refuses an `--out` that is a file, inside the experiment, or a directory holding anything
+  but a ticket's two files (a ticket there is replaced)."""
+  out, experiment = os.path.abspath(out_dir), os.path.abspath(experiment_dir)
+  if os.path.commonpath([out, experiment]) == experiment:
+    raise TicketError(f"--out {out_dir} is inside the experiment directory {experiment_dir}; "
+                      "choose a directory outside it")
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise TicketError(f"--out {out_dir} exists and is not a directory")
+  held = set(os.listdir(out)) if os.path.isdir(out) else set()
+  if held & {"config.json", "summary.json"}:
+    raise TicketError(f"--out {out_dir} is an experiment directory; choose a new directory")
+  if held - {ARRAYS, METADATA}:
+    raise TicketError(f"--out {out_dir} exists and holds files other than a ticket "
+                      f"({', '.join(sorted(held - {ARRAYS, METADATA})[:3])}); choose a new or "
+                      "empty directory")
+
+
+def _write_atomically(out_dir: str, arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> None:
+  """Writes both files into a staging directory beside `out_dir`, then swaps it in: a failed
+  save leaves `out_dir` as it was (absent, empty, or the previous ticket)."""
+  out = os.path.abspath(out_dir)
+  parent = os.path.dirname(out)
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(dir=parent, prefix=io.TEMP_PREFIX + os.path.basename(out))
+  previous = staging + ".previous"
+  try:
+    arrays_path = os.path.join(staging, ARRAYS)
+    io.write_arrays(arrays_path, arrays)
+    meta = dict(meta, sha256=_sha256(arrays_path))
+    meta[METADATA_DIGEST] = metadata_digest(meta)
+    io.write_json(os.path.join(staging, METADATA), meta)
+    os.chmod(staging, 0o755)
+    if os.path.isdir(out) and os.listdir(out):
+      os.replace(out, previous)
+    os.replace(staging, out)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def _branch_metrics(path: str) -> Dict[str, Any]:
+  """A finished branch's metrics.json, checked to be one."""
+  metrics = io.read_json(path)
+  if not isinstance(metrics, dict) or any(key not in metrics for key in SUMMARY_KEYS):
+    raise CorruptFileError(f"{path}: not a finished branch's metrics (delete the branch "
+                           "directory and rerun the experiment to retrain it)")
+  return metrics
 
 
 def _search_compute(layout: ExperimentLayout, replicate: int, level: int) -> Dict[str, Any]:
@@ -109,7 +178,7 @@ def _search_compute(layout: ExperimentLayout, replicate: int, level: int) -> Dic
   records = []
   for current in range(level + 1):
     files = BranchFiles(layout.branch_dir(replicate, current, "ticket"))
-    metrics = io.read_json(files.metrics) if files.is_finished() else {}
+    metrics = _branch_metrics(files.metrics) if files.is_finished() else {}
     if metrics.get("train_flops") is None:
       return {}
     records.append(metrics)
@@ -126,10 +195,18 @@ def read(path: str) -> Ticket:
       raise TicketError(f"{path} is not a ticket: {os.path.basename(required)} is missing")
   try:
     meta = io.read_json(meta_path)
-  except ValueError as error:
-    raise TicketError(f"{meta_path}: not valid JSON ({error})") from None
+  except CorruptFileError as error:
+    raise TicketError(str(error)) from None
+  if not isinstance(meta, dict):
+    raise TicketError(f"{meta_path}: not a ticket's metadata (a JSON object)")
   if meta.get("format_version") != FORMAT_VERSION:
     raise TicketError(f"{path}: unsupported ticket format {meta.get('format_version')!r}")
+  if METADATA_DIGEST not in meta:
+    raise TicketError(f"{path}: {METADATA} has no {METADATA_DIGEST} (saved by an older version): "
+                      "re-save it with `lth tickets save`, or, if you trust the file, add the "
+                      "checksum with `lth tickets sign PATH`")
+  if metadata_digest(meta) != meta[METADATA_DIGEST]:
+    raise TicketError(f"{path}: checksum mismatch: {METADATA} was modified or corrupted")
   if _sha256(arrays_path) != meta.get("sha256"):
     raise TicketError(f"{path}: checksum mismatch: {ARRAYS} was modified or truncated")
   arrays = io.read_arrays(arrays_path)
@@ -144,16 +221,45 @@ def read(path: str) -> Ticket:
       masks[name] = np.unpackbits(packed)[:size].reshape(shape).astype(bool)
   try:
     config = ExperimentConfig.from_dict(meta["config"])
-  except (ConfigError, KeyError, TypeError) as error:
+  except (ConfigError, AttributeError, KeyError, TypeError, ValueError) as error:
     raise TicketError(f"{path}: invalid config in {METADATA} ({error})") from None
   rewind = {k[len("rewind/"):]: v for k, v in arrays.items() if k.startswith("rewind/")}
   trained = {k[len("trained/"):]: v for k, v in arrays.items() if k.startswith("trained/")}
-  norm = meta.get("normalization", {})
-  return Ticket(Mask.from_dict(masks), rewind, config, meta.get("metrics", {}),
-                meta.get("provenance", {}), meta["sha256"], trained,
-                tuple(meta.get("input_shape", ())), int(meta.get("num_classes", 0)),
-                tuple(norm.get("mean", ())), tuple(norm.get("std", ())),
-                dict(meta.get("search_compute", {})))
+  try:
+    norm = meta.get("normalization", {})
+    return Ticket(Mask.from_dict(masks), rewind, config, dict(meta.get("metrics", {})),
+                  dict(meta.get("provenance", {})), meta["sha256"], trained,
+                  tuple(int(d) for d in meta.get("input_shape", ())),
+                  int(meta.get("num_classes", 0)), tuple(float(v) for v in norm.get("mean", ())),
+                  tuple(float(v) for v in norm.get("std", ())),
+                  dict(meta.get("search_compute", {})))
+  except (AttributeError, TypeError, ValueError) as error:
+    raise TicketError(f"{path}: malformed {METADATA} ({error})") from None
+
+
+def sign(path: str) -> str:
+  """Adds `metadata_sha256` to a ticket saved before it existed and returns the digest.
+
+  Only for a ticket you trust: it vouches for `ticket.json` as it is now. Refused when the
+  ticket already carries the digest or its `ticket.npz` does not match its checksum.
+  """
+  meta_path, arrays_path = os.path.join(path, METADATA), os.path.join(path, ARRAYS)
+  if not (os.path.isfile(meta_path) and os.path.isfile(arrays_path)):
+    raise TicketError(f"{path} is not a ticket ({METADATA} and {ARRAYS} are needed)")
+  try:
+    meta = io.read_json(meta_path)
+  except CorruptFileError as error:
+    raise TicketError(str(error)) from None
+  if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+    raise TicketError(f"{meta_path}: not a ticket's metadata (format {FORMAT_VERSION})")
+  if METADATA_DIGEST in meta:
+    raise TicketError(f"{path} already carries {METADATA_DIGEST}; a ticket is signed once")
+  if _sha256(arrays_path) != meta.get("sha256"):
+    raise TicketError(f"{path}: checksum mismatch: {ARRAYS} was modified or truncated")
+  meta[METADATA_DIGEST] = metadata_digest(meta)
+  io.write_json(meta_path, meta)
+  read(path)
+  return meta[METADATA_DIGEST]
 
 
 def apply(ticket: Ticket, model, trained: bool = False) -> None:
