@@ -63,7 +63,7 @@ class TrainingConfig:
   """How one network is trained. Lengths are in iterations, as in the papers.
 
   Attributes:
-    optimizer: `adam` or `sgd` (SGD with momentum).
+    optimizer: `adam`, `sgd` (SGD with momentum) or `rmsprop` (with `momentum`).
     learning_rate: base learning rate.
     momentum: SGD momentum.
     weight_decay: L2 penalty coefficient, added to the gradient of every trainable variable
@@ -351,7 +351,7 @@ def experiment_hash(config: ExperimentConfig) -> str:
   return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "step")
 SCOPES = ("layerwise", "global")
 GLOBAL_LAYERS = ("conv", "all")

@@ -17,13 +17,14 @@ optimizer slots (Adam's moments, SGD's momentum, RMSprop's averages) to exactly 
 pruned weight is exactly 0 after every step. Train with `steps_per_execution=1` (the default):
 the callbacks run once per execution.
 """
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from lth_tf import pruning
+from lth_tf import __version__, models, pruning, tickets, user_code
 from lth_tf.compat import keras, tf
-from lth_tf.config import ExperimentConfig, PruningConfig, validate
+from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, PruningConfig,
+                           TrainingConfig, validate)
 from lth_tf.errors import ConfigError, UserError
 from lth_tf.training import get_weights, optimizers, set_weights
 
@@ -152,6 +153,69 @@ class TicketSearch:
 
   def trained_weights(self) -> Dict[str, np.ndarray]:
     return get_weights(self.model)
+
+  # ---- saving -------------------------------------------------------------------------------
+
+  def save(self, out_dir: str, model_spec: str, dataset: Union[str, DatasetConfig],
+           mean: Sequence[float] = (0.0,), std: Sequence[float] = (1.0,),
+           test_data: Optional[Tuple[np.ndarray, np.ndarray]] = None, batch_size: int = 0) -> str:
+    """Saves the current level (its mask, θk and the trained weights) as a ticket that
+    `lth tickets show`, `lth export`, `lth train --ticket` and `lth transfer` read.
+
+    Args:
+      out_dir: a new or empty directory (or a ticket directory, replaced).
+      model_spec: `package.module:function` (or a registered name) that builds this model:
+        the ticket's readers build it from there; its module's digest is recorded.
+      dataset: the dataset the ticket was found on, as a config name (`fashion_mnist`,
+        `npz:PATH`, `py:package.module:function`) or a `DatasetConfig`: `lth export` reads its
+        test split for its parity checks.
+      mean, std: the normalisation your pipeline applies, per channel, to raw pixels / 255 (an
+        exported model applies it itself, so that clients feed raw pixels).
+      test_data: `(x, y)`, normalised as for training: the ticket's recorded test accuracy.
+      batch_size: the batch size you trained with (recorded).
+    """
+    if self.level == 0:
+      raise UserError("save: nothing is pruned yet; call prune() and train the ticket first")
+    dataset = dataset if isinstance(dataset, DatasetConfig) else DatasetConfig(name=dataset)
+    optimizer = self._optimizer_name()
+    rate = float(np.asarray(self.optimizer.learning_rate))
+    training = TrainingConfig(
+        optimizer=optimizer, learning_rate=float(f"{rate:.7g}"),  # as given, not float32's digits
+        momentum=float(getattr(self.optimizer, "momentum", 0.0) or 0.0),
+        iterations=max(self.iteration, 1), batch_size=batch_size or TrainingConfig().batch_size)
+    config = validate(user_code.pin_sources(ExperimentConfig(
+        dataset=dataset, model=ModelConfig(name=model_spec), training=training,
+        pruning=PruningConfig(strategy=self.strategy, levels=self.level,
+                              rewind_iteration=min(self.rewind_iteration, training.iterations - 1),
+                              rewind_optimizer=self.rewind_optimizer))))
+    input_shape = tuple(int(d) for d in self.model.input_shape[1:])
+    num_classes = int(self.model.output_shape[-1])
+    check = pruning.wrap_model(models.build(config.model, input_shape, num_classes, seed=0))
+    try:
+      set_weights(check, self.rewind_weights)
+      self.mask.check_fits(pruning.prunable_shapes(check))
+    except UserError as error:
+      raise UserError(f"save: {model_spec} does not build this model ({error})") from None
+    metrics = {"weights_remaining": self.weights_remaining(), "iterations": self.iteration,
+               "level": self.level}
+    if test_data is not None:
+      logits = self.model.predict(test_data[0], batch_size=1000, verbose=0)
+      accuracy = float(np.mean(np.argmax(logits, axis=-1) == np.asarray(test_data[1]).ravel()))
+      metrics.update(early_stop_test_accuracy=accuracy, final_test_accuracy=accuracy,
+                     early_stop_iteration=self.iteration)
+    provenance = {"source": "TicketSearch around model.fit", "code_version": __version__,
+                  "level": self.level, "replicate": self.seed,
+                  "experiment_hash": config.experiment_hash()}
+    return tickets.write(out_dir, self.mask, self.rewind_weights, self.trained_weights(), config,
+                         metrics, provenance, input_shape, num_classes, mean, std)
+
+  def _optimizer_name(self) -> str:
+    kind = type(self.optimizer).__name__.lower()
+    if kind not in optimizers.OPTIMIZERS:
+      raise UserError(f"save: a ticket records its optimizer as one of "
+                      f"{', '.join(optimizers.OPTIMIZERS.names())}; this one is "
+                      f"{type(self.optimizer).__name__}")
+    return kind
 
 
 def _level_seed(seed: int, level: int) -> int:

@@ -3,7 +3,7 @@ every step with Adam, SGD momentum and RMSprop, pruning by the mask policy, rewi
 import numpy as np
 import pytest
 
-from lth_tf import pruning
+from lth_tf import pruning, tickets
 from lth_tf.compat import keras
 from lth_tf.errors import UserError
 from lth_tf.keras_fit import TicketSearch
@@ -23,12 +23,17 @@ def _data():
   return x, (x[:, 0] + x[:, 1] > 0).astype("int64")
 
 
-def _compiled(optimizer):
-  keras.utils.set_random_seed(0)
-  inputs = keras.Input((12,))
+def build(input_shape, num_classes, seed):
+  """The model, as a user's model function (the saved ticket's readers build it from here)."""
+  inputs = keras.Input(input_shape)
   hidden = keras.layers.Dense(24, activation="relu", name="fc1")(inputs)
   hidden = keras.layers.BatchNormalization(name="bn1")(hidden)
-  model = keras.Model(inputs, keras.layers.Dense(2, name="output")(hidden))
+  return keras.Model(inputs, keras.layers.Dense(num_classes, name="output")(hidden))
+
+
+def _compiled(optimizer):
+  keras.utils.set_random_seed(0)
+  model = build((12,), 2, 0)
   model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=["accuracy"])
   return model
@@ -130,3 +135,35 @@ def test_bad_use_is_a_clear_error():
     TicketSearch(_compiled("adam")).prune(rates={"fc9/kernel": 0.5})
   with pytest.raises(UserError, match="fc_rate must be in"):
     TicketSearch(_compiled("adam")).prune(fc_rate=1.0)
+
+
+def test_a_saved_ticket_reads_back_as_trained_and_refuses_a_model_it_does_not_fit(tmp_path):
+  x, y = _data()
+  search = TicketSearch(_compiled(keras.optimizers.SGD(0.05, momentum=0.9)), rewind_iteration=K)
+  search.model.fit(x, y, batch_size=30, epochs=1, verbose=0, callbacks=search.callbacks())
+  with pytest.raises(UserError, match="nothing is pruned yet"):
+    search.save(str(tmp_path / "early"), "test_keras_fit:build", "npz:unused.npz")
+  search.prune(fc_rate=0.5)
+  search.rewind()
+  search.model.fit(x, y, batch_size=30, epochs=1, verbose=0, callbacks=search.callbacks())
+  path = search.save(str(tmp_path / "ticket"), "test_keras_fit:build", "npz:unused.npz",
+                     mean=(0.5,), std=(0.25,), test_data=(x, y), batch_size=30)
+  ticket = tickets.read(path)
+  assert ticket.mask == search.mask
+  assert (ticket.config.training.optimizer, ticket.config.training.learning_rate,
+          ticket.config.training.momentum) == ("sgd", 0.05, 0.9)
+  assert ticket.config.pruning.rewind_iteration == K and ticket.config.pruning.levels == 1
+  assert ticket.config.model.source_sha256  # the model function's module, pinned
+  assert (ticket.input_shape, ticket.num_classes, ticket.mean, ticket.std) == ((12,), 2, (0.5,),
+                                                                              (0.25,))
+  assert 0.5 < ticket.metrics["early_stop_test_accuracy"] <= 1.0
+  for key, value in get_weights(search.model).items():
+    np.testing.assert_array_equal(ticket.trained_weights[key], value, err_msg=key)
+  for key, value in search.rewind_weights.items():
+    expected = value * ticket.mask[key] if key in ticket.mask else value
+    np.testing.assert_array_equal(ticket.rewind_weights[key], expected, err_msg=key)
+  model = tickets.build_model(ticket, trained=True)  # from the model function, as export does
+  np.testing.assert_allclose(model.predict(x[:50], verbose=0),
+                             search.model.predict(x[:50], verbose=0), rtol=1e-5, atol=1e-6)
+  with pytest.raises(UserError, match="does not build this model"):
+    search.save(str(tmp_path / "other"), "lenet300_100", "npz:unused.npz")

@@ -57,7 +57,7 @@ def test_loss_falls_and_early_stop_is_recorded(data):
   assert result.min_validation_loss == min(losses)
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("optimizer", optimizers.OPTIMIZERS.names())
 def test_pruned_weights_stay_exactly_zero_and_get_zero_gradients(data, optimizer):
   model = _model(data)
   training = TrainingConfig(optimizer=optimizer, learning_rate=0.01 if optimizer == "sgd" else 1e-3,
@@ -129,12 +129,12 @@ def test_the_first_step_after_rewinding_uses_the_schedules_rate_at_k(data):
   assert int(trainer.iteration.numpy()) == 41
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("optimizer", optimizers.OPTIMIZERS.names())
 def test_every_optimizer_exposes_its_slots(data, optimizer):
   # The loop zeroes the slots of pruned weights instead of re-masking after every step.
   model = _model(data)
   trainer = Trainer(model, data, TrainingConfig(optimizer=optimizer, iterations=10), RUNTIME, seed=0)
-  expected = {"adam": 2, "sgd": 1}[optimizer]
+  expected = {"adam": 2, "sgd": 1, "rmsprop": 2}[optimizer]  # rmsprop: averages and momentum
   for variable in model.trainable_variables:
     assert len(optimizers.slots_of(trainer.optimizer, variable)) == expected
 
@@ -177,7 +177,7 @@ def test_while_no_weight_is_pruned_the_masks_are_skipped_with_the_same_result(da
   assert trainer.any_pruned()
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("optimizer", optimizers.FUSED_UPDATES.names())
 def test_fused_optimizer_matches_the_keras_update(data, optimizer):
   training = TrainingConfig(optimizer=optimizer, learning_rate=1e-3 if optimizer == "adam" else 0.05,
                             iterations=60, eval_every=30, lr_schedule="step", lr_decay_steps=(40,))

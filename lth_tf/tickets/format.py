@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -82,32 +82,55 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir
     raise TicketError(f"replicate {replicate} level {level} of {experiment_dir} is not finished")
   mask = Mask.from_dict(io.read_arrays(files.mask))
   rewind = io.read_arrays(layout.rewind_file(replicate))
+  from lth_tf import data as data_lib  # pylint: disable=import-outside-toplevel
+  splits = data_lib.load(config.dataset, data_dir)
+  return write(out_dir, mask, {key[2:]: value for key, value in rewind.items()
+                               if key.startswith("w/")},
+               io.read_arrays(files.final_weights), config, _branch_metrics(files.metrics),
+               {"experiment_hash": experiment_hash or config.experiment_hash(),
+                "code_version": __version__, "replicate": replicate, "level": level},
+               splits.input_shape, splits.num_classes, splits.mean, splits.std,
+               _search_compute(layout, replicate, level))
+
+
+def write(out_dir: str, mask: Mask, rewind_weights: Dict[str, np.ndarray],
+          trained_weights: Dict[str, np.ndarray], config: ExperimentConfig,
+          metrics: Dict[str, Any], provenance: Dict[str, Any], input_shape, num_classes: int,
+          mean, std, search_compute: Optional[Dict[str, Any]] = None) -> str:
+  """Writes a ticket (both files, checksummed) into `out_dir`, a new or empty directory or an
+  existing ticket (replaced whole).
+
+  Args:
+    mask: the ticket's mask.
+    rewind_weights, trained_weights: every weight of the model by `layer/variable` name, at the
+      rewind point θk (unmasked or masked) and after training the ticket.
+    config: the experiment that found it (its model must build the model these weights fit).
+    metrics: the trained ticket's metrics (`early_stop_test_accuracy` and friends).
+    provenance: where it came from.
+    input_shape, num_classes: the model's input shape and class count.
+    mean, std: the input normalisation per channel, in the [0, 1] pixel scale.
+    search_compute: what finding it cost, if known.
+  """
+  _check_out_dir(out_dir, None)
   arrays = {}
   for name in mask:
     arrays[f"mask/{name}"] = np.packbits(mask[name].reshape(-1))
     arrays[f"mask_shape/{name}"] = np.array(mask[name].shape, np.int64)
-  for key, value in rewind.items():
-    if key.startswith("w/"):
-      name = key[2:]
-      # Pruned entries never matter; storing them as zeros lets the archive compress them away.
-      arrays[f"rewind/{name}"] = value * mask[name] if name in mask else value
-  for key, value in io.read_arrays(files.final_weights).items():
-    arrays[f"trained/{key}"] = value
-  from lth_tf import data as data_lib  # pylint: disable=import-outside-toplevel
-  splits = data_lib.load(config.dataset, data_dir)
-  search = _search_compute(layout, replicate, level)
+  for name, value in rewind_weights.items():
+    # Pruned entries never matter; storing them as zeros lets the archive compress them away.
+    arrays[f"rewind/{name}"] = value * mask[name] if name in mask else value
+  for name, value in trained_weights.items():
+    arrays[f"trained/{name}"] = value
   meta = {
       "format_version": FORMAT_VERSION,
       "config": config.to_dict(),
-      "metrics": _branch_metrics(files.metrics),
-      "provenance": {"experiment_hash": experiment_hash or config.experiment_hash(),
-                     "code_version": __version__, "replicate": replicate, "level": level},
+      "metrics": dict(metrics),
+      "provenance": dict(provenance),
       "weights_remaining": mask.weights_remaining(),
-      "input_shape": list(splits.input_shape),
-      "num_classes": splits.num_classes,
-      "normalization": {"mean": [float(v) for v in splits.mean],
-                        "std": [float(v) for v in splits.std]},
-      **({"search_compute": search} if search else {}),
+      "input_shape": [int(d) for d in input_shape],
+      "num_classes": int(num_classes),
+      "normalization": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
+      **({"search_compute": search_compute} if search_compute else {}),
   }
   _write_atomically(out_dir, arrays, meta)
   return out_dir
@@ -121,11 +144,12 @@ def metadata_digest(meta: Dict[str, Any]) -> str:
   return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _check_out_dir(out_dir: str, experiment_dir: str) -> None:
+def _check_out_dir(out_dir: str, experiment_dir: Optional[str]) -> None:
   """Refuses an `--out` that is a file, inside the experiment, or a directory holding anything
   but a ticket's two files (a ticket there is replaced)."""
-  out, experiment = os.path.abspath(out_dir), os.path.abspath(experiment_dir)
-  if os.path.commonpath([out, experiment]) == experiment:
+  out = os.path.abspath(out_dir)
+  experiment = os.path.abspath(experiment_dir) if experiment_dir else None
+  if experiment and os.path.commonpath([out, experiment]) == experiment:
     raise TicketError(f"--out {out_dir} is inside the experiment directory {experiment_dir}; "
                       "choose a directory outside it")
   if os.path.exists(out) and not os.path.isdir(out):

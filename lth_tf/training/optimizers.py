@@ -1,4 +1,4 @@
-"""Optimizer registry (Adam, SGD with momentum) and access to an optimizer's state by variable."""
+"""Optimizer registry (Adam, SGD with momentum, RMSprop) and access to an optimizer's state by variable."""
 from typing import Callable, Dict, List
 
 import numpy as np
@@ -28,6 +28,11 @@ def _adam(config: TrainingConfig):
 @OPTIMIZERS.register("sgd")
 def _sgd(config: TrainingConfig):
   return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum)
+
+
+@OPTIMIZERS.register("rmsprop")
+def _rmsprop(config: TrainingConfig):
+  return keras.optimizers.RMSprop(config.learning_rate, momentum=config.momentum)
 
 
 # Fused updates: (optimizer, gradients, variables, slots) -> applies one step with one TensorFlow

@@ -1,0 +1,42 @@
+"""The user scripts in examples/ run as a user runs them, on a small stand-in for their data."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from lth_tf import io, tickets
+from lth_tf.data import synthetic
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+
+def _run(*args):
+  return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=ENV,
+                        cwd=ROOT)
+
+
+def test_keras_fit_example_finds_a_ticket_that_exports_with_the_masks_zeros(tmp_path):
+  # Fashion-MNIST's layout and classes, small: the example's own loading code reads it.
+  raw = synthetic.make((28, 28, 1), num_classes=10, train=6500, test=300, seed=0)  # 5,000 held out
+  np.savez(tmp_path / "fashion_mnist.npz", x_train=raw.x_train[..., 0], y_train=raw.y_train,
+           x_test=raw.x_test[..., 0], y_test=raw.y_test)
+  ticket_dir = tmp_path / "ticket"
+  found = _run("examples/keras_fit.py", f"--data_dir={tmp_path}", f"--out={ticket_dir}",
+               "--iterations=300", "--levels=2")
+  assert found.returncode == 0, found.stderr
+  assert "level 2:  64.06% weights" in found.stdout, found.stdout
+  ticket = tickets.read(str(ticket_dir))
+  assert ticket.config.model.name == "examples.keras_fit:build_model"
+  assert ticket.config.pruning.rewind_iteration == 100 and ticket.config.pruning.levels == 2
+  assert ticket.mask.weights_remaining() < 0.65
+  for name in ticket.mask:  # the trained ticket keeps its pruned weights at exactly 0
+    assert np.all(ticket.trained_weights[name][~ticket.mask[name]] == 0)
+  exported = _run("-m", "lth_tf.cli", "export", f"--ticket={ticket_dir}", "--formats=tflite",
+                  f"--out={tmp_path / 'exported'}", f"--data_dir={tmp_path}", "--latency_runs=3")
+  assert exported.returncode == 0, exported.stderr + exported.stdout
+  (row,) = [line for line in exported.stdout.splitlines() if line.startswith("| model_none")]
+  assert row.split("|")[5].strip().replace(",", "") == str(ticket.mask.num_remaining())
+  check = io.read_json(str(tmp_path / "exported" / "check.json"))
+  assert check["failures"] == [] and check["mask_nonzero_weights"] == ticket.mask.num_remaining()
