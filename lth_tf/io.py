@@ -1,6 +1,7 @@
 """Atomic file writing, data-only array files, and the experiment-directory lock."""
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -106,52 +107,56 @@ def read_arrays(path: str) -> Dict[str, np.ndarray]:
 class DirectoryLock:
   """An exclusive lock on an experiment directory, held by one process at a time.
 
-  The lock file holds the owner's pid; a lock whose owner no longer runs is stale and taken over.
+  The lock is an `flock` on the file `.lock`, which the kernel releases when the holding
+  process dies however it dies: a lock file that nobody holds is stale whatever pid it names
+  (its owner may be gone, or its pid reused by another program), and is taken over. The
+  holder writes its pid into the file for the message another process gives. Processes that
+  inherit the locked descriptor (the workers of `--replicate_processes`) hold the lock with
+  their parent: it is free once the last of them exits. The holder deletes the file before
+  releasing it; a process that locked a file just deleted sees that it is no longer `.lock`
+  and tries again.
   """
 
   def __init__(self, directory: str):
     self.path = os.path.join(directory, ".lock")
-    self._held = False
+    self._fd = None
+
+  def fileno(self) -> int:
+    """The locked descriptor, for processes that must hold the lock with this one."""
+    return self._fd
 
   def __enter__(self) -> "DirectoryLock":
     os.makedirs(os.path.dirname(self.path), exist_ok=True)
-    for _ in range(2):
+    for _ in range(100):
+      fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
       try:
-        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-      except FileExistsError:
-        owner = self._owner()
-        if owner is not None and _process_alive(owner):
-          raise UserError(
-              f"{os.path.dirname(self.path)} is in use by another lth process (pid {owner}); "
-              "wait for it to finish") from None
-        with contextlib.suppress(FileNotFoundError):
-          os.remove(self.path)
-        continue
-      with os.fdopen(fd, "w") as handle:
-        handle.write(str(os.getpid()))
-      self._held = True
-      return self
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        owner = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        raise UserError(
+            f"{os.path.dirname(self.path)} is in use by another lth process"
+            f"{f' (pid {owner})' if owner.isdigit() else ''}; wait for it to finish") from None
+      if _same_file(fd, self.path):
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+      os.close(fd)  # the holder deleted the file between our open and our flock
     raise UserError(f"could not lock {os.path.dirname(self.path)}")
 
-  def _owner(self):
-    try:
-      with open(self.path) as handle:
-        return int(handle.read().strip() or "0") or None
-    except (OSError, ValueError):
-      return None
-
   def __exit__(self, *exc) -> None:
-    if self._held:
+    if self._fd is not None:
       with contextlib.suppress(FileNotFoundError):
         os.remove(self.path)
-      self._held = False
+      os.close(self._fd)
+      self._fd = None
 
 
-def _process_alive(pid: int) -> bool:
-  if pid == os.getpid():
-    return True
+def _same_file(fd: int, path: str) -> bool:
   try:
-    os.kill(pid, 0)
-  except OSError as error:
-    return error.errno == errno.EPERM
-  return True
+    named = os.stat(path)
+  except FileNotFoundError:
+    return False
+  held = os.fstat(fd)
+  return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)

@@ -189,10 +189,13 @@ def test_a_live_lock_refuses_and_a_stale_lock_is_taken_over(tmp_path):
   experiment = LotteryExperiment(config, log=lambda line: None)
   lock = os.path.join(experiment.layout.directory, ".lock")
   os.makedirs(experiment.layout.directory)
-  sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+  # A live lth process: it holds the lock (an flock on .lock) until it is killed.
+  sleeper = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time; from lth_tf import io\n"
+       "with io.DirectoryLock(sys.argv[1]):\n print('locked', flush=True); time.sleep(60)",
+       experiment.layout.directory], stdout=subprocess.PIPE, text=True)
   try:
-    with open(lock, "w") as handle:
-      handle.write(str(sleeper.pid))
+    assert sleeper.stdout.readline().strip() == "locked"
     with pytest.raises(UserError, match="in use by another lth process"):
       experiment.run()
     assert not os.path.exists(experiment.layout.config_file)
