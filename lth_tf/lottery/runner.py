@@ -313,9 +313,7 @@ class LotteryExperiment:
     for index, (branch, plan) in enumerate(plans.items()):
       files = BranchFiles(self.layout.branch_dir(seed, level, branch))
       replicate.load_state(plan.start_weights, plan.mask, plan.optimizer_state)
-      if self.writes and not os.path.exists(files.mask):
-        io.write_arrays(files.mask, plan.mask.to_arrays())
-        io.write_arrays(files.start_weights, get_weights(replicate.model))
+      self._write_start(replicate, files, plan.mask)
       trainer.load(index, get_weights(replicate.model), plan.mask,
                    optimizers.get_state(replicate.trainer.optimizer))
     if self.config.runtime.progress:
@@ -365,9 +363,7 @@ class LotteryExperiment:
       return
     started = time.time()
     replicate.load_state(plan.start_weights, plan.mask, plan.optimizer_state)
-    if not self.store.exists(files.mask):
-      self.store.write_arrays(files.mask, plan.mask.to_arrays())
-      self.store.write_arrays(files.start_weights, get_weights(replicate.model))
+    self._write_start(replicate, files, plan.mask)
     curve, start = [], start_iteration
     if os.path.exists(files.checkpoint):
       curve, start = self._restore_checkpoint(replicate, files)
@@ -396,6 +392,14 @@ class LotteryExperiment:
     self._branch_finished()
 
   # ---- branch files -------------------------------------------------------------------------
+
+  def _write_start(self, replicate: ReplicateModel, files: BranchFiles, mask: pruning.Mask) -> None:
+    """The mask and start weights of a branch whose start state is loaded; each one that a
+    killed run did not write is written again (the same values: the plan is deterministic)."""
+    if not self.store.exists(files.mask):
+      self.store.write_arrays(files.mask, mask.to_arrays())
+    if not self.store.exists(files.start_weights):
+      self.store.write_arrays(files.start_weights, get_weights(replicate.model))
 
   def _write_checkpoint(self, replicate: ReplicateModel, files: BranchFiles, iteration: int,
                         curve) -> None:
