@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -412,6 +413,69 @@ def test_replicates_in_worker_processes_equal_one_process(tmp_path):
       for name in expected:
         assert np.array_equal(got[name], expected[name])
   assert LotteryExperiment(parallel, log=lambda line: None).run() == rows  # all finished: resumes
+
+
+_WORKERS_SCRIPT = _SCRIPT.replace("levels=2", "levels=1").replace(
+    "progress=False", "progress=False, seeds=(0, 1), replicate_processes=2")
+
+
+def _children(pid):
+  """Live (not zombie) child processes of `pid`, from /proc."""
+  out = []
+  for entry in os.listdir("/proc"):
+    try:
+      with open(f"/proc/{entry}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+      continue
+    if int(fields[1]) == pid and fields[0] != "Z":
+      out.append(int(entry))
+  return out
+
+
+def _alive(pid):
+  try:
+    with open(f"/proc/{pid}/stat") as handle:
+      return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except OSError:
+    return False
+
+
+def _holds(pid, path):
+  try:
+    return any(os.readlink(f"/proc/{pid}/fd/{fd}") == path for fd in os.listdir(f"/proc/{pid}/fd"))
+  except OSError:
+    return False
+
+
+def test_replicate_workers_die_with_a_killed_parent_and_the_rerun_equals_an_uninterrupted_run(
+    tmp_path):
+  whole = tmp_path / "whole"
+  assert subprocess.run([sys.executable, "-c", _WORKERS_SCRIPT, str(whole)], env=_ENV,
+                        capture_output=True).returncode == 0
+  root = tmp_path / "killed"
+  parent = subprocess.Popen([sys.executable, "-c", _WORKERS_SCRIPT, str(root)], env=_ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  try:
+    deadline = time.time() + 120
+    while not list(root.glob("*/replicate_*/level_0/ticket/mask.npz")):  # workers train
+      assert parent.poll() is None and time.time() < deadline
+      time.sleep(0.05)
+    workers = _children(parent.pid)
+    assert len(workers) == 2
+    (lock,) = [str(p) for p in root.glob("*/.lock")]
+    assert all(_holds(pid, lock) for pid in workers)  # the experiment lock, with the parent
+  finally:
+    parent.kill()
+    parent.wait()
+  deadline = time.time() + 3
+  while any(_alive(pid) for pid in workers) and time.time() < deadline:
+    time.sleep(0.05)
+  assert not any(_alive(pid) for pid in workers)
+  rerun = subprocess.run([sys.executable, "-c", _WORKERS_SCRIPT, str(root)], env=_ENV,
+                         capture_output=True, text=True)
+  assert rerun.returncode == 0, rerun.stderr
+  assert _artifacts(root) == _artifacts(whole)
 
 
 def _masks_of(layout, seed):

@@ -162,7 +162,8 @@ class LotteryExperiment:
       workers = min(self.config.runtime.replicate_processes, len(seeds))
       if workers > 1:
         from lth_tf.lottery import processes  # pylint: disable=import-outside-toplevel
-        processes.run_replicates(self.config, seeds, workers)
+        processes.run_replicates(self.config, seeds, workers,
+                                 lock.fileno() if self.writes else None)
       else:
         for seed in seeds:
           self._run_replicate(seed)
