@@ -7,29 +7,48 @@ import os
 import shutil
 import signal
 import tempfile
-from typing import Any, Dict, Iterator, Mapping
+from typing import Any, Dict, Iterator, Mapping, Tuple
 
 import numpy as np
 
-from lth_tf.errors import TicketError, UserError
+from lth_tf.errors import TicketError, UserError, WriteError
 
 
 TEMP_PREFIX = ".tmp-"
-_FAULT_ENV = "LTH_FAULT_KILL_AT"
-_fault_hits: Dict[str, int] = {}
+# Fault injection for tests: `ENV=label@n` acts at the n-th hit of `fault_point(label)`.
+_FAULT_KILL_ENV = "LTH_FAULT_KILL_AT"  # SIGKILLs this process
+_FAULT_ENOSPC_ENV = "LTH_FAULT_ENOSPC_AT"  # raises OSError ENOSPC, as a full disk does
+_fault_hits: Dict[Tuple[str, str], int] = {}
+# What to do about a failed write, by errno; others: just rerun.
+_REMEDIES = {errno.ENOSPC: "free space", errno.EDQUOT: "free space",
+             errno.EACCES: "make it writable", errno.EPERM: "make it writable",
+             errno.EROFS: "make it writable"}
 
 
 def fault_point(label: str) -> None:
-  """Fault injection for tests: `LTH_FAULT_KILL_AT=label@n` SIGKILLs this process at the n-th hit."""
-  spec = os.environ.get(_FAULT_ENV)
-  if not spec:
-    return
-  target, _, count = spec.rpartition("@")
-  if target != label:
-    return
-  _fault_hits[label] = _fault_hits.get(label, 0) + 1
-  if _fault_hits[label] == int(count):
-    os.kill(os.getpid(), signal.SIGKILL)
+  """Fault injection for tests: `LTH_FAULT_KILL_AT=label@n` SIGKILLs this process at the n-th
+  hit, `LTH_FAULT_ENOSPC_AT=label@n` raises the OSError of a full disk there."""
+  for env in (_FAULT_KILL_ENV, _FAULT_ENOSPC_ENV):
+    spec = os.environ.get(env)
+    if not spec:
+      continue
+    target, _, count = spec.rpartition("@")
+    if target != label:
+      continue
+    _fault_hits[env, label] = _fault_hits.get((env, label), 0) + 1
+    if _fault_hits[env, label] != int(count):
+      continue
+    if env == _FAULT_KILL_ENV:
+      os.kill(os.getpid(), signal.SIGKILL)
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def write_failure(path: str, error: OSError) -> str:
+  """The one-line message for an OSError while writing `path` atomically."""
+  reason = (os.strerror(error.errno) if error.errno else str(error)).lower()
+  remedy = _REMEDIES.get(error.errno)
+  return (f"{reason} while writing {path}; the files written so far are intact: "
+          f"{remedy + ' and rerun' if remedy else 'rerun'} to resume")
 
 
 def remove_temporary_files(directory: str) -> int:
@@ -51,21 +70,26 @@ def remove_temporary_files(directory: str) -> int:
 def atomic_path(path: str) -> Iterator[str]:
   """Yields a temporary path in the same directory; on success it replaces `path` atomically.
 
-  A reader never sees a partial file: either the old content, or the new one, whole.
+  A reader never sees a partial file: either the old content, or the new one, whole. An OSError
+  while writing (a full disk, no permission) is a `WriteError` naming `path`, and the
+  temporary file is removed.
   """
   directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=os.path.basename(path))
-  os.close(fd)
+  tmp = None
   try:
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=os.path.basename(path))
+    os.close(fd)
     yield tmp
     with open(tmp, "rb+") as handle:
       os.fsync(handle.fileno())
     os.chmod(tmp, 0o644)
     fault_point(f"write:{os.path.basename(path)}")
     os.replace(tmp, path)
+  except OSError as error:
+    raise WriteError(write_failure(path, error)) from None
   finally:
-    if os.path.exists(tmp):
+    if tmp is not None and os.path.exists(tmp):
       os.remove(tmp)
 
 

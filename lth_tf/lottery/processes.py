@@ -125,6 +125,8 @@ def _worker_main() -> int:
   except TrainingDiverged as error:
     print(error, file=sys.stderr)
     return _EXIT_DIVERGED
+  except KeyboardInterrupt:  # Ctrl-C reaches every process of the terminal: the parent reports
+    return 128 + signal.SIGINT
   return 0
 
 
