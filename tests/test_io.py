@@ -1,14 +1,16 @@
-"""The experiment-directory lock under simultaneous starts, dead and unrelated owners."""
+"""Failed atomic writes, and the directory lock under simultaneous starts and stale owners."""
+import errno
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from lth_tf import io
-from lth_tf.errors import UserError
+from lth_tf.errors import UserError, WriteError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -95,3 +97,36 @@ def test_a_live_holder_refuses_until_it_is_killed(tmp_path):
   assert (tmp_path / ".lock").exists()  # a killed holder cannot delete it: stale, taken over
   with io.DirectoryLock(str(tmp_path)):
     pass
+
+
+@pytest.mark.parametrize("code,message", [
+    (errno.ENOSPC, "no space left on device while writing {}; the files written so far are "
+                   "intact: free space and rerun to resume"),
+    (errno.EROFS, "read-only file system while writing {}; the files written so far are intact: "
+                  "make it writable and rerun to resume"),
+    (errno.EACCES, "permission denied while writing {}; the files written so far are intact: "
+                   "make it writable and rerun to resume"),
+])
+def test_a_failed_write_is_one_line_naming_the_file_and_leaves_the_old_file(tmp_path, monkeypatch,
+                                                                            code, message):
+  path = tmp_path / "metrics.json"
+  io.write_json(str(path), {"old": 1})
+
+  def replace(source, target):
+    raise OSError(code, os.strerror(code))
+
+  monkeypatch.setattr(os, "replace", replace)
+  with pytest.raises(WriteError) as raised:
+    io.write_json(str(path), {"new": 2})
+  assert str(raised.value) == message.format(path)
+  assert io.read_json(str(path)) == {"old": 1}
+  assert os.listdir(tmp_path) == ["metrics.json"]  # no temporary file left
+
+
+def test_a_full_disk_can_be_injected_at_the_nth_write(tmp_path, monkeypatch):
+  monkeypatch.setenv("LTH_FAULT_ENOSPC_AT", "write:a.npz@2")
+  io.write_arrays(str(tmp_path / "a.npz"), {"x": np.zeros(3)})
+  with pytest.raises(WriteError, match="no space left on device while writing .*a.npz"):
+    io.write_arrays(str(tmp_path / "a.npz"), {"x": np.ones(3)})
+  np.testing.assert_array_equal(io.read_arrays(str(tmp_path / "a.npz"))["x"], np.zeros(3))
+  assert os.listdir(tmp_path) == ["a.npz"]
