@@ -415,8 +415,8 @@ def test_replicates_in_worker_processes_equal_one_process(tmp_path):
   assert LotteryExperiment(parallel, log=lambda line: None).run() == rows  # all finished: resumes
 
 
-_WORKERS_SCRIPT = _SCRIPT.replace("levels=2", "levels=1").replace(
-    "progress=False", "progress=False, seeds=(0, 1), replicate_processes=2")
+_WORKERS_SCRIPT = _SCRIPT.replace("levels=2", "levels=1").replace("reinit=True", "reinit=False") \
+    .replace("progress=False", "progress=False, seeds=(0, 1), replicate_processes=2")
 
 
 def _children(pid):
