@@ -4,6 +4,7 @@ Subcommands are registered functions; user errors become one line on stderr and 
 """
 import dataclasses
 import os
+import signal
 import sys
 from typing import Callable, List
 
@@ -11,7 +12,7 @@ from absl import app
 from absl import logging as absl_logging
 
 from lth_tf import flags as lth_flags
-from lth_tf.errors import TrainingDiverged, UserError
+from lth_tf.errors import Interrupted, TrainingDiverged, UserError
 from lth_tf.registry import Registry
 
 USAGE_EXIT = 2
@@ -192,8 +193,14 @@ def _parse(argv: List[str]) -> List[str]:
   return []
 
 
+def _terminate(signum, frame) -> None:
+  """SIGTERM stops a command as Ctrl-C does: files stay sound, the lock is released."""
+  raise Interrupted(signum)
+
+
 def _main(argv: List[str]) -> None:
   absl_logging.set_verbosity(absl_logging.WARNING)
+  signal.signal(signal.SIGTERM, _terminate)
   if len(argv) < 2:
     _fail(f"usage: lth <{'|'.join(COMMANDS.names())}> [--flagfile=FILE] [--flag=value ...]; "
           "--helpfull lists every flag")
@@ -205,6 +212,16 @@ def _main(argv: List[str]) -> None:
   except TrainingDiverged as error:
     print(f"lth: training diverged: {error}", file=sys.stderr)
     sys.exit(1)
+  except KeyboardInterrupt as interrupt:
+    signum = getattr(interrupt, "signum", signal.SIGINT)
+    where = getattr(interrupt, "where", "")
+    print(f"lth: {'terminated' if signum == signal.SIGTERM else 'interrupted'}" +
+          (f" {where}; rerun the same command to resume" if where else ""),
+          file=sys.stderr)
+    sys.exit(128 + signum)
+  except OSError as error:  # the environment, not the code: a full disk, a missing permission
+    _fail(f"{error.strerror.lower() if error.strerror else error}"
+          f"{f': {error.filename}' if error.filename else ''}")
 
 
 def main() -> None:

@@ -1,35 +1,55 @@
 """Atomic file writing, data-only array files, and the experiment-directory lock."""
 import contextlib
 import errno
+import fcntl
 import json
 import math
 import os
 import shutil
 import signal
 import tempfile
-from typing import Any, Dict, Iterator, Mapping
+from typing import Any, Dict, Iterator, Mapping, Tuple
 
 import numpy as np
 
-from lth_tf.errors import CorruptFileError, TicketError, UserError
+from lth_tf.errors import CorruptFileError, TicketError, UserError, WriteError
 
 
 TEMP_PREFIX = ".tmp-"
-_FAULT_ENV = "LTH_FAULT_KILL_AT"
-_fault_hits: Dict[str, int] = {}
+# Fault injection for tests: `ENV=label@n` acts at the n-th hit of `fault_point(label)`.
+_FAULT_KILL_ENV = "LTH_FAULT_KILL_AT"  # SIGKILLs this process
+_FAULT_ENOSPC_ENV = "LTH_FAULT_ENOSPC_AT"  # raises OSError ENOSPC, as a full disk does
+_fault_hits: Dict[Tuple[str, str], int] = {}
+# What to do about a failed write, by errno; others: just rerun.
+_REMEDIES = {errno.ENOSPC: "free space", errno.EDQUOT: "free space",
+             errno.EACCES: "make it writable", errno.EPERM: "make it writable",
+             errno.EROFS: "make it writable"}
 
 
 def fault_point(label: str) -> None:
-  """Fault injection for tests: `LTH_FAULT_KILL_AT=label@n` SIGKILLs this process at the n-th hit."""
-  spec = os.environ.get(_FAULT_ENV)
-  if not spec:
-    return
-  target, _, count = spec.rpartition("@")
-  if target != label:
-    return
-  _fault_hits[label] = _fault_hits.get(label, 0) + 1
-  if _fault_hits[label] == int(count):
-    os.kill(os.getpid(), signal.SIGKILL)
+  """Fault injection for tests: `LTH_FAULT_KILL_AT=label@n` SIGKILLs this process at the n-th
+  hit, `LTH_FAULT_ENOSPC_AT=label@n` raises the OSError of a full disk there."""
+  for env in (_FAULT_KILL_ENV, _FAULT_ENOSPC_ENV):
+    spec = os.environ.get(env)
+    if not spec:
+      continue
+    target, _, count = spec.rpartition("@")
+    if target != label:
+      continue
+    _fault_hits[env, label] = _fault_hits.get((env, label), 0) + 1
+    if _fault_hits[env, label] != int(count):
+      continue
+    if env == _FAULT_KILL_ENV:
+      os.kill(os.getpid(), signal.SIGKILL)
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def write_failure(path: str, error: OSError) -> str:
+  """The one-line message for an OSError while writing `path` atomically."""
+  reason = (os.strerror(error.errno) if error.errno else str(error)).lower()
+  remedy = _REMEDIES.get(error.errno)
+  return (f"{reason} while writing {path}; the files written so far are intact: "
+          f"{remedy + ' and rerun' if remedy else 'rerun'} to resume")
 
 
 def remove_temporary_files(directory: str) -> int:
@@ -51,21 +71,26 @@ def remove_temporary_files(directory: str) -> int:
 def atomic_path(path: str) -> Iterator[str]:
   """Yields a temporary path in the same directory; on success it replaces `path` atomically.
 
-  A reader never sees a partial file: either the old content, or the new one, whole.
+  A reader never sees a partial file: either the old content, or the new one, whole. An OSError
+  while writing (a full disk, no permission) is a `WriteError` naming `path`, and the
+  temporary file is removed.
   """
   directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=os.path.basename(path))
-  os.close(fd)
+  tmp = None
   try:
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=os.path.basename(path))
+    os.close(fd)
     yield tmp
     with open(tmp, "rb+") as handle:
       os.fsync(handle.fileno())
     os.chmod(tmp, 0o644)
     fault_point(f"write:{os.path.basename(path)}")
     os.replace(tmp, path)
+  except OSError as error:
+    raise WriteError(write_failure(path, error)) from None
   finally:
-    if os.path.exists(tmp):
+    if tmp is not None and os.path.exists(tmp):
       os.remove(tmp)
 
 
@@ -128,52 +153,56 @@ def read_arrays(path: str) -> Dict[str, np.ndarray]:
 class DirectoryLock:
   """An exclusive lock on an experiment directory, held by one process at a time.
 
-  The lock file holds the owner's pid; a lock whose owner no longer runs is stale and taken over.
+  The lock is an `flock` on the file `.lock`, which the kernel releases when the holding
+  process dies however it dies: a lock file that nobody holds is stale whatever pid it names
+  (its owner may be gone, or its pid reused by another program), and is taken over. The
+  holder writes its pid into the file for the message another process gives. Processes that
+  inherit the locked descriptor (the workers of `--replicate_processes`) hold the lock with
+  their parent: it is free once the last of them exits. The holder deletes the file before
+  releasing it; a process that locked a file just deleted sees that it is no longer `.lock`
+  and tries again.
   """
 
   def __init__(self, directory: str):
     self.path = os.path.join(directory, ".lock")
-    self._held = False
+    self._fd = None
+
+  def fileno(self) -> int:
+    """The locked descriptor, for processes that must hold the lock with this one."""
+    return self._fd
 
   def __enter__(self) -> "DirectoryLock":
     os.makedirs(os.path.dirname(self.path), exist_ok=True)
-    for _ in range(2):
+    for _ in range(100):
+      fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
       try:
-        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-      except FileExistsError:
-        owner = self._owner()
-        if owner is not None and _process_alive(owner):
-          raise UserError(
-              f"{os.path.dirname(self.path)} is in use by another lth process (pid {owner}); "
-              "wait for it to finish") from None
-        with contextlib.suppress(FileNotFoundError):
-          os.remove(self.path)
-        continue
-      with os.fdopen(fd, "w") as handle:
-        handle.write(str(os.getpid()))
-      self._held = True
-      return self
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        owner = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        raise UserError(
+            f"{os.path.dirname(self.path)} is in use by another lth process"
+            f"{f' (pid {owner})' if owner.isdigit() else ''}; wait for it to finish") from None
+      if _same_file(fd, self.path):
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+      os.close(fd)  # the holder deleted the file between our open and our flock
     raise UserError(f"could not lock {os.path.dirname(self.path)}")
 
-  def _owner(self):
-    try:
-      with open(self.path) as handle:
-        return int(handle.read().strip() or "0") or None
-    except (OSError, ValueError):
-      return None
-
   def __exit__(self, *exc) -> None:
-    if self._held:
+    if self._fd is not None:
       with contextlib.suppress(FileNotFoundError):
         os.remove(self.path)
-      self._held = False
+      os.close(self._fd)
+      self._fd = None
 
 
-def _process_alive(pid: int) -> bool:
-  if pid == os.getpid():
-    return True
+def _same_file(fd: int, path: str) -> bool:
   try:
-    os.kill(pid, 0)
-  except OSError as error:
-    return error.errno == errno.EPERM
-  return True
+    named = os.stat(path)
+  except FileNotFoundError:
+    return False
+  held = os.fstat(fd)
+  return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)

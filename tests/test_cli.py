@@ -1,6 +1,8 @@
 """The `lth` command: bad input is one line and exit code 2 before anything is written; `lth train` works."""
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 
@@ -14,9 +16,9 @@ FAST = ["--dataset=synthetic", "--validation_size=500", "--iterations=40", "--ev
         "--progress=false"]
 
 
-def lth(*args, cwd=ROOT):
+def lth(*args, cwd=ROOT, env=ENV):
   return subprocess.run([sys.executable, "-m", "lth_tf.cli", *args], capture_output=True,
-                        text=True, env=ENV, cwd=cwd)
+                        text=True, env=env, cwd=cwd)
 
 
 @pytest.mark.parametrize("args,message", [
@@ -229,3 +231,78 @@ def test_training_a_saved_ticket(tmp_path, ticket_dir):
   assert summary[0]["weights_remaining"] == pytest.approx(ticket.mask.weights_remaining())
   config = json.loads((experiment / "config.json").read_text())
   assert config["pruning"]["ticket_sha256"] == ticket.sha256
+
+
+def test_a_root_dir_that_cannot_be_created_is_one_line(tmp_path):
+  result = lth("train", *FAST, "--root_dir=/proc/lth-no-such/runs", f"--data_dir={tmp_path}")
+  assert result.returncode == 2, result.stderr
+  assert result.stderr.strip().splitlines() == [
+      "lth: error: root_dir /proc/lth-no-such/runs cannot be created in /proc: "
+      + result.stderr.split("cannot be created in /proc: ")[-1].strip()], result.stderr
+
+
+# Long enough that a signal sent once level 0 is reported arrives during training.
+RESUMABLE = [*FAST[:2], "--iterations=160", "--eval_every=20", "--progress=false", "--levels=2"]
+UNBUFFERED = dict(ENV, PYTHONUNBUFFERED="1")
+
+
+def _leftovers(root):
+  return [str(p) for p in root.rglob("*") if p.name == ".lock" or p.name.startswith(".tmp-")]
+
+
+def _summary(root):
+  (experiment,) = list(root.iterdir())
+  return json.loads((experiment / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_find(tmp_path_factory):
+  root = tmp_path_factory.mktemp("whole") / "runs"
+  result = lth("find", *RESUMABLE, f"--root_dir={root}", f"--data_dir={root.parent}")
+  assert result.returncode == 0, result.stderr
+  return _summary(root)
+
+
+@pytest.mark.parametrize("signum,message", [
+    (signal.SIGINT, "interrupted"),
+    (signal.SIGTERM, "terminated"),
+])
+def test_a_signal_stops_a_run_with_one_line_and_a_rerun_resumes(tmp_path, uninterrupted_find,
+                                                                 signum, message):
+  root = tmp_path / "runs"
+  args = [sys.executable, "-m", "lth_tf.cli", "find", *RESUMABLE, f"--root_dir={root}",
+          f"--data_dir={tmp_path}"]
+  run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=UNBUFFERED, cwd=ROOT)
+  first = run.stdout.readline()  # level 0 is trained: the run is training level 1
+  assert "level  0" in first, first
+  run.send_signal(signum)
+  _, stderr = run.communicate(timeout=120)
+  assert run.returncode == 128 + signum, stderr
+  lines = [line for line in stderr.strip().splitlines() if line.strip()]
+  assert len(lines) == 1, stderr
+  assert re.fullmatch(f"lth: {message} (during replicate 0 level [12]|after replicate 0 level "
+                      "[01] branch ticket|during replicate 0 level [12] branch ticket); "
+                      "rerun the same command to resume", lines[0]), lines[0]
+  assert not _leftovers(root)
+  resumed = lth("find", *RESUMABLE, f"--root_dir={root}", f"--data_dir={tmp_path}")
+  assert resumed.returncode == 0, resumed.stderr
+  assert _summary(root) == uninterrupted_find
+
+
+def test_a_full_disk_is_one_line_and_a_rerun_after_it_resumes(tmp_path, uninterrupted_find):
+  root = tmp_path / "runs"
+  full = lth("find", *RESUMABLE, f"--root_dir={root}", f"--data_dir={tmp_path}",
+             env=dict(ENV, LTH_FAULT_ENOSPC_AT="write:metrics.json@2"))
+  assert full.returncode == 2, full.stderr
+  lines = [line for line in full.stderr.strip().splitlines() if line.strip()]
+  (experiment,) = list(root.iterdir())
+  metrics = experiment / "replicate_0" / "level_1" / "ticket" / "metrics.json"
+  assert lines == [f"lth: error: no space left on device while writing {metrics}; the files "
+                   "written so far are intact: free space and rerun to resume"], full.stderr
+  assert not metrics.exists() and not _leftovers(root)
+  for path in root.rglob("*.json"):  # what is there is whole
+    json.loads(path.read_text())
+  resumed = lth("find", *RESUMABLE, f"--root_dir={root}", f"--data_dir={tmp_path}")
+  assert resumed.returncode == 0, resumed.stderr
+  assert _summary(root) == uninterrupted_find

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -298,10 +299,13 @@ def test_a_live_lock_refuses_and_a_stale_lock_is_taken_over(tmp_path):
   experiment = LotteryExperiment(config, log=lambda line: None)
   lock = os.path.join(experiment.layout.directory, ".lock")
   os.makedirs(experiment.layout.directory)
-  sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+  # A live lth process: it holds the lock (an flock on .lock) until it is killed.
+  sleeper = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time; from lth_tf import io\n"
+       "with io.DirectoryLock(sys.argv[1]):\n print('locked', flush=True); time.sleep(60)",
+       experiment.layout.directory], stdout=subprocess.PIPE, text=True)
   try:
-    with open(lock, "w") as handle:
-      handle.write(str(sleeper.pid))
+    assert sleeper.stdout.readline().strip() == "locked"
     with pytest.raises(UserError, match="in use by another lth process"):
       experiment.run()
     assert not os.path.exists(experiment.layout.config_file)
@@ -399,20 +403,75 @@ def _run_script(root, **env):
                         capture_output=True, text=True)
 
 
+# Fields that differ between two runs of the same experiment, and why:
+# - wall_time_s (a branch's metrics.json, and its sums in compute.json): time, not a result;
+# - runtime.root_dir, runtime.data_dir (config.json): the directories the test chose;
+# - a TensorBoard event file's name and event wall times: the clock, host and pid (its
+#   scalars are compared).
+_VARIABLE = {"metrics.json": (("wall_time_s",),),
+             "compute.json": (("total", "wall_time_s"),) + tuple(
+                 ("by_branch", b, "wall_time_s") for b in ("ticket", "reinit", "random_prune")),
+             "config.json": (("runtime", "root_dir"), ("runtime", "data_dir"))}
+_BRANCH_FILES = ("mask.npz", "start_weights.npz", "final_weights.npz", "curve.json", "curve.csv",
+                 "metrics.json", "tensorboard")
+
+
+def _without(data, paths):
+  for path in paths:
+    parent = data
+    for key in path[:-1]:
+      parent = parent.get(key, {})
+    parent.pop(path[-1], None)
+  return data
+
+
+def _tensorboard_scalars(directory):
+  from lth_tf.compat import tf
+  (events,) = os.listdir(directory)  # one event file
+  out = []
+  for event in tf.compat.v1.train.summary_iterator(os.path.join(directory, events)):
+    for value in event.summary.value:
+      out.append((event.step, value.tag, tf.make_ndarray(value.tensor).tobytes()))
+  return out
+
+
 def _artifacts(root):
-  """summary.json and every mask of an experiment, as comparable values."""
+  """Every file of an experiment as a comparable value: arrays bit for bit, JSON whole but for
+  `_VARIABLE`, text exactly, TensorBoard scalars; the set of files is part of the value."""
   (experiment,) = [p for p in root.iterdir() if p.is_dir()]
-  summary = json.loads((experiment / "summary.json").read_text())
-  masks = {str(p.relative_to(experiment)): Mask.from_dict(io.read_arrays(str(p)))
-           for p in sorted(experiment.glob("**/mask.npz"))}
-  return summary, masks
+  out = {}
+  for path in sorted(experiment.rglob("*")):
+    name = str(path.relative_to(experiment))
+    if path.parent.name == "tensorboard":
+      continue
+    if path.name == "tensorboard":
+      out[name] = _tensorboard_scalars(path)
+    elif path.suffix == ".npz":
+      out[name] = {k: (v.dtype.str, v.shape, v.tobytes())
+                   for k, v in io.read_arrays(str(path)).items()}
+    elif path.suffix == ".json":
+      out[name] = _without(json.loads(path.read_text()), _VARIABLE.get(path.name, ()))
+    elif path.is_file():
+      out[name] = path.read_bytes()
+  return out
+
+
+def _assert_documented_files(artifacts, levels=2, branches=("ticket", "reinit")):
+  """Exactly the files the README's experiment layout names: none missing, none extra."""
+  expected = {"config.json", "summary.json", "compute.json", "replicate_0/rewind_point.npz"}
+  for level in range(levels + 1):
+    for branch in branches if level else ("ticket",):
+      expected.update(f"replicate_0/level_{level}/{branch}/{name}" for name in _BRANCH_FILES)
+  assert set(artifacts) == expected
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
   root = tmp_path_factory.mktemp("whole")
   assert _run_script(root).returncode == 0
-  return _artifacts(root)
+  artifacts = _artifacts(root)
+  _assert_documented_files(artifacts)
+  return artifacts
 
 
 @pytest.mark.parametrize("kill_at", [
@@ -423,6 +482,9 @@ def uninterrupted(tmp_path_factory):
     "write:mask.npz@2",             # while a level's mask is being written
     "write:summary.json@2",         # while summary.json is being written
     "write:metrics.json@3",         # while a branch's final metrics are being written
+    "write:start_weights.npz@1",    # while level 0's start weights are being written
+    "write:final_weights.npz@2",    # while a branch's trained weights are being written
+    "write:compute.json@2",         # while the compute totals are being written
 ])
 def test_sigkill_at_any_moment_then_rerun_equals_an_uninterrupted_run(tmp_path, uninterrupted,
                                                                      kill_at):
@@ -437,7 +499,11 @@ def test_sigkill_at_any_moment_then_rerun_equals_an_uninterrupted_run(tmp_path, 
       io.read_arrays(str(path))
   resumed = _run_script(tmp_path)
   assert resumed.returncode == 0, resumed.stderr
-  assert _artifacts(tmp_path) == uninterrupted
+  resumed = _artifacts(tmp_path)
+  _assert_documented_files(resumed)
+  assert resumed.keys() == uninterrupted.keys()
+  for name, value in uninterrupted.items():
+    assert resumed[name] == value, name
   assert not list(tmp_path.glob("**/checkpoint.npz"))
   assert not list(tmp_path.glob(f"**/{io.TEMP_PREFIX}*"))
   assert not list(tmp_path.glob("**/.lock"))
@@ -519,6 +585,69 @@ def test_replicates_in_worker_processes_equal_one_process(tmp_path):
       for name in expected:
         assert np.array_equal(got[name], expected[name])
   assert LotteryExperiment(parallel, log=lambda line: None).run() == rows  # all finished: resumes
+
+
+_WORKERS_SCRIPT = _SCRIPT.replace("levels=2", "levels=1").replace("reinit=True", "reinit=False") \
+    .replace("progress=False", "progress=False, seeds=(0, 1), replicate_processes=2")
+
+
+def _children(pid):
+  """Live (not zombie) child processes of `pid`, from /proc."""
+  out = []
+  for entry in os.listdir("/proc"):
+    try:
+      with open(f"/proc/{entry}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+      continue
+    if int(fields[1]) == pid and fields[0] != "Z":
+      out.append(int(entry))
+  return out
+
+
+def _alive(pid):
+  try:
+    with open(f"/proc/{pid}/stat") as handle:
+      return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except OSError:
+    return False
+
+
+def _holds(pid, path):
+  try:
+    return any(os.readlink(f"/proc/{pid}/fd/{fd}") == path for fd in os.listdir(f"/proc/{pid}/fd"))
+  except OSError:
+    return False
+
+
+def test_replicate_workers_die_with_a_killed_parent_and_the_rerun_equals_an_uninterrupted_run(
+    tmp_path):
+  whole = tmp_path / "whole"
+  assert subprocess.run([sys.executable, "-c", _WORKERS_SCRIPT, str(whole)], env=_ENV,
+                        capture_output=True).returncode == 0
+  root = tmp_path / "killed"
+  parent = subprocess.Popen([sys.executable, "-c", _WORKERS_SCRIPT, str(root)], env=_ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  try:
+    deadline = time.time() + 120
+    while not list(root.glob("*/replicate_*/level_0/ticket/mask.npz")):  # workers train
+      assert parent.poll() is None and time.time() < deadline
+      time.sleep(0.05)
+    workers = _children(parent.pid)
+    assert len(workers) == 2
+    (lock,) = [str(p) for p in root.glob("*/.lock")]
+    assert all(_holds(pid, lock) for pid in workers)  # the experiment lock, with the parent
+  finally:
+    parent.kill()
+    parent.wait()
+  deadline = time.time() + 3
+  while any(_alive(pid) for pid in workers) and time.time() < deadline:
+    time.sleep(0.05)
+  assert not any(_alive(pid) for pid in workers)
+  rerun = subprocess.run([sys.executable, "-c", _WORKERS_SCRIPT, str(root)], env=_ENV,
+                         capture_output=True, text=True)
+  assert rerun.returncode == 0, rerun.stderr
+  assert _artifacts(root) == _artifacts(whole)
 
 
 def _masks_of(layout, seed):

@@ -12,15 +12,24 @@ its config as JSON on stdin (`python -m lth_tf.lottery.processes`), so it trains
 parent's experiment. The first failure stops the other workers and is raised in the parent
 with the worker's own message: a `UserError` or `TrainingDiverged` as if it had happened in the
 parent.
+
+A worker dies with its parent, however the parent dies (a SIGKILL included): on Linux the kernel
+kills it (`PR_SET_PDEATHSIG`), elsewhere a thread of the worker sees its parent gone within a
+second. Workers inherit the parent's locked descriptor of the experiment directory's lock, so
+the lock stays held until the last of them has exited: a rerun never runs beside them.
 """
+import contextlib
+import ctypes
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from lth_tf.config import ExperimentConfig
 from lth_tf.errors import TrainingDiverged, UserError
@@ -28,6 +37,7 @@ from lth_tf.errors import TrainingDiverged, UserError
 # Exit codes of a worker: 0 done, 2 bad input (`UserError`), 3 training diverged.
 _EXIT_USER_ERROR, _EXIT_DIVERGED = 2, 3
 _POLL_S = 0.2
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def worker_config(config: ExperimentConfig, seed: int) -> ExperimentConfig:
@@ -39,8 +49,10 @@ def worker_config(config: ExperimentConfig, seed: int) -> ExperimentConfig:
       intra_op_threads=runtime.intra_op_threads or 1))
 
 
-def run_replicates(config: ExperimentConfig, seeds: Sequence[int], processes: int) -> None:
-  """Trains every replicate in `seeds`, at most `processes` worker processes at a time."""
+def run_replicates(config: ExperimentConfig, seeds: Sequence[int], processes: int,
+                   lock_fd: Optional[int] = None) -> None:
+  """Trains every replicate in `seeds`, at most `processes` worker processes at a time; the
+  workers inherit `lock_fd`, the descriptor that holds the experiment directory's lock."""
   package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   env = dict(os.environ)
   env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
@@ -53,8 +65,9 @@ def run_replicates(config: ExperimentConfig, seeds: Sequence[int], processes: in
         seed = pending.pop(0)
         errors = tempfile.TemporaryFile(mode="w+")
         process = subprocess.Popen(
-            [sys.executable, "-m", "lth_tf.lottery.processes"], stdin=subprocess.PIPE,
-            stderr=errors, env=env, text=True)
+            [sys.executable, "-m", "lth_tf.lottery.processes", str(os.getpid())],
+            stdin=subprocess.PIPE, stderr=errors, env=env, text=True,
+            pass_fds=() if lock_fd is None else (lock_fd,))
         process.stdin.write(json.dumps(worker_config(config, seed).to_dict()))
         process.stdin.close()
         running[seed] = (process, errors)
@@ -86,6 +99,21 @@ def _failure(seed: int, code: int, stderr: str) -> Exception:
                       f"{message}")
 
 
+def _die_with_parent(parent: int) -> None:
+  """Makes this worker die when `parent` does, even by SIGKILL."""
+  with contextlib.suppress(OSError, AttributeError):  # prctl is Linux-only
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+  if os.getppid() != parent:  # the parent died before prctl: it will not kill us
+    os._exit(1)
+
+  def watch() -> None:
+    while os.getppid() == parent:
+      time.sleep(1)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+  threading.Thread(target=watch, daemon=True).start()
+
+
 def _worker_main() -> int:
   from lth_tf.lottery.runner import LotteryExperiment  # pylint: disable=import-outside-toplevel
   config = ExperimentConfig.from_dict(json.load(sys.stdin))
@@ -97,8 +125,11 @@ def _worker_main() -> int:
   except TrainingDiverged as error:
     print(error, file=sys.stderr)
     return _EXIT_DIVERGED
+  except KeyboardInterrupt:  # Ctrl-C reaches every process of the terminal: the parent reports
+    return 128 + signal.SIGINT
   return 0
 
 
 if __name__ == "__main__":
+  _die_with_parent(int(sys.argv[1]))
   sys.exit(_worker_main())

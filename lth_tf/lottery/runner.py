@@ -12,6 +12,8 @@ import io as _io
 import json
 import os
 import shutil
+import signal
+import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -21,7 +23,7 @@ from lth_tf import data as data_lib
 from lth_tf import compute, distribute, io, models, precision, pruning, user_code
 from lth_tf.compat import keras, tf
 from lth_tf.config import ExperimentConfig, validate
-from lth_tf.errors import TrainingDiverged, UserError
+from lth_tf.errors import Interrupted, TrainingDiverged, UserError, WriteError
 from lth_tf.lottery.branches import BRANCHES, BranchPlan, LevelContext
 from lth_tf.lottery.layout import BranchFiles, ExperimentLayout
 from lth_tf.lottery.store import ArtifactStore
@@ -90,6 +92,7 @@ class LotteryExperiment:
   """Runs (or resumes) every replicate, level and branch of one experiment."""
 
   _writes_summary = True  # False in a worker process of `run` (its parent writes the summary)
+  _where = ""  # "during/after <branch>", for the message of an interrupted run
 
   def __init__(self, config: ExperimentConfig, flags_text: str = "",
                log: Callable[[str], None] = print):
@@ -161,18 +164,28 @@ class LotteryExperiment:
     with lock:
       if self.writes:
         io.remove_temporary_files(self.layout.directory)
-      self._write_config()
-      if self.writes:
-        record_data(self.layout.data_file, self.data, self.layout.directory)
-      seeds = self.config.runtime.seeds
-      workers = min(self.config.runtime.replicate_processes, len(seeds))
-      if workers > 1:
-        from lth_tf.lottery import processes  # pylint: disable=import-outside-toplevel
-        processes.run_replicates(self.config, seeds, workers)
-      else:
-        for seed in seeds:
-          self._run_replicate(seed)
-      return self.write_summary()
+      try:
+        return self._run_locked(lock)
+      except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM turned into an Interrupted
+        if self.writes:  # what the killed workers were writing
+          io.remove_temporary_files(self.layout.directory)
+        raise Interrupted(getattr(interrupt, "signum", signal.SIGINT), self._where) from None
+
+  def _run_locked(self, lock) -> List[Dict]:
+    self._write_config()
+    if self.writes:
+      record_data(self.layout.data_file, self.data, self.layout.directory)
+    seeds = self.config.runtime.seeds
+    workers = min(self.config.runtime.replicate_processes, len(seeds))
+    if workers > 1:
+      from lth_tf.lottery import processes  # pylint: disable=import-outside-toplevel
+      self._where = f"during replicates {', '.join(map(str, seeds))} (worker processes)"
+      processes.run_replicates(self.config, seeds, workers,
+                               lock.fileno() if self.writes else None)
+    else:
+      for seed in seeds:
+        self._run_replicate(seed)
+    return self.write_summary()
 
   def run_replicate(self, seed: int) -> None:
     """Trains (or resumes) one replicate without taking the directory lock or writing the
@@ -242,6 +255,7 @@ class LotteryExperiment:
   # ---- levels -------------------------------------------------------------------------------
 
   def _run_replicate(self, seed: int) -> None:
+    self._where = f"during replicate {seed}"
     replicate = ReplicateModel(self.config, self.data, seed, self.strategy)
     dense_mask = pruning.Mask.ones_like(pruning.prunable_weights(replicate.model))
     k = self.config.pruning.rewind_iteration
@@ -270,6 +284,7 @@ class LotteryExperiment:
       rewind_optimizer = None
 
     for level in range(1, self.config.pruning.levels + 1):
+      self._where = f"during replicate {seed} level {level}"
       mask = self._level_mask(replicate, seed, level, dense_mask)
       context = LevelContext(level, seed, mask, rewind_weights, rewind_optimizer,
                              replicate.fresh_weights)
@@ -320,13 +335,12 @@ class LotteryExperiment:
     state); no checkpoints are written, so an interrupted batched level restarts its branches.
     """
     started = time.time()
+    self._where = f"during replicate {seed} level {level} branches {', '.join(plans)} (batched)"
     trainer = replicate.batched_trainer(len(plans))
     for index, (branch, plan) in enumerate(plans.items()):
       files = BranchFiles(self.layout.branch_dir(seed, level, branch))
       replicate.load_state(plan.start_weights, plan.mask, plan.optimizer_state)
-      if self.writes and not os.path.exists(files.mask):
-        io.write_arrays(files.mask, plan.mask.to_arrays())
-        io.write_arrays(files.start_weights, get_weights(replicate.model))
+      self._write_start(replicate, files, plan.mask)
       trainer.load(index, get_weights(replicate.model), plan.mask,
                    optimizers.get_state(replicate.trainer.optimizer))
     if self.config.runtime.progress:
@@ -344,6 +358,7 @@ class LotteryExperiment:
         self._write_results(replicate, files, results[index], seed, level, branch, plan.mask,
                             elapsed)
       self.log(format_row(self._row(seed, level, branch, plan.mask, results[index])))
+    self._where = f"after replicate {seed} level {level} branches {', '.join(plans)} (batched)"
     self._branch_finished()
 
   def _level_mask(self, replicate: ReplicateModel, seed: int, level: int,
@@ -368,10 +383,9 @@ class LotteryExperiment:
     if self.store.exists(files.metrics):
       return
     started = time.time()
+    self._where = f"during replicate {seed} level {level} branch {branch}"
     replicate.load_state(plan.start_weights, plan.mask, plan.optimizer_state)
-    if not self.store.exists(files.mask):
-      self.store.write_arrays(files.mask, plan.mask.to_arrays())
-      self.store.write_arrays(files.start_weights, get_weights(replicate.model))
+    self._write_start(replicate, files, plan.mask)
     curve, start = [], start_iteration
     if os.path.exists(files.checkpoint):
       curve, start = self._restore_checkpoint(replicate, files)
@@ -396,10 +410,19 @@ class LotteryExperiment:
                              f"(recorded in {files.error})") from None
     elapsed = time.time() - started
     self._write_results(replicate, files, result, seed, level, branch, plan.mask, elapsed)
+    self._where = f"after replicate {seed} level {level} branch {branch}"
     self.log(format_row(self._row(seed, level, branch, plan.mask, result)))
     self._branch_finished()
 
   # ---- branch files -------------------------------------------------------------------------
+
+  def _write_start(self, replicate: ReplicateModel, files: BranchFiles, mask: pruning.Mask) -> None:
+    """The mask and start weights of a branch whose start state is loaded; each one that a
+    killed run did not write is written again (the same values: the plan is deterministic)."""
+    if not self.store.exists(files.mask):
+      self.store.write_arrays(files.mask, mask.to_arrays())
+    if not self.store.exists(files.start_weights):
+      self.store.write_arrays(files.start_weights, get_weights(replicate.model))
 
   def _write_checkpoint(self, replicate: ReplicateModel, files: BranchFiles, iteration: int,
                         curve) -> None:
@@ -484,15 +507,20 @@ def _write_tensorboard(directory: str, curve) -> None:
   """Writes the curve as TensorBoard scalars into a temporary folder, then renames it into place."""
   staging = os.path.join(os.path.dirname(directory), io.TEMP_PREFIX + os.path.basename(directory))
   shutil.rmtree(staging, ignore_errors=True)
-  writer = tf.summary.create_file_writer(staging)
-  with writer.as_default():
-    for row in curve:
-      for key, value in row.items():
-        if key != "iteration" and value is not None:
-          tf.summary.scalar(key, value, step=int(row["iteration"]))
-  writer.close()
-  shutil.rmtree(directory, ignore_errors=True)
-  os.replace(staging, directory)
+  try:
+    writer = tf.summary.create_file_writer(staging)
+    with writer.as_default():
+      for row in curve:
+        for key, value in row.items():
+          if key != "iteration" and value is not None:
+            tf.summary.scalar(key, value, step=int(row["iteration"]))
+    writer.close()
+    shutil.rmtree(directory, ignore_errors=True)
+    os.replace(staging, directory)
+  except OSError as error:
+    raise WriteError(io.write_failure(directory, error)) from None
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)  # a failed or interrupted write
 
 
 def _load_ticket(config: ExperimentConfig):
@@ -575,3 +603,8 @@ def _check_writable(root: str) -> None:
     raise UserError(f"root_dir {root} cannot be created: {parent} is not a directory")
   if not os.access(parent, os.W_OK):
     raise UserError(f"root_dir {root} is not writable")
+  try:  # root may pass os.access where nothing can be created (/proc, a read-only mount)
+    os.rmdir(tempfile.mkdtemp(prefix=io.TEMP_PREFIX, dir=parent))
+  except OSError as error:
+    raise UserError(f"root_dir {root} cannot be created in {parent}: "
+                    f"{os.strerror(error.errno).lower() if error.errno else error}") from None
