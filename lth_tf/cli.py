@@ -26,7 +26,7 @@ def _fail(message: str) -> None:
 
 @COMMANDS.register("train")
 def _train(args: List[str]) -> int:
-  """Trains one network (level 0: dense, or a saved ticket with --ticket) and prints its metrics."""
+  """Trains one network (dense, or a saved ticket with --ticket) and prints its metrics."""
   config = lth_flags.config_from_flags()
   config = config.replace(pruning=dataclasses.replace(
       config.pruning, levels=0, reinit=False, random_prune=False))
@@ -35,7 +35,7 @@ def _train(args: List[str]) -> int:
 
 @COMMANDS.register("find")
 def _find(args: List[str]) -> int:
-  """Runs iterative magnitude pruning with rewinding and the enabled controls."""
+  """Finds lottery tickets: iterative magnitude pruning with rewinding, and the controls."""
   return _run_experiment(lth_flags.config_from_flags())
 
 
@@ -55,7 +55,10 @@ def _run_experiment(config) -> int:
 
 @COMMANDS.register("tune")
 def _tune(args: List[str]) -> int:
-  """`lth tune --flagfile=F --tuner=random|bayesian|hyperband --max_trials=N --target_weights_remaining=W`."""
+  """Searches the rewind point, learning rate and pruning rate for the best ticket (keras-tuner).
+
+  `lth tune --flagfile=F --tuner=random|bayesian|hyperband --max_trials=N --target_weights_remaining=W`.
+  """
   from lth_tf import tuning  # pylint: disable=import-outside-toplevel
   if args:
     raise UserError("usage: lth tune --flagfile=FILE [--tuner=random|bayesian|hyperband] "
@@ -75,7 +78,10 @@ def _tune(args: List[str]) -> int:
 
 @COMMANDS.register("transfer")
 def _transfer(args: List[str]) -> int:
-  """`lth transfer --ticket=T --target_dataset=D`: the ticket on a target beside its controls."""
+  """Trains a ticket on another dataset, class subset, optimizer or budget beside its controls.
+
+  `lth transfer --ticket=T --target_dataset=D`.
+  """
   from lth_tf import transfer  # pylint: disable=import-outside-toplevel
   from lth_tf.report import transfer as transfer_report  # pylint: disable=import-outside-toplevel
   if args:
@@ -98,7 +104,7 @@ def _transfer(args: List[str]) -> int:
 
 @COMMANDS.register("data")
 def _data(args: List[str]) -> int:
-  """`lth data install`: converts the offline dataset sources into the data directory."""
+  """Installs datasets from offline sources into the data directory (`lth data install`)."""
   if args != ["install"]:
     raise UserError("usage: lth data install --data_dir=DIR [--fashion_mnist_source=DIR] "
                     "[--cifar10_source=TGZ_OR_DIR] [--tfds_datasets=NAME,...]")
@@ -119,8 +125,11 @@ def _data(args: List[str]) -> int:
 
 @COMMANDS.register("tickets")
 def _tickets(args: List[str]) -> int:
-  """`lth tickets save|show|list|sign`: save a finished level as a ticket, describe one, list the
-  shipped ones, add the metadata checksum to a ticket saved before it existed."""
+  """Saves a finished level as a ticket, or shows, lists or signs saved tickets.
+
+  `lth tickets save|show|list|sign`: save a finished level as a ticket, describe one, list the
+  shipped ones, add the metadata checksum to a ticket saved before it existed.
+  """
   from lth_tf import tickets  # pylint: disable=import-outside-toplevel
   action = args[0] if args else ""
   if action == "save" and len(args) == 1:
@@ -148,7 +157,10 @@ def _tickets(args: List[str]) -> int:
 
 @COMMANDS.register("export")
 def _export(args: List[str]) -> int:
-  """`lth export --ticket=T --formats=saved_model,tflite --quantize=none|float16|int8 --out=DIR`."""
+  """Exports a ticket as a SavedModel and a sparse TFLite model, checked against Keras.
+
+  `lth export --ticket=T --formats=saved_model,tflite --quantize=none|float16|int8 --out=DIR`.
+  """
   from lth_tf.export import ship  # pylint: disable=import-outside-toplevel
   values = lth_flags.command_values("ticket", "formats", "quantize", "out", "data_dir",
                                     "latency_runs", "tflite_encoding")
@@ -169,7 +181,10 @@ def _export(args: List[str]) -> int:
 
 @COMMANDS.register("report")
 def _report(args: List[str]) -> int:
-  """`lth report --experiment_dir=DIR [--experiment_dir=DIR2 ...] --out=OUT [--curve_levels=0,7]`."""
+  """Writes a report (tables and figures) of one or more finished experiments.
+
+  `lth report --experiment_dir=DIR [--experiment_dir=DIR2 ...] --out=OUT [--curve_levels=0,7]`.
+  """
   from lth_tf.report import report  # pylint: disable=import-outside-toplevel
   values = lth_flags.command_values("experiment_dir", "out", "curve_levels")
   if args or not values["experiment_dir"] or not values["out"]:
@@ -185,7 +200,69 @@ def _report(args: List[str]) -> int:
   return 0
 
 
+# Per command: the `[tag]`s of the flags it reads, in the order its help shows them, and the
+# flags of other groups it reads too.
+COMMAND_FLAGS = {
+    "train": (("dataset", "model", "training", "runtime"), ()),
+    "find": (("dataset", "model", "training", "pruning", "runtime"), ()),
+    "transfer": (("transfer", "dataset", "training", "pruning", "runtime"), ()),
+    "tune": (("tune", "dataset", "model", "training", "pruning", "runtime"), ()),
+    "tickets": (("tickets save",), ("data_dir",)),
+    "export": (("export",), ("ticket", "data_dir")),
+    "report": (("report",), ()),
+    "data": (("data install",), ("data_dir",)),
+}
+PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "flags")
+
+
+def _summary(name: str) -> str:
+  return (COMMANDS.get(name).__doc__ or "").strip().splitlines()[0]
+
+
+def _usage(name: str) -> str:
+  """The usage a command's docstring gives after its summary (a "`lth ...`" paragraph)."""
+  rest = " ".join((COMMANDS.get(name).__doc__ or "").strip().splitlines()[1:]).strip()
+  return rest.strip("`.") if rest.startswith("`lth") else ""
+
+
+def overview() -> str:
+  """`lth --help`: the commands, one line each."""
+  lines = ["usage: lth <command> [--flagfile=FILE] [--flag=value ...]", "", "commands:"]
+  lines += [f"  {name:<10} {_summary(name)}" for name in COMMANDS.names()]
+  lines += ["", "lth <command> --help lists a command's flags; --helpfull lists every flag."]
+  return "\n".join(lines)
+
+
+def command_help(name: str) -> str:
+  """`lth <command> --help`: the command's own flags, grouped, with the preset flagfiles."""
+  tags, extra = COMMAND_FLAGS[name]
+  presets = []
+  if "training" in tags and os.path.isdir(PRESETS_DIR):
+    presets = [f"flags/{f}" for f in sorted(os.listdir(PRESETS_DIR)) if f.endswith(".flags")]
+  return lth_flags.command_help(name, _summary(name), tags, extra, presets, _usage(name))
+
+
+def _help_requested(argv: List[str]) -> None:
+  """Prints the help asked for and exits 0; returns when none is asked for."""
+  words = argv[1:]
+  if "--helpfull" in words:
+    _print_and_exit(lth_flags.full_help())
+  if any(word in lth_flags.HELP_TOKENS for word in words) or words[:1] == ["help"]:
+    command = words[1] if words[:1] == ["help"] and len(words) > 1 else (words[0] if words else "")
+    _print_and_exit(command_help(command) if command in COMMAND_FLAGS else overview())
+
+
+def _print_and_exit(text: str) -> None:
+  """Prints help and exits 0, also when the reader stops early (`lth find --help | head`)."""
+  try:
+    print(text, flush=True)
+  except BrokenPipeError:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+  sys.exit(0)
+
+
 def _parse(argv: List[str]) -> List[str]:
+  _help_requested(argv)
   try:
     return lth_flags.parse(argv)
   except UserError as error:
@@ -202,8 +279,8 @@ def _main(argv: List[str]) -> None:
   absl_logging.set_verbosity(absl_logging.WARNING)
   signal.signal(signal.SIGTERM, _terminate)
   if len(argv) < 2:
-    _fail(f"usage: lth <{'|'.join(COMMANDS.names())}> [--flagfile=FILE] [--flag=value ...]; "
-          "--helpfull lists every flag")
+    print(overview(), file=sys.stderr)
+    sys.exit(USAGE_EXIT)
   try:
     command = COMMANDS.get(argv[1])
     sys.exit(command(argv[2:]))

@@ -7,6 +7,7 @@ docstring as help. Three fields are renamed to stay unambiguous: `--dataset` (da
 """
 import dataclasses
 import re
+import textwrap
 from typing import Dict, List, Tuple
 
 from absl import flags
@@ -24,7 +25,7 @@ def _field_help(cls) -> Dict[str, str]:
   doc = cls.__doc__ or ""
   helps, current = {}, None
   for line in doc.split("Attributes:")[-1].splitlines():
-    match = re.match(r"\s{4}([a-z_, ]+):\s*(.*)", line)
+    match = re.match(r"\s{4}([a-z0-9_, ]+):\s*(.*)", line)
     if match:
       names = [n.strip() for n in match.group(1).split(",")]
       for name in names:
@@ -88,6 +89,8 @@ def define_command_flags() -> None:
                       "weight, expanded once at load; smallest) or converter (the converter's "
                       "1x4 blocks where its sparse kernel reads them; faster at very low density)")
   flags.DEFINE_integer("latency_runs", 200, "[export] timed interpreter runs per model and thread count")
+  flags.DEFINE_list("tfds_datasets", [], "[data install] TFDS datasets to download and prepare "
+                    "into --data_dir (needs the internet)")
 
 
 def define_transfer_flags() -> None:
@@ -214,3 +217,71 @@ def flagfile_first(argv: List[str]) -> List[str]:
   for arg in argv[1:]:
     (flagfiles if arg.startswith("--flagfile") else rest).append(arg)
   return head + flagfiles + rest
+
+
+# ---- help ---------------------------------------------------------------------------------------
+
+HELP_TOKENS = ("--help", "-h", "--helpshort", "-help", "-?")
+_PART_GROUPS = (("dataset", "data"), ("model", "model"), ("training", "training"),
+                ("pruning", "pruning"), ("runtime", "runtime"), ("tune", "tune"),
+                ("transfer", "transfer"))
+
+
+def _tags(flag) -> Tuple[str, ...]:
+  match = re.match(r"\[([^\]]+)\]", flag.help or "")
+  return tuple(t.strip() for t in match.group(1).split(",")) if match else ()
+
+
+def _describe(flag) -> List[str]:
+  text = re.sub(r"^\[[^\]]+\]\s*", "", flag.help or "")
+  default = flag.default
+  if isinstance(default, list):
+    default = ",".join(str(v) for v in default)
+  shown = "" if default in (None, "") else f" (default: {default})"
+  lines = [f"  --{flag.name}{shown}"]
+  lines += textwrap.wrap(text, width=92, initial_indent="      ", subsequent_indent="      ")
+  return lines
+
+
+def command_help(command: str, summary: str, tags: Tuple[str, ...], extra: Tuple[str, ...],
+                 presets: List[str], usage: str = "") -> str:
+  """`lth <command> --help`: the command's own flags, grouped, with defaults, and the presets.
+
+  Args:
+    tags: the `[tag]` of the flags the command reads (`dataset`, `export`, ...), in group order.
+    extra: flags of other groups the command reads too (shown under "other").
+  """
+  define_flags()
+  define_command_flags()
+  define_transfer_flags()
+  names = {"dataset": "data"}
+  groups: Dict[str, List[str]] = {}
+  shown = set()
+  for flag in sorted((FLAGS[name] for name in set(FLAGS)), key=lambda f: f.name):
+    for tag in tags:
+      if tag in _tags(flag) and flag.name not in shown:
+        groups.setdefault(names.get(tag, tag), []).extend(_describe(flag))
+        shown.add(flag.name)
+  for name in extra:
+    if name not in shown:
+      groups.setdefault("other", []).extend(_describe(FLAGS[name]))
+      shown.add(name)
+  usage = usage or f"lth {command} [--flagfile=FILE] [--flag=value ...]"
+  lines = [f"lth {command}: {summary}", ""]
+  lines += textwrap.wrap(f"usage: {usage}", width=96, subsequent_indent="  ")
+  if presets:
+    lines += [""] + textwrap.wrap("preset flagfiles (--flagfile=...): " + ", ".join(presets),
+                                  width=96, subsequent_indent="  ")
+  for group in [names.get(t, t) for t in tags] + ["other"]:
+    if group in groups:
+      lines += ["", f"{group}:"] + groups.pop(group)
+  lines += ["", "--helpfull lists every flag, absl's own included."]
+  return "\n".join(lines)
+
+
+def full_help() -> str:
+  """Every flag (absl's own included), as absl lists them."""
+  define_flags()
+  define_command_flags()
+  define_transfer_flags()
+  return FLAGS.get_help()

@@ -1,4 +1,5 @@
 """The `lth` command: bad input is one line and exit code 2 before anything is written; `lth train` works."""
+import dataclasses
 import json
 import os
 import re
@@ -8,6 +9,10 @@ import sys
 
 import pytest
 
+from lth_tf import cli
+from lth_tf import config as config_lib
+from lth_tf import flags as lth_flags
+from lth_tf.config import ExperimentConfig
 from lth_tf.tickets.format import metadata_digest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -306,3 +311,53 @@ def test_a_full_disk_is_one_line_and_a_rerun_after_it_resumes(tmp_path, uninterr
   resumed = lth("find", *RESUMABLE, f"--root_dir={root}", f"--data_dir={tmp_path}")
   assert resumed.returncode == 0, resumed.stderr
   assert _summary(root) == uninterrupted_find
+
+
+# ---- help --------------------------------------------------------------------------------------
+
+def _help(capsys, *argv):
+  with pytest.raises(SystemExit) as exited:
+    cli._help_requested(["lth", *argv])
+  return exited.value.code, capsys.readouterr().out
+
+
+def test_lth_help_lists_every_command_with_one_line(capsys):
+  for argv in (["--help"], ["-h"], ["help"]):
+    code, out = _help(capsys, *argv)
+    assert code == 0
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
+    assert listed == cli.COMMANDS.names()
+    assert "--helpfull" not in listed and "alsologtostderr" not in out
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMAND_FLAGS))
+def test_a_commands_help_lists_its_own_flags_grouped_with_defaults(capsys, command):
+  code, out = _help(capsys, command, "--help")
+  assert code == 0 and out.startswith(f"lth {command}: ")
+  assert "alsologtostderr" not in out and "only_check_args" not in out  # absl's own
+  tags, extra = cli.COMMAND_FLAGS[command]
+  lth_flags.define_flags()
+  lth_flags.define_command_flags()
+  lth_flags.define_transfer_flags()
+  own = {name for name in set(lth_flags.FLAGS)
+         if set(lth_flags._tags(lth_flags.FLAGS[name])) & set(tags)}  # pylint: disable=protected-access
+  assert own, command
+  for name in own | set(extra):
+    assert f"  --{name}" in out, (command, name)
+  if "pruning" in tags:
+    assert "\npruning:\n" in out and "--fc_rate (default: 0.2)" in out
+    assert "flags/lenet300_fashion_mnist.flags" in out
+
+
+def test_every_config_flag_is_in_the_help_of_lth_find(capsys):
+  _, out = _help(capsys, "find", "--help")
+  for part in ("dataset", "model", "training", "pruning", "runtime"):
+    for field in dataclasses.fields(type(getattr(ExperimentConfig(), part))):
+      assert f"  --{config_lib.field_name(part, field.name)}" in out, field.name
+
+
+def test_help_requests_exit_0_from_the_command_line():
+  for argv in (["--help"], ["find", "--help"], ["find", "--helpfull"]):
+    result = lth(*argv)
+    assert result.returncode == 0, (argv, result.stderr)
+  assert "--[no]reinit" in lth("find", "--helpfull").stdout
