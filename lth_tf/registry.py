@@ -1,4 +1,6 @@
 """A small name -> object registry used for datasets, models, pruning strategies and schedules."""
+import importlib
+import pkgutil
 from typing import Callable, Dict, Generic, Iterator, TypeVar
 
 from lth_tf.errors import ConfigError
@@ -41,3 +43,10 @@ class Registry(Generic[T]):
 
   def names(self):
     return sorted(self._entries)
+
+
+def import_modules(package: str, path) -> None:
+  """Imports every module of a package, so that a module that registers itself (a model family,
+  a pruning strategy, a dataset source) is found by adding its file, with no other edit."""
+  for info in pkgutil.iter_modules(path):
+    importlib.import_module(f"{package}.{info.name}")

@@ -10,23 +10,22 @@ TFDS loads it from `<data_dir>/tfds`.
 import dataclasses
 import functools
 import os
-from typing import Callable, Optional, Tuple
+from typing import Optional, Tuple
 
 from lth_tf.config import DatasetConfig
-from lth_tf.data import npz, python_source, synthetic, tfds_source  # noqa: F401  (sources register themselves)
-from lth_tf.data.base import SOURCES, RawData, Splits, prepare
-from lth_tf.registry import Registry
+from lth_tf.data import npz, tfds_source
+from lth_tf.data.base import SCHEMES, SOURCES, RawData, Splits, prepare
+from lth_tf.registry import import_modules
+
+# Every module of this package is imported: a source module registers its datasets or its
+# `scheme:` (synthetic, npz, tfds, py), so a new source is one new file.
+import_modules(__name__, __path__)
 
 TFDS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "svhn_cropped")
 # The class count each registered TFDS dataset declares (its installed copy's labels must fit).
 DECLARED_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100,
                     "svhn_cropped": 10}
 
-# `SCHEME:ARGUMENT` names: (argument, data_dir) -> RawData.
-SCHEMES: Registry[Callable[[str, str], RawData]] = Registry("dataset scheme")
-SCHEMES.add("npz", lambda path, data_dir: npz.read(path))
-SCHEMES.add("tfds", tfds_source.read)
-SCHEMES.add("py", python_source.read)
 
 
 def installed_path(name: str, data_dir: str) -> str:

@@ -65,6 +65,9 @@ class Splits:
 
 Source = Callable[[str, str], RawData]  # (dataset name, data_dir) -> RawData
 SOURCES: Registry[Source] = Registry("dataset")
+# `SCHEME:ARGUMENT` names (`npz:PATH`, `tfds:NAME`, `py:module:function`): (argument, data_dir) ->
+# RawData; each source module registers its scheme.
+SCHEMES: Registry[Source] = Registry("dataset scheme")
 
 
 def as_nhwc(images: np.ndarray, what: str) -> np.ndarray:

@@ -5,7 +5,7 @@ import zlib
 
 import numpy as np
 
-from lth_tf.data.base import RawData, as_labels, as_nhwc, inferred_classes
+from lth_tf.data.base import SCHEMES, RawData, as_labels, as_nhwc, inferred_classes
 from lth_tf.errors import DataError
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -65,3 +65,10 @@ def from_arrays(arrays, what: str) -> RawData:
   y_train = as_labels(arrays["y_train"], len(x_train), f"{what} y_train")
   y_test = as_labels(arrays["y_test"], len(x_test), f"{what} y_test")
   return RawData(x_train, y_train, x_test, y_test, inferred_classes(y_train))
+
+
+@SCHEMES.register("npz")
+def read_scheme(path: str, data_dir: str) -> RawData:
+  """`npz:PATH`: the file at PATH (relative to the current directory, not `data_dir`)."""
+  del data_dir
+  return read(path)

@@ -4,10 +4,11 @@ import numpy as np
 
 from lth_tf import user_code
 from lth_tf.data import npz
-from lth_tf.data.base import RawData
+from lth_tf.data.base import SCHEMES, RawData
 from lth_tf.errors import DataError
 
 
+@SCHEMES.register("py")
 def read(spec: str, data_dir: str) -> RawData:
   """Calls `function()` and checks that it returns `x_train, y_train, x_test, y_test`.
 

@@ -3,7 +3,7 @@ import os
 
 import numpy as np
 
-from lth_tf.data.base import RawData, as_labels, as_nhwc, inferred_classes
+from lth_tf.data.base import SCHEMES, RawData, as_labels, as_nhwc, inferred_classes
 from lth_tf.errors import DataError
 
 SPLITS = ("train", "test")
@@ -94,3 +94,6 @@ def read(name: str, data_dir: str) -> RawData:
   y_test = as_labels(test[1], len(x_test), f"{name} test")
   num_classes = num_classes or inferred_classes(y_train)
   return RawData(x_train, y_train, x_test, y_test, num_classes)
+
+
+SCHEMES.add("tfds", read)

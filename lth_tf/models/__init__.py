@@ -8,8 +8,11 @@ from lth_tf.errors import ConfigError
 from lth_tf.models.base import MODELS, ModelBuilder, count_weights
 from lth_tf.models.user import build_user_model
 
-# Importing a family module registers its models.
-from lth_tf.models import conv, lenet, resnet, vgg  # noqa: F401,E402
+from lth_tf.registry import import_modules
+
+# Every module of this package is imported: a family module registers its models, so a new
+# family is one new file.
+import_modules(__name__, __path__)
 
 __all__ = ["MODELS", "build", "builder", "check", "count_weights"]
 
