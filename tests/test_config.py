@@ -65,7 +65,7 @@ def test_from_dict_rejects_unknown_fields():
     ("pruning", {"scope": "sideways"}, "scope"),
     ("training", {"batch_size": 0}, "batch_size"),
     ("training", {"iterations": 0}, "iterations"),
-    ("training", {"optimizer": "rmsprop"}, "optimizer"),
+    ("training", {"optimizer": "adagrad"}, "optimizer"),
     ("dataset", {"validation_size": 0}, "validation_size"),
     ("model", {"dropout": 1.0}, "dropout"),
     ("runtime", {"seeds": (-1,)}, r"seeds must be in \[0, 2147483647\]; got -1"),

@@ -324,7 +324,7 @@ def test_rewind_beyond_training_is_rejected(tmp_path):
 
 def _interrupted_copy(rewound, tmp_path):
   """A copy of the rewound experiment as if stopped after level 1: levels 2 and up are gone."""
-  config, experiment, _ = rewound
+  config, experiment, _, _ = rewound
   directory = tmp_path / experiment.layout.experiment_hash
   shutil.copytree(experiment.layout.directory, directory)
   for level in range(2, LEVELS + 1):
@@ -458,7 +458,8 @@ def _artifacts(root):
 
 def _assert_documented_files(artifacts, levels=2, branches=("ticket", "reinit")):
   """Exactly the files the README's experiment layout names: none missing, none extra."""
-  expected = {"config.json", "summary.json", "compute.json", "replicate_0/rewind_point.npz"}
+  expected = {"config.json", "data.json", "summary.json", "compute.json",
+              "replicate_0/rewind_point.npz"}
   for level in range(levels + 1):
     for branch in branches if level else ("ticket",):
       expected.update(f"replicate_0/level_{level}/{branch}/{name}" for name in _BRANCH_FILES)
@@ -764,7 +765,7 @@ def test_json_files_are_strict_and_non_finite_values_are_written_as_null(rewound
       raise ValueError(f"not JSON: {constant}")
     return json.loads(text, parse_constant=refuse)
 
-  config, experiment, rows = rewound
+  config, experiment, rows, starts = rewound
   directory = experiment.layout.directory
   names = [os.path.join(parent, name) for parent, _, files in os.walk(directory)
            for name in files if name.endswith(".json")]

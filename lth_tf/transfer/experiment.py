@@ -18,6 +18,7 @@ ticket's output-layer density. Inputs of another shape go through `adapters` (se
 import dataclasses
 import hashlib
 import json
+import os
 from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
@@ -27,8 +28,10 @@ from lth_tf import data as data_lib
 from lth_tf.config import ExperimentConfig, PruningConfig, TransferConfig, validate
 from lth_tf.data.base import as_nhwc, prepare
 from lth_tf.errors import TicketError, UserError
-from lth_tf.lottery import BranchPlan, ExperimentLayout, LotteryExperiment, derive_seed
-from lth_tf.lottery.runner import ReplicateModel, _check_writable, check_data_record
+from lth_tf.lottery import (BranchFiles, BranchPlan, ExperimentLayout, LotteryExperiment,
+                            derive_seed)
+from lth_tf.lottery.runner import (ReplicateModel, _check_readable, _check_writable,
+                                   check_data_record)
 from lth_tf.lottery.store import ArtifactStore
 from lth_tf.registry import Registry
 from lth_tf.training import get_weights
@@ -251,6 +254,10 @@ class TransferExperiment(LotteryExperiment):
       self._check_target_ticket(model)
     _check_writable(self.config.runtime.root_dir)
     check_data_record(self.layout.data_file, self.data, self.layout.directory)
+    for seed, level, branch in self.branch_slots():  # what a resume reads: finished metrics
+      files = BranchFiles(self.layout.branch_dir(seed, level, branch))
+      if os.path.exists(files.metrics):
+        _check_readable(files.metrics, files.directory, "branch")
 
   def _check_target_ticket(self, model) -> None:
     found, target = self.target_ticket.config, self.config
