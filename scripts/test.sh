@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Sets up the environment (no datasets needed) and runs the test suite, then the Bazel tests.
+# Sets up the environment (no datasets needed) and runs the test suite: most files under pytest,
+# the files BUILD names under Bazel (LTH_SKIP_BAZEL=1: all of them under pytest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LTH_SKIP_DATA=1 bash scripts/setup.sh
 export TF_CPP_MIN_LOG_LEVEL=3
+# Every test file runs once: the files in BUILD's BAZEL_TESTS under Bazel (below), the rest here.
+ignored=()
+if [ "${LTH_SKIP_BAZEL:-0}" != "1" ]; then
+  for name in $(.venv/bin/python scripts/bazel_tests.py); do
+    ignored+=("--ignore=tests/test_${name}.py")
+  done
+fi
 # Two worker processes (LTH_TEST_WORKERS): much of a test's time is single-threaded (TensorFlow's
 # start-up in the command-line tests' subprocesses, graph tracing), so two nearly halve the wall time.
-.venv/bin/python -m pytest -q -n "${LTH_TEST_WORKERS:-2}" tests "$@"
+.venv/bin/python -m pytest -q -n "${LTH_TEST_WORKERS:-2}" tests ${ignored[@]+"${ignored[@]}"} "$@"
 if [ "${LTH_SKIP_BAZEL:-0}" != "1" ]; then
   if ! command -v bazel >/dev/null 2>&1; then
     (apt-get install -y -q bazel-bootstrap || (apt-get update -q && apt-get install -y -q bazel-bootstrap)) >/dev/null
