@@ -26,7 +26,7 @@ def lth(*args, cwd=ROOT, env=ENV):
                         text=True, env=env, cwd=cwd)
 
 
-@pytest.mark.parametrize("args,message", [
+_BAD_INPUT = [
     (["train", "--model=lenet5000"], "unknown model 'lenet5000'"),
     (["train", "--dataset=imagenet_offline"], "unknown dataset"),
     (["train", "--iterations=0"], "iterations must be > 0"),
@@ -51,16 +51,60 @@ def lth(*args, cwd=ROOT, env=ENV):
     (["train", *FAST, "--seeds=-1"], "seeds must be in [0, 2147483647]; got -1"),
     (["train", *FAST, "--learning_rate=inf"], "learning_rate must be a finite number; got inf"),
     (["export", "--ticket=t", "--out=o", "--latency_runs=0"], "latency_runs must be >= 1"),
-])
-def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
-  root = tmp_path / "runs"
-  result = lth(*args, f"--root_dir={root}", f"--data_dir={tmp_path}")
-  assert result.returncode == 2, result.stderr
-  lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-  assert len(lines) == 1, result.stderr
+]
+
+
+@pytest.mark.parametrize("args,message", _BAD_INPUT)
+def test_bad_input_is_one_line_and_exit_2(bad_input_runs, args, message):
+  code, stderr, root = bad_input_runs[" ".join(args)]
+  assert code == 2, stderr
+  lines = [line for line in stderr.strip().splitlines() if line.strip()]
+  assert len(lines) == 1, stderr
   assert message in lines[0]
-  assert "Traceback" not in result.stderr
-  assert not root.exists()
+  assert "Traceback" not in stderr
+  assert not os.path.exists(root)
+
+
+# Runs `lth`'s entry point once per argument list in one process, which shares one TensorFlow
+# start-up (flags are reset to their defaults between runs): what each run printed on stderr
+# and its exit code. Real `lth` processes are started by the tests below this table.
+_IN_ONE_PROCESS = """
+import contextlib, io, json, sys, traceback
+from absl import flags
+from lth_tf import cli
+results = []
+for argv in json.load(sys.stdin):
+  flags.FLAGS.unparse_flags()
+  sys.argv = ["lth", *argv]
+  stderr, code = io.StringIO(), 0
+  with contextlib.redirect_stderr(stderr):
+    try:
+      cli.main()
+    except SystemExit as exited:
+      code = exited.code
+    except Exception:  # what a real process would die of: a traceback and exit code 1
+      traceback.print_exc()
+      code = 1
+  results.append([code, stderr.getvalue()])
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def bad_input_runs(tmp_path_factory):
+  """Every case of the table above, run through `lth`'s entry point: (exit code, stderr, root)."""
+  cases = [args for args, _ in _BAD_INPUT]
+  runs = []
+  for index, args in enumerate(cases):
+    directory = tmp_path_factory.mktemp(f"bad{index}")
+    runs.append((" ".join(args), str(directory / "runs"),
+                 [*args, f"--root_dir={directory / 'runs'}", f"--data_dir={directory}"]))
+  result = subprocess.run([sys.executable, "-c", _IN_ONE_PROCESS], capture_output=True,
+                          text=True, env=ENV, cwd=ROOT,
+                          input=json.dumps([argv for _, _, argv in runs]))
+  assert result.returncode == 0, result.stderr
+  outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+  return {key: (code, stderr, root) for (key, root, _), (code, stderr) in zip(runs, outcomes)}
 
 
 def test_malformed_flagfile(tmp_path):
