@@ -129,3 +129,14 @@ def test_overlaid_experiments_are_labelled_by_what_sets_them_apart(tmp_path):
   assert "dropout=0.5" in varied_label and "mixed_bfloat16" in varied_label
   text = open(report.build([plain, varied], str(tmp_path / "out"))["report.md"]).read()
   assert f"## {plain_label}" in text and f"## {varied_label}" in text
+
+
+def test_reading_results_does_not_start_tensorflow():
+  # The report and the run directory's layout and schemas are plain Python and numpy.
+  code = ("import sys\n"
+          "import lth_tf.report.report, lth_tf.report.transfer, lth_tf.report.files, lth_tf.rundir\n"
+          "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras'))\n"
+          "assert not loaded, loaded[:5]\n")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert result.returncode == 0, result.stderr

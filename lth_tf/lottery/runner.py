@@ -25,13 +25,11 @@ from lth_tf.compat import keras, tf
 from lth_tf.config import ExperimentConfig, validate
 from lth_tf.errors import Interrupted, TrainingDiverged, UserError, WriteError
 from lth_tf.lottery.branches import BRANCHES, BranchPlan, LevelContext
-from lth_tf.lottery.layout import BranchFiles, ExperimentLayout
+from lth_tf.rundir import SUMMARY_KEYS, BranchFiles, ExperimentLayout
 from lth_tf.lottery.store import ArtifactStore
 from lth_tf.training import Trainer, TrainResult, get_weights, optimizers, set_weights
 from lth_tf.training.batched import BatchedTrainer, stack_layers
 
-SUMMARY_KEYS = ("replicate", "level", "branch", "weights_remaining", "early_stop_iteration",
-                "early_stop_test_accuracy", "final_test_accuracy", "min_validation_loss")
 
 
 def enabled_branches(config: ExperimentConfig) -> Tuple[str, ...]:

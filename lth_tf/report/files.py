@@ -4,7 +4,7 @@ from typing import Any, Dict, List, Optional
 
 from lth_tf import io
 from lth_tf.errors import CorruptFileError
-from lth_tf.lottery import SUMMARY_KEYS
+from lth_tf.rundir import SUMMARY_KEYS
 
 CONFIG_KEYS = {"dataset": ("name",), "model": ("name",), "training": ("optimizer",),
                "pruning": ("mode", "rewind_iteration")}

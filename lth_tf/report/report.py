@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Sequence
 
 from lth_tf import io
 from lth_tf.errors import CorruptFileError, UserError
-from lth_tf.lottery import BranchFiles, ExperimentLayout
+from lth_tf.rundir import BranchFiles, ExperimentLayout
 from lth_tf.report import files, plots, tables
 from lth_tf.report import transfer as transfer_report
 

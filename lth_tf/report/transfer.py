@@ -17,7 +17,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from lth_tf.errors import UserError
-from lth_tf.lottery import BranchFiles, ExperimentLayout
+from lth_tf.rundir import BranchFiles, ExperimentLayout
 from lth_tf.report import files
 
 BRANCHES = ("ticket", "dense", "reinit", "random_prune", "target_ticket")

@@ -27,7 +27,7 @@ import numpy as np
 from lth_tf import __version__, io
 from lth_tf.config import ExperimentConfig
 from lth_tf.errors import ConfigError, CorruptFileError, TicketError
-from lth_tf.lottery import SUMMARY_KEYS, BranchFiles, ExperimentLayout
+from lth_tf.rundir import SUMMARY_KEYS, BranchFiles, ExperimentLayout
 from lth_tf.pruning import Mask
 
 FORMAT_VERSION = 1

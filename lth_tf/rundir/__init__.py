@@ -1,0 +1,9 @@
+"""The run directory: where every file of an experiment lives and the records' schemas.
+
+Below everything that reads or writes experiments (lottery, tickets, report, tuning, transfer);
+it needs no TensorFlow, so reading results does not start it.
+"""
+from lth_tf.rundir.layout import DATA_FILE, BranchFiles, ExperimentLayout
+from lth_tf.rundir.records import SUMMARY_KEYS
+
+__all__ = ["DATA_FILE", "BranchFiles", "ExperimentLayout", "SUMMARY_KEYS"]
