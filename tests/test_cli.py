@@ -99,12 +99,16 @@ def bad_input_runs(tmp_path_factory):
     directory = tmp_path_factory.mktemp(f"bad{index}")
     runs.append((" ".join(args), str(directory / "runs"),
                  [*args, f"--root_dir={directory / 'runs'}", f"--data_dir={directory}"]))
-  result = subprocess.run([sys.executable, "-c", _IN_ONE_PROCESS], capture_output=True,
-                          text=True, env=ENV, cwd=ROOT,
-                          input=json.dumps([argv for _, _, argv in runs]))
-  assert result.returncode == 0, result.stderr
-  outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+  outcomes = lth_in_one_process([argv for _, _, argv in runs])
   return {key: (code, stderr, root) for (key, root, _), (code, stderr) in zip(runs, outcomes)}
+
+
+def lth_in_one_process(argvs):
+  """(exit code, stderr) of `lth` run with each argument list, all in one process."""
+  result = subprocess.run([sys.executable, "-c", _IN_ONE_PROCESS], capture_output=True,
+                          text=True, env=ENV, cwd=ROOT, input=json.dumps(argvs))
+  assert result.returncode == 0, result.stderr
+  return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_malformed_flagfile(tmp_path):
@@ -207,23 +211,37 @@ def _malformed_json(ticket):
   (ticket / "ticket.json").write_text("{not json")
 
 
-@pytest.mark.parametrize("damage,message", [
+_DAMAGES = [
     (lambda t: _truncate(t / "ticket.npz"), "checksum"),
     (lambda t: _tamper(t / "ticket.npz"), "checksum"),
     (_pickle_payload, "refused|not a readable|corrupt"),
     (_malformed_json, "not valid JSON"),
     (lambda t: (t / "ticket.npz").unlink(), "ticket.npz is missing"),
-])
-def test_damaged_tickets_are_refused(tmp_path, ticket_dir, damage, message):
-  import re
-  ticket = _copy_ticket(ticket_dir, tmp_path / "copy")
-  healthy = lth("tickets", "show", str(ticket))
+]
+
+
+@pytest.fixture(scope="module")
+def damaged_shows(ticket_dir, tmp_path_factory):
+  """`lth tickets show` of a healthy copy of the ticket, then of each damaged copy."""
+  from lth_tf import tickets  # pylint: disable=import-outside-toplevel
+  copies = []
+  for damage, _ in _DAMAGES:
+    ticket = _copy_ticket(ticket_dir, tmp_path_factory.mktemp("copy") / "ticket")
+    assert "weights remaining" in tickets.describe(tickets.read(str(ticket)), str(ticket))
+    damage(ticket)
+    copies.append(str(ticket))
+  healthy = lth("tickets", "show", ticket_dir)
   assert healthy.returncode == 0 and "weights remaining" in healthy.stdout
-  damage(ticket)
-  result = lth("tickets", "show", str(ticket))
-  assert result.returncode == 2 and "Traceback" not in result.stderr
-  assert len(result.stderr.strip().splitlines()) == 1
-  assert re.search(message, result.stderr), result.stderr
+  return lth_in_one_process([["tickets", "show", copy] for copy in copies])
+
+
+@pytest.mark.parametrize("case", range(len(_DAMAGES)))
+def test_damaged_tickets_are_refused(damaged_shows, case):
+  import re
+  code, stderr = damaged_shows[case]
+  assert code == 2 and "Traceback" not in stderr, stderr
+  assert len(stderr.strip().splitlines()) == 1, stderr
+  assert re.search(_DAMAGES[case][1], stderr), stderr
 
 
 def test_unknown_ticket_name(tmp_path):
