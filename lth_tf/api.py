@@ -14,7 +14,6 @@ datasets are stored once in `<root_dir>/datasets/<digest>.npz`, named by their c
 experiment reads them from there. Every other setting is a flag of `lth find`, by its flag name.
 """
 import dataclasses
-import hashlib
 import os
 import sys
 from typing import Any, Callable, Dict, List, Union
@@ -23,6 +22,8 @@ import numpy as np
 
 from lth_tf import io, user_code
 from lth_tf.config import ExperimentConfig, with_fields
+from lth_tf.data import npz
+from lth_tf.data.base import digest
 from lth_tf.errors import ConfigError, DataError
 from lth_tf.lottery import LotteryExperiment
 from lth_tf.report import plots, tables
@@ -94,21 +95,16 @@ def dataset_name(data: Any, root_dir: str) -> str:
   if callable(data):
     return "py:" + _function_spec(data, "dataset")
   arrays = _arrays(data)
-  digest = hashlib.sha256()
-  for key in ("x_train", "y_train", "x_test", "y_test"):
-    value = np.ascontiguousarray(arrays[key])
-    digest.update(f"{key}{value.dtype.str}{value.shape};".encode())
-    digest.update(value.reshape(-1).view(np.uint8))
-  path = os.path.join(root_dir, "datasets", f"{digest.hexdigest()[:16]}.npz")
+  name = digest(*(arrays[key] for key in npz.KEYS))[:16]
+  path = os.path.join(root_dir, "datasets", f"{name}.npz")
   if not os.path.exists(path):
     io.write_arrays(path, arrays)
   return f"npz:{path}"
 
 
 def _arrays(data: Any) -> Dict[str, np.ndarray]:
-  keys = ("x_train", "y_train", "x_test", "y_test")
   if isinstance(data, (tuple, list)) and len(data) == 4:
-    return {key: np.asarray(value) for key, value in zip(keys, data)}
+    return {key: np.asarray(value) for key, value in zip(npz.KEYS, data)}
   if isinstance(data, (tuple, list)) and len(data) == 2:
     train, test = (_materialise(split, name) for split, name in zip(data, ("train", "test")))
     return {"x_train": train[0], "y_train": train[1], "x_test": test[0], "y_test": test[1]}

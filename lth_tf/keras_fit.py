@@ -26,6 +26,7 @@ from lth_tf.compat import keras, tf
 from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, PruningConfig,
                            TrainingConfig, validate)
 from lth_tf.errors import ConfigError, UserError
+from lth_tf.lottery.branches import derive_seed
 from lth_tf.training import get_weights, optimizers, set_weights
 
 REWIND_OPTIMIZER = ("restore", "fresh")
@@ -135,7 +136,8 @@ class TicketSearch:
         output_rate=output_rate, global_rate=global_rate, global_layers=global_layers))).pruning
     self.level += 1
     mask = pruning.next_mask(policy, self.kinds, pruning.prunable_weights(self.model), self.mask,
-                             seed=_level_seed(self.seed, self.level), overrides=rates)
+                             seed=derive_seed(self.seed, "keras_fit_prune", self.level),
+                             overrides=rates)
     pruning.set_mask(self.model, mask)
     self.enforce_mask()
     return mask
@@ -216,10 +218,6 @@ class TicketSearch:
                       f"{', '.join(optimizers.OPTIMIZERS.names())}; this one is "
                       f"{type(self.optimizer).__name__}")
     return kind
-
-
-def _level_seed(seed: int, level: int) -> int:
-  return (int(seed) * 1000003 + int(level)) & 0x7FFFFFFF
 
 
 class _LotteryCallback(keras.callbacks.Callback):

@@ -28,8 +28,7 @@ from lth_tf import io, models, precision, pruning
 from lth_tf.config import ExperimentConfig, TuningConfig, validate, validate_tuning
 from lth_tf.errors import ConfigError, TrainingDiverged
 from lth_tf.lottery import BranchFiles, LotteryExperiment
-from lth_tf.rundir import DATA_FILE
-from lth_tf.lottery.runner import check_data_record, record_data
+from lth_tf.rundir import DATA_FILE, check_data_record, record_data
 from lth_tf.registry import Registry
 
 OBJECTIVE = "ticket_validation_accuracy"

@@ -62,7 +62,11 @@ def source_file(spec: str, what: str) -> str:
 
 def digest(spec: str, what: str) -> str:
   """SHA-256 of the spec's module source file."""
-  with open(source_file(spec, what), "rb") as handle:
+  return _file_digest(source_file(spec, what))
+
+
+def _file_digest(path: str) -> str:
+  with open(path, "rb") as handle:
     return hashlib.sha256(handle.read()).hexdigest()
 
 
@@ -74,7 +78,8 @@ def load(spec: str, what: str) -> Callable:
       (its own error in one line), or an attribute that is not callable.
   """
   module_name, function = _split(spec, what)
-  path, current = source_file(spec, what), digest(spec, what)
+  path = source_file(spec, what)
+  current = _file_digest(path)
   loaded, record = sys.modules.get(module_name), _imported.get(module_name)
   if loaded is not None:
     same_file = os.path.abspath(getattr(loaded, "__file__", None) or "") == path

@@ -25,7 +25,8 @@ from lth_tf.compat import keras, tf
 from lth_tf.config import ExperimentConfig, validate
 from lth_tf.errors import Interrupted, TrainingDiverged, UserError, WriteError
 from lth_tf.lottery.branches import BRANCHES, BranchPlan, LevelContext
-from lth_tf.rundir import SUMMARY_KEYS, BranchFiles, ExperimentLayout
+from lth_tf.rundir import (SUMMARY_KEYS, BranchFiles, ExperimentLayout, check_data_record,
+                           record_data)
 from lth_tf.lottery.store import ArtifactStore
 from lth_tf.training import Trainer, TrainResult, get_weights, optimizers, set_weights
 from lth_tf.training.batched import BatchedTrainer, stack_layers
@@ -533,48 +534,6 @@ def _load_ticket(config: ExperimentConfig):
     raise UserError(f"ticket {config.runtime.ticket} does not have checksum "
                     f"{config.pruning.ticket_sha256}")
   return ticket
-
-
-def data_record(data: data_lib.Splits) -> Dict:
-  """What `data.json` records of the data an experiment trains on."""
-  return {"dataset": data.name, "sha256": data.digest, "train": int(len(data.y_train)),
-          "validation": int(len(data.y_val)), "test": int(len(data.y_test)),
-          "num_classes": int(data.num_classes), "input_shape": list(data.input_shape)}
-
-
-def check_data_record(path: str, data: data_lib.Splits, directory: str,
-                      flag: str = "root_dir") -> None:
-  """Refuses to go on in `directory` if its recorded data (`path`, when it exists) is not `data`.
-
-  Raises:
-    UserError: other data than recorded (a file replaced since, another data_dir), or an
-      unreadable record; one line that says how to start a new experiment.
-  """
-  if not os.path.exists(path):
-    return
-  try:
-    recorded = io.read_json(path)
-  except UserError as error:
-    raise UserError(f"{error}; remove it to record the data again") from None
-  if not isinstance(recorded, dict) or recorded.get("sha256") != data.digest:
-    raise UserError(f"{directory} was trained on other data than dataset {data.name} holds now "
-                    f"(recorded in {path}: {_describe(recorded)}; now: "
-                    f"{_describe(data_record(data))}); to start a new experiment on this data "
-                    f"use another --{flag}, or remove {directory}")
-
-
-def _describe(record) -> str:
-  record = record if isinstance(record, dict) else {}
-  sizes = "/".join(str(record.get(key)) for key in ("train", "validation", "test"))
-  return f"sha256 {str(record.get('sha256'))[:12]}, {sizes} train/validation/test examples"
-
-
-def record_data(path: str, data: data_lib.Splits, directory: str, flag: str = "root_dir") -> None:
-  """Records the data in `path` if no record exists (a new directory, or one older than the
-  record); a record written meanwhile by another process is checked instead."""
-  check_data_record(path, data, directory, flag)
-  if not os.path.exists(path):
-    io.write_json(path, data_record(data))
 
 
 def _check_readable(path: str, directory: str, kind: str) -> None:

@@ -4,6 +4,7 @@ Below everything that reads or writes experiments (lottery, tickets, report, tun
 it needs no TensorFlow, so reading results does not start it.
 """
 from lth_tf.rundir.layout import DATA_FILE, BranchFiles, ExperimentLayout
-from lth_tf.rundir.records import SUMMARY_KEYS
+from lth_tf.rundir.records import SUMMARY_KEYS, check_data_record, data_record, record_data
 
-__all__ = ["DATA_FILE", "BranchFiles", "ExperimentLayout", "SUMMARY_KEYS"]
+__all__ = ["DATA_FILE", "BranchFiles", "ExperimentLayout", "SUMMARY_KEYS", "check_data_record",
+           "data_record", "record_data"]

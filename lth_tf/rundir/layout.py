@@ -5,7 +5,7 @@ import os
 from lth_tf.config import ExperimentConfig
 
 
-# What an experiment directory was trained on (written by `lottery.runner.record_data`): a rerun on other
+# What an experiment directory was trained on (`rundir.records.record_data`): a rerun on other
 # data is refused.
 DATA_FILE = "data.json"
 

@@ -30,8 +30,8 @@ from lth_tf.data.base import as_nhwc, prepare
 from lth_tf.errors import TicketError, UserError
 from lth_tf.lottery import (BranchFiles, BranchPlan, ExperimentLayout, LotteryExperiment,
                             derive_seed)
-from lth_tf.lottery.runner import (ReplicateModel, _check_readable, _check_writable,
-                                   check_data_record)
+from lth_tf.lottery.runner import ReplicateModel, _check_readable, _check_writable
+from lth_tf.rundir import check_data_record
 from lth_tf.lottery.store import ArtifactStore
 from lth_tf.registry import Registry
 from lth_tf.training import get_weights
