@@ -150,7 +150,7 @@ class LthWorker:
     from lth_tf.compat import tf
     from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, RuntimeConfig,
                                TrainingConfig)
-    from lth_tf.lottery.runner import ReplicateModel
+    from lth_tf.lottery.replicate import ReplicateModel
     self.config = ExperimentConfig(
         dataset=DatasetConfig(name=spec["dataset"]), model=ModelConfig(name=spec["model"]),
         training=TrainingConfig(learning_rate=spec["learning_rate"], batch_size=BATCH,

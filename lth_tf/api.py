@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Union
 
 import numpy as np
 
-from lth_tf import io, user_code
+from lth_tf import branches, io, user_code
 from lth_tf.config import ExperimentConfig, with_fields
 from lth_tf.data import npz
 from lth_tf.data.base import digest
@@ -68,17 +68,19 @@ def find(model: Union[str, Callable], data: Any, log: Callable[[str], None] = pr
   Raises:
     UserError: bad settings, model or data, before anything is written.
   """
-  config = with_fields(ExperimentConfig(), **settings)
-  config = with_fields(config, model=model_name(model),
-                       dataset=dataset_name(data, config.runtime.root_dir))
-  return run(config, log=log)
+  return run(_config(model, data, settings), log=log)
 
 
 def train(model: Union[str, Callable], data: Any, log: Callable[[str], None] = print,
           **settings: Any) -> Result:
   """Trains one dense network (level 0 of `find`, no controls)."""
-  return find(model, data, log=log, **dict(settings, levels=0, reinit=False,
-                                           random_prune=False))
+  return run(branches.ticket_only(_config(model, data, dict(settings, levels=0))), log=log)
+
+
+def _config(model: Union[str, Callable], data: Any, settings) -> ExperimentConfig:
+  config = with_fields(ExperimentConfig(), **settings)
+  return with_fields(config, model=model_name(model),
+                     dataset=dataset_name(data, config.runtime.root_dir))
 
 
 def model_name(model: Union[str, Callable]) -> str:

@@ -11,6 +11,7 @@ from typing import Callable, List
 from absl import app
 from absl import logging as absl_logging
 
+from lth_tf import branches
 from lth_tf import flags as lth_flags
 from lth_tf.errors import Interrupted, TrainingDiverged, UserError
 from lth_tf.registry import Registry
@@ -28,9 +29,8 @@ def _fail(message: str) -> None:
 def _train(args: List[str]) -> int:
   """Trains one network (dense, or a saved ticket with --ticket) and prints its metrics."""
   config = lth_flags.config_from_flags()
-  config = config.replace(pruning=dataclasses.replace(
-      config.pruning, levels=0, reinit=False, random_prune=False))
-  return _run_experiment(config)
+  config = config.replace(pruning=dataclasses.replace(config.pruning, levels=0))
+  return _run_experiment(branches.ticket_only(config))
 
 
 @COMMANDS.register("find")

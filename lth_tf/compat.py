@@ -33,8 +33,31 @@ with _quiet_native_stderr():
   import tensorflow as tf  # noqa: E402
   import tf_keras as keras  # noqa: E402
   import tensorflow_model_optimization as tfmot  # noqa: E402
+  # tfmot's prune registry and wrapper are not exported by its public API (see below).
+  from tensorflow_model_optimization.python.core.sparsity.keras import (  # noqa: E402
+      prune_registry, pruning_wrapper)
 
 # Other modules that import a native-heavy library (keras-tuner imports Keras 3) use this too.
 quiet_native_stderr = _quiet_native_stderr
 
-__all__ = ["tf", "keras", "tfmot", "quiet_native_stderr"]
+
+# ---- private names of tf_keras and tfmot ----------------------------------------------------
+# lth_tf needs two facts neither library makes public. Both are read here and nowhere else, and
+# hold for the versions setup.py pins (tf-keras 2.21.0, tensorflow-model-optimization 0.8.1);
+# the tests that use them (slots zeroed with the mask, BatchNormalization left unwrapped) fail
+# first when an upgrade changes them.
+
+def optimizer_slot_index(optimizer, variable) -> int:
+  """The position of `variable` in a tf_keras optimizer's per-variable slot lists."""
+  return optimizer._index_dict[optimizer._var_key(variable)]  # pylint: disable=protected-access
+
+
+def prune_registry_weights(layer_class):
+  """What tfmot's prune registry lists as the prunable weights of a built-in layer class (an
+  empty list for supported layers without any, such as BatchNormalization; None if unlisted).
+  tfmot's `prune_registry` and `pruning_wrapper` modules (imported above) are internal too."""
+  return prune_registry.PruneRegistry._LAYERS_WEIGHTS_MAP.get(layer_class)  # pylint: disable=protected-access
+
+
+__all__ = ["tf", "keras", "tfmot", "quiet_native_stderr", "optimizer_slot_index",
+           "prune_registry", "prune_registry_weights", "pruning_wrapper"]

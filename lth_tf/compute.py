@@ -22,6 +22,8 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 
+from lth_tf.pruning import masked_layers
+
 FORWARD_FLOPS_PER_MAC = 2
 TRAIN_FORWARD_MULTIPLIER = 3
 
@@ -32,7 +34,6 @@ SUMMARY_COMPUTE_KEYS = ("iterations_trained", "train_flops")
 
 def output_positions(model) -> Dict[str, int]:
   """Spatial output positions of every masked layer, keyed by the inner layer's name."""
-  from lth_tf.pruning import masked_layers  # pylint: disable=import-outside-toplevel
   positions = {}
   for wrapper in masked_layers(model):
     shape = wrapper.output_shape

@@ -10,6 +10,7 @@ import json
 import math
 from typing import Any, Dict, Tuple
 
+from lth_tf import branches
 from lth_tf.errors import ConfigError
 
 
@@ -111,6 +112,9 @@ class PruningConfig:
     rewind_optimizer: `restore` the optimizer state captured at k, or start a `fresh` one.
     reinit: also train the random re-initialisation control at every level.
     random_prune: also train the random-pruning control at every level.
+    branches: more branches to train at every level beside the ticket, by name (the registered
+      branches of `lth_tf.branches` that `--branches` enables; reinit and random_prune have
+      their own flags).
     ticket_sha256: checksum of a saved ticket that level 0 starts from (its mask and weights,
       at `rewind_iteration`) instead of the dense network; set from `--ticket`.
   """
@@ -127,6 +131,7 @@ class PruningConfig:
   rewind_optimizer: str = "restore"
   reinit: bool = False
   random_prune: bool = False
+  branches: Tuple[str, ...] = ()
   ticket_sha256: str = ""
 
 
@@ -418,6 +423,12 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check_choice(p.global_layers, GLOBAL_LAYERS, "global_layers")
   _check_choice(p.mode, MODES, "mode")
   _check_choice(p.rewind_optimizer, REWIND_OPTIMIZER, "rewind_optimizer")
+  for name in p.branches:
+    _check(name in branches.listable("find"),
+           f"branches: {name!r} is not a branch --branches can add (those: "
+           f"{', '.join(branches.listable('find')) or 'none registered'}; reinit and random_prune "
+           "have their own flags)")
+  _check(len(set(p.branches)) == len(p.branches), f"branches names one twice: {list(p.branches)}")
   _check(p.levels >= 0, f"levels must be >= 0; got {p.levels}")
   _check(0 <= p.rewind_iteration < t.iterations,
          f"rewind_iteration must be in [0, iterations={t.iterations}); got {p.rewind_iteration}")

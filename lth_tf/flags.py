@@ -8,6 +8,7 @@ docstring as help. Three fields are renamed to stay unambiguous: `--dataset` (da
 import dataclasses
 import re
 import textwrap
+import typing
 from typing import Dict, List, Tuple
 
 from absl import flags
@@ -111,7 +112,7 @@ def transfer_config_from_flags() -> config_lib.TransferConfig:
   for field in dataclasses.fields(config_lib.TransferConfig):
     value = FLAGS[field.name].value
     if isinstance(field.default, tuple):
-      value = tuple(_parse_int(v, field.name) for v in value)
+      value = _parse_tuple(field, value, field.name)
     values[field.name] = value
   return config_lib.TransferConfig(**values)
 
@@ -136,7 +137,7 @@ def config_from_flags() -> config_lib.ExperimentConfig:
     for field in dataclasses.fields(cls):
       value = FLAGS[flag_name(part, field.name)].value
       if isinstance(field.default, tuple):
-        value = tuple(_parse_int(v, flag_name(part, field.name)) for v in value)
+        value = _parse_tuple(field, value, flag_name(part, field.name))
       values[field.name] = value
     parts[part] = cls(**values)
   config = config_lib.ExperimentConfig(**parts)
@@ -179,6 +180,13 @@ def _with_ticket(config: config_lib.ExperimentConfig) -> config_lib.ExperimentCo
   if not FLAGS["rewind_iteration"].present:
     changes["rewind_iteration"] = ticket.config.pruning.rewind_iteration
   return config.replace(pruning=dataclasses.replace(config.pruning, **changes))
+
+
+def _parse_tuple(field: dataclasses.Field, values, name: str) -> tuple:
+  """A list flag's values as the field's tuple: names for `Tuple[str, ...]`, else integers."""
+  if typing.get_args(field.type)[:1] == (str,):
+    return tuple(str(v) for v in values)
+  return tuple(_parse_int(v, name) for v in values)
 
 
 def _parse_int(text: str, name: str) -> int:

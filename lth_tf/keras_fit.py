@@ -26,7 +26,7 @@ from lth_tf.compat import keras, tf
 from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, PruningConfig,
                            TrainingConfig, validate)
 from lth_tf.errors import ConfigError, UserError
-from lth_tf.lottery.branches import derive_seed
+from lth_tf.branches import derive_seed
 from lth_tf.training import get_weights, optimizers, set_weights
 
 REWIND_OPTIMIZER = ("restore", "fresh")

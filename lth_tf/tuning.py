@@ -24,7 +24,7 @@ with quiet_native_stderr():
   import keras_tuner as kt  # noqa: E402  (it imports Keras 3, whose start-up lines are hidden)
 
 from lth_tf import data as data_lib  # noqa: E402
-from lth_tf import io, models, precision, pruning
+from lth_tf import branches, io, models, precision, pruning
 from lth_tf.config import ExperimentConfig, TuningConfig, validate, validate_tuning
 from lth_tf.errors import ConfigError, TrainingDiverged
 from lth_tf.lottery import BranchFiles, LotteryExperiment
@@ -138,7 +138,7 @@ class LotteryHyperModel(kt.HyperModel):
     for name in self.tuning.tune_params:
       param = PARAMS.get(name)
       config = param.apply(config, param.declare(hp, self.base, self.tuning))
-    config = _pruning(config, reinit=False, random_prune=False,
+    config = _pruning(branches.ticket_only(config),
                       rewind_iteration=min(config.pruning.rewind_iteration,
                                            config.training.iterations - 1))
     levels = levels_for(config, self.tuning.target_weights_remaining, self.tuning.max_levels)

@@ -12,7 +12,7 @@ from lth_tf import data as data_lib
 from lth_tf.config import DatasetConfig
 from lth_tf.data import offline
 from lth_tf.data.base import RawData, channel_statistics, prepare
-from lth_tf.errors import ConfigError, DataError
+from lth_tf.errors import ConfigError, DataError, UserError
 
 
 def _raw(train=600, test=100, shape=(8, 8, 3), classes=10, seed=0):
@@ -452,3 +452,13 @@ def test_offline_main(tmp_path, capsys):
   assert "verification failed" in capsys.readouterr().err
   with pytest.raises(SystemExit):
     offline.main([f"--data_dir={tmp_path / 'out'}"])
+
+
+@pytest.mark.parametrize("scheme", data_lib.SCHEMES.names())
+def test_every_dataset_scheme_refuses_a_missing_source_in_one_line(scheme, tmp_path):
+  """A source registered for `SCHEME:` names what it cannot find, as a user error."""
+  missing = "no_such_source_xyz"
+  with pytest.raises(UserError) as error:
+    data_lib.read_raw(f"{scheme}:{missing}", str(tmp_path))
+  assert missing in str(error.value) and "\n" not in str(error.value)
+

@@ -272,7 +272,7 @@ def test_tpu_needs_an_address():
 def test_mixed_precision_keeps_masks_exact_and_logits_float32(tmp_path, policy):
   from lth_tf.compat import keras
   from lth_tf.lottery import BranchFiles, LotteryExperiment
-  from lth_tf.lottery.runner import ReplicateModel
+  from lth_tf.lottery.replicate import ReplicateModel
   config = ExperimentConfig(
       dataset=DatasetConfig(name="synthetic", validation_size=500),
       training=TrainingConfig(iterations=40, eval_every=20, batch_size=50, optimizer="sgd",

@@ -15,7 +15,9 @@ from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, Runti
                            TrainingConfig)
 from lth_tf.errors import ConfigError, UserError
 from lth_tf.lottery import BranchFiles, ExperimentLayout, LotteryExperiment
-from lth_tf.lottery.runner import SUMMARY_KEYS, LotteryExperiment as _Runner, ReplicateModel
+from lth_tf.lottery.branch_run import BranchRun
+from lth_tf.lottery.replicate import ReplicateModel
+from lth_tf.rundir import SUMMARY_KEYS
 from lth_tf.pruning import Mask, remaining_after
 from lth_tf.pruning import mask_pairs
 from lth_tf.training import get_weights, optimizers, set_weights
@@ -52,7 +54,7 @@ class _StartRecorder:
 
   def __enter__(self):
     recorder = self
-    run_branch, load_state = _Runner._run_branch, ReplicateModel.load_state
+    run_branch, load_state = BranchRun.run, ReplicateModel.load_state
 
     def recording_run_branch(runner, replicate, seed, level, branch, *args, **kwargs):
       recorder._current = (seed, level, branch)
@@ -63,11 +65,11 @@ class _StartRecorder:
       recorder.starts[recorder._current] = optimizers.get_state(replicate.trainer.optimizer)
 
     self._saved = run_branch, load_state
-    _Runner._run_branch, ReplicateModel.load_state = recording_run_branch, recording_load_state
+    BranchRun.run, ReplicateModel.load_state = recording_run_branch, recording_load_state
     return self
 
   def __exit__(self, *exc):
-    _Runner._run_branch, ReplicateModel.load_state = self._saved
+    BranchRun.run, ReplicateModel.load_state = self._saved
 
 
 @pytest.fixture(scope="module")

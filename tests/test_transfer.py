@@ -14,7 +14,7 @@ from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, Pruning
 from lth_tf.data import RawData
 from lth_tf.errors import DataError, TicketError, UserError
 from lth_tf.lottery import BranchFiles, LotteryExperiment, derive_seed
-from lth_tf.lottery.runner import ReplicateModel
+from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.pruning import Mask
 from lth_tf.transfer import TransferExperiment, adapt_raw, adapt_ticket, choose, target_config
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from lth_tf import data as data_lib
 from lth_tf import io, pruning, tickets
+from lth_tf.compat import tf
 from lth_tf.errors import TicketError, UserError
 from lth_tf.export.formats import ENCODINGS, FORMATS, QUANTIZATIONS, export, tflite_bytes
 from lth_tf.export.inference import inference_model
@@ -80,7 +81,6 @@ def _saved_model_nonzero(directory: str, ticket: tickets.Ticket) -> Optional[int
   path = os.path.join(directory, "saved_model")
   if not os.path.isdir(path):
     return None
-  from lth_tf.compat import tf  # pylint: disable=import-outside-toplevel
   loaded = tf.saved_model.load(path)
   shapes = {tuple(ticket.mask[name].shape) for name in ticket.mask}
   return int(sum(np.count_nonzero(v.numpy()) for v in loaded.variables

@@ -8,7 +8,7 @@ process uses one.
 The parent process keeps the experiment directory's lock, has written `config.json`, and writes
 the summary once every worker has finished; a worker writes only inside its own
 `replicate_<seed>/` directory and resumes it exactly as a one-process run would. A worker gets
-its config as JSON on stdin (`python -m lth_tf.lottery.processes`), so it trains exactly the
+its config as JSON on stdin (`python -m lth_tf.lottery.worker`), so it trains exactly the
 parent's experiment. The first failure stops the other workers and is raised in the parent
 with the worker's own message: a `UserError` or `TrainingDiverged` as if it had happened in the
 parent.
@@ -18,26 +18,22 @@ kills it (`PR_SET_PDEATHSIG`), elsewhere a thread of the worker sees its parent 
 second. Workers inherit the parent's locked descriptor of the experiment directory's lock, so
 the lock stays held until the last of them has exited: a rerun never runs beside them.
 """
-import contextlib
-import ctypes
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from typing import Dict, List, Optional, Sequence
 
 from lth_tf.config import ExperimentConfig
 from lth_tf.errors import TrainingDiverged, UserError
 
-# Exit codes of a worker: 0 done, 2 bad input (`UserError`), 3 training diverged.
-_EXIT_USER_ERROR, _EXIT_DIVERGED = 2, 3
+# Exit codes of a worker (`lth_tf.lottery.worker`): 0 done, 2 bad input (`UserError`), 3
+# training diverged.
+EXIT_USER_ERROR, EXIT_DIVERGED = 2, 3
 _POLL_S = 0.2
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def worker_config(config: ExperimentConfig, seed: int) -> ExperimentConfig:
@@ -65,7 +61,7 @@ def run_replicates(config: ExperimentConfig, seeds: Sequence[int], processes: in
         seed = pending.pop(0)
         errors = tempfile.TemporaryFile(mode="w+")
         process = subprocess.Popen(
-            [sys.executable, "-m", "lth_tf.lottery.processes", str(os.getpid())],
+            [sys.executable, "-m", "lth_tf.lottery.worker", str(os.getpid())],
             stdin=subprocess.PIPE, stderr=errors, env=env, text=True,
             pass_fds=() if lock_fd is None else (lock_fd,))
         process.stdin.write(json.dumps(worker_config(config, seed).to_dict()))
@@ -91,45 +87,9 @@ def run_replicates(config: ExperimentConfig, seeds: Sequence[int], processes: in
 def _failure(seed: int, code: int, stderr: str) -> Exception:
   lines = [line for line in stderr.strip().splitlines() if line.strip()]
   message = lines[-1] if lines else f"exit code {code}"
-  if code == _EXIT_USER_ERROR:
+  if code == EXIT_USER_ERROR:
     return UserError(message)
-  if code == _EXIT_DIVERGED:
+  if code == EXIT_DIVERGED:
     return TrainingDiverged(message)
   return RuntimeError(f"the worker process of replicate {seed} failed (exit code {code}): "
                       f"{message}")
-
-
-def _die_with_parent(parent: int) -> None:
-  """Makes this worker die when `parent` does, even by SIGKILL."""
-  with contextlib.suppress(OSError, AttributeError):  # prctl is Linux-only
-    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-  if os.getppid() != parent:  # the parent died before prctl: it will not kill us
-    os._exit(1)
-
-  def watch() -> None:
-    while os.getppid() == parent:
-      time.sleep(1)
-    os.kill(os.getpid(), signal.SIGKILL)
-
-  threading.Thread(target=watch, daemon=True).start()
-
-
-def _worker_main() -> int:
-  from lth_tf.lottery.runner import LotteryExperiment  # pylint: disable=import-outside-toplevel
-  config = ExperimentConfig.from_dict(json.load(sys.stdin))
-  try:
-    LotteryExperiment(config).run_replicate(config.runtime.seeds[0])
-  except UserError as error:
-    print(error, file=sys.stderr)
-    return _EXIT_USER_ERROR
-  except TrainingDiverged as error:
-    print(error, file=sys.stderr)
-    return _EXIT_DIVERGED
-  except KeyboardInterrupt:  # Ctrl-C reaches every process of the terminal: the parent reports
-    return 128 + signal.SIGINT
-  return 0
-
-
-if __name__ == "__main__":
-  _die_with_parent(int(sys.argv[1]))
-  sys.exit(_worker_main())

@@ -85,3 +85,23 @@ class Mask(Mapping[str, np.ndarray]):
 
   def to_arrays(self) -> Dict[str, np.ndarray]:
     return {k: np.array(a) for k, a in self.arrays}
+
+  def random_like(self, seed: int) -> "Mask":
+    """A random mask keeping exactly as many weights in every layer as this one (seeded)."""
+    scores = random_scores(self, seed)
+    return Mask.from_dict({name: keep_top(scores[name], int(self[name].sum())) for name in self})
+
+
+def random_scores(shapes: Mapping[str, np.ndarray], seed: int) -> Dict[str, np.ndarray]:
+  """Uniform scores in [0, 1) for every array of `shapes`, from one seeded generator in order."""
+  rng = np.random.default_rng(seed)
+  return {name: rng.random(np.shape(shapes[name])) for name in shapes}
+
+
+def keep_top(scores: np.ndarray, keep: int) -> np.ndarray:
+  """Boolean array keeping the `keep` highest finite scores (ties broken by position)."""
+  flat = scores.reshape(-1)
+  order = np.argsort(-flat, kind="stable")
+  out = np.zeros(flat.shape, np.bool_)
+  out[order[:keep]] = True
+  return out.reshape(scores.shape)

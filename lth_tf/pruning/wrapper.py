@@ -8,10 +8,7 @@ exactly zero (masked gradients and a re-mask after every optimizer step).
 """
 import inspect
 
-from lth_tf.compat import keras, tfmot
-
-from tensorflow_model_optimization.python.core.sparsity.keras import (  # noqa: E402
-    prune_registry, pruning_wrapper)
+from lth_tf.compat import keras, prune_registry, prune_registry_weights, pruning_wrapper, tfmot
 
 
 class MaskFreezeWrapper(pruning_wrapper.PruneLowMagnitude):
@@ -42,8 +39,8 @@ def is_prunable(layer) -> bool:
   if not prune_registry.PruneRegistry.supports(layer):
     return False
   # Supported layers without prunable weights (BatchNormalization, pooling) are not wrapped.
-  weight_map = prune_registry.PruneRegistry._LAYERS_WEIGHTS_MAP  # pylint: disable=protected-access
-  return bool(weight_map.get(layer.__class__, True))
+  listed = prune_registry_weights(layer.__class__)
+  return True if listed is None else bool(listed)
 
 
 def wrap_model(model: keras.Model) -> keras.Model:

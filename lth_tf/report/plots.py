@@ -8,14 +8,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
+from lth_tf import branches as branches_lib  # noqa: E402
 from lth_tf import io  # noqa: E402
 from lth_tf.report.tables import aggregate  # noqa: E402
 
-BRANCH_STYLE = {"ticket": ("o", "-"), "reinit": ("s", "--"), "random_prune": ("^", ":")}
 Series = Tuple[str, List[Dict]]  # (experiment label, summary rows)
 
 
-def _save(figure, path: str) -> str:
+def save(figure, path: str) -> str:
   figure.tight_layout()
   with io.atomic_path(path) as tmp:
     figure.savefig(tmp, format="png", dpi=120)
@@ -36,7 +36,8 @@ def metric_vs_weights(series: Sequence[Series], metric: str, ylabel: str, path: 
     if dense:
       axis.axhline(scale * dense[metric][0], color=colors[index % len(colors)], linestyle="--",
                    linewidth=0.8, alpha=0.6)
-    for branch, (marker, style) in BRANCH_STYLE.items():
+    for branch in branches_lib.ordered({b for _, b in stats}):
+      marker, style = branches_lib.style(branch)
       points = sorted(((s["weights_remaining"][0], s[metric]) for (level, b), s in stats.items()
                        if b == branch or (level == 0 and branch != "ticket" and dense)),
                       key=lambda p: -p[0])
@@ -58,7 +59,7 @@ def metric_vs_weights(series: Sequence[Series], metric: str, ylabel: str, path: 
   axis.set_ylabel(ylabel)
   axis.grid(True, which="both", alpha=0.3)
   axis.legend(fontsize=8)
-  return _save(figure, path)
+  return save(figure, path)
 
 
 def accuracy_vs_weights(rows: List[Dict], path: str) -> str:
@@ -77,4 +78,4 @@ def learning_curves(curves: Dict[str, List[Dict]], path: str) -> str:
   axis.set_ylabel("test accuracy (%)")
   axis.grid(True, alpha=0.3)
   axis.legend(fontsize=8)
-  return _save(figure, path)
+  return save(figure, path)

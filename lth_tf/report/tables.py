@@ -4,6 +4,8 @@ from typing import Dict, List
 
 import numpy as np
 
+from lth_tf import branches as branches_lib
+
 
 def aggregate(rows: List[Dict]) -> Dict:
   """{(level, branch): {key: (mean, std, n)}} over replicates."""
@@ -26,7 +28,7 @@ def level_table(rows: List[Dict]) -> str:
   if not rows:
     return "(no finished levels)"
   stats = aggregate(rows)
-  branches = [b for b in ("ticket", "reinit", "random_prune") if any(k[1] == b for k in stats)]
+  branches = branches_lib.ordered({k[1] for k in stats})
   levels = sorted({k[0] for k in stats})
   header = f"{'level':>5} {'remaining':>9}"
   for branch in branches:

@@ -16,14 +16,15 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from lth_tf import branches as branches_lib
 from lth_tf.errors import UserError
 from lth_tf.rundir import BranchFiles, ExperimentLayout
-from lth_tf.report import files
+from lth_tf.report import files, plots
 
-BRANCHES = ("ticket", "dense", "reinit", "random_prune", "target_ticket")
-CONTROLS = ("dense", "reinit", "random_prune", "target_ticket")
-STYLE = {"ticket": ("o", "-"), "dense": ("D", "--"), "reinit": ("s", ":"),
-         "random_prune": ("^", ":"), "target_ticket": ("*", "-.")}
+# The branches `lth transfer` trains (`lth_tf.branches`), in table order; the controls after the
+# ticket get a gain column each.
+BRANCHES = branches_lib.trained_by("transfer")
+CONTROLS = tuple(name for name in BRANCHES if branches_lib.BRANCHES.get(name).control)
 
 
 def is_transfer(config: Dict) -> bool:
@@ -137,7 +138,8 @@ def _cell(run: TransferRun, branch: str) -> str:
 def table(runs: Sequence[TransferRun]) -> str:
   """Markdown: one line per experiment, accuracies (%) and the ticket's gains (points)."""
   head = ("| source ticket → target | optimizer | examples/class | remaining | " +
-          " | ".join(BRANCHES) + " | Δ dense | Δ reinit | Δ random | Δ target ticket |")
+          " | ".join(BRANCHES) + " | " +
+          " | ".join(f"Δ {branches_lib.BRANCHES.get(name).heading}" for name in CONTROLS) + " |")
   lines = [head, "|---" * (head.count("|") - 1) + "|"]
   for run in sorted(runs, key=lambda r: (r.group, r.per_class)):
     ticket_rows = [m for m in run.metrics if m["branch"] == "ticket"]
@@ -159,24 +161,20 @@ def table(runs: Sequence[TransferRun]) -> str:
 
 def figure(runs: Sequence[TransferRun], path: str) -> str:
   """Accuracy against examples per class: a panel per ticket → target, a line per branch."""
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  from lth_tf.report.plots import _save  # pylint: disable=import-outside-toplevel
   groups = defaultdict(list)
   for run in runs:
     groups[run.group].append(run)
   count = len(groups)
   columns = min(count, 3)
   rows = int(math.ceil(count / columns))
-  fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.2 * rows), squeeze=False)
+  fig, axes = plots.plt.subplots(rows, columns, figsize=(5.2 * columns, 4.2 * rows), squeeze=False)
   for axis, (_, members) in zip(axes.flat, sorted(groups.items())):
     members = sorted(members, key=lambda r: r.per_class)
     for branch in BRANCHES:
       points = [(r.per_class, r.stat(branch)) for r in members if r.stat(branch)[2]]
       if not points:
         continue
-      marker, style = STYLE[branch]
+      marker, style = branches_lib.style(branch)
       axis.errorbar([p[0] for p in points], [100 * p[1][0] for p in points],
                     yerr=[100 * p[1][1] for p in points], marker=marker, linestyle=style,
                     capsize=3, label=branch)
@@ -191,7 +189,7 @@ def figure(runs: Sequence[TransferRun], path: str) -> str:
     axis.legend(fontsize=7)
   for axis in list(axes.flat)[count:]:
     axis.set_visible(False)
-  return _save(fig, path)
+  return plots.save(fig, path)
 
 
 def _flops(value) -> str:

@@ -5,6 +5,8 @@ it needs no TensorFlow, so reading results does not start it.
 """
 from lth_tf.rundir.layout import DATA_FILE, BranchFiles, ExperimentLayout
 from lth_tf.rundir.records import SUMMARY_KEYS, check_data_record, data_record, record_data
+from lth_tf.rundir import states
+from lth_tf.rundir.states import TrainingState
 
 __all__ = ["DATA_FILE", "BranchFiles", "ExperimentLayout", "SUMMARY_KEYS", "check_data_record",
-           "data_record", "record_data"]
+           "data_record", "record_data", "states", "TrainingState"]

@@ -24,10 +24,11 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from lth_tf import __version__, io
+from lth_tf import __version__, compute, io, models, pruning, training
+from lth_tf import data as data_lib
 from lth_tf.config import ExperimentConfig
 from lth_tf.errors import ConfigError, CorruptFileError, TicketError
-from lth_tf.rundir import SUMMARY_KEYS, BranchFiles, ExperimentLayout
+from lth_tf.rundir import SUMMARY_KEYS, BranchFiles, ExperimentLayout, states
 from lth_tf.pruning import Mask
 
 FORMAT_VERSION = 1
@@ -81,12 +82,9 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir
   if not files.is_finished():
     raise TicketError(f"replicate {replicate} level {level} of {experiment_dir} is not finished")
   mask = Mask.from_dict(io.read_arrays(files.mask))
-  rewind = io.read_arrays(layout.rewind_file(replicate))
-  from lth_tf import data as data_lib  # pylint: disable=import-outside-toplevel
+  rewind = states.read(io, layout.rewind_file(replicate))
   splits = data_lib.load(config.dataset, data_dir)
-  return write(out_dir, mask, {key[2:]: value for key, value in rewind.items()
-                               if key.startswith("w/")},
-               io.read_arrays(files.final_weights), config, _branch_metrics(files.metrics),
+  return write(out_dir, mask, rewind.weights, io.read_arrays(files.final_weights), config, _branch_metrics(files.metrics),
                {"experiment_hash": experiment_hash or config.experiment_hash(),
                 "code_version": __version__, "replicate": replicate, "level": level},
                splits.input_shape, splits.num_classes, splits.mean, splits.std,
@@ -198,7 +196,6 @@ def _branch_metrics(path: str) -> Dict[str, Any]:
 def _search_compute(layout: ExperimentLayout, replicate: int, level: int) -> Dict[str, Any]:
   """What finding the ticket cost: its ticket branch at levels 0..level (controls excluded);
   empty when a level predates compute accounting."""
-  from lth_tf import compute  # pylint: disable=import-outside-toplevel
   records = []
   for current in range(level + 1):
     files = BranchFiles(layout.branch_dir(replicate, current, "ticket"))
@@ -292,7 +289,6 @@ def apply(ticket: Ticket, model, trained: bool = False) -> None:
   Raises:
     TicketError: the ticket's weights or mask do not fit the model.
   """
-  from lth_tf import pruning, training  # pylint: disable=import-outside-toplevel
   ticket.mask.check_fits(pruning.prunable_shapes(model))
   training.set_weights(model, ticket.trained_weights if trained else ticket.rewind_weights)
   pruning.set_mask(model, ticket.mask)
@@ -300,7 +296,6 @@ def apply(ticket: Ticket, model, trained: bool = False) -> None:
 
 def build_model(ticket: Ticket, trained: bool = False):
   """The ticket's model (wrapped with frozen masks), its rewind or trained weights applied."""
-  from lth_tf import models, pruning  # pylint: disable=import-outside-toplevel
   if not ticket.input_shape or not ticket.num_classes:
     raise TicketError("the ticket does not record its input shape and class count")
   model = pruning.wrap_model(models.build(ticket.config.model, ticket.input_shape,

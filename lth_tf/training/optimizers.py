@@ -4,7 +4,7 @@ from typing import Callable, Dict, List
 import numpy as np
 
 from lth_tf import precision
-from lth_tf.compat import keras, tf
+from lth_tf.compat import keras, optimizer_slot_index, tf
 from lth_tf.config import TrainingConfig
 from lth_tf.registry import Registry
 
@@ -83,7 +83,7 @@ def build(config: TrainingConfig, variables) -> keras.optimizers.Optimizer:
 def slots_of(optimizer, variable) -> List[tf.Variable]:
   """The slot variables (momentum, Adam moments) that belong to `variable`."""
   optimizer = precision.inner_optimizer(optimizer)
-  index = optimizer._index_dict[optimizer._var_key(variable)]  # pylint: disable=protected-access
+  index = optimizer_slot_index(optimizer, variable)
   slots = []
   for attribute in _SLOT_LISTS:
     slot_list = getattr(optimizer, attribute, None)

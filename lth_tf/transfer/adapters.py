@@ -16,7 +16,9 @@ from typing import Callable, Dict, Sequence, Tuple
 
 import numpy as np
 
+from lth_tf.compat import tf
 from lth_tf.data import RawData
+from lth_tf.data.base import as_nhwc
 from lth_tf.errors import TicketError
 from lth_tf.registry import Registry
 
@@ -40,7 +42,6 @@ def grey_to_rgb(images: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
 
 @ADAPTERS.register("resize")
 def resize(images: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
-  from lth_tf.compat import tf  # pylint: disable=import-outside-toplevel
   return tf.image.resize(images, shape[:2], method="bilinear", antialias=False).numpy()
 
 
@@ -98,6 +99,5 @@ def adapt_raw(raw: RawData, adapter: Adapter) -> RawData:
   """The raw dataset with both splits adapted (labels unchanged)."""
   if not adapter.steps:
     return raw
-  from lth_tf.data.base import as_nhwc  # pylint: disable=import-outside-toplevel
   return RawData(adapter(as_nhwc(raw.x_train, "x_train")), raw.y_train,
                  adapter(as_nhwc(raw.x_test, "x_test")), raw.y_test, raw.num_classes)

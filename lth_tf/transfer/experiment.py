@@ -3,7 +3,8 @@
 Every branch trains the same model (the ticket's) on the same adapted target data, with the same
 training schedule, and lands in `<root>/<hash>/replicate_<seed>/level_0/<branch>/` with the files
 of a lottery branch; `summary.json` has one row per branch, so `lth report` reads it like any
-experiment. Branches (a registry; `target_ticket` only when `--target_ticket` is given):
+experiment. Branches (those of `lth_tf.branches` that `lth transfer` enables; `target_ticket`
+only when `--target_ticket` is given):
 - `ticket`: the transferred ticket, its mask and rewind weights θk, from iteration k.
 - `dense`: the unpruned network from a fresh θ0 (the replicate seed), from iteration 0.
 - `reinit`: the transferred mask with fresh weights from the same initialiser, from k.
@@ -18,27 +19,25 @@ ticket's output-layer density. Inputs of another shape go through `adapters` (se
 import dataclasses
 import hashlib
 import json
-import os
-from typing import Callable, Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Tuple
 
 import numpy as np
 
-from lth_tf import compute, distribute, io, models, pruning, user_code
+from lth_tf import branches as branches_lib
+from lth_tf import compute, distribute, models, pruning, tickets, user_code
 from lth_tf import data as data_lib
+from lth_tf.branches import derive_seed
+from lth_tf.compat import tf
 from lth_tf.config import ExperimentConfig, PruningConfig, TransferConfig, validate
 from lth_tf.data.base import as_nhwc, prepare
 from lth_tf.errors import TicketError, UserError
-from lth_tf.lottery import (BranchFiles, BranchPlan, ExperimentLayout, LotteryExperiment,
-                            derive_seed)
-from lth_tf.lottery.runner import ReplicateModel, _check_readable, _check_writable
-from lth_tf.rundir import check_data_record
-from lth_tf.lottery.store import ArtifactStore
-from lth_tf.registry import Registry
+from lth_tf.lottery import preflight
+from lth_tf.lottery.branch_run import BranchRun
+from lth_tf.lottery.directory import RunDirectory
+from lth_tf.lottery.replicate import ReplicateModel
+from lth_tf.rundir import ExperimentLayout, check_data_record, record_data
 from lth_tf.training import get_weights
 from lth_tf.transfer import adapters
-
-BRANCH_ORDER = ("ticket", "dense", "reinit", "random_prune", "target_ticket")
-
 
 def target_config(ticket, base: ExperimentConfig, transfer: TransferConfig,
                   explicit: Mapping[str, Tuple[str, ...]]) -> ExperimentConfig:
@@ -134,62 +133,7 @@ def adapt_ticket(ticket, weight_shapes: Mapping[str, Tuple[int, ...]],
   return pruning.Mask.from_dict(masks), weights, replaced
 
 
-@dataclasses.dataclass(frozen=True)
-class TransferContext:
-  """What the branches of one replicate are planned from.
-
-  Attributes:
-    seed: the replicate seed.
-    mask, weights: the adapted ticket (mask, rewind weights θk with any new head).
-    rewind_iteration: k, where the ticket and its controls start.
-    initial_weights: θ0 of the target model (the dense branch).
-    fresh_weights: builds newly initialised target-model weights from a seed.
-    target_ticket: a ticket found on the target, or None.
-  """
-  seed: int
-  mask: pruning.Mask
-  weights: Dict[str, np.ndarray]
-  rewind_iteration: int
-  initial_weights: Dict[str, np.ndarray]
-  fresh_weights: Callable[[int], Dict[str, np.ndarray]]
-  target_ticket: Optional[object]
-
-
-# A transfer branch: context -> (plan, start iteration).
-TRANSFER_BRANCHES: Registry[Callable[[TransferContext], Tuple[BranchPlan, int]]] = Registry(
-    "transfer branch")
-
-
-@TRANSFER_BRANCHES.register("ticket")
-def _ticket(context: TransferContext):
-  return BranchPlan(context.mask, context.weights, None), context.rewind_iteration
-
-
-@TRANSFER_BRANCHES.register("dense")
-def _dense(context: TransferContext):
-  return BranchPlan(pruning.Mask.ones_like(context.mask), context.initial_weights, None), 0
-
-
-@TRANSFER_BRANCHES.register("reinit")
-def _reinit(context: TransferContext):
-  weights = context.fresh_weights(derive_seed(context.seed, "reinit", "transfer"))
-  return BranchPlan(context.mask, weights, None), context.rewind_iteration
-
-
-@TRANSFER_BRANCHES.register("random_prune")
-def _random_prune(context: TransferContext):
-  mask = pruning.random_mask_like(context.mask, derive_seed(context.seed, "random_prune", "transfer"))
-  return BranchPlan(mask, context.weights, None), context.rewind_iteration
-
-
-@TRANSFER_BRANCHES.register("target_ticket")
-def _target_ticket(context: TransferContext):
-  ticket = context.target_ticket
-  return (BranchPlan(ticket.mask, ticket.rewind_weights, None),
-          ticket.config.pruning.rewind_iteration)
-
-
-class TransferExperiment(LotteryExperiment):
+class TransferExperiment:
   """Trains the transferred ticket and its comparison branches on one target (resumable).
 
   Args:
@@ -205,7 +149,6 @@ class TransferExperiment(LotteryExperiment):
 
   def __init__(self, config: ExperimentConfig, transfer: TransferConfig, flags_text: str = "",
                log: Callable[[str], None] = print):
-    from lth_tf import tickets  # pylint: disable=import-outside-toplevel
     config = self.config = validate(user_code.pin_sources(config))
     self.transfer = transfer
     self.flags_text = flags_text
@@ -223,8 +166,7 @@ class TransferExperiment(LotteryExperiment):
       raise TicketError("the ticket does not record its input shape and class count")
     self.target_ticket = (tickets.read(tickets.resolve(transfer.target_ticket))
                           if transfer.target_ticket else None)
-    self.branches = tuple(b for b in BRANCH_ORDER
-                          if b != "target_ticket" or self.target_ticket is not None)
+    self.branches = branches_lib.enabled("transfer", transfer)
     models.check(config.model)
     raw = data_lib.read_raw(config.dataset.name, config.runtime.data_dir)
     self.adapter = adapters.choose(as_nhwc(raw.x_train[:1], config.dataset.name).shape[1:],
@@ -232,16 +174,16 @@ class TransferExperiment(LotteryExperiment):
     self.data = prepare(adapters.adapt_raw(raw, self.adapter), config.dataset)
     self.strategy = distribute.make_strategy(config.runtime)
     self.writes = distribute.is_chief(self.strategy)
-    self.store = ArtifactStore(self.writes)
     self.layout = ExperimentLayout(config.runtime.root_dir, transfer_hash(
         config, self.target_ticket.sha256 if self.target_ticket else ""))
+    self.directory = RunDirectory(self.layout, self.writes)
+    self.store = self.directory.store
+    self.trainer = BranchRun(config, self.directory, log, self.write_summary)
     self.head_replaced = False
     self._preflight()
 
   def _preflight(self) -> None:
-    if self.config.training.batch_size > len(self.data.y_train):
-      raise UserError(f"batch_size {self.config.training.batch_size} exceeds the "
-                      f"{len(self.data.y_train)} training examples")
+    preflight.check_budget(self.config, self.data, self.strategy)
     with self.strategy.scope():
       model = pruning.wrap_model(models.build(
           self.config.model, self.data.input_shape, self.data.num_classes, seed=0))
@@ -252,12 +194,9 @@ class TransferExperiment(LotteryExperiment):
     mask.check_fits(pruning.prunable_shapes(model))
     if self.target_ticket is not None:
       self._check_target_ticket(model)
-    _check_writable(self.config.runtime.root_dir)
+    preflight.check_writable(self.config.runtime.root_dir)
     check_data_record(self.layout.data_file, self.data, self.layout.directory)
-    for seed, level, branch in self.branch_slots():  # what a resume reads: finished metrics
-      files = BranchFiles(self.layout.branch_dir(seed, level, branch))
-      if os.path.exists(files.metrics):
-        _check_readable(files.metrics, files.directory, "branch")
+    preflight.check_finished_metrics(self.layout, self.branch_slots())
 
   def _check_target_ticket(self, model) -> None:
     found, target = self.target_ticket.config, self.config
@@ -312,46 +251,59 @@ class TransferExperiment(LotteryExperiment):
         "search_compute": self.search_compute(),
     }
 
-  def _write_config(self) -> None:
-    if not self.writes:
-      return
-    resolved = self.config.to_dict()
-    resolved["kind"] = "transfer"
-    resolved["transfer"] = self.description()
-    resolved["experiment_hash"] = self.layout.experiment_hash
-    io.write_json(self.layout.config_file, resolved)
-    if self.flags_text:
-      io.write_text(self.layout.flags_file, self.flags_text)
-
   def branch_slots(self):
     """Every branch of a transfer trains at level 0."""
     for seed in self.config.runtime.seeds:
       for branch in self.branches:
         yield seed, 0, branch
 
+  def write_summary(self) -> List[Dict]:
+    return self.directory.write_summary(self.branch_slots())
+
+  def run(self) -> List[Dict]:
+    """Trains what is not finished yet and returns the summary rows."""
+    if self.config.runtime.deterministic:
+      tf.config.experimental.enable_op_determinism()
+    return self.directory.locked(self._run_locked)
+
+  def _run_locked(self, _) -> List[Dict]:
+    if self.writes:
+      self.directory.write_config(
+          dict(self.config.to_dict(), kind="transfer", transfer=self.description()),
+          self.flags_text)
+      record_data(self.layout.data_file, self.data, self.layout.directory)
+    for seed in self.config.runtime.seeds:
+      self._run_replicate(seed)
+    return self.write_summary()
+
   # ---- training -------------------------------------------------------------------------------
 
-  def context(self, replicate: ReplicateModel, seed: int) -> TransferContext:
+  def context(self, replicate: ReplicateModel, seed: int) -> branches_lib.BranchContext:
+    """What a replicate's branches are planned from: the adapted ticket (no optimizer state:
+    the target optimizer may differ), θ0 of the target model, the target ticket."""
     shapes = {n: v.shape for n, v in replicate.initial_weights.items()}
     mask, weights, _ = adapt_ticket(
         self.ticket, shapes, replicate.kinds, self.data.num_classes,
         replicate.fresh_weights(derive_seed(seed, "transfer_head")), seed)
-    return TransferContext(seed, mask, weights, self.config.pruning.rewind_iteration,
-                           replicate.initial_weights, replicate.fresh_weights, self.target_ticket)
+    return branches_lib.BranchContext(
+        seed=seed, level=0, tag="transfer", mask=mask, rewind_weights=weights,
+        rewind_optimizer=None, rewind_iteration=self.config.pruning.rewind_iteration,
+        initial_weights=replicate.initial_weights, fresh_weights=replicate.fresh_weights,
+        target_ticket=self.target_ticket)
 
   def _run_replicate(self, seed: int) -> None:
+    self.directory.where = f"during replicate {seed}"
     replicate = ReplicateModel(self.config, self.data, seed, self.strategy)
     context = self.context(replicate, seed)
     for branch in self.branches:
-      plan, start = TRANSFER_BRANCHES.get(branch)(context)
-      self._run_branch(replicate, seed, 0, branch, plan, start)
+      self.trainer.run(replicate, seed, 0, branch,
+                       branches_lib.BRANCHES.get(branch).plan(context))
 
 
 def from_flags(base: ExperimentConfig, transfer: TransferConfig,
                explicit: Mapping[str, Tuple[str, ...]], flags_text: str = "",
                log: Callable[[str], None] = print) -> TransferExperiment:
   """The experiment of `lth transfer` from the parsed flags."""
-  from lth_tf import tickets  # pylint: disable=import-outside-toplevel
   if not base.runtime.ticket:
     raise UserError("lth transfer needs --ticket (a saved ticket's directory or shipped name)")
   ticket = tickets.read(tickets.resolve(base.runtime.ticket))
@@ -359,5 +311,4 @@ def from_flags(base: ExperimentConfig, transfer: TransferConfig,
                             flags_text, log)
 
 
-__all__ = ["BRANCH_ORDER", "TRANSFER_BRANCHES", "TransferContext", "TransferExperiment",
-           "adapt_ticket", "from_flags", "target_config", "transfer_hash"]
+__all__ = ["TransferExperiment", "adapt_ticket", "from_flags", "target_config", "transfer_hash"]

@@ -4,7 +4,7 @@ from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from lth_tf.pruning.mask import Mask
+from lth_tf.pruning.mask import Mask, keep_top
 from lth_tf.registry import Registry
 
 
@@ -59,15 +59,6 @@ def global_keep_count(request: PruneRequest) -> int:
   counts = request.mask.layer_counts()
   total = sum(counts[name] for name in request.global_layers)
   return remaining_after(total, request.global_rate, request.rounds)
-
-
-def keep_top(scores: np.ndarray, keep: int) -> np.ndarray:
-  """Boolean array keeping the `keep` highest finite scores (ties broken by position)."""
-  flat = scores.reshape(-1)
-  order = np.argsort(-flat, kind="stable")
-  out = np.zeros(flat.shape, np.bool_)
-  out[order[:keep]] = True
-  return out.reshape(scores.shape)
 
 
 def prune_by_scores(request: PruneRequest, scores: Mapping[str, np.ndarray]) -> Mask:

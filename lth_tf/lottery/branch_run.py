@@ -1,0 +1,186 @@
+"""Trains one branch of a replicate from its plan, resumably, and writes the branch's files.
+
+Used by the level loop (`lth find`, `lth train`) and by `lth transfer`. A finished branch (its
+metrics exist) is skipped; an interrupted one resumes from its last checkpoint and ends exactly
+where an uninterrupted run would. Several branches of one level can train together in one
+graph (`--batch_variants`), without mid-training checkpoints.
+"""
+import os
+import time
+from typing import Callable, Dict, Optional, Tuple
+
+from lth_tf import io, pruning
+from lth_tf.config import ExperimentConfig
+from lth_tf.errors import TrainingDiverged, UserError
+from lth_tf.branches import BranchPlan
+from lth_tf.lottery import results
+from lth_tf.lottery.directory import RunDirectory
+from lth_tf.lottery.replicate import ReplicateModel
+from lth_tf.rundir import BranchFiles, states
+from lth_tf.training import TrainResult, get_weights, optimizers, set_weights
+from lth_tf.training.batched import stack_layers
+
+
+class BranchRun:
+  """Trains branches into `directory`, then calls `on_finished()` (the summary) after each.
+
+  Args:
+    config: the experiment's config (training length, evaluation and checkpoint period).
+    directory: the experiment directory.
+    log: where the one line per finished branch goes.
+    on_finished: called after every finished branch (or batched group of branches).
+  """
+
+  def __init__(self, config: ExperimentConfig, directory: RunDirectory,
+               log: Callable[[str], None], on_finished: Callable[[], None]):
+    self.config = config
+    self.directory = directory
+    self.store = directory.store
+    self.writes = directory.writes
+    self.log = log
+    self.on_finished = on_finished
+    self._told_unbatched = False
+
+  def files(self, seed: int, level: int, branch: str) -> BranchFiles:
+    return BranchFiles(self.directory.layout.branch_dir(seed, level, branch))
+
+  # ---- one branch ---------------------------------------------------------------------------
+
+  def run(self, replicate: ReplicateModel, seed: int, level: int, branch: str, plan: BranchPlan,
+          on_iteration: Optional[Callable[[int], None]] = None, boundaries=()) -> None:
+    """Trains `branch` from `plan` unless it is finished; `on_iteration(i)` is called at the
+    start iteration and at every evaluation point and extra boundary."""
+    files = self.files(seed, level, branch)
+    if self.store.exists(files.metrics):
+      return
+    started = time.time()
+    self.directory.where = f"during replicate {seed} level {level} branch {branch}"
+    replicate.load_state(plan.start_weights, plan.mask, plan.optimizer_state)
+    self._write_start(replicate, files, plan.mask)
+    curve, start = [], plan.start_iteration
+    if os.path.exists(files.checkpoint):
+      checkpoint = states.read(io, files.checkpoint)
+      set_weights(replicate.model, checkpoint.weights)
+      optimizers.set_state(replicate.trainer.optimizer, checkpoint.optimizer)
+      curve, start = checkpoint.curve, checkpoint.iteration
+    if on_iteration is not None:
+      on_iteration(start)
+
+    def on_boundary(iteration: int, rows) -> None:
+      if on_iteration is not None:
+        on_iteration(iteration)
+      if (self.writes and iteration < self.config.training.iterations
+          and iteration % self.config.training.eval_every == 0):
+        states.write(io, files.checkpoint, states.TrainingState(
+            get_weights(replicate.model), optimizers.get_state(replicate.trainer.optimizer),
+            iteration, rows))
+
+    label = f"replicate {seed} level {level} {branch}"
+    try:
+      result = replicate.trainer.fit(start, curve, boundaries, on_boundary, description=label)
+    except TrainingDiverged as error:
+      if self.writes:
+        io.write_json(files.error, {"error": str(error), "replicate": seed, "level": level,
+                                    "branch": branch})
+      raise TrainingDiverged(f"replicate {seed} level {level} {branch}: {error} "
+                             f"(recorded in {files.error})") from None
+    self._write_results(replicate, files, result, seed, level, branch, plan.mask,
+                        time.time() - started)
+    self.directory.where = f"after replicate {seed} level {level} branch {branch}"
+    self.log(results.format_row(results.row(seed, level, branch, plan.mask, result)))
+    self.on_finished()
+
+  # ---- several branches in one graph --------------------------------------------------------
+
+  def batchable(self, replicate: ReplicateModel, seed: int, level: int,
+                branches: Tuple[str, ...]) -> Tuple[str, ...]:
+    """The branches of a level to train together (`--batch_variants`), or () for one by one.
+
+    Branches that are finished or have a checkpoint (an interrupted one-by-one run) are left
+    to `run`; a model whose layers the batched trainer does not support trains one by one.
+    """
+    if not self.config.runtime.batch_variants:
+      return ()
+    if self.config.runtime.strategy != "default":
+      self._tell_unbatched(f"not with --strategy={self.config.runtime.strategy}")
+      return ()
+    pending = []
+    for branch in branches:
+      files = self.files(seed, level, branch)
+      if not files.is_finished() and not os.path.exists(files.checkpoint):
+        pending.append(branch)
+    if len(pending) < 2:
+      return ()
+    try:
+      stack_layers(replicate.model)
+    except UserError as error:
+      self._tell_unbatched(str(error))
+      return ()
+    return tuple(pending)
+
+  def _tell_unbatched(self, reason: str) -> None:
+    if not self._told_unbatched:
+      self.log(f"batch_variants: training branches one by one ({reason})")
+      self._told_unbatched = True
+
+  def run_batched(self, replicate: ReplicateModel, seed: int, level: int,
+                  plans: Dict[str, BranchPlan]) -> None:
+    """Trains several branches of one level (one start iteration) together in one graph;
+    writes each one's files.
+
+    Every branch starts exactly as in `run` (the same masked weights and optimizer state); no
+    checkpoints are written, so an interrupted batched level restarts its branches.
+    """
+    started = time.time()
+    names = ", ".join(plans)
+    self.directory.where = f"during replicate {seed} level {level} branches {names} (batched)"
+    start_iteration = {plan.start_iteration for plan in plans.values()}
+    if len(start_iteration) != 1:
+      raise ValueError(f"batched branches must start at one iteration; got {start_iteration}")
+    trainer = replicate.batched_trainer(len(plans))
+    for index, (branch, plan) in enumerate(plans.items()):
+      replicate.load_state(plan.start_weights, plan.mask, plan.optimizer_state)
+      self._write_start(replicate, self.files(seed, level, branch), plan.mask)
+      trainer.load(index, get_weights(replicate.model), plan.mask,
+                   optimizers.get_state(replicate.trainer.optimizer))
+    if self.config.runtime.progress:
+      print(f"replicate {seed} level {level} {names} (batched)", flush=True)
+    try:
+      trained = trainer.fit(start_iteration.pop())
+    except TrainingDiverged as error:
+      raise TrainingDiverged(f"replicate {seed} level {level} {names} (batched): "
+                             f"{error}") from None
+    elapsed = (time.time() - started) / len(plans)
+    for index, (branch, plan) in enumerate(plans.items()):
+      set_weights(replicate.model, trainer.get_weights(index))
+      if self.writes:
+        self._write_results(replicate, self.files(seed, level, branch), trained[index], seed,
+                            level, branch, plan.mask, elapsed)
+      self.log(results.format_row(results.row(seed, level, branch, plan.mask, trained[index])))
+    self.directory.where = f"after replicate {seed} level {level} branches {names} (batched)"
+    self.on_finished()
+
+  # ---- branch files -------------------------------------------------------------------------
+
+  def _write_start(self, replicate: ReplicateModel, files: BranchFiles, mask: pruning.Mask) -> None:
+    """The mask and start weights of a branch whose start state is loaded; each one that a
+    killed run did not write is written again (the same values: the plan is deterministic)."""
+    if not self.store.exists(files.mask):
+      self.store.write_arrays(files.mask, mask.to_arrays())
+    if not self.store.exists(files.start_weights):
+      self.store.write_arrays(files.start_weights, get_weights(replicate.model))
+
+  def _write_results(self, replicate: ReplicateModel, files: BranchFiles, result: TrainResult,
+                     seed: int, level: int, branch: str, mask: pruning.Mask,
+                     elapsed: float) -> None:
+    """Final weights, curve and metrics (metrics last: they mark the branch finished)."""
+    self.store.write_arrays(files.final_weights, get_weights(replicate.model))
+    self.store.write_json(files.curve_json, result.curve)
+    if self.writes:
+      io.write_text(files.curve_csv, results.curve_csv(result.curve))
+      results.write_tensorboard(files.tensorboard, result.curve)
+    self.store.write_json(files.metrics, results.metrics(
+        replicate.model, seed, level, branch, mask, result,
+        self.directory.layout.experiment_hash, self.config.training.batch_size, elapsed))
+    if self.writes and os.path.exists(files.checkpoint):
+      os.remove(files.checkpoint)

@@ -1,0 +1,80 @@
+"""An experiment directory while it trains: its lock, its files' store, config and summary.
+
+`lth find`, `lth train` and `lth transfer` share it: each names its branches' slots and the
+config it records; this module takes the lock, cleans what a killed run left, turns Ctrl-C
+and SIGTERM into a one-line `Interrupted` that says where the run was, and writes the summary
+after every branch.
+"""
+import contextlib
+import os
+import signal
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+from lth_tf import io
+from lth_tf.errors import Interrupted
+from lth_tf.lottery import results
+from lth_tf.lottery.store import ArtifactStore
+from lth_tf.rundir import BranchFiles, ExperimentLayout
+
+Slot = Tuple[int, int, str]  # (seed, level, branch)
+
+
+class RunDirectory:
+  """One experiment directory (`layout`), written by the chief only (`writes`).
+
+  Attributes:
+    store: the files (on the chief) or their in-memory copies (other workers).
+    where: what the run is doing now ("during replicate 0 level 2 branch reinit"), for the
+      message of an interrupted run; set by whoever trains.
+  """
+
+  def __init__(self, layout: ExperimentLayout, writes: bool):
+    self.layout = layout
+    self.writes = writes
+    self.store = ArtifactStore(writes)
+    self.where = ""
+
+  def locked(self, body: Callable[[Optional[int]], List[Dict]]) -> List[Dict]:
+    """Runs `body(lock_fd)` holding the directory's lock (chief only; `lock_fd` None elsewhere),
+    after removing what a killed run left half-written."""
+    lock = io.DirectoryLock(self.layout.directory) if self.writes else contextlib.nullcontext()
+    with lock:
+      if self.writes:
+        io.remove_temporary_files(self.layout.directory)
+      try:
+        return body(lock.fileno() if self.writes else None)
+      except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM turned into an Interrupted
+        if self.writes:  # what the killed workers were writing
+          io.remove_temporary_files(self.layout.directory)
+        raise Interrupted(getattr(interrupt, "signum", signal.SIGINT), self.where) from None
+
+  def write_config(self, resolved: Dict, flags_text: str = "",
+                   check_previous: Optional[Callable[[str], None]] = None) -> None:
+    """Writes `config.json` (with the experiment hash) and `flags.txt`; `check_previous` is
+    given the path of the config a previous run recorded, if there is one, and may refuse it."""
+    if not self.writes:
+      return
+    resolved = dict(resolved, experiment_hash=self.layout.experiment_hash)
+    if check_previous is not None and os.path.exists(self.layout.config_file):
+      check_previous(self.layout.config_file)
+    io.write_json(self.layout.config_file, resolved)
+    if flags_text:
+      io.write_text(self.layout.flags_file, flags_text)
+
+  def finished_metrics(self, slots: Iterable[Slot]) -> List[Dict]:
+    """The metrics of every finished branch among `slots`, in their order."""
+    out = []
+    for seed, level, branch in slots:
+      files = BranchFiles(self.layout.branch_dir(seed, level, branch))
+      if self.store.exists(files.metrics):
+        out.append(self.store.read_json(files.metrics))
+    return out
+
+  def write_summary(self, slots: Iterable[Slot]) -> List[Dict]:
+    """`summary.json` and `compute.json` from the finished branches; returns the rows."""
+    metrics = self.finished_metrics(slots)
+    rows = [results.summary_row(m) for m in metrics]
+    if self.writes:
+      io.write_json(self.layout.summary_file, rows)
+      io.write_json(self.layout.compute_file, results.compute_summary(metrics))
+    return rows

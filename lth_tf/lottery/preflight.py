@@ -1,0 +1,106 @@
+"""What `lth find`, `lth train` and `lth transfer` check before anything is written or trained.
+
+Each check raises a one-line `UserError` (or a subclass) that says what is wrong and what to do.
+The experiments call them from their constructors, so a refusal leaves no file behind.
+"""
+import os
+import tempfile
+from typing import Iterable, Mapping, Tuple
+
+from lth_tf import distribute, io, pruning, tickets
+from lth_tf.config import ExperimentConfig
+from lth_tf.errors import UserError
+from lth_tf.rundir import SUMMARY_KEYS, BranchFiles, ExperimentLayout
+
+
+def check_budget(config: ExperimentConfig, data, strategy) -> None:
+  """The batch fits the training split (and divides over the strategy's replicas)."""
+  if config.training.batch_size > len(data.y_train):
+    raise UserError(f"batch_size {config.training.batch_size} exceeds the "
+                    f"{len(data.y_train)} training examples")
+  if distribute.uses_replica_steps(strategy):
+    distribute.check_batch_size(strategy, config.training.batch_size, config.runtime.strategy)
+
+
+def load_ticket(config: ExperimentConfig):
+  """The saved ticket level 0 starts from, verified against the config's checksum; or None."""
+  if not config.runtime.ticket:
+    if config.pruning.ticket_sha256:
+      raise UserError("ticket_sha256 is set but no --ticket is given")
+    return None
+  ticket = tickets.read(tickets.resolve(config.runtime.ticket))
+  if config.pruning.ticket_sha256 and config.pruning.ticket_sha256 != ticket.sha256:
+    raise UserError(f"ticket {config.runtime.ticket} does not have checksum "
+                    f"{config.pruning.ticket_sha256}")
+  return ticket
+
+
+def check_readable(path: str, directory: str, kind: str) -> None:
+  """A finished branch's file a resume reads (metrics with the summary keys, or arrays) must
+  be sound; otherwise one line saying which `kind` of directory to delete to retrain it."""
+  try:
+    if path.endswith(".json"):
+      metrics = io.read_json(path)
+      if not isinstance(metrics, dict) or any(key not in metrics for key in SUMMARY_KEYS):
+        raise UserError(f"{path}: not a finished branch's metrics")
+    else:
+      io.read_arrays(path)
+  except UserError as error:
+    raise UserError(f"{error}; delete {directory} and rerun to retrain that {kind}") from None
+
+
+def check_finished_metrics(layout: ExperimentLayout, slots: Iterable[Tuple[int, int, str]]) -> None:
+  """Every finished branch's metrics (what a resume reads first) are readable."""
+  for seed, level, branch in slots:
+    files = BranchFiles(layout.branch_dir(seed, level, branch))
+    if os.path.exists(files.metrics):
+      check_readable(files.metrics, files.directory, "branch")
+
+
+def check_saved_masks(layout: ExperimentLayout, slots: Iterable[Tuple[int, int, str]],
+                      shapes: Mapping[str, Tuple[int, ...]]) -> None:
+  """Every mask a resume would reuse is readable and fits the model."""
+  for seed, level, branch in slots:
+    saved = BranchFiles(layout.branch_dir(seed, level, branch)).mask
+    if os.path.exists(saved):
+      check_readable(saved, os.path.dirname(saved), "branch")
+      pruning.Mask.from_dict(io.read_arrays(saved)).check_fits(shapes)
+
+
+def check_level_sources(config: ExperimentConfig, layout: ExperimentLayout,
+                        slots: Iterable[Tuple[int, int, str]]) -> None:
+  """What a resume of the level loop reads before it trains again: the rewind point of every
+  replicate whose level 0 is finished, and the trained weights and mask each pending level
+  prunes."""
+  one_shot = config.pruning.mode == "one_shot"
+  seeds = set()
+  for seed, level, branch in slots:
+    seeds.add(seed)
+    files = BranchFiles(layout.branch_dir(seed, level, branch))
+    if level == 0 or branch != "ticket" or os.path.exists(files.mask):
+      continue
+    source = BranchFiles(layout.branch_dir(seed, 0 if one_shot else level - 1, "ticket"))
+    if os.path.exists(source.metrics):
+      for path in (source.final_weights,) if one_shot else (source.final_weights, source.mask):
+        check_readable(path, source.directory, "branch")
+  for seed in sorted(seeds):
+    if os.path.exists(BranchFiles(layout.branch_dir(seed, 0, "ticket")).metrics):
+      check_readable(layout.rewind_file(seed), layout.replicate_dir(seed), "replicate")
+
+
+def check_writable(root: str) -> None:
+  """`root` is a directory that exists or can be created, and something can be written in it."""
+  if os.path.exists(root) and not os.path.isdir(root):
+    raise UserError(f"root_dir {root} exists and is not a directory")
+  parent = root if os.path.isdir(root) else os.path.dirname(os.path.abspath(root))
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise UserError(f"root_dir {root} cannot be created: {parent} is not a directory")
+  if not os.access(parent, os.W_OK):
+    raise UserError(f"root_dir {root} is not writable")
+  try:  # root may pass os.access where nothing can be created (/proc, a read-only mount)
+    os.rmdir(tempfile.mkdtemp(prefix=io.TEMP_PREFIX, dir=parent))
+  except OSError as error:
+    raise UserError(f"root_dir {root} cannot be created in {parent}: "
+                    f"{os.strerror(error.errno).lower() if error.errno else error}") from None

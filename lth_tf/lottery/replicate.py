@@ -1,0 +1,57 @@
+"""One replicate's model: the wrapped network, its trainer and its start states, reused by every
+branch the replicate trains."""
+from typing import Dict
+
+import numpy as np
+
+from lth_tf import data as data_lib
+from lth_tf import models, precision, pruning
+from lth_tf.compat import keras, tf
+from lth_tf.config import ExperimentConfig
+from lth_tf.training import Trainer, get_weights, optimizers, set_weights
+from lth_tf.training.batched import BatchedTrainer
+
+
+class ReplicateModel:
+  """One wrapped model and its trainer, reused by every branch of a replicate."""
+
+  def __init__(self, config: ExperimentConfig, data: data_lib.Splits, seed: int,
+               strategy: tf.distribute.Strategy):
+    self.config = config
+    self.data = data
+    self.strategy = strategy
+    with strategy.scope(), precision.policy(config.training.mixed_precision):
+      keras.utils.set_random_seed(seed)
+      self.model = pruning.wrap_model(self.build_plain(seed))
+      self.trainer = Trainer(self.model, data, config.training, config.runtime, seed, strategy)
+    self.initial_weights = get_weights(self.model)
+    self.fresh_optimizer = optimizers.get_state(self.trainer.optimizer)
+    self.kinds = pruning.layer_kinds(self.model)
+    self.seed = seed
+    self._batched: Dict[int, BatchedTrainer] = {}
+
+  def batched_trainer(self, size: int) -> BatchedTrainer:
+    """A trainer for `size` branches of this replicate at once (same data order), reused."""
+    if size not in self._batched:
+      self._batched[size] = BatchedTrainer(self.model, self.data, self.config.training,
+                                           self.config.runtime, seeds=[self.seed] * size,
+                                           groups=self.config.runtime.variant_groups)
+    return self._batched[size]
+
+  def build_plain(self, seed: int) -> keras.Model:
+    return models.build(self.config.model, self.data.input_shape, self.data.num_classes, seed)
+
+  def fresh_weights(self, seed: int) -> Dict[str, np.ndarray]:
+    """Weights of a newly initialised network (the re-init control)."""
+    with self.strategy.scope(), precision.policy(self.config.training.mixed_precision):
+      return get_weights(self.build_plain(seed))
+
+  def load_state(self, weights, mask: pruning.Mask, optimizer_state) -> None:
+    """Sets weights, the frozen mask, and the optimizer state (slots of pruned weights zeroed)."""
+    set_weights(self.model, weights)
+    pruning.set_mask(self.model, mask)
+    optimizers.set_state(self.trainer.optimizer,
+                         self.fresh_optimizer if optimizer_state is None else optimizer_state)
+    for _, weight, mask_var in pruning.mask_pairs(self.model):
+      for slot in optimizers.slots_of(self.trainer.optimizer, weight):
+        slot.assign(slot * mask_var)

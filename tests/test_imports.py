@@ -1,0 +1,114 @@
+"""The package's import graph: no cycle between modules, and function-level imports only where
+a module must not start TensorFlow (the command line, reading results) or an optional
+dependency is needed."""
+import ast
+import os
+
+import lth_tf
+
+ROOT = os.path.dirname(lth_tf.__file__)
+
+# Modules that may import inside a function, and why.
+LAZY = {
+    "lth_tf.cli": "each command loads its own modules, so `lth report` and --help need no TensorFlow",
+    "lth_tf.flags": "--ticket is read only when given (the flags load with every command)",
+    "lth_tf.data.tfds_source": "TensorFlow Datasets only when a tfds: dataset is read",
+    "lth_tf.export.check": "runs in a clean interpreter beside the exported files",
+}
+
+
+def _modules():
+  for directory, _, names in os.walk(ROOT):
+    for name in names:
+      if name.endswith(".py"):
+        path = os.path.join(directory, name)
+        parts = os.path.relpath(path, os.path.dirname(ROOT))[:-3].split(os.sep)
+        if parts[-1] == "__init__":
+          parts = parts[:-1]
+        yield ".".join(parts), path
+
+
+MODULES = dict(_modules())
+
+
+def _resolve(module: str, node: ast.AST, package: str):
+  """The lth_tf modules a top-level import statement loads (a name imported from a package
+  may be a submodule)."""
+  if isinstance(node, ast.Import):
+    return [a.name for a in node.names if a.name.startswith("lth_tf")]
+  base = node.module or ""
+  if node.level:
+    base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + [base]).strip(".")
+  if not base.startswith("lth_tf"):
+    return []
+  out = [base]
+  for alias in node.names:
+    if f"{base}.{alias.name}" in MODULES:
+      out.append(f"{base}.{alias.name}")
+  return out
+
+
+def _graph():
+  graph, lazy = {}, {}
+  for module, path in MODULES.items():
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    package = module if path.endswith("__init__.py") else module.rsplit(".", 1)[0]
+    edges = set()
+    for node in tree.body:
+      if isinstance(node, (ast.Import, ast.ImportFrom)):
+        edges.update(_resolve(module, node, package))
+      elif isinstance(node, ast.If):  # `if __name__ == "__main__"` blocks hold no imports here
+        continue
+    # Loading a module loads its parent packages first.
+    parts = module.split(".")
+    edges.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    graph[module] = {e for e in edges if e in MODULES and e != module}
+    inner = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+             and n not in tree.body and any(m.startswith("lth_tf") for m in _resolve(module, n, package))]
+    if inner:
+      lazy[module] = inner
+  return graph, lazy
+
+
+def _cycle(graph):
+  state, stack = {}, []
+
+  def visit(node):
+    state[node] = "open"
+    stack.append(node)
+    for child in sorted(graph[node]):
+      # A package's __init__ importing its own submodules is how packages load, not a cycle.
+      if child.startswith(node + "."):
+        continue
+      if state.get(child) == "open":
+        return stack[stack.index(child):] + [child]
+      if child not in state:
+        found = visit(child)
+        if found:
+          return found
+    stack.pop()
+    state[node] = "done"
+    return None
+
+  for node in sorted(graph):
+    if node not in state:
+      found = visit(node)
+      if found:
+        return found
+  return None
+
+
+def test_the_import_graph_has_no_cycle():
+  graph, _ = _graph()
+  assert len(graph) > 50
+  assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+
+
+def test_the_cycle_check_finds_a_cycle():
+  assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+  assert _cycle({"p": {"p.x"}, "p.x": {"p"}}) is None  # a package and its submodule
+
+
+def test_function_level_imports_only_where_a_reason_is_given():
+  _, lazy = _graph()
+  assert set(lazy) <= set(LAZY), sorted(set(lazy) - set(LAZY))
