@@ -113,13 +113,18 @@ def _theta0_plan(context: BranchContext) -> BranchPlan:
   return BranchPlan(context.mask, context.initial_weights, None, 0)
 
 
+def _kept_plan(context: BranchContext) -> BranchPlan:
+  """Learning-rate rewinding's shape: the source level's trained weights, masked, from k."""
+  return BranchPlan(context.mask, context.source_weights, None, context.rewind_iteration)
+
+
 @pytest.fixture
 def theta0_branch(monkeypatch):
-  """A branch added the way a plug-in module adds one: one registered record."""
-  record = Branch("theta0", _theta0_plan, "the ticket's mask reset to θ0",
-                  enabled_by={"find": branches.LISTED}, order=9, marker="v", linestyle="-.")
-  monkeypatch.setitem(BRANCHES._entries, "theta0", record)  # pylint: disable=protected-access
-  return record
+  """Two branches added the way a plug-in module adds one: one registered record each."""
+  for name, plan, order in (("theta0", _theta0_plan, 9), ("kept", _kept_plan, 10)):
+    record = Branch(name, plan, "a plug-in branch", enabled_by={"find": branches.LISTED},
+                    order=order, marker="v", linestyle="-.")
+    monkeypatch.setitem(BRANCHES._entries, name, record)  # pylint: disable=protected-access
 
 
 def test_a_new_branch_is_trained_by_find_and_reported(tmp_path, theta0_branch):
@@ -128,14 +133,16 @@ def test_a_new_branch_is_trained_by_find_and_reported(tmp_path, theta0_branch):
   config = ExperimentConfig(
       dataset=DatasetConfig(name="synthetic", validation_size=500),
       training=TrainingConfig(iterations=40, eval_every=20, batch_size=50),
-      pruning=PruningConfig(levels=1, fc_rate=0.5, rewind_iteration=20, branches=("theta0",)),
+      pruning=PruningConfig(levels=2, fc_rate=0.5, rewind_iteration=20,
+                            branches=("theta0", "kept")),
       runtime=RuntimeConfig(root_dir=str(tmp_path), data_dir=str(tmp_path), progress=False))
-  assert branches.enabled("find", config) == ("ticket", "theta0")
+  assert branches.enabled("find", config) == ("ticket", "theta0", "kept")
   plain = dataclasses.replace(config.pruning, branches=())
   assert config.experiment_hash() != config.replace(pruning=plain).experiment_hash()
   experiment = LotteryExperiment(config, log=lambda line: None)
   rows = experiment.run()
-  assert [(r["level"], r["branch"]) for r in rows] == [(0, "ticket"), (1, "ticket"), (1, "theta0")]
+  assert [(r["level"], r["branch"]) for r in rows] == [
+      (0, "ticket")] + [(level, b) for level in (1, 2) for b in ("ticket", "theta0", "kept")]
   level0 = BranchFiles(experiment.layout.branch_dir(0, 0, "ticket"))
   ticket = BranchFiles(experiment.layout.branch_dir(0, 1, "ticket"))
   theta0 = BranchFiles(experiment.layout.branch_dir(0, 1, "theta0"))
@@ -147,5 +154,40 @@ def test_a_new_branch_is_trained_by_find_and_reported(tmp_path, theta0_branch):
                             start["fc1/kernel"])
   assert io.read_json(theta0.curve_json)[0]["iteration"] == 0
   assert io.read_json(ticket.curve_json)[0]["iteration"] == 20
+  # The source of level 2 is level 1's trained ticket: its final weights under level 2's mask.
+  kept = BranchFiles(experiment.layout.branch_dir(0, 2, "kept"))
+  level2_mask = io.read_arrays(BranchFiles(experiment.layout.branch_dir(0, 2, "ticket")).mask)
+  np.testing.assert_array_equal(
+      io.read_arrays(kept.start_weights)["fc1/kernel"],
+      io.read_arrays(ticket.final_weights)["fc1/kernel"] * level2_mask["fc1/kernel"])
+  assert io.read_json(kept.curve_json)[0]["iteration"] == 20
   out = report.build([experiment.layout.directory], str(tmp_path / "report"))
   assert "theta0 es-iter" in open(out["report.md"]).read()
+
+
+def test_a_strategy_gets_the_model_and_seeded_batches(tmp_path, monkeypatch):
+  """What a gradient-scored strategy (one file in lth_tf/pruning/strategies/) is given: the model
+  holding the weights it prunes, and reproducible batches of training data."""
+  from lth_tf import pruning  # pylint: disable=import-outside-toplevel
+  from lth_tf.lottery import LotteryExperiment  # pylint: disable=import-outside-toplevel
+  from lth_tf.training import get_weights  # pylint: disable=import-outside-toplevel
+  seen = []
+
+  def by_magnitude_with_a_look(request):
+    model_weights = get_weights(request.model)
+    assert all(np.array_equal(model_weights[n], request.weights[n]) for n in request.weights)
+    x, y = request.batch(request.seed, 16)
+    again = request.batch(request.seed, 16)
+    seen.append((x.shape, np.array_equal(x, again[0]) and np.array_equal(y, again[1])))
+    return pruning.STRATEGIES.get("magnitude")(request)
+
+  monkeypatch.setitem(pruning.STRATEGIES._entries, "looking",  # pylint: disable=protected-access
+                      by_magnitude_with_a_look)
+  config = ExperimentConfig(
+      dataset=DatasetConfig(name="synthetic", validation_size=500),
+      training=TrainingConfig(iterations=20, eval_every=20, batch_size=50),
+      pruning=PruningConfig(levels=2, fc_rate=0.5, strategy="looking"),
+      runtime=RuntimeConfig(root_dir=str(tmp_path), data_dir=str(tmp_path), progress=False))
+  LotteryExperiment(config, log=lambda line: None).run()
+  assert len(seen) == 2 and all(same for _, same in seen)
+  assert seen[0][0][0] == 16

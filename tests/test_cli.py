@@ -40,6 +40,12 @@ _BAD_INPUT = [
     (["find", "--dense_shards=0"], "dense_shards must be >= 1"),
     (["find", "--dense_shards=2", "--strategy=mirrored"], "--dense_shards splits one device"),
     (["find", "--dense_shards=2", "--batch_variants"], "choose one"),
+    # Refused by the engine's own rules, in the preflight (before config.json is written).
+    (["find", "--dataset=synthetic", "--model=resnet20", "--dense_shards=2"],
+     "needs a model that is a chain of layers"),
+    (["find", "--dataset=synthetic", "--fused_optimizer", "--mixed_precision=mixed_float16"],
+     "--fused_optimizer and --dense_shards run on one device without loss scaling"),
+    (["find", "--branches=nope"], "'nope' is not a branch --branches can add"),
     (["find", "--rewind_iteration=100", "--iterations=50"], "rewind_iteration"),
     (["find", "--strategy=warp_drive"], "unknown distribution strategy"),
     (["find", "--pruning_strategy=snip2"], "unknown pruning strategy"),

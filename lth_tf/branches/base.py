@@ -50,6 +50,10 @@ class BranchContext:
     initial_weights: θ0 of the replicate (the dense network's start).
     fresh_weights: builds newly initialised weights from a seed (same initialiser as θ0).
     target_ticket: `lth transfer --target_ticket`: a ticket found on the target; else None.
+    source_weights: the trained weights `mask` was pruned from (`lth find`: the source level's
+      ticket; `lth transfer`: the ticket's trained weights), e.g. for learning-rate rewinding.
+    source_mask: the mask those weights were trained under (every surviving weight of `mask`
+      is in it), e.g. for branches that choose among the same survivors.
   """
   seed: int
   level: int
@@ -61,6 +65,8 @@ class BranchContext:
   initial_weights: Dict[str, np.ndarray]
   fresh_weights: Callable[[int], Dict[str, np.ndarray]]
   target_ticket: Optional[Any] = None
+  source_weights: Optional[Dict[str, np.ndarray]] = None
+  source_mask: Optional[Any] = None
 
   def seed_for(self, name: str) -> int:
     """The seed of branch `name`'s own random draws at this level."""

@@ -62,6 +62,13 @@ class Splits:
   name: str
   digest: str = ""
 
+  def batch(self, seed: int, size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """`size` training examples drawn without replacement by a generator seeded with `seed`
+    (all of them if the split is smaller): what a strategy scores a network on."""
+    rng = np.random.default_rng(seed)
+    index = np.sort(rng.permutation(len(self.y_train))[:size])
+    return self.x_train[index], self.y_train[index]
+
 
 Source = Callable[[str, str], RawData]  # (dataset name, data_dir) -> RawData
 SOURCES: Registry[Source] = Registry("dataset")

@@ -70,15 +70,15 @@ def check_saved_masks(layout: ExperimentLayout, slots: Iterable[Tuple[int, int, 
 def check_level_sources(config: ExperimentConfig, layout: ExperimentLayout,
                         slots: Iterable[Tuple[int, int, str]]) -> None:
   """What a resume of the level loop reads before it trains again: the rewind point of every
-  replicate whose level 0 is finished, and the trained weights and mask each pending level
-  prunes."""
+  replicate whose level 0 is finished, and the trained weights and mask that each level with
+  an unfinished branch is planned from."""
   one_shot = config.pruning.mode == "one_shot"
-  seeds = set()
+  seeds, pending = set(), set()
   for seed, level, branch in slots:
     seeds.add(seed)
-    files = BranchFiles(layout.branch_dir(seed, level, branch))
-    if level == 0 or branch != "ticket" or os.path.exists(files.mask):
-      continue
+    if level and not os.path.exists(BranchFiles(layout.branch_dir(seed, level, branch)).metrics):
+      pending.add((seed, level))
+  for seed, level in sorted(pending):
     source = BranchFiles(layout.branch_dir(seed, 0 if one_shot else level - 1, "ticket"))
     if os.path.exists(source.metrics):
       for path in (source.final_weights,) if one_shot else (source.final_weights, source.mask):

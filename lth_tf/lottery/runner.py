@@ -19,7 +19,7 @@ from lth_tf.lottery.branch_run import BranchRun
 from lth_tf.lottery.directory import RunDirectory
 from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.rundir import BranchFiles, ExperimentLayout, check_data_record, record_data, states
-from lth_tf.training import get_weights, optimizers
+from lth_tf.training import get_weights, optimizers, set_weights
 
 
 class LotteryExperiment:
@@ -152,11 +152,16 @@ class LotteryExperiment:
     rewind_optimizer = None if self.config.pruning.rewind_optimizer == "fresh" else rewind.optimizer
 
     for level in range(1, self.config.pruning.levels + 1):
+      if all(self.store.exists(self.trainer.files(seed, level, b).metrics) for b in self.branches):
+        continue
       self.directory.where = f"during replicate {seed} level {level}"
+      source_weights, source_mask = self._source(seed, level, dense_mask)
       context = branches_lib.BranchContext(
-          seed=seed, level=level, tag=level, mask=self._level_mask(replicate, seed, level, dense_mask),
+          seed=seed, level=level, tag=level,
+          mask=self._level_mask(replicate, seed, level, source_weights, source_mask),
           rewind_weights=rewind.weights, rewind_optimizer=rewind_optimizer, rewind_iteration=k,
-          initial_weights=replicate.initial_weights, fresh_weights=replicate.fresh_weights)
+          initial_weights=replicate.initial_weights, fresh_weights=replicate.fresh_weights,
+          source_weights=source_weights, source_mask=source_mask)
       plans = {branch: branches_lib.BRANCHES.get(branch).plan(context)
                for branch in self.trainer.batchable(replicate, seed, level, self.branches)}
       if plans:
@@ -165,16 +170,25 @@ class LotteryExperiment:
         plan = plans[branch] if branch in plans else branches_lib.BRANCHES.get(branch).plan(context)
         self.trainer.run(replicate, seed, level, branch, plan)
 
+  def _source(self, seed: int, level: int, dense_mask: pruning.Mask):
+    """The trained ticket `level` prunes (the previous level's, or the dense network's in
+    one-shot mode): its final weights and the mask it trained under."""
+    one_shot = self.config.pruning.mode == "one_shot"
+    source = BranchFiles(self.layout.branch_dir(seed, 0 if one_shot else level - 1, "ticket"))
+    weights = self.store.read_arrays(source.final_weights)
+    if one_shot:
+      return weights, dense_mask
+    return weights, pruning.Mask.from_dict(self.store.read_arrays(source.mask))
+
   def _level_mask(self, replicate: ReplicateModel, seed: int, level: int,
-                  dense_mask: pruning.Mask) -> pruning.Mask:
-    """The ticket mask of `level`: prune the source level's trained weights."""
+                  weights, previous: pruning.Mask) -> pruning.Mask:
+    """The ticket mask of `level`: the saved one, or the source's trained weights pruned."""
     saved = BranchFiles(self.layout.branch_dir(seed, level, "ticket")).mask
     if self.store.exists(saved):
       return pruning.Mask.from_dict(self.store.read_arrays(saved))
     one_shot = self.config.pruning.mode == "one_shot"
-    source = BranchFiles(self.layout.branch_dir(seed, 0 if one_shot else level - 1, "ticket"))
-    weights = self.store.read_arrays(source.final_weights)
-    previous = (dense_mask if one_shot
-                else pruning.Mask.from_dict(self.store.read_arrays(source.mask)))
+    set_weights(replicate.model, weights)  # for strategies that score with the model
+    pruning.set_mask(replicate.model, previous)
     return pruning.next_mask(self.config.pruning, replicate.kinds, weights, previous,
-                             rounds=level if one_shot else 1, seed=seed)
+                             rounds=level if one_shot else 1, seed=seed, model=replicate.model,
+                             batch=self.data.batch)

@@ -39,8 +39,10 @@ def global_layers(pruning: PruningConfig, kinds: Mapping[str, str]) -> Optional[
 
 def next_mask(pruning: PruningConfig, kinds: Mapping[str, str],
               weights: Mapping[str, np.ndarray], mask: Mask, rounds: int = 1, seed: int = 0,
-              overrides: Optional[Mapping[str, float]] = None) -> Mask:
-  """The mask after `rounds` rounds of the configured strategy on `weights`, a subset of `mask`."""
+              overrides: Optional[Mapping[str, float]] = None, model=None,
+              batch=None) -> Mask:
+  """The mask after `rounds` rounds of the configured strategy on `weights`, a subset of `mask`
+  (`model` and `batch`: see `PruneRequest`)."""
   request = PruneRequest(
       weights={name: weights[name] for name in mask},
       mask=mask,
@@ -48,5 +50,7 @@ def next_mask(pruning: PruningConfig, kinds: Mapping[str, str],
       global_layers=global_layers(pruning, kinds),
       global_rate=pruning.global_rate,
       rounds=rounds,
-      seed=seed)
+      seed=seed,
+      model=model,
+      batch=batch)
   return STRATEGIES.get(pruning.strategy)(request)

@@ -70,6 +70,30 @@ def _dense(layer):
   return inner if isinstance(inner, keras.layers.Dense) else None
 
 
+def check_model(model: keras.Model, shards: int) -> List[keras.layers.Layer]:
+  """The model's layers if `--dense_shards=shards` can split it (run before anything is
+  written, and by `DenseShards`).
+
+  Raises:
+    ConfigError: the model is not a chain, splits a Dense layer whose input is not of rank 2,
+      or has no Dense layer large enough to split.
+  """
+  layers = _chain(model)
+  split = 0
+  for layer in layers:
+    dense = _dense(layer)
+    if dense is None or len(column_blocks(dense.kernel.shape, shards)) == 1:
+      continue
+    if layer.input.shape.rank != 2:
+      raise ConfigError(f"--dense_shards splits Dense layers with rank-2 inputs; {layer.name} "
+                        f"takes rank {layer.input.shape.rank}")
+    split += 1
+  if not split:
+    raise ConfigError(f"--dense_shards found no Dense layer of {model.name} with at least "
+                      f"{MIN_SHARD_WEIGHTS} weights to split")
+  return layers
+
+
 class DenseShards:
   """Working copies of a chain model's large `Dense` kernels, split by output columns.
 
@@ -85,7 +109,7 @@ class DenseShards:
 
   def __init__(self, model: keras.Model, optimizer, masks: Sequence, shards: int):
     self.model = model
-    self._layers = _chain(model)
+    self._layers = check_model(model, shards)
     mask_of = {v.ref(): m for v, m in zip(model.trainable_variables, masks)}
     self._split = {}  # kernel ref -> _Split
     for layer in self._layers:
@@ -95,9 +119,6 @@ class DenseShards:
       columns = column_blocks(dense.kernel.shape, shards)
       if len(columns) == 1:
         continue
-      if layer.input.shape.rank != 2:
-        raise ConfigError(f"--dense_shards splits Dense layers with rank-2 inputs; {layer.name} "
-                          f"takes rank {layer.input.shape.rank}")
       kernel = dense.kernel
 
       def blocks(name, trainable=False, kernel=kernel, columns=columns):
@@ -111,9 +132,6 @@ class DenseShards:
           parts=blocks(f"{dense.name}_shard", trainable=True),
           part_masks=None if mask is None else blocks(f"{dense.name}_mask"),
           part_slots=[blocks(f"{dense.name}_slot{j}_") for j in range(len(slots))])
-    if not self._split:
-      raise ConfigError(f"--dense_shards found no Dense layer of {model.name} with at least "
-                        f"{MIN_SHARD_WEIGHTS} weights to split")
     # The variables a step differentiates and updates, with their masks and optimizer slots.
     self.variables, self.masks, self.slots = [], [], []
     for variable, mask in zip(model.trainable_variables, masks):

@@ -1,6 +1,6 @@
 """What every pruning strategy receives, the shared rounding rule, and the strategy registry."""
 import dataclasses
-from typing import Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -22,6 +22,10 @@ class PruneRequest:
     rounds: prune `rounds` rounds' worth at once (one-shot pruning to the density that
       `rounds` iterative rounds reach).
     seed: seed for random strategies.
+    model: the wrapped Keras model holding `weights` under `mask` (for strategies that score
+      with gradients or a forward pass), or None where no model is at hand.
+    batch: `(seed, size) -> (images, labels)`: a seeded batch of normalised training examples,
+      or None.
   """
   weights: Mapping[str, np.ndarray]
   mask: Mask
@@ -30,6 +34,8 @@ class PruneRequest:
   global_rate: float = 0.0
   rounds: int = 1
   seed: int = 0
+  model: Optional[Any] = None
+  batch: Optional[Callable[[int, int], Tuple[np.ndarray, np.ndarray]]] = None
 
 
 Strategy = Callable[[PruneRequest], Mask]
