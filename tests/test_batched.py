@@ -118,6 +118,13 @@ def test_unsupported_layers_are_refused(data, tmp_path):
                    seeds=[0, 1])
 
 
+def test_an_optimizer_without_stacked_formulas_is_refused_naming_the_supported_ones(data):
+  with pytest.raises(ConfigError, match="unknown optimizer for batched training 'rmsprop'; "
+                                        "choose one of: adam, sgd"):
+    BatchedTrainer(_model(data), data, TrainingConfig(optimizer="rmsprop", iterations=10), RUNTIME,
+                   seeds=[0, 1])
+
+
 def test_lth_find_with_batch_variants_matches_one_by_one(tmp_path, monkeypatch):
   import dataclasses  # pylint: disable=import-outside-toplevel
   from lth_tf import io  # pylint: disable=import-outside-toplevel

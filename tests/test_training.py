@@ -177,7 +177,7 @@ def test_while_no_weight_is_pruned_the_masks_are_skipped_with_the_same_result(da
   assert trainer.any_pruned()
 
 
-@pytest.mark.parametrize("optimizer", optimizers.FUSED_UPDATES.names())
+@pytest.mark.parametrize("optimizer", optimizers.updates_with("fused optimizer", "fused").names())
 def test_fused_optimizer_matches_the_keras_update(data, optimizer):
   training = TrainingConfig(optimizer=optimizer, learning_rate=1e-3 if optimizer == "adam" else 0.05,
                             iterations=60, eval_every=30, lr_schedule="step", lr_decay_steps=(40,))
@@ -201,6 +201,12 @@ def test_fused_optimizer_matches_the_keras_update(data, optimizer):
       np.testing.assert_allclose(fused_weights[name], value, rtol=1e-3, atol=2e-5, err_msg=name)
   for key, value in state.items():
     np.testing.assert_allclose(fused_state[key], value, rtol=1e-3, atol=1e-6, err_msg=key)
+
+
+def test_fused_optimizer_refuses_an_optimizer_without_fused_kernels_before_training(data):
+  training = TrainingConfig(optimizer="rmsprop", iterations=10, eval_every=10)
+  with pytest.raises(ConfigError, match="unknown fused optimizer 'rmsprop'; choose one of: adam, sgd"):
+    Trainer(_model(data), data, training, RuntimeConfig(progress=False, fused_optimizer=True), seed=0)
 
 
 def test_fused_optimizer_refuses_loss_scaling(data):

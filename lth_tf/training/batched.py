@@ -22,7 +22,8 @@ cores, two groups with one thread per operation trained four LeNet-300-100 varia
 than one group (benchmarks/README.md, speed run 5); the groups do not fully overlap.
 
 Supported layers are registered in `STACKED_LAYERS` (input, flatten, dense: the fully
-connected family, LeNet-300-100); supported optimizers in `STACKED_UPDATES`.
+connected family, LeNet-300-100); supported optimizers are those of `optimizers.UPDATES` with
+both an explicit and a fused form (Adam, SGD).
 """
 import dataclasses
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
@@ -117,69 +118,6 @@ def stack_layers(model: keras.Model) -> List[StackedLayer]:
   return layers
 
 
-# ---- optimizers -----------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class StackedUpdate:
-  """An optimizer on stacked variables, with tf_keras's update formula.
-
-  Attributes:
-    slots: number of slot tensors per variable (in `optimizers.slots_of` order).
-    apply: `(variable, gradient, slots, learning_rate, steps)`: updates `variable` and `slots`
-      in place; `steps` is the per-variant optimizer iteration count before this step,
-      shaped to broadcast against `variable`.
-    fused: the same update as one TensorFlow kernel per variable (one pass over memory instead
-      of about a dozen), usable when every variant is at the same optimizer step; `steps` is
-      then a scalar. Equal to `apply` within float rounding.
-  """
-  slots: int
-  apply: Callable
-  fused: Callable
-
-
-STACKED_UPDATES: Registry[Callable[[keras.optimizers.Optimizer], StackedUpdate]] = Registry(
-    "optimizer for batched training")
-
-
-@STACKED_UPDATES.register("adam")
-def _adam(optimizer) -> StackedUpdate:
-  beta_1, beta_2, epsilon = optimizer.beta_1, optimizer.beta_2, optimizer.epsilon
-
-  def apply(variable, gradient, slots, learning_rate, steps):
-    m, v = slots
-    local_step = steps + 1.0
-    alpha = learning_rate * tf.sqrt(1 - tf.pow(beta_2, local_step)) / (1 - tf.pow(beta_1, local_step))
-    m.assign_add((gradient - m) * (1 - beta_1))
-    v.assign_add((tf.square(gradient) - v) * (1 - beta_2))
-    variable.assign_sub((m * alpha) / (tf.sqrt(v) + epsilon))
-
-  def fused(variable, gradient, slots, learning_rate, steps):
-    m, v = slots
-    local_step = steps + 1.0
-    tf.raw_ops.ResourceApplyAdam(
-        var=variable.handle, m=m.handle, v=v.handle, beta1_power=tf.pow(beta_1, local_step),
-        beta2_power=tf.pow(beta_2, local_step), lr=learning_rate, beta1=tf.constant(beta_1),
-        beta2=tf.constant(beta_2), epsilon=tf.constant(epsilon), grad=gradient)
-  return StackedUpdate(2, apply, fused)
-
-
-@STACKED_UPDATES.register("sgd")
-def _sgd(optimizer) -> StackedUpdate:
-  momentum = optimizer.momentum
-
-  def apply(variable, gradient, slots, learning_rate, steps):
-    (m,) = slots
-    m.assign(-gradient * learning_rate + m * momentum)
-    variable.assign_add(m)
-
-  def fused(variable, gradient, slots, learning_rate, steps):
-    (m,) = slots
-    tf.raw_ops.ResourceApplyKerasMomentum(
-        var=variable.handle, accum=m.handle, lr=learning_rate, grad=gradient,
-        momentum=tf.constant(momentum, tf.float32), use_nesterov=False)
-  return StackedUpdate(1, apply, fused)
-
-
 # ---- the trainer ----------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -230,7 +168,8 @@ class BatchedTrainer:
     self.layers = stack_layers(model)
     # A scratch Keras optimizer maps `optimizers.get_state` layouts to slots, by variable.
     self._scratch = optimizers.build(training, model.trainable_variables)
-    self._update = STACKED_UPDATES.get(training.optimizer)(self._scratch)
+    self._update = optimizers.updates_with("optimizer for batched training", "explicit",
+                                           "fused").get(training.optimizer)
     names = {variable.ref(): name for name, variable in named_variables(model)}
     self._names = [names[v.ref()] for v in model.trainable_variables]
     self._template = {name: v for name, v in named_variables(model)}
@@ -357,15 +296,17 @@ class BatchedTrainer:
     grads = tape.gradient(loss, variables)
     losses = tf.reshape(losses, [group.size])  # a static shape, also for a group of one
     decay = self.config.weight_decay
+    if uniform_steps:  # one step count: the fused kernels, their coefficients computed once
+      fused = self._update.fused(self._scratch, learning_rate, group.steps[0])
     for name, variable, grad in zip(self._names, variables, grads):
       if decay:
         grad = grad + decay * variable
       grad = grad * group.masks[name]
       if uniform_steps:
-        self._update.fused(variable, grad, group.slots[name], learning_rate, group.steps[0])
-      else:
+        fused(variable, grad, group.slots[name])
+      else:  # per-variant bias corrections, broadcast against this variable
         steps = tf.reshape(group.steps, [-1] + [1] * (len(variable.shape) - 1))
-        self._update.apply(variable, grad, group.slots[name], learning_rate, steps)
+        self._update.explicit(self._scratch, learning_rate, steps)(variable, grad, group.slots[name])
     group.steps.assign_add(tf.ones_like(group.steps))
     return losses
 

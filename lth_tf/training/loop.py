@@ -138,6 +138,8 @@ class Trainer:
       raise ConfigError("--fused_optimizer and --dense_shards run on one device without loss "
                         "scaling; they cannot be combined with a multi-replica strategy or "
                         "--mixed_precision=mixed_float16")
+    self._update = (optimizers.updates_with("fused optimizer", "fused").get(training.optimizer)
+                    if self._fused else None)
     # (variable, mask, optimizer slots) of every masked variable, zeroed at each chunk start.
     self._masked = [(v, m, optimizers.slots_of(self.optimizer, v))
                     for v, m in zip(model.trainable_variables, self._masks) if m is not None]
@@ -226,7 +228,7 @@ class Trainer:
       loss, grads = self.gradients(x, y, pruned)
       # Masked gradients and zero slots: pruned weights get exactly zero updates (no re-mask).
       if self._fused:
-        optimizers.FUSED_UPDATES.get(self.config.optimizer)(self.optimizer, grads, variables, slots)
+        optimizers.fused_step(self._update, self.optimizer, grads, variables, slots)
       else:
         self.optimizer.apply_gradients(zip(grads, variables))
       self.iteration.assign_add(1)
