@@ -33,11 +33,12 @@ import numpy as np
 from lth_tf.compat import keras, tf
 from lth_tf.config import RuntimeConfig, TrainingConfig
 from lth_tf.data import Splits
-from lth_tf.errors import ConfigError, TrainingDiverged
+from lth_tf.errors import ConfigError
 from lth_tf.pruning import Mask, MaskFreezeWrapper
 from lth_tf.registry import Registry
-from lth_tf.training import optimizers, schedules
-from lth_tf.training.loop import TrainResult, batch_indices, in_memory
+from lth_tf.training import driver, optimizers, schedules
+from lth_tf.training.driver import TrainResult
+from lth_tf.training.loop import batch_indices, in_memory
 from lth_tf.training.state import named_variables
 
 
@@ -328,6 +329,25 @@ class BatchedTrainer:
     count = tf.cast(n, tf.float32)
     return total_loss / count, correct / count
 
+  # ---- the driver's engine (`lth_tf.training.driver`) ------------------------------------------
+
+  @property
+  def variants(self) -> int:
+    return self.size
+
+  def train_chunk(self, current: int, stop: int):
+    """Trains every variant over iterations [current, stop); returns each one's summed loss
+    and whether every loss was finite."""
+    indices = np.stack([batch_indices(len(self.data.y_train), self.config.batch_size, seed,
+                                      current, stop) for seed in self.seeds])
+    steps = self._steps()
+    chunk = self._train_chunks[bool(np.all(steps == steps[0]))]
+    losses, finite = chunk(tf.constant(indices), tf.constant(stop - current, tf.int32))
+    return losses.numpy(), bool(finite)
+
+  def learning_rate_at(self, iteration: int) -> float:
+    return float(self.schedule(iteration))
+
   # ---- public API ---------------------------------------------------------------------------
 
   def evaluate(self) -> List[Dict[str, float]]:
@@ -344,7 +364,8 @@ class BatchedTrainer:
           ) -> List[TrainResult]:
     """Trains every variant from `start_iteration` to the configured number of iterations.
 
-    Evaluation points, curve rows and early-stopping metrics are those of `Trainer.fit`.
+    Evaluation points, curve rows and early-stopping metrics are those of `Trainer.fit`: both
+    run `lth_tf.training.driver.fit`. `on_boundary(iteration, curves)` gets one curve per variant.
 
     Returns:
       One `TrainResult` per variant, in load order.
@@ -352,41 +373,5 @@ class BatchedTrainer:
     Raises:
       TrainingDiverged: the loss of a variant became NaN or Inf.
     """
-    end = self.config.iterations
-    every = self.config.eval_every
-    stops = set(range(start_iteration - start_iteration % every + every, end, every))
-    stops |= {b for b in boundaries if start_iteration < b < end}
-    stops.add(end)
     self.iteration.assign(start_iteration)
-    curves = [[] for _ in range(self.size)]
-    self._record(curves, start_iteration, None)
-    loss_sum, loss_steps = np.zeros(self.size), 0
-    current = start_iteration
-    for stop in sorted(stops):
-      indices = np.stack([batch_indices(len(self.data.y_train), self.config.batch_size, seed,
-                                        current, stop) for seed in self.seeds])
-      steps = self._steps()
-      train_chunk = self._train_chunks[bool(np.all(steps == steps[0]))]
-      chunk_loss, finite = train_chunk(tf.constant(indices), tf.constant(stop - current, tf.int32))
-      if not bool(finite):
-        bad = [i for i, value in enumerate(chunk_loss.numpy()) if not np.isfinite(value)]
-        raise TrainingDiverged(f"the training loss of variant(s) {bad} became NaN or Inf "
-                               f"between iterations {current} and {stop}")
-      loss_sum += chunk_loss.numpy()
-      loss_steps += stop - current
-      current = stop
-      if stop % every == 0 or stop == end:
-        self._record(curves, stop, loss_sum / loss_steps)
-        loss_sum, loss_steps = np.zeros(self.size), 0
-      if on_boundary is not None:
-        on_boundary(stop, curves)
-    return [TrainResult.from_curve(curve) for curve in curves]
-
-  def _record(self, curves, iteration: int, train_loss: Optional[np.ndarray]) -> None:
-    rate = float(self.schedule(iteration))
-    for index, metrics in enumerate(self.evaluate()):
-      row = {"iteration": int(iteration),
-             "train_loss": None if train_loss is None else float(train_loss[index]),
-             "learning_rate": rate}
-      row.update(metrics)
-      curves[index].append(row)
+    return driver.fit(self, start_iteration, boundaries=boundaries, on_boundary=on_boundary)
