@@ -51,13 +51,13 @@ class UpdateRule:
   """One optimizer's update, written out and fused; None where the optimizer has no such form.
 
   Attributes:
-    slots: slot variables per trained variable (in `slots_of` order).
+    slots: slot variables per trained variable (in `slots_of` order); None for an optimizer
+      without either form.
     explicit: tf_keras's formula as elementwise operations; `steps` may hold per-variant counts
       shaped to broadcast against every variable `apply` updates (stacked variants at
       different optimizer steps, `lth_tf.training.batched`).
     fused: the same update as one TensorFlow kernel per variable (one pass over memory instead
-      of about a dozen); `steps` is a scalar. Equal to `explicit` within float rounding (SGD:
-      exactly; Adam's kernel rounds 1 - beta differently).
+      of about a dozen); `steps` is a scalar. Equal to `explicit` within float rounding.
   """
   slots: Optional[int]
   explicit: Optional[Callable]
