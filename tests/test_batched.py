@@ -118,6 +118,13 @@ def test_unsupported_layers_are_refused(data, tmp_path):
                    seeds=[0, 1])
 
 
+def test_an_optimizer_without_stacked_formulas_is_refused_naming_the_supported_ones(data):
+  with pytest.raises(ConfigError, match="unknown optimizer for batched training 'rmsprop'; "
+                                        "choose one of: adam, sgd"):
+    BatchedTrainer(_model(data), data, TrainingConfig(optimizer="rmsprop", iterations=10), RUNTIME,
+                   seeds=[0, 1])
+
+
 def test_lth_find_with_batch_variants_matches_one_by_one(tmp_path, monkeypatch):
   import dataclasses  # pylint: disable=import-outside-toplevel
   from lth_tf import io  # pylint: disable=import-outside-toplevel
@@ -217,3 +224,15 @@ def test_a_batched_step_sees_batches_of_static_shape(data):
   training_steps = [shape for shape in seen if None not in shape]
   assert sorted(map(str, training_steps)) == [str([1, 50] + list(data.input_shape)),
                                               str([2, 50] + list(data.input_shape))], seen
+
+
+def test_batched_on_boundary_gets_every_variants_curve_at_every_stop(data):
+  training = TrainingConfig(iterations=30, eval_every=20, batch_size=50)
+  batched = BatchedTrainer(_model(data), data, training, RUNTIME, seeds=[0, 1])
+  for index in range(2):
+    batched.load(index, get_weights(_model(data, seed=index)))
+  calls = []
+  results = batched.fit(0, boundaries=(10,), on_boundary=lambda stop, curves: calls.append(
+      (stop, [[row["iteration"] for row in curve] for curve in curves])))
+  assert calls == [(10, [[0], [0]]), (20, [[0, 20]] * 2), (30, [[0, 20, 30]] * 2)]
+  assert [[row["iteration"] for row in result.curve] for result in results] == [[0, 20, 30]] * 2

@@ -22,7 +22,8 @@ cores, two groups with one thread per operation trained four LeNet-300-100 varia
 than one group (benchmarks/README.md, speed run 5); the groups do not fully overlap.
 
 Supported layers are registered in `STACKED_LAYERS` (input, flatten, dense: the fully
-connected family, LeNet-300-100); supported optimizers in `STACKED_UPDATES`.
+connected family, LeNet-300-100); supported optimizers are those of `optimizers.UPDATES` with
+both an explicit and a fused form (Adam, SGD).
 """
 import dataclasses
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
@@ -32,11 +33,12 @@ import numpy as np
 from lth_tf.compat import keras, tf
 from lth_tf.config import RuntimeConfig, TrainingConfig
 from lth_tf.data import Splits
-from lth_tf.errors import ConfigError, TrainingDiverged
+from lth_tf.errors import ConfigError
 from lth_tf.pruning import Mask, MaskFreezeWrapper
 from lth_tf.registry import Registry
-from lth_tf.training import optimizers, schedules
-from lth_tf.training.loop import TrainResult, batch_indices, in_memory
+from lth_tf.training import driver, optimizers, schedules
+from lth_tf.training.driver import TrainResult
+from lth_tf.training.loop import batch_indices, in_memory
 from lth_tf.training.state import named_variables
 
 
@@ -117,69 +119,6 @@ def stack_layers(model: keras.Model) -> List[StackedLayer]:
   return layers
 
 
-# ---- optimizers -----------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class StackedUpdate:
-  """An optimizer on stacked variables, with tf_keras's update formula.
-
-  Attributes:
-    slots: number of slot tensors per variable (in `optimizers.slots_of` order).
-    apply: `(variable, gradient, slots, learning_rate, steps)`: updates `variable` and `slots`
-      in place; `steps` is the per-variant optimizer iteration count before this step,
-      shaped to broadcast against `variable`.
-    fused: the same update as one TensorFlow kernel per variable (one pass over memory instead
-      of about a dozen), usable when every variant is at the same optimizer step; `steps` is
-      then a scalar. Equal to `apply` within float rounding.
-  """
-  slots: int
-  apply: Callable
-  fused: Callable
-
-
-STACKED_UPDATES: Registry[Callable[[keras.optimizers.Optimizer], StackedUpdate]] = Registry(
-    "optimizer for batched training")
-
-
-@STACKED_UPDATES.register("adam")
-def _adam(optimizer) -> StackedUpdate:
-  beta_1, beta_2, epsilon = optimizer.beta_1, optimizer.beta_2, optimizer.epsilon
-
-  def apply(variable, gradient, slots, learning_rate, steps):
-    m, v = slots
-    local_step = steps + 1.0
-    alpha = learning_rate * tf.sqrt(1 - tf.pow(beta_2, local_step)) / (1 - tf.pow(beta_1, local_step))
-    m.assign_add((gradient - m) * (1 - beta_1))
-    v.assign_add((tf.square(gradient) - v) * (1 - beta_2))
-    variable.assign_sub((m * alpha) / (tf.sqrt(v) + epsilon))
-
-  def fused(variable, gradient, slots, learning_rate, steps):
-    m, v = slots
-    local_step = steps + 1.0
-    tf.raw_ops.ResourceApplyAdam(
-        var=variable.handle, m=m.handle, v=v.handle, beta1_power=tf.pow(beta_1, local_step),
-        beta2_power=tf.pow(beta_2, local_step), lr=learning_rate, beta1=tf.constant(beta_1),
-        beta2=tf.constant(beta_2), epsilon=tf.constant(epsilon), grad=gradient)
-  return StackedUpdate(2, apply, fused)
-
-
-@STACKED_UPDATES.register("sgd")
-def _sgd(optimizer) -> StackedUpdate:
-  momentum = optimizer.momentum
-
-  def apply(variable, gradient, slots, learning_rate, steps):
-    (m,) = slots
-    m.assign(-gradient * learning_rate + m * momentum)
-    variable.assign_add(m)
-
-  def fused(variable, gradient, slots, learning_rate, steps):
-    (m,) = slots
-    tf.raw_ops.ResourceApplyKerasMomentum(
-        var=variable.handle, accum=m.handle, lr=learning_rate, grad=gradient,
-        momentum=tf.constant(momentum, tf.float32), use_nesterov=False)
-  return StackedUpdate(1, apply, fused)
-
-
 # ---- the trainer ----------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -230,7 +169,8 @@ class BatchedTrainer:
     self.layers = stack_layers(model)
     # A scratch Keras optimizer maps `optimizers.get_state` layouts to slots, by variable.
     self._scratch = optimizers.build(training, model.trainable_variables)
-    self._update = STACKED_UPDATES.get(training.optimizer)(self._scratch)
+    self._update = optimizers.updates_with("optimizer for batched training", "explicit",
+                                           "fused").get(training.optimizer)
     names = {variable.ref(): name for name, variable in named_variables(model)}
     self._names = [names[v.ref()] for v in model.trainable_variables]
     self._template = {name: v for name, v in named_variables(model)}
@@ -357,15 +297,17 @@ class BatchedTrainer:
     grads = tape.gradient(loss, variables)
     losses = tf.reshape(losses, [group.size])  # a static shape, also for a group of one
     decay = self.config.weight_decay
+    if uniform_steps:  # one step count: the fused kernels, their coefficients computed once
+      fused = self._update.fused(self._scratch, learning_rate, group.steps[0])
     for name, variable, grad in zip(self._names, variables, grads):
       if decay:
         grad = grad + decay * variable
       grad = grad * group.masks[name]
       if uniform_steps:
-        self._update.fused(variable, grad, group.slots[name], learning_rate, group.steps[0])
-      else:
+        fused(variable, grad, group.slots[name])
+      else:  # per-variant bias corrections, broadcast against this variable
         steps = tf.reshape(group.steps, [-1] + [1] * (len(variable.shape) - 1))
-        self._update.apply(variable, grad, group.slots[name], learning_rate, steps)
+        self._update.explicit(self._scratch, learning_rate, steps)(variable, grad, group.slots[name])
     group.steps.assign_add(tf.ones_like(group.steps))
     return losses
 
@@ -387,6 +329,25 @@ class BatchedTrainer:
     count = tf.cast(n, tf.float32)
     return total_loss / count, correct / count
 
+  # ---- the driver's engine (`lth_tf.training.driver`) ------------------------------------------
+
+  @property
+  def variants(self) -> int:
+    return self.size
+
+  def train_chunk(self, current: int, stop: int):
+    """Trains every variant over iterations [current, stop); returns each one's summed loss
+    and whether every loss was finite."""
+    indices = np.stack([batch_indices(len(self.data.y_train), self.config.batch_size, seed,
+                                      current, stop) for seed in self.seeds])
+    steps = self._steps()
+    chunk = self._train_chunks[bool(np.all(steps == steps[0]))]
+    losses, finite = chunk(tf.constant(indices), tf.constant(stop - current, tf.int32))
+    return losses.numpy(), bool(finite)
+
+  def learning_rate_at(self, iteration: int) -> float:
+    return float(self.schedule(iteration))
+
   # ---- public API ---------------------------------------------------------------------------
 
   def evaluate(self) -> List[Dict[str, float]]:
@@ -403,7 +364,8 @@ class BatchedTrainer:
           ) -> List[TrainResult]:
     """Trains every variant from `start_iteration` to the configured number of iterations.
 
-    Evaluation points, curve rows and early-stopping metrics are those of `Trainer.fit`.
+    Evaluation points, curve rows and early-stopping metrics are those of `Trainer.fit`: both
+    run `lth_tf.training.driver.fit`. `on_boundary(iteration, curves)` gets one curve per variant.
 
     Returns:
       One `TrainResult` per variant, in load order.
@@ -411,41 +373,5 @@ class BatchedTrainer:
     Raises:
       TrainingDiverged: the loss of a variant became NaN or Inf.
     """
-    end = self.config.iterations
-    every = self.config.eval_every
-    stops = set(range(start_iteration - start_iteration % every + every, end, every))
-    stops |= {b for b in boundaries if start_iteration < b < end}
-    stops.add(end)
     self.iteration.assign(start_iteration)
-    curves = [[] for _ in range(self.size)]
-    self._record(curves, start_iteration, None)
-    loss_sum, loss_steps = np.zeros(self.size), 0
-    current = start_iteration
-    for stop in sorted(stops):
-      indices = np.stack([batch_indices(len(self.data.y_train), self.config.batch_size, seed,
-                                        current, stop) for seed in self.seeds])
-      steps = self._steps()
-      train_chunk = self._train_chunks[bool(np.all(steps == steps[0]))]
-      chunk_loss, finite = train_chunk(tf.constant(indices), tf.constant(stop - current, tf.int32))
-      if not bool(finite):
-        bad = [i for i, value in enumerate(chunk_loss.numpy()) if not np.isfinite(value)]
-        raise TrainingDiverged(f"the training loss of variant(s) {bad} became NaN or Inf "
-                               f"between iterations {current} and {stop}")
-      loss_sum += chunk_loss.numpy()
-      loss_steps += stop - current
-      current = stop
-      if stop % every == 0 or stop == end:
-        self._record(curves, stop, loss_sum / loss_steps)
-        loss_sum, loss_steps = np.zeros(self.size), 0
-      if on_boundary is not None:
-        on_boundary(stop, curves)
-    return [TrainResult.from_curve(curve) for curve in curves]
-
-  def _record(self, curves, iteration: int, train_loss: Optional[np.ndarray]) -> None:
-    rate = float(self.schedule(iteration))
-    for index, metrics in enumerate(self.evaluate()):
-      row = {"iteration": int(iteration),
-             "train_loss": None if train_loss is None else float(train_loss[index]),
-             "learning_rate": rate}
-      row.update(metrics)
-      curves[index].append(row)
+    return driver.fit(self, start_iteration, boundaries=boundaries, on_boundary=on_boundary)

@@ -10,6 +10,11 @@ Every registered optimizer must keep that property (`lth_tf.training.optimizers`
 weight is pruned (every mask all ones: level 0, a dense run), a chunk skips the masks' products,
 which would return the gradients unchanged.
 
+`Trainer.fit` hands the Python around the chunks to `lth_tf.training.driver`, the one fit
+driver it shares with `BatchedTrainer`: where the chunks end (every multiple of `eval_every`,
+extra boundaries, the end), the curve rows, the NaN/Inf guard, the progress bar and the
+`on_boundary` calls. This module is the engine: the chunk functions, evaluation, the schedule.
+
 The data order is a pure function of (seed, iteration): epoch e is the permutation drawn by
 `numpy.random.default_rng([seed, e])`, so a run resumed or rewound at iteration k sees the
 same batches as an uninterrupted one.
@@ -20,20 +25,20 @@ examples, its loss is its summed per-example loss divided by B, the optimizer al
 (sums) the gradients, and the re-mask runs once on the mirrored variables after the step.
 The default and one-device strategies keep the single-device step unchanged.
 """
-import dataclasses
 import functools
 import warnings
 from typing import Callable, Dict, Iterable, List, Optional
 
 import numpy as np
 
-from lth_tf import distribute, io, precision
+from lth_tf import distribute, precision
 from lth_tf.compat import keras, tf
 from lth_tf.config import RuntimeConfig, TrainingConfig
 from lth_tf.data import Splits
-from lth_tf.errors import ConfigError, TrainingDiverged
+from lth_tf.errors import ConfigError
 from lth_tf.pruning import mask_pairs
-from lth_tf.training import optimizers, schedules, sharded
+from lth_tf.training import driver, optimizers, schedules, sharded
+from lth_tf.training.driver import TrainResult
 
 
 def batch_indices(num_examples: int, batch_size: int, seed: int, start: int, stop: int) -> np.ndarray:
@@ -61,39 +66,6 @@ def in_memory(data: Splits):
   eval_sets = {"validation": (tf.constant(data.x_val), tf.constant(data.y_val)),
                "test": (tf.constant(data.x_test), tf.constant(data.y_test))}
   return tf.constant(data.x_train), tf.constant(data.y_train), eval_sets
-
-
-@dataclasses.dataclass
-class TrainResult:
-  """What a finished training run reports. `curve` has one row per evaluation."""
-  curve: List[Dict[str, float]]
-  early_stop_iteration: int
-  early_stop_test_accuracy: float
-  early_stop_validation_accuracy: float
-  min_validation_loss: float
-  final_test_accuracy: float
-  final_validation_accuracy: float
-  iterations: int
-
-  @classmethod
-  def from_curve(cls, curve: List[Dict[str, float]]) -> "TrainResult":
-    best = min(curve, key=lambda row: (row["validation_loss"], row["iteration"]))
-    last = curve[-1]
-    return cls(
-        curve=curve,
-        early_stop_iteration=int(best["iteration"]),
-        early_stop_test_accuracy=best["test_accuracy"],
-        early_stop_validation_accuracy=best["validation_accuracy"],
-        min_validation_loss=best["validation_loss"],
-        final_test_accuracy=last["test_accuracy"],
-        final_validation_accuracy=last["validation_accuracy"],
-        iterations=int(last["iteration"]),
-    )
-
-  def metrics(self) -> Dict[str, float]:
-    out = dataclasses.asdict(self)
-    out.pop("curve")
-    return out
 
 
 class Trainer:
@@ -138,6 +110,8 @@ class Trainer:
       raise ConfigError("--fused_optimizer and --dense_shards run on one device without loss "
                         "scaling; they cannot be combined with a multi-replica strategy or "
                         "--mixed_precision=mixed_float16")
+    self._update = (optimizers.updates_with("fused optimizer", "fused").get(training.optimizer)
+                    if self._fused else None)
     # (variable, mask, optimizer slots) of every masked variable, zeroed at each chunk start.
     self._masked = [(v, m, optimizers.slots_of(self.optimizer, v))
                     for v, m in zip(model.trainable_variables, self._masks) if m is not None]
@@ -226,7 +200,7 @@ class Trainer:
       loss, grads = self.gradients(x, y, pruned)
       # Masked gradients and zero slots: pruned weights get exactly zero updates (no re-mask).
       if self._fused:
-        optimizers.FUSED_UPDATES.get(self.config.optimizer)(self.optimizer, grads, variables, slots)
+        optimizers.fused_step(self._update, self.optimizer, grads, variables, slots)
       else:
         self.optimizer.apply_gradients(zip(grads, variables))
       self.iteration.assign_add(1)
@@ -332,47 +306,32 @@ class Trainer:
     Raises:
       TrainingDiverged: the loss became NaN or Inf.
     """
-    end = self.config.iterations
-    curve = list(curve or [])
-    every = self.config.eval_every
-    stops = set(range(start_iteration - start_iteration % every + every, end, every))
-    stops |= {b for b in boundaries if start_iteration < b < end}
-    stops.add(end)
     self.iteration.assign(start_iteration)
-    progress = keras.utils.Progbar(end, verbose=1 if self.runtime.progress else 0,
-                                   stateful_metrics=["loss", "val_acc", "test_acc"],
-                                   unit_name="iteration")
-    if description and self.runtime.progress:
-      print(description, flush=True)
-    current = start_iteration
-    if not curve or curve[-1]["iteration"] < start_iteration:
-      curve.append(self._record(start_iteration, None))
-    # The training loss of a curve row is the mean over the iterations since the previous row,
-    # however many graph chunks they took.
-    loss_sum, loss_steps = 0.0, 0
-    train_chunk = self._train_chunks[self.any_pruned()]  # the masks stay as they are during fit
-    for stop in sorted(stops):
-      indices = batch_indices(len(self.data.y_train), self.config.batch_size, self.seed, current, stop)
-      chunk_loss, finite = train_chunk(tf.constant(indices), tf.constant(stop - current, tf.int32))
-      if not bool(finite):
-        raise TrainingDiverged(
-            f"the training loss became NaN or Inf between iterations {current} and {stop}")
-      io.fault_point("train")
-      loss_sum += float(chunk_loss)
-      loss_steps += stop - current
-      current = stop
-      if stop % every == 0 or stop == end:
-        curve.append(self._record(stop, loss_sum / loss_steps))
-        loss_sum, loss_steps = 0.0, 0
-        progress.update(stop, [("loss", curve[-1]["train_loss"]), ("val_acc", curve[-1]["validation_accuracy"]),
-                               ("test_acc", curve[-1]["test_accuracy"])])
-      if on_boundary is not None:
-        on_boundary(stop, curve)
-    return TrainResult.from_curve(curve)
+    callback = None if on_boundary is None else lambda stop, curves: on_boundary(stop, curves[0])
+    (result,) = driver.fit(_Engine(self), start_iteration, [curve or []], boundaries, callback,
+                           description, self.runtime.progress)
+    return result
 
-  def _record(self, iteration: int, train_loss: Optional[float]) -> Dict[str, float]:
-    row = {"iteration": int(iteration), "train_loss": train_loss,
-           "learning_rate": self.learning_rate_at(iteration)}
-    row.update(self.evaluate())
-    return row
 
+class _Engine:
+  """A `Trainer` as the driver's engine (`lth_tf.training.driver`): one variant, trained by the
+  chunk function that the masks call for (they stay as they are during `fit`)."""
+  variants = 1
+
+  def __init__(self, trainer: Trainer):
+    self.trainer = trainer
+    self.config = trainer.config
+    self._chunk = trainer._train_chunks[trainer.any_pruned()]  # pylint: disable=protected-access
+
+  def train_chunk(self, current: int, stop: int):
+    trainer = self.trainer
+    indices = batch_indices(len(trainer.data.y_train), trainer.config.batch_size, trainer.seed,
+                            current, stop)
+    loss, finite = self._chunk(tf.constant(indices), tf.constant(stop - current, tf.int32))
+    return np.array([loss.numpy()]), bool(finite)
+
+  def evaluate(self) -> List[Dict[str, float]]:
+    return [self.trainer.evaluate()]
+
+  def learning_rate_at(self, iteration: int) -> float:
+    return self.trainer.learning_rate_at(iteration)

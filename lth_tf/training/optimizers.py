@@ -1,5 +1,7 @@
-"""Optimizer registry (Adam, SGD with momentum, RMSprop) and access to an optimizer's state by variable."""
-from typing import Callable, Dict, List
+"""Optimizer registry (Adam, SGD with momentum, RMSprop), their update formulas for the training
+paths that apply them (`UPDATES`), and access to an optimizer's state by variable."""
+import dataclasses
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -35,37 +37,110 @@ def _rmsprop(config: TrainingConfig):
   return keras.optimizers.RMSprop(config.learning_rate, momentum=config.momentum)
 
 
-# Fused updates: (optimizer, gradients, variables, slots) -> applies one step with one TensorFlow
-# kernel per variable, reading and writing the given slots (per variable, as `slots_of` lists
-# them: the Keras optimizer's own, so its state, checkpoints and `get_state` are unchanged) and
-# advancing the optimizer's iteration count once.
-FUSED_UPDATES: Registry[Callable] = Registry("fused optimizer")
+# ---- update formulas -------------------------------------------------------------------------
+# The training paths that apply an optimizer themselves (`Trainer` with `--fused_optimizer` or
+# `--dense_shards`, and `BatchedTrainer`) take its update formulas from `UPDATES`, one record per
+# optimizer. A form is `(optimizer, learning_rate, steps) -> apply(variable, gradient, slots)`:
+# it reads the hyperparameters of the (tf_keras) `optimizer`, computes the step's coefficients
+# once, and `apply` updates one variable and its slots in place (`slots` as `slots_of` lists
+# them). `steps` is the optimizer's step count before this step, integer or float32.
 
 
-@FUSED_UPDATES.register("adam")
-def _fused_adam(optimizer, gradients, variables, slots) -> None:
-  local_step = tf.cast(optimizer.iterations + 1, tf.float32)
+@dataclasses.dataclass(frozen=True)
+class UpdateRule:
+  """One optimizer's update, written out and fused; None where the optimizer has no such form.
+
+  Attributes:
+    slots: slot variables per trained variable (in `slots_of` order); None for an optimizer
+      without either form.
+    explicit: tf_keras's formula as elementwise operations; `steps` may hold per-variant counts
+      shaped to broadcast against every variable `apply` updates (stacked variants at
+      different optimizer steps, `lth_tf.training.batched`).
+    fused: the same update as one TensorFlow kernel per variable (one pass over memory instead
+      of about a dozen); `steps` is a scalar. Equal to `explicit` within float rounding.
+  """
+  slots: Optional[int]
+  explicit: Optional[Callable]
+  fused: Optional[Callable]
+
+
+UPDATES: Registry[UpdateRule] = Registry("optimizer update")
+
+
+def _adam_explicit(optimizer, learning_rate, steps):
+  beta_1, beta_2, epsilon = optimizer.beta_1, optimizer.beta_2, optimizer.epsilon
+  local_step = tf.cast(steps + 1, tf.float32)
+  alpha = learning_rate * tf.sqrt(1 - tf.pow(beta_2, local_step)) / (1 - tf.pow(beta_1, local_step))
+
+  def apply(variable, gradient, slots):
+    m, v = slots
+    m.assign_add((gradient - m) * (1 - beta_1))
+    v.assign_add((tf.square(gradient) - v) * (1 - beta_2))
+    variable.assign_sub((m * alpha) / (tf.sqrt(v) + epsilon))
+  return apply
+
+
+def _adam_fused(optimizer, learning_rate, steps):
+  local_step = tf.cast(steps + 1, tf.float32)
   beta_1 = tf.constant(optimizer.beta_1, tf.float32)
   beta_2 = tf.constant(optimizer.beta_2, tf.float32)
-  learning_rate = tf.cast(optimizer.learning_rate, tf.float32)
   beta_1_power, beta_2_power = tf.pow(beta_1, local_step), tf.pow(beta_2, local_step)
-  for gradient, variable, (m, v) in zip(gradients, variables, slots):
+
+  def apply(variable, gradient, slots):
+    m, v = slots
     tf.raw_ops.ResourceApplyAdam(
         var=variable.handle, m=m.handle, v=v.handle, beta1_power=beta_1_power,
         beta2_power=beta_2_power, lr=learning_rate, beta1=beta_1, beta2=beta_2,
         epsilon=tf.constant(optimizer.epsilon, tf.float32), grad=gradient)
-  optimizer.iterations.assign_add(1)
+  return apply
 
 
-@FUSED_UPDATES.register("sgd")
-def _fused_sgd(optimizer, gradients, variables, slots) -> None:
+def _sgd_explicit(optimizer, learning_rate, steps):
+  momentum = optimizer.momentum
+
+  def apply(variable, gradient, slots):
+    (m,) = slots
+    m.assign(-gradient * learning_rate + m * momentum)
+    variable.assign_add(m)
+  return apply
+
+
+def _sgd_fused(optimizer, learning_rate, steps):
   # accum = accum * momentum - lr * grad; var += accum: tf_keras's SGD formula, same rounding.
-  learning_rate = tf.cast(optimizer.learning_rate, tf.float32)
   momentum = tf.constant(optimizer.momentum, tf.float32)
-  for gradient, variable, (accumulator,) in zip(gradients, variables, slots):
+
+  def apply(variable, gradient, slots):
+    (accumulator,) = slots
     tf.raw_ops.ResourceApplyKerasMomentum(
         var=variable.handle, accum=accumulator.handle, lr=learning_rate, grad=gradient,
         momentum=momentum, use_nesterov=False)
+  return apply
+
+
+UPDATES.add("adam", UpdateRule(2, _adam_explicit, _adam_fused))
+UPDATES.add("sgd", UpdateRule(1, _sgd_explicit, _sgd_fused))
+# RMSprop trains through Keras's own `apply_gradients` only (its slots depend on `momentum`).
+UPDATES.add("rmsprop", UpdateRule(None, None, None))
+
+
+def updates_with(kind: str, *forms: str) -> Registry[UpdateRule]:
+  """The records of `UPDATES` that have every one of `forms` (`explicit`, `fused`), as a
+  registry named `kind`: its `get` refuses another optimizer naming the ones it has."""
+  view: Registry[UpdateRule] = Registry(kind)
+  for name in UPDATES:
+    rule = UPDATES.get(name)
+    if all(getattr(rule, form) is not None for form in forms):
+      view.add(name, rule)
+  return view
+
+
+def fused_step(rule: UpdateRule, optimizer, gradients, variables, slots) -> None:
+  """One step of the Keras `optimizer` with `rule`'s fused kernels on `variables`, reading and
+  writing the given slots (the optimizer's own, so its state, checkpoints and `get_state` are
+  unchanged) at its learning rate and step count; advances its iteration count once."""
+  apply = rule.fused(optimizer, tf.cast(optimizer.learning_rate, tf.float32), optimizer.iterations)
+  for gradient, variable, variable_slots in zip(gradients, variables, slots):
+    apply(variable, gradient, variable_slots)
   optimizer.iterations.assign_add(1)
 
 

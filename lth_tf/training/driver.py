@@ -1,0 +1,162 @@
+"""The one fit driver: the Python around a step engine's graph chunks, for every trainer.
+
+`Trainer.fit` (one model, `lth_tf.training.loop`) and `BatchedTrainer.fit` (K stacked variants,
+`lth_tf.training.batched`) are thin calls to `fit`. The engine trains whole chunks of
+iterations inside its graph functions; `fit` decides where the chunks end and what is recorded:
+
+- stops: every multiple of `eval_every` after the start iteration, every extra boundary
+  strictly between the start and the end, and the end;
+- curve rows, one per variant: at the start iteration (unless the curve given for a resumed run
+  already has it) and at every evaluation point (a multiple of `eval_every`, and the end), with
+  `iteration`, `train_loss` (the mean of the step losses since the previous row, however many
+  chunks they took; None in the start row), `learning_rate` and the engine's validation and test
+  loss and accuracy;
+- the divergence guard: a chunk in which a step's loss was NaN or Inf raises `TrainingDiverged`
+  (naming the variants whose loss it was when there are several);
+- after every chunk the fault point `train` (`io.fault_point`), and at every stop, after the
+  evaluation there, `on_boundary(iteration, curves)`; the progress bar moves at evaluations.
+
+An engine is any object with:
+
+  variants                    the number K of models it trains together (1 for one model)
+  config                      its `TrainingConfig`: `iterations` (the end) and `eval_every`
+  train_chunk(current, stop)  trains iterations [current, stop) and returns (losses, finite):
+                              losses, shape [K], the sum of each variant's step losses over
+                              the chunk; finite, whether every step loss of every variant was
+                              finite
+  evaluate()                  the validation and test metrics: a list of K dicts
+                              (`validation_loss`, `validation_accuracy`, `test_loss`,
+                              `test_accuracy`)
+  learning_rate_at(iteration) the learning rate of the schedule at `iteration`
+
+Its weights, optimizer state and iteration counter must already be those at the start.
+"""
+import dataclasses
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+from lth_tf import io
+from lth_tf.compat import keras
+from lth_tf.errors import TrainingDiverged
+
+Curve = List[Dict[str, float]]
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """What a finished training run reports. `curve` has one row per evaluation."""
+  curve: Curve
+  early_stop_iteration: int
+  early_stop_test_accuracy: float
+  early_stop_validation_accuracy: float
+  min_validation_loss: float
+  final_test_accuracy: float
+  final_validation_accuracy: float
+  iterations: int
+
+  @classmethod
+  def from_curve(cls, curve: Curve) -> "TrainResult":
+    best = min(curve, key=lambda row: (row["validation_loss"], row["iteration"]))
+    last = curve[-1]
+    return cls(
+        curve=curve,
+        early_stop_iteration=int(best["iteration"]),
+        early_stop_test_accuracy=best["test_accuracy"],
+        early_stop_validation_accuracy=best["validation_accuracy"],
+        min_validation_loss=best["validation_loss"],
+        final_test_accuracy=last["test_accuracy"],
+        final_validation_accuracy=last["validation_accuracy"],
+        iterations=int(last["iteration"]),
+    )
+
+  def metrics(self) -> Dict[str, float]:
+    out = dataclasses.asdict(self)
+    out.pop("curve")
+    return out
+
+
+def stops(start: int, end: int, every: int, boundaries: Iterable[int] = ()) -> List[int]:
+  """Where the chunks from `start` end: multiples of `every`, the boundaries inside, the end."""
+  points = set(range(start - start % every + every, end, every))
+  points |= {b for b in boundaries if start < b < end}
+  points.add(end)
+  return sorted(points)
+
+
+def fit(engine, start_iteration: int, curves: Optional[Sequence[Curve]] = None,
+        boundaries: Iterable[int] = (),
+        on_boundary: Optional[Callable[[int, List[Curve]], None]] = None,
+        description: str = "", progress: bool = False) -> List[TrainResult]:
+  """Trains `engine` from `start_iteration` to `engine.config.iterations`.
+
+  Args:
+    engine: the step engine (see the module docstring).
+    start_iteration: the iteration the engine's current state belongs to.
+    curves: per variant, the rows already recorded (when resuming a checkpoint); copied.
+    boundaries: extra iterations at which to end a chunk and call `on_boundary`.
+    on_boundary: called as `on_boundary(iteration, curves)` at every stop, after the evaluation
+      there; `curves` holds one list of rows per variant.
+    description: printed before training when `progress` is on.
+    progress: show a progress bar.
+
+  Returns:
+    One `TrainResult` per variant.
+
+  Raises:
+    TrainingDiverged: a training loss became NaN or Inf.
+  """
+  end, every = engine.config.iterations, engine.config.eval_every
+  k = engine.variants
+  curves = [list(curve) for curve in curves] if curves is not None else [[] for _ in range(k)]
+  bar = keras.utils.Progbar(end, verbose=1 if progress else 0,
+                            stateful_metrics=["loss", "val_acc", "test_acc"], unit_name="iteration")
+  if description and progress:
+    print(description, flush=True)
+  missing = [not curve or curve[-1]["iteration"] < start_iteration for curve in curves]
+  if any(missing):
+    for curve, row, needed in zip(curves, _rows(engine, start_iteration, None), missing):
+      if needed:
+        curve.append(row)
+  # The training loss of a row is the mean over the iterations since the previous row.
+  loss_sum, loss_steps = np.zeros(k), 0
+  current = start_iteration
+  for stop in stops(start_iteration, end, every, boundaries):
+    losses, finite = engine.train_chunk(current, stop)
+    if not finite:
+      raise TrainingDiverged(_diverged(losses, current, stop, k))
+    io.fault_point("train")
+    loss_sum += losses
+    loss_steps += stop - current
+    current = stop
+    if stop % every == 0 or stop == end:
+      for curve, row in zip(curves, _rows(engine, stop, loss_sum / loss_steps)):
+        curve.append(row)
+      loss_sum, loss_steps = np.zeros(k), 0
+      bar.update(stop, [(label, sum(curve[-1][key] for curve in curves) / k) for label, key in
+                        (("loss", "train_loss"), ("val_acc", "validation_accuracy"),
+                         ("test_acc", "test_accuracy"))])
+    if on_boundary is not None:
+      on_boundary(stop, curves)
+  return [TrainResult.from_curve(curve) for curve in curves]
+
+
+def _rows(engine, iteration: int, train_loss: Optional[np.ndarray]) -> List[Dict[str, float]]:
+  """One curve row per variant at `iteration`: the engine evaluated there."""
+  rate = engine.learning_rate_at(iteration)
+  rows = []
+  for index, metrics in enumerate(engine.evaluate()):
+    row = {"iteration": int(iteration),
+           "train_loss": None if train_loss is None else float(train_loss[index]),
+           "learning_rate": rate}
+    row.update(metrics)
+    rows.append(row)
+  return rows
+
+
+def _diverged(losses, current: int, stop: int, k: int) -> str:
+  if k == 1:
+    return f"the training loss became NaN or Inf between iterations {current} and {stop}"
+  bad = [i for i, value in enumerate(np.asarray(losses)) if not np.isfinite(value)]
+  return (f"the training loss of variant(s) {bad} became NaN or Inf between iterations "
+          f"{current} and {stop}")
