@@ -8,8 +8,8 @@ export TF_CPP_MIN_LOG_LEVEL=3
 # Every test file runs once: the files in BUILD's BAZEL_TESTS under Bazel (below), the rest here.
 ignored=()
 if [ "${LTH_SKIP_BAZEL:-0}" != "1" ]; then
-  for name in $(.venv/bin/python scripts/bazel_tests.py); do
-    ignored+=("--ignore=tests/test_${name}.py")
+  for path in $(.venv/bin/python scripts/bazel_tests.py); do
+    ignored+=("--ignore=${path}")
   done
 fi
 # Two worker processes (LTH_TEST_WORKERS): much of a test's time is single-threaded (TensorFlow's

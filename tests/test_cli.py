@@ -41,9 +41,10 @@ _BAD_INPUT = [
     (["find", "--dense_shards=2", "--strategy=mirrored"], "--dense_shards splits one device"),
     (["find", "--dense_shards=2", "--batch_variants"], "choose one"),
     # Refused by the engine's own rules, in the preflight (before config.json is written).
-    (["find", "--dataset=synthetic", "--model=resnet20", "--dense_shards=2"],
+    (["find", "--dataset=synthetic", "--validation_size=500", "--model=resnet20", "--dense_shards=2"],
      "needs a model that is a chain of layers"),
-    (["find", "--dataset=synthetic", "--fused_optimizer", "--mixed_precision=mixed_float16"],
+    (["find", "--dataset=synthetic", "--validation_size=500", "--fused_optimizer",
+      "--mixed_precision=mixed_float16"],
      "--fused_optimizer and --dense_shards run on one device without loss scaling"),
     (["find", "--branches=nope"], "'nope' is not a branch --branches can add"),
     (["find", "--rewind_iteration=100", "--iterations=50"], "rewind_iteration"),

@@ -11,6 +11,7 @@ from lth_tf import distribute, io, pruning, tickets
 from lth_tf.config import ExperimentConfig
 from lth_tf.errors import UserError
 from lth_tf.rundir import SUMMARY_KEYS, BranchFiles, ExperimentLayout
+from lth_tf.training import loop
 
 
 def check_budget(config: ExperimentConfig, data, strategy) -> None:
@@ -20,6 +21,19 @@ def check_budget(config: ExperimentConfig, data, strategy) -> None:
                     f"{len(data.y_train)} training examples")
   if distribute.uses_replica_steps(strategy):
     distribute.check_batch_size(strategy, config.training.batch_size, config.runtime.strategy)
+
+
+def check_engine(config: ExperimentConfig, model, strategy) -> None:
+  """The step engine's rules for this model and strategy (`training.loop.check_engine`), which
+  every replicate's trainer would otherwise apply only after `config.json` is written."""
+  loop.check_engine(model, config.training, config.runtime, strategy)
+
+
+def check_one_process(config: ExperimentConfig, command: str) -> None:
+  """Commands that train their replicates in one process refuse `--replicate_processes`."""
+  if config.runtime.replicate_processes > 1:
+    raise UserError(f"{command} trains its replicates in one process; "
+                    "--replicate_processes is for lth find and lth train")
 
 
 def load_ticket(config: ExperimentConfig):

@@ -52,6 +52,7 @@ class LotteryExperiment:
       model = pruning.wrap_model(models.build(
           self.config.model, self.data.input_shape, self.data.num_classes, seed=0))
     pruning.global_layers(self.config.pruning, pruning.layer_kinds(model))
+    preflight.check_engine(self.config, model, self.strategy)
     if self.ticket is not None:
       tickets.apply(self.ticket, model)
     slots = list(self.branch_slots())

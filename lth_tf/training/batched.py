@@ -13,7 +13,7 @@ gradients, tf_keras's Adam and SGD-momentum update formulas (with per-variant st
 a ticket with a restored optimizer and a control with a fresh one train side by side), the
 same learning-rate schedule, and the same evaluation points and curve rows. A batched run
 equals K separate `Trainer` runs with the same seeds within float tolerance (the batched
-matrix products sum in another order), which `tests/test_batched.py` checks.
+matrix products sum in another order), which `tests/training/test_batched.py` checks.
 
 The variants can be split into groups (`groups`): each group has its own stacked variables and
 its own chain of operations in the graph step, with no data flowing between groups, so

@@ -68,6 +68,30 @@ def in_memory(data: Splits):
   return tf.constant(data.x_train), tf.constant(data.y_train), eval_sets
 
 
+def check_engine(model: keras.Model, training: TrainingConfig, runtime: RuntimeConfig,
+                 strategy: tf.distribute.Strategy) -> None:
+  """The rules of the step engines that depend on the model or the strategy: checked by
+  `Trainer` and, before anything is written, by the commands' preflight.
+
+  Raises:
+    ConfigError: a global batch that does not divide over the replicas; fused updates or
+      dense shards with a multi-replica strategy, loss scaling or an optimizer without fused
+      kernels; dense shards on a model they cannot split.
+  """
+  replicated = distribute.uses_replica_steps(strategy)
+  if replicated:
+    distribute.check_batch_size(strategy, training.batch_size, runtime.strategy)
+  if not (runtime.fused_optimizer or runtime.dense_shards > 1):
+    return
+  if replicated or precision.needs_loss_scaling(training.mixed_precision):
+    raise ConfigError("--fused_optimizer and --dense_shards run on one device without loss "
+                      "scaling; they cannot be combined with a multi-replica strategy or "
+                      "--mixed_precision=mixed_float16")
+  optimizers.updates_with("fused optimizer", "fused").get(training.optimizer)
+  if runtime.dense_shards > 1:
+    sharded.check_model(model, runtime.dense_shards)
+
+
 class Trainer:
   """Trains one (possibly masked) model on in-memory data with the configured optimizer.
 
@@ -98,18 +122,13 @@ class Trainer:
     self._x_train, self._y_train, self._eval_sets = in_memory(data)
     masks = {weight.ref(): mask for _, weight, mask in mask_pairs(model)}
     self._masks = [masks.get(v.ref()) for v in model.trainable_variables]
+    check_engine(model, training, runtime, self.strategy)
     self._replicated = distribute.uses_replica_steps(self.strategy)
-    if self._replicated:
-      distribute.check_batch_size(self.strategy, training.batch_size, runtime.strategy)
     self._scale_loss = precision.needs_loss_scaling(training.mixed_precision)
     emulated = precision.emulation_warning(training.mixed_precision)
     if emulated:
       warnings.warn(emulated, RuntimeWarning, stacklevel=2)
     self._fused = runtime.fused_optimizer or runtime.dense_shards > 1
-    if self._fused and (self._replicated or self._scale_loss):
-      raise ConfigError("--fused_optimizer and --dense_shards run on one device without loss "
-                        "scaling; they cannot be combined with a multi-replica strategy or "
-                        "--mixed_precision=mixed_float16")
     self._update = (optimizers.updates_with("fused optimizer", "fused").get(training.optimizer)
                     if self._fused else None)
     # (variable, mask, optimizer slots) of every masked variable, zeroed at each chunk start.

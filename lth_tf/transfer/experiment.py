@@ -155,9 +155,7 @@ class TransferExperiment:
     self.log = log
     if not config.runtime.ticket:
       raise UserError("lth transfer needs --ticket")
-    if config.runtime.replicate_processes > 1:
-      raise UserError("lth transfer trains its replicates in one process; "
-                      "--replicate_processes is for lth find and lth train")
+    preflight.check_one_process(config, "lth transfer")
     self.ticket = tickets.read(tickets.resolve(config.runtime.ticket))
     if config.pruning.ticket_sha256 != self.ticket.sha256:
       raise UserError(f"ticket {config.runtime.ticket} does not have checksum "
@@ -192,6 +190,7 @@ class TransferExperiment:
         self.ticket, shapes, pruning.layer_kinds(model), self.data.num_classes,
         get_weights(model), seed=0)
     mask.check_fits(pruning.prunable_shapes(model))
+    preflight.check_engine(self.config, model, self.strategy)
     if self.target_ticket is not None:
       self._check_target_ticket(model)
     preflight.check_writable(self.config.runtime.root_dir)

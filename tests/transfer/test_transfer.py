@@ -18,7 +18,7 @@ from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.pruning import Mask
 from lth_tf.transfer import TransferExperiment, adapt_raw, adapt_ticket, choose, target_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUIET = dict(log=lambda line: None)
 
 

@@ -16,7 +16,7 @@ from lth_tf.export import ship
 from lth_tf.lottery import LotteryExperiment
 from lth_tf.tickets import format as ticket_format
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 # The checksums of the shipped tickets' arrays, as `--ticket_sha256` pins them.
 SHIPPED_SHA256 = {

@@ -138,5 +138,5 @@ def test_reading_results_does_not_start_tensorflow():
           "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras'))\n"
           "assert not loaded, loaded[:5]\n")
   result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
   assert result.returncode == 0, result.stderr
