@@ -35,7 +35,8 @@ def metric_vs_weights(series: Sequence[Series], metric: str, ylabel: str, path: 
     dense = stats.get((0, "ticket"))
     if dense:
       axis.axhline(scale * dense[metric][0], color=colors[index % len(colors)], linestyle="--",
-                   linewidth=0.8, alpha=0.6)
+                   linewidth=0.8, alpha=0.6,
+                   label="dense (level 0)" if len(series) == 1 else f"{label} dense (level 0)")
     for branch in branches_lib.ordered({b for _, b in stats}):
       marker, style = branches_lib.style(branch)
       points = sorted(((s["weights_remaining"][0], s[metric]) for (level, b), s in stats.items()

@@ -47,8 +47,9 @@ def level_table(rows: List[Dict]) -> str:
                f" {_mean_std(s['final_test_accuracy'], 100, 2):>14}")
     lines.append(line)
   replicates = len({row["replicate"] for row in rows})
-  lines.append(f"(accuracies in %, early stop = minimum validation loss; mean ± std over "
-               f"{replicates} replicate{'s' if replicates != 1 else ''})")
+  spread = (f"mean ± std over {replicates} replicates" if replicates > 1
+            else "one replicate: no error bars")
+  lines.append(f"(accuracies in %, early stop = minimum validation loss; {spread})")
   return "\n".join(lines)
 
 

@@ -140,3 +140,36 @@ def test_reading_results_does_not_start_tensorflow():
   result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
   assert result.returncode == 0, result.stderr
+
+
+def test_a_table_of_one_replicate_has_no_error_bars(tmp_path):
+  _, rows = _fabricate(tmp_path, "single", seeds=(0,), levels=2)
+  one = tables.level_table(rows)
+  assert "±" not in one and "one replicate: no error bars" in one
+  _, rows = _fabricate(tmp_path, "double", seeds=(0, 1), levels=2)
+  two = tables.level_table(rows)
+  assert "±" in two.splitlines()[2] and "mean ± std over 2 replicates" in two
+
+
+def test_the_accuracy_figure_marks_the_dense_network(tmp_path):
+  from lth_tf.report import plots  # pylint: disable=import-outside-toplevel
+  _, rows = _fabricate(tmp_path, "single", seeds=(0,), levels=2)
+  drawn = {}
+  real_savefig = plots.plt.Figure.savefig
+
+  def record(figure, *args, **kwargs):
+    axis = figure.axes[0]
+    drawn["labels"] = axis.get_legend_handles_labels()[1]
+    drawn["dense_line"] = [line.get_ydata()[0] for line in axis.get_lines()
+                           if line.get_label() == "dense (level 0)"]
+    return real_savefig(figure, *args, **kwargs)
+
+  plots.plt.Figure.savefig = record
+  try:
+    plots.metric_vs_weights([("single", rows)], "early_stop_test_accuracy", "acc",
+                            str(tmp_path / "a.png"))
+  finally:
+    plots.plt.Figure.savefig = real_savefig
+  dense = next(r for r in rows if r["level"] == 0)["early_stop_test_accuracy"]
+  assert "dense (level 0)" in drawn["labels"]
+  assert drawn["dense_line"] == [pytest.approx(100 * dense)]
