@@ -18,7 +18,8 @@ from lth_tf.lottery import preflight, processes
 from lth_tf.lottery.branch_run import BranchRun
 from lth_tf.lottery.directory import RunDirectory
 from lth_tf.lottery.replicate import ReplicateModel
-from lth_tf.rundir import BranchFiles, ExperimentLayout, check_data_record, record_data, states
+from lth_tf.rundir import (BranchFiles, ExperimentLayout, check_data_record, check_engine_record,
+                           record_data, record_engine, states)
 from lth_tf.training import get_weights, optimizers, set_weights
 
 
@@ -62,6 +63,7 @@ class LotteryExperiment:
     preflight.check_level_sources(self.config, self.layout, slots)
     preflight.check_writable(self.config.runtime.root_dir)
     check_data_record(self.layout.data_file, self.data, self.layout.directory)
+    check_engine_record(self.layout.engine_file, self.config.runtime, self.layout.directory)
 
   def run(self) -> List[Dict]:
     """Trains what is not finished yet and returns the summary rows."""
@@ -73,6 +75,7 @@ class LotteryExperiment:
     self.directory.write_config(self.config.to_dict(), self.flags_text, self._check_previous)
     if self.writes:
       record_data(self.layout.data_file, self.data, self.layout.directory)
+      record_engine(self.layout.engine_file, self.config.runtime, self.layout.directory)
     seeds = self.config.runtime.seeds
     workers = min(self.config.runtime.replicate_processes, len(seeds))
     if workers > 1:

@@ -8,6 +8,9 @@ from lth_tf.config import ExperimentConfig
 # What an experiment directory was trained on (`rundir.records.record_data`): a rerun on other
 # data is refused.
 DATA_FILE = "data.json"
+# The step engine it was trained with (`rundir.records.record_engine`): a rerun on another
+# engine is refused, so that no experiment mixes two engines' roundings.
+ENGINE_FILE = "engine.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +38,10 @@ class ExperimentLayout:
   @property
   def data_file(self) -> str:
     return os.path.join(self.directory, DATA_FILE)
+
+  @property
+  def engine_file(self) -> str:
+    return os.path.join(self.directory, ENGINE_FILE)
 
   @property
   def summary_file(self) -> str:

@@ -46,6 +46,64 @@ def _describe(record) -> str:
   return f"sha256 {str(record.get('sha256'))[:12]}, {sizes} train/validation/test examples"
 
 
+# `engine.json`: the runtime settings that choose how a step is computed. They are not part of the
+# experiment hash (results agree within float rounding), but they round differently, so one
+# experiment directory is trained with one of them.
+def engine_record(runtime) -> Dict:
+  """The engine of `runtime` (a `RuntimeConfig`), as `engine.json` records it."""
+  fused = bool(runtime.fused_optimizer or runtime.dense_shards > 1)
+  return {"fused_optimizer": fused, "dense_shards": int(runtime.dense_shards),
+          "batch_variants": bool(runtime.batch_variants),
+          "variant_groups": int(runtime.variant_groups) if runtime.batch_variants else 1,
+          "strategy": runtime.strategy,
+          "logical_devices": int(runtime.logical_devices) if runtime.strategy != "default" else 0}
+
+
+def _engine_flags(record) -> str:
+  if not isinstance(record, dict):
+    return "an unreadable engine record"
+  flags = [f"--strategy={record.get('strategy')}"]
+  if record.get("logical_devices"):
+    flags.append(f"--logical_devices={record['logical_devices']}")
+  if record.get("dense_shards", 1) > 1:
+    flags.append(f"--dense_shards={record['dense_shards']}")
+  elif record.get("fused_optimizer"):
+    flags.append("--fused_optimizer")
+  if record.get("batch_variants"):
+    flags.append("--batch_variants")
+    if record.get("variant_groups", 1) > 1:
+      flags.append(f"--variant_groups={record['variant_groups']}")
+  return " ".join(flags)
+
+
+def check_engine_record(path: str, runtime, directory: str) -> None:
+  """Refuses to go on in `directory` with another engine than the one recorded in `path`.
+
+  Raises:
+    UserError: one line naming both engines and the flags that continue the experiment.
+  """
+  if not os.path.exists(path):
+    return
+  try:
+    recorded = io.read_json(path)
+  except UserError as error:
+    raise UserError(f"{error}; remove it to record the engine again") from None
+  now = engine_record(runtime)
+  if recorded != now:
+    raise UserError(f"{directory} was trained with {_engine_flags(recorded)}, this run asks for "
+                    f"{_engine_flags(now)}: an experiment keeps one engine (they round "
+                    f"differently); rerun with {_engine_flags(recorded)}, or use another "
+                    "--root_dir")
+
+
+def record_engine(path: str, runtime, directory: str) -> None:
+  """Records the engine in `path` unless a record exists (which must then be this engine).
+  A directory from before the record gets the engine of the run that resumes it."""
+  check_engine_record(path, runtime, directory)
+  if not os.path.exists(path):
+    io.write_json(path, engine_record(runtime))
+
+
 def record_data(path: str, data, directory: str, flag: str = "root_dir") -> None:
   """Records the data in `path` if no record exists (a new directory, or one older than the
   record); a record written meanwhile by another process is checked instead."""

@@ -35,7 +35,8 @@ from lth_tf.lottery import preflight
 from lth_tf.lottery.branch_run import BranchRun
 from lth_tf.lottery.directory import RunDirectory
 from lth_tf.lottery.replicate import ReplicateModel
-from lth_tf.rundir import ExperimentLayout, check_data_record, record_data
+from lth_tf.rundir import (ExperimentLayout, check_data_record, check_engine_record, record_data,
+                           record_engine)
 from lth_tf.training import get_weights
 from lth_tf.transfer import adapters
 
@@ -195,6 +196,7 @@ class TransferExperiment:
       self._check_target_ticket(model)
     preflight.check_writable(self.config.runtime.root_dir)
     check_data_record(self.layout.data_file, self.data, self.layout.directory)
+    check_engine_record(self.layout.engine_file, self.config.runtime, self.layout.directory)
     preflight.check_finished_metrics(self.layout, self.branch_slots())
 
   def _check_target_ticket(self, model) -> None:
@@ -271,6 +273,7 @@ class TransferExperiment:
           dict(self.config.to_dict(), kind="transfer", transfer=self.description()),
           self.flags_text)
       record_data(self.layout.data_file, self.data, self.layout.directory)
+      record_engine(self.layout.engine_file, self.config.runtime, self.layout.directory)
     for seed in self.config.runtime.seeds:
       self._run_replicate(seed)
     return self.write_summary()

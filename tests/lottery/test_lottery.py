@@ -17,6 +17,7 @@ from lth_tf.errors import ConfigError, UserError
 from lth_tf.lottery import BranchFiles, ExperimentLayout, LotteryExperiment
 from lth_tf.lottery.branch_run import BranchRun
 from lth_tf.lottery.replicate import ReplicateModel
+from lth_tf import rundir
 from lth_tf.rundir import SUMMARY_KEYS
 from lth_tf.pruning import Mask, remaining_after
 from lth_tf.pruning import mask_pairs
@@ -460,7 +461,7 @@ def _artifacts(root):
 
 def _assert_documented_files(artifacts, levels=2, branches=("ticket", "reinit")):
   """Exactly the files the README's experiment layout names: none missing, none extra."""
-  expected = {"config.json", "data.json", "summary.json", "compute.json",
+  expected = {"config.json", "data.json", "engine.json", "summary.json", "compute.json",
               "replicate_0/rewind_point.npz"}
   for level in range(levels + 1):
     for branch in branches if level else ("ticket",):
@@ -759,6 +760,44 @@ def test_the_same_data_rewritten_is_not_other_data(tmp_path):
   os.utime(tmp_path / "mine.npz", ns=(1, 1))
   data_lib.load.cache_clear()
   assert LotteryExperiment(config, log=lambda line: None).data.digest == experiment.data.digest
+
+
+def _snapshot(directory):
+  return {os.path.join(parent, name): (os.stat(os.path.join(parent, name)).st_mtime_ns,
+                                       os.stat(os.path.join(parent, name)).st_size)
+          for parent, _, files in os.walk(directory) for name in files}
+
+
+@pytest.mark.parametrize("first, second", [
+    ({}, {"fused_optimizer": True}),
+    ({"fused_optimizer": True}, {}),
+    ({}, {"dense_shards": 2}),
+    ({"batch_variants": True}, {}),
+])
+def test_resuming_with_another_engine_is_refused_before_anything_is_written(tmp_path, first,
+                                                                            second):
+  base = _config(tmp_path, levels=1, random_prune=False)
+  config = base.replace(training=dataclasses.replace(base.training, iterations=40))
+  engine = lambda **runtime: config.replace(runtime=dataclasses.replace(config.runtime, **runtime))
+  # Interrupted in level 1: its branches are still to train.
+  experiment = LotteryExperiment(engine(**first), log=lambda line: None)
+  experiment.run()
+  directory = experiment.layout.directory
+  shutil.rmtree(os.path.join(directory, "replicate_0", "level_1"))
+  recorded = json.load(open(os.path.join(directory, "engine.json")))
+  assert recorded["fused_optimizer"] == bool(first.get("fused_optimizer"))
+  before = _snapshot(directory)
+  with pytest.raises(UserError, match="an experiment keeps one engine") as refused:
+    LotteryExperiment(engine(**second), log=lambda line: None).run()
+  assert "\n" not in str(refused.value) and "rerun with --strategy=default" in str(refused.value)
+  assert _snapshot(directory) == before
+  # The recorded engine continues it; a directory without a record takes the resuming engine.
+  rows = LotteryExperiment(engine(**first), log=lambda line: None).run()
+  assert [r["level"] for r in rows] == [0, 1, 1]
+  os.remove(os.path.join(directory, "engine.json"))
+  LotteryExperiment(engine(**second), log=lambda line: None).run()
+  assert json.load(open(os.path.join(directory, "engine.json"))) == rundir.engine_record(
+      engine(**second).runtime)
 
 
 def test_json_files_are_strict_and_non_finite_values_are_written_as_null(rewound, tmp_path):

@@ -278,6 +278,19 @@ def test_a_transfer_resumed_on_other_target_data_is_refused(ticket, tmp_path):
   assert record["sha256"] == experiment.data.digest and record["train"] == 200
 
 
+def test_a_transfer_resumed_with_another_engine_is_refused(ticket, tmp_path):
+  transfer = TransferConfig(target_dataset="synthetic")
+  experiment = _transfer(ticket, tmp_path / "runs", transfer)
+  experiment.run()
+  files = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("**/*")}
+  fused = experiment.config.replace(runtime=dataclasses.replace(
+      experiment.config.runtime, fused_optimizer=True))
+  with pytest.raises(UserError, match="an experiment keeps one engine"):
+    TransferExperiment(fused, transfer, **QUIET)
+  assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("**/*")} == files
+  assert io.read_json(experiment.layout.engine_file)["fused_optimizer"] is False
+
+
 @pytest.mark.parametrize("damage", ["edited", "truncated"])
 def test_a_damaged_ticket_is_refused_before_anything_is_written(ticket, tmp_path, damage):
   path, loaded, experiment = ticket
