@@ -11,6 +11,7 @@ import signal
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from lth_tf import io
+from lth_tf.compat import tf
 from lth_tf.errors import Interrupted
 from lth_tf.lottery import results
 from lth_tf.lottery.store import ArtifactStore
@@ -34,9 +35,13 @@ class RunDirectory:
     self.store = ArtifactStore(writes)
     self.where = ""
 
-  def locked(self, body: Callable[[Optional[int]], List[Dict]]) -> List[Dict]:
+  def locked(self, body: Callable[[Optional[int]], List[Dict]],
+             deterministic: bool = False) -> List[Dict]:
     """Runs `body(lock_fd)` holding the directory's lock (chief only; `lock_fd` None elsewhere),
-    after removing what a killed run left half-written."""
+    after removing what a killed run left half-written; `deterministic` enables TensorFlow's
+    op determinism first."""
+    if deterministic:
+      tf.config.experimental.enable_op_determinism()
     lock = io.DirectoryLock(self.layout.directory) if self.writes else contextlib.nullcontext()
     with lock:
       if self.writes:

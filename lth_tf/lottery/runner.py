@@ -67,9 +67,7 @@ class LotteryExperiment:
 
   def run(self) -> List[Dict]:
     """Trains what is not finished yet and returns the summary rows."""
-    if self.config.runtime.deterministic:
-      tf.config.experimental.enable_op_determinism()
-    return self.directory.locked(self._run_locked)
+    return self.directory.locked(self._run_locked, self.config.runtime.deterministic)
 
   def _run_locked(self, lock_fd) -> List[Dict]:
     self.directory.write_config(self.config.to_dict(), self.flags_text, self._check_previous)

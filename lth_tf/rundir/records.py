@@ -27,13 +27,9 @@ def check_data_record(path: str, data, directory: str,
     UserError: other data than recorded (a file replaced since, another data_dir), or an
       unreadable record; one line that says how to start a new experiment.
   """
-  if not os.path.exists(path):
-    return
-  try:
-    recorded = io.read_json(path)
-  except UserError as error:
-    raise UserError(f"{error}; remove it to record the data again") from None
-  if not isinstance(recorded, dict) or recorded.get("sha256") != data.digest:
+  recorded = _recorded(path, "data")
+  if recorded is not NONE and (not isinstance(recorded, dict)
+                               or recorded.get("sha256") != data.digest):
     raise UserError(f"{directory} was trained on other data than dataset {data.name} holds now "
                     f"(recorded in {path}: {_describe(recorded)}; now: "
                     f"{_describe(data_record(data))}); to start a new experiment on this data "
@@ -82,14 +78,9 @@ def check_engine_record(path: str, runtime, directory: str) -> None:
   Raises:
     UserError: one line naming both engines and the flags that continue the experiment.
   """
-  if not os.path.exists(path):
-    return
-  try:
-    recorded = io.read_json(path)
-  except UserError as error:
-    raise UserError(f"{error}; remove it to record the engine again") from None
+  recorded = _recorded(path, "engine")
   now = engine_record(runtime)
-  if recorded != now:
+  if recorded is not NONE and recorded != now:
     raise UserError(f"{directory} was trained with {_engine_flags(recorded)}, this run asks for "
                     f"{_engine_flags(now)}: an experiment keeps one engine (they round "
                     f"differently); rerun with {_engine_flags(recorded)}, or use another "
@@ -100,13 +91,30 @@ def record_engine(path: str, runtime, directory: str) -> None:
   """Records the engine in `path` unless a record exists (which must then be this engine).
   A directory from before the record gets the engine of the run that resumes it."""
   check_engine_record(path, runtime, directory)
-  if not os.path.exists(path):
-    io.write_json(path, engine_record(runtime))
+  _write_once(path, engine_record(runtime))
 
 
 def record_data(path: str, data, directory: str, flag: str = "root_dir") -> None:
   """Records the data in `path` if no record exists (a new directory, or one older than the
   record); a record written meanwhile by another process is checked instead."""
   check_data_record(path, data, directory, flag)
+  _write_once(path, data_record(data))
+
+
+NONE = object()  # what `_recorded` returns when there is no record
+
+
+def _recorded(path: str, what: str):
+  """The record in `path`, or `NONE` if there is none; an unreadable one is one line."""
   if not os.path.exists(path):
-    io.write_json(path, data_record(data))
+    return NONE
+  try:
+    return io.read_json(path)
+  except UserError as error:
+    raise UserError(f"{error}; remove it to record the {what} again") from None
+
+
+def _write_once(path: str, record: Dict) -> None:
+  """Writes a record that a checked directory lacks (new, or older than the record)."""
+  if not os.path.exists(path):
+    io.write_json(path, record)

@@ -27,7 +27,6 @@ from lth_tf import branches as branches_lib
 from lth_tf import compute, distribute, models, pruning, tickets, user_code
 from lth_tf import data as data_lib
 from lth_tf.branches import derive_seed
-from lth_tf.compat import tf
 from lth_tf.config import ExperimentConfig, PruningConfig, TransferConfig, validate
 from lth_tf.data.base import as_nhwc, prepare
 from lth_tf.errors import TicketError, UserError
@@ -263,9 +262,7 @@ class TransferExperiment:
 
   def run(self) -> List[Dict]:
     """Trains what is not finished yet and returns the summary rows."""
-    if self.config.runtime.deterministic:
-      tf.config.experimental.enable_op_determinism()
-    return self.directory.locked(self._run_locked)
+    return self.directory.locked(self._run_locked, self.config.runtime.deterministic)
 
   def _run_locked(self, _) -> List[Dict]:
     if self.writes:
