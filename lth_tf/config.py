@@ -140,6 +140,12 @@ class RuntimeConfig:
   """How and where the experiment runs; none of it changes the science, so none of it is hashed.
 
   Attributes:
+    engine: `auto` (the default): when none of the engine settings below is given, use the
+      fastest exact step engine for this model, strategy and machine (`lth_tf.training.engines`:
+      dense shards for fully connected networks on two or more cores, else the fused optimizer
+      kernels), and in an experiment directory that records an engine, that one; the choice is
+      printed at start-up. `manual`: exactly the engine settings given (their defaults are the
+      one-op-at-a-time step of the records made before 2026-12-02).
     root_dir: where experiment directories are created.
     data_dir: where offline datasets were installed (and TFDS data lives).
     seeds: one replicate per seed (weights initialisation and data order).
@@ -180,6 +186,7 @@ class RuntimeConfig:
       otherwise; chain models (LeNet, Conv-2/4/6) on one device only. Results equal those of
       `--fused_optimizer` within float rounding.
   """
+  engine: str = "auto"
   root_dir: str = "runs"
   data_dir: str = "data"
   seeds: Tuple[int, ...] = (0,)
@@ -362,6 +369,7 @@ SCOPES = ("layerwise", "global")
 GLOBAL_LAYERS = ("conv", "all")
 MODES = ("iterative", "one_shot")
 REWIND_OPTIMIZER = ("restore", "fresh")
+ENGINES = ("auto", "manual")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 
 
@@ -423,6 +431,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check_choice(p.global_layers, GLOBAL_LAYERS, "global_layers")
   _check_choice(p.mode, MODES, "mode")
   _check_choice(p.rewind_optimizer, REWIND_OPTIMIZER, "rewind_optimizer")
+  _check_choice(r.engine, ENGINES, "engine")
   for name in p.branches:
     _check(name in branches.listable("find"),
            f"branches: {name!r} is not a branch --branches can add (those: "

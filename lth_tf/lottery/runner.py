@@ -20,7 +20,7 @@ from lth_tf.lottery.directory import RunDirectory
 from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.rundir import (BranchFiles, ExperimentLayout, check_data_record, check_engine_record,
                            record_data, record_engine, states)
-from lth_tf.training import get_weights, optimizers, set_weights
+from lth_tf.training import engines, get_weights, optimizers, set_weights
 
 
 class LotteryExperiment:
@@ -30,20 +30,22 @@ class LotteryExperiment:
 
   def __init__(self, config: ExperimentConfig, flags_text: str = "",
                log: Callable[[str], None] = print):
-    config = self.config = validate(user_code.pin_sources(config))
+    config = validate(user_code.pin_sources(config))
     self.layout = ExperimentLayout.for_config(config)
     self.flags_text = flags_text
     self.log = log
+    models.check(config.model)
+    self.data = data_lib.load(config.dataset, config.runtime.data_dir)
+    config = self.config = engines.resolve(config, self.data.input_shape, self.data.num_classes,
+                                           self.layout.engine_file, self.layout.config_file, log)
     self.strategy = distribute.make_strategy(config.runtime)
     self.writes = distribute.is_chief(self.strategy)
     self.directory = RunDirectory(self.layout, self.writes)
     self.store = self.directory.store
     self.branches = branches_lib.enabled("find", config)
     self.trainer = BranchRun(config, self.directory, log, self._branch_finished)
-    models.check(config.model)
     pruning.STRATEGIES.get(config.pruning.strategy)
     self.ticket = preflight.load_ticket(config)
-    self.data = data_lib.load(config.dataset, config.runtime.data_dir)
     self._preflight()
 
   def _preflight(self) -> None:

@@ -36,7 +36,7 @@ from lth_tf.lottery.directory import RunDirectory
 from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.rundir import (ExperimentLayout, check_data_record, check_engine_record, record_data,
                            record_engine)
-from lth_tf.training import get_weights
+from lth_tf.training import engines, get_weights
 from lth_tf.transfer import adapters
 
 def target_config(ticket, base: ExperimentConfig, transfer: TransferConfig,
@@ -170,10 +170,12 @@ class TransferExperiment:
     self.adapter = adapters.choose(as_nhwc(raw.x_train[:1], config.dataset.name).shape[1:],
                                    self.ticket.input_shape)
     self.data = prepare(adapters.adapt_raw(raw, self.adapter), config.dataset)
-    self.strategy = distribute.make_strategy(config.runtime)
-    self.writes = distribute.is_chief(self.strategy)
     self.layout = ExperimentLayout(config.runtime.root_dir, transfer_hash(
         config, self.target_ticket.sha256 if self.target_ticket else ""))
+    config = self.config = engines.resolve(config, self.data.input_shape, self.data.num_classes,
+                                           self.layout.engine_file, self.layout.config_file, log)
+    self.strategy = distribute.make_strategy(config.runtime)
+    self.writes = distribute.is_chief(self.strategy)
     self.directory = RunDirectory(self.layout, self.writes)
     self.store = self.directory.store
     self.trainer = BranchRun(config, self.directory, log, self.write_summary)

@@ -769,8 +769,8 @@ def _snapshot(directory):
 
 
 @pytest.mark.parametrize("first, second", [
-    ({}, {"fused_optimizer": True}),   # fused kernels on a plain start
-    ({"batch_variants": True}, {}),    # one by one after a batched start
+    ({"engine": "manual"}, {"fused_optimizer": True}),  # fused kernels on a plain start
+    ({"batch_variants": True}, {"engine": "manual"}),   # one by one after a batched start
 ])
 def test_resuming_with_another_engine_is_refused_before_anything_is_written(tmp_path, first,
                                                                             second):

@@ -283,12 +283,13 @@ def test_a_transfer_resumed_with_another_engine_is_refused(ticket, tmp_path):
   experiment = _transfer(ticket, tmp_path / "runs", transfer)
   experiment.run()
   files = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("**/*")}
-  fused = experiment.config.replace(runtime=dataclasses.replace(
-      experiment.config.runtime, fused_optimizer=True))
+  # The default engine (fused kernels, or dense shards on two cores) against the plain step.
+  plain = experiment.config.replace(runtime=dataclasses.replace(
+      experiment.config.runtime, engine="manual", fused_optimizer=False, dense_shards=1))
   with pytest.raises(UserError, match="an experiment keeps one engine"):
-    TransferExperiment(fused, transfer, **QUIET)
+    TransferExperiment(plain, transfer, **QUIET)
   assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("**/*")} == files
-  assert io.read_json(experiment.layout.engine_file)["fused_optimizer"] is False
+  assert io.read_json(experiment.layout.engine_file)["fused_optimizer"] is True
 
 
 @pytest.mark.parametrize("damage", ["edited", "truncated"])
