@@ -44,15 +44,14 @@ class Candidate:
 
 
 def _shards(runtime: RuntimeConfig, optimizer: str) -> str:
-  return (f"{runtime.dense_shards} dense shards (fused {optimizer} updates, one thread per "
-          "operation)")
+  return f"{runtime.dense_shards} dense shards, fused {optimizer}, one thread per op"
 
 
 CANDIDATES: Tuple[Candidate, ...] = (
     Candidate("dense_shards", {"dense_shards": 2},
               lambda facts: facts.cores >= 2 and not facts.convolutional, _shards),
     Candidate("fused", {"fused_optimizer": True}, lambda facts: True,
-              lambda runtime, optimizer: f"fused {optimizer} updates"),
+              lambda runtime, optimizer: f"fused {optimizer}"),
     Candidate("plain", {}, lambda facts: True,
               lambda runtime, optimizer: "one operation at a time"),
 )
@@ -107,7 +106,7 @@ def choose(config: ExperimentConfig, probe: Callable[[], Tuple[object, Dict[str,
   if recorded is not None:
     chosen = from_record(runtime, recorded)
     return chosen, (f"engine: {describe(chosen, optimizer)} (recorded in the experiment "
-                    "directory; an experiment keeps one engine)")
+                    "directory: an experiment keeps one engine)")
   if runtime.strategy not in ("default", "one_device"):
     return runtime, (f"engine: one operation at a time (--strategy={runtime.strategy} runs "
                      "multi-replica steps)")
@@ -122,10 +121,10 @@ def choose(config: ExperimentConfig, probe: Callable[[], Tuple[object, Dict[str,
       check(chosen)
     except ConfigError:
       continue
-    return chosen, (f"engine: {candidate.describe(chosen, optimizer)} (auto: "
-                    f"{'convolutional' if facts.convolutional else 'fully connected'} "
-                    f"{config.model.name}, {facts.cores} core(s); --engine=manual for the "
-                    "engine flags as given)")
+    kind = "convolutional" if facts.convolutional else "fully connected"
+    return chosen, (f"engine: {candidate.describe(chosen, optimizer)} (auto for a {kind} "
+                    f"{config.model.name} on {facts.cores} core(s); --engine=manual: the engine "
+                    "flags as given)")
   raise AssertionError("the plain engine always applies")
 
 
