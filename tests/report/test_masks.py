@@ -1,0 +1,268 @@
+"""`lth masks compare`: the overlap measures, their random-mask baseline, skipped layers, and the
+command end to end on real experiment directories."""
+import csv
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lth_tf import io
+from lth_tf.analysis import masks as masks_lib
+from lth_tf.analysis import overlap
+from lth_tf.config import DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig, TrainingConfig
+from lth_tf.errors import UserError
+from lth_tf.pruning.mask import Mask
+from lth_tf.report import masks as masks_report
+from lth_tf.rundir import BranchFiles, ExperimentLayout
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+
+def _random_mask(rng, shape, keep):
+  flat = np.zeros(int(np.prod(shape)), bool)
+  flat[rng.permutation(flat.size)[:keep]] = True
+  return flat.reshape(shape)
+
+
+def _labelled(name, arrays, experiment="e", replicate=0, level=0, branch="ticket"):
+  return masks_lib.LabelledMask(experiment, replicate, level, branch, Mask.from_dict(arrays), name)
+
+
+# ---- the measures -------------------------------------------------------------------------------
+
+def test_a_mask_overlaps_itself_fully():
+  rng = np.random.default_rng(0)
+  a = {"fc1/kernel": _random_mask(rng, (40, 30), 300), "out/kernel": _random_mask(rng, (30, 10), 7)}
+  pair, = masks_lib.compare([_labelled("a", a), _labelled("b", a, level=1)])
+  for value in list(pair.layers.values()) + [pair.overall]:
+    assert value.jaccard == 1.0 and value.a_in_b == 1.0 and value.b_in_a == 1.0
+    assert value.both == value.kept_a == value.kept_b
+  assert pair.overall.both == 307 and pair.relation == "levels"
+
+
+def test_complementary_masks_share_nothing():
+  rng = np.random.default_rng(1)
+  a = _random_mask(rng, (40, 30), 500)
+  pair, = masks_lib.compare([_labelled("a", {"w": a}), _labelled("b", {"w": ~a}, replicate=1)])
+  value = pair.layers["w"]
+  assert (value.both, value.jaccard, value.a_in_b, value.b_in_a) == (0, 0.0, 0.0, 0.0)
+  assert (value.kept_a, value.kept_b) == (500, 700) and pair.relation == "replicates"
+  # Random masks of these counts meet on 700 * 500 / 1200 weights on average.
+  assert value.expected_both == pytest.approx(500 * 700 / 1200) and value.expected_jaccard > 0.3
+
+
+def test_the_overlap_counts_equal_a_direct_count():
+  rng = np.random.default_rng(2)
+  stack = [rng.random((300, 70)) < p for p in (0.1, 0.5, 0.9)]
+  matrix = overlap.intersections(stack)
+  for i, a in enumerate(stack):
+    for j, b in enumerate(stack):
+      assert matrix[i, j] == np.count_nonzero(a & b)
+
+
+def _full_sum(n, ka, kb):
+  """E[J] over the hypergeometric's whole support, from log-factorials."""
+  def log_choose(m, r):
+    return math.lgamma(m + 1) - math.lgamma(r + 1) - math.lgamma(m - r + 1)
+  total = 0.0
+  for x in range(max(0, ka + kb - n), min(ka, kb) + 1):
+    p = math.exp(log_choose(ka, x) + log_choose(n - ka, kb - x) - log_choose(n, kb))
+    total += p * (x / (ka + kb - x) if ka + kb - x else 1.0)
+  return total
+
+
+@pytest.mark.parametrize("n,ka,kb", [(10, 3, 4), (50, 1, 49), (2000, 1000, 1000), (5000, 50, 4000),
+                                     (20000, 19990, 15), (7, 7, 7), (7, 0, 3), (9, 0, 0)])
+def test_the_windowed_sum_is_the_full_hypergeometric_sum(n, ka, kb):
+  assert overlap.expected_jaccard(n, ka, kb) == pytest.approx(_full_sum(n, ka, kb), rel=1e-10,
+                                                                 abs=1e-15)
+
+
+# (n, kept_a, kept_b) per layer: a small layer where E|A∩B| / |A∪B| is a poor guess, a dense one
+# and a sparse one; the masks are random with exactly these counts.
+LAYERS = {"small": (12, 3, 5), "dense": (400, 300, 200), "sparse": (3000, 60, 900)}
+DRAWS = 40000
+
+
+@pytest.fixture(scope="module")
+def monte_carlo():
+  """Jaccard index and A-kept-in-B of DRAWS pairs of independent random masks (seeded)."""
+  rng = np.random.default_rng(1234)
+  per_layer = {name: [] for name in LAYERS}
+  totals = []
+  for _ in range(DRAWS):
+    both = {}
+    for name, (n, ka, kb) in LAYERS.items():
+      # A random set of kb weights meets a fixed set of ka in this many: the same law as two
+      # random masks (the masks are exchangeable).
+      both[name] = int(np.count_nonzero(rng.permutation(n)[:kb] < ka))
+      per_layer[name].append(both[name])
+    totals.append(sum(both.values()))
+  return {name: np.array(v) for name, v in per_layer.items()}, np.array(totals)
+
+
+def test_the_random_baseline_matches_a_monte_carlo_estimate(monte_carlo):
+  """The tolerance is 5 standard errors of each Monte Carlo mean (a false alarm about 1 in 10^6
+  per check); the naive ratio E|A∩B| / (k_a + k_b - E|A∩B|) misses the small layer by 10 of them."""
+  per_layer, totals = monte_carlo
+  for name, (n, ka, kb) in LAYERS.items():
+    both = per_layer[name]
+    jaccard = both / (ka + kb - both)
+    value = overlap.layer(n, ka, kb, 0)
+    error = jaccard.std() / math.sqrt(DRAWS)
+    assert abs(value.expected_jaccard - jaccard.mean()) < 5 * error, name
+    assert abs(value.expected_a_in_b - (both / ka).mean()) < 5 * (both / ka).std() / math.sqrt(DRAWS)
+    assert value.expected_both == ka * kb / n
+  n, ka, kb = LAYERS["small"]
+  naive = (ka * kb / n) / (ka + kb - ka * kb / n)
+  assert abs(naive - (per_layer["small"] / (ka + kb - per_layer["small"])).mean()) > 10 * (
+      per_layer["small"] / (ka + kb - per_layer["small"])).std() / math.sqrt(DRAWS)
+  # Overall: the counts of the layers add.
+  kept = sum(ka + kb for _, ka, kb in LAYERS.values())
+  jaccard = totals / (kept - totals)
+  combined = overlap.combined([overlap.layer(*LAYERS[name], 0) for name in LAYERS])
+  assert abs(combined.expected_jaccard - jaccard.mean()) < 5 * jaccard.std() / math.sqrt(DRAWS)
+  assert combined.expected_a_in_b == pytest.approx(
+      sum(ka * kb / n for n, ka, kb in LAYERS.values()) / sum(ka for _, ka, _ in LAYERS.values()))
+
+
+def test_layers_of_another_shape_or_only_in_one_mask_are_skipped_and_named():
+  rng = np.random.default_rng(3)
+  hidden = _random_mask(rng, (30, 20), 120)
+  source = {"fc1/kernel": _random_mask(rng, (784, 30), 4000), "fc2/kernel": hidden,
+            "output/kernel": _random_mask(rng, (20, 10), 100)}
+  target = {"fc1/kernel": _random_mask(rng, (1024, 30), 5000), "fc2/kernel": hidden,
+            "output/kernel": _random_mask(rng, (20, 4), 40), "extra/kernel": np.ones(3, bool)}
+  pair, = masks_lib.compare([_labelled("s", source, experiment="x"),
+                             _labelled("t", target, experiment="y")])
+  assert pair.relation == "experiments"
+  assert list(pair.layers) == ["fc2/kernel"]
+  assert pair.skipped == {"fc1/kernel": "shape (784, 30) in A, (1024, 30) in B",
+                          "output/kernel": "shape (20, 10) in A, (20, 4) in B",
+                          "extra/kernel": "only in B"}
+  assert pair.overall.weights == 600 and pair.overall.jaccard == 1.0
+  masks = [_labelled("s", source, experiment="x"), _labelled("t", target, experiment="y")]
+  text = masks_report.markdown(masks, [pair])
+  assert "- fc1/kernel: shape (784, 30) in A, (1024, 30) in B (pairs 0-1)" in text
+  rows = list(csv.DictReader(masks_report.csv_text(masks, [pair]).splitlines()))
+  assert {r["layer"]: r["skipped"] for r in rows}["extra/kernel"] == "only in B"
+  assert [r["jaccard"] for r in rows if r["layer"] == "overall"] == ["1.0"]
+
+
+# ---- reading experiment directories -------------------------------------------------------------
+
+def _config(root, seeds, dataset="synthetic"):
+  return ExperimentConfig(
+      dataset=DatasetConfig(name=dataset, validation_size=500),
+      training=TrainingConfig(iterations=20, eval_every=20, batch_size=50),
+      pruning=PruningConfig(levels=2, fc_rate=0.5, output_rate=0.2),
+      runtime=RuntimeConfig(root_dir=str(root), data_dir=str(root), progress=False, seeds=seeds))
+
+
+@pytest.fixture(scope="module")
+def experiments(tmp_path_factory):
+  """Two real experiment directories: LeNet on 28x28 data (seeds 0 and 1, 2 levels) and on
+  32x32x3 data (seed 0): the second's input layer has another shape."""
+  from lth_tf import api  # pylint: disable=import-outside-toplevel
+  root = tmp_path_factory.mktemp("masks")
+  first = api.run(_config(root, (0, 1)), log=lambda line: None).directory
+  second = api.run(_config(root, (0,), "synthetic_cifar"), log=lambda line: None).directory
+  return first, second
+
+
+def _mask(directory, seed, level):
+  layout = ExperimentLayout(os.path.dirname(directory), os.path.basename(directory))
+  return Mask.from_dict(io.read_arrays(BranchFiles(layout.branch_dir(seed, level, "ticket")).mask))
+
+
+def test_the_command_writes_the_csv_and_figure_of_real_experiments(experiments, tmp_path):
+  first, second = experiments
+  out = tmp_path / "out"
+  result = subprocess.run(
+      [sys.executable, "-m", "lth_tf.cli", "masks", "compare", f"--experiment_dir={first}",
+       f"--experiment_dir={second}", "--mask_levels=1,2", f"--out={out}"],
+      capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert result.returncode == 0, result.stderr
+  with open(out / "masks.png", "rb") as handle:
+    assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+  rows = list(csv.DictReader(open(out / "masks.csv")))
+  a, b = os.path.basename(first), os.path.basename(second)
+  # Levels 1, 2 of seeds 0, 1 of the first and of seed 0 of the second: 6 masks, 15 pairs.
+  assert len({(r["mask_a"], r["mask_b"]) for r in rows}) == 15
+  by_key = {(r["mask_a"], r["mask_b"], r["layer"]): r for r in rows}
+  # Levels of one run: masks only shrink, so all of level 2 is kept in level 1.
+  levels = by_key[(f"{a} r0 L1 ticket", f"{a} r0 L2 ticket", "fc1/kernel")]
+  one, two = _mask(first, 0, 1)["fc1/kernel"], _mask(first, 0, 2)["fc1/kernel"]
+  assert levels["relation"] == "levels" and float(levels["b_in_a"]) == 1.0
+  assert int(levels["both"]) == np.count_nonzero(one & two) == int(two.sum())
+  assert float(levels["jaccard"]) == two.sum() / one.sum()
+  # Replicates: every number from the mask files themselves.
+  seeds = by_key[(f"{a} r0 L2 ticket", f"{a} r1 L2 ticket", "overall")]
+  x, y = _mask(first, 0, 2), _mask(first, 1, 2)
+  both = sum(np.count_nonzero(x[k] & y[k]) for k in x)
+  assert seeds["relation"] == "replicates" and int(seeds["both"]) == both
+  assert float(seeds["jaccard"]) == both / (x.num_remaining() + y.num_remaining() - both)
+  assert float(seeds["random_both"]) == pytest.approx(
+      sum(x[k].sum() * y[k].sum() / x[k].size for k in x))
+  # Experiments: the input layer has another shape, skipped and said so.
+  cross = [r for r in rows if r["relation"] == "experiments"]
+  assert {r["skipped"] for r in cross if r["layer"] == "fc1/kernel"} == {
+      "shape (784, 300) in A, (3072, 300) in B"}
+  overall = by_key[(f"{a} r0 L2 ticket", f"{b} r0 L2 ticket", "overall")]
+  assert int(overall["weights"]) == 300 * 100 + 100 * 10
+  assert "fc1/kernel: shape (784, 300) in A, (3072, 300) in B" in result.stdout
+  assert "masks.csv: " in result.stdout
+
+
+def test_reading_masks_does_not_start_tensorflow():
+  code = ("import sys\n"
+          "import lth_tf.report.masks, lth_tf.analysis.masks, lth_tf.cli\n"
+          "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras'))\n"
+          "assert not loaded, loaded[:5]\n")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+  assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("no_config", "is not an experiment directory (no config.json)"),
+    ("no_summary", "has no finished branch yet (no summary.json)"),
+    ("truncated_mask", "mask.npz: corrupt array file"),
+    ("values_mask", "mask.npz: mask 'fc1/kernel' holds values other than 0 and 1"),
+    ("missing_mask", "mask.npz: no such file"),
+    ("no_level", "has no finished ticket or target_ticket branch at levels 9"),
+])
+def test_bad_input_is_one_line_before_anything_is_written(experiments, tmp_path, damage, message):
+  import shutil  # pylint: disable=import-outside-toplevel
+  copy = str(tmp_path / "copy")
+  shutil.copytree(experiments[0], copy)
+  mask = os.path.join(copy, "replicate_0", "level_1", "ticket", "mask.npz")
+  levels = ["--mask_levels=9"] if damage == "no_level" else []
+  if damage == "no_config":
+    os.remove(os.path.join(copy, "config.json"))
+  elif damage == "no_summary":
+    os.remove(os.path.join(copy, "summary.json"))
+  elif damage == "truncated_mask":
+    data = open(mask, "rb").read()
+    open(mask, "wb").write(data[:len(data) // 2])
+  elif damage == "values_mask":
+    arrays = io.read_arrays(mask)
+    io.write_arrays(mask, dict(arrays, **{"fc1/kernel": arrays["fc1/kernel"].astype(np.int8) * 2}))
+  elif damage == "missing_mask":
+    os.remove(mask)
+  result = subprocess.run([sys.executable, "-m", "lth_tf.cli", "masks", "compare",
+                           f"--experiment_dir={copy}", *levels, f"--out={tmp_path / 'out'}"],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT)
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+  assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+  assert message in result.stderr
+  assert not (tmp_path / "out").exists()
+
+
+def test_one_mask_is_not_enough(tmp_path):
+  with pytest.raises(UserError, match="only 0 mask"):
+    masks_report.build([], [], str(tmp_path / "out"))
+  assert not (tmp_path / "out").exists()
