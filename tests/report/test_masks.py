@@ -57,7 +57,7 @@ def test_complementary_masks_share_nothing():
 
 def test_the_overlap_counts_equal_a_direct_count():
   rng = np.random.default_rng(2)
-  stack = [rng.random((300, 70)) < p for p in (0.1, 0.5, 0.9)]
+  stack = [rng.random((300, 700)) < p for p in (0.1, 0.5, 0.9)]  # several blocks of weights
   matrix = overlap.intersections(stack)
   for i, a in enumerate(stack):
     for j, b in enumerate(stack):
