@@ -75,7 +75,7 @@ def figure(masks: Sequence[masks_lib.LabelledMask], pairs: Sequence[masks_lib.Pa
   jaccard, ratio = matrices(len(masks), pairs)
   side = max(4.0, 0.45 * len(masks) + 2.5)
   fig, axes = plots.plt.subplots(1, 2, figsize=(2 * side + 1.5, side), squeeze=False)
-  labels = [item.label for item in masks]
+  labels = [f"{index}: {item.label}" for index, item in enumerate(masks)]
   panels = ((jaccard, "Jaccard index of the kept weights", "viridis", 0.0, 1.0, "{:.2f}"),
             (ratio, "Jaccard ÷ two independent random masks", "magma", 0.0,
              max(1.0, float(np.nanmax(ratio))) if np.isfinite(ratio).any() else 1.0, "{:.1f}"))

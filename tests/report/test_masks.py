@@ -217,6 +217,18 @@ def test_the_command_writes_the_csv_and_figure_of_real_experiments(experiments, 
   assert "masks.csv: " in result.stdout
 
 
+def test_a_saved_ticket_is_its_levels_mask(experiments, tmp_path):
+  from lth_tf import tickets  # pylint: disable=import-outside-toplevel
+  first = experiments[0]
+  saved = tickets.save(first, 1, 2, str(tmp_path / "ticket"), os.path.dirname(first))
+  written = masks_report.build([first], [saved], str(tmp_path / "out"), [2], ("ticket",))
+  rows = [r for r in csv.DictReader(open(written["masks.csv"])) if r["layer"] == "overall"]
+  name = os.path.basename(first)
+  same = {(r["mask_a"], r["mask_b"]): r for r in rows}[(f"{name} r1 L2 ticket", "ticket ticket")]
+  assert same["relation"] == "same" and float(same["jaccard"]) == 1.0
+  assert {r["relation"] for r in rows} == {"same", "replicates"}
+
+
 def test_reading_masks_does_not_start_tensorflow():
   code = ("import sys\n"
           "import lth_tf.report.masks, lth_tf.analysis.masks, lth_tf.cli\n"
