@@ -125,13 +125,13 @@ def _skip_reason(a: Mask, b: Mask, name: str) -> Optional[str]:
 
 def compare(masks: Sequence[LabelledMask]) -> List[Pair]:
   """Every pair (i < j) of `masks`, compared on the layers that match by name and shape."""
-  counts: Dict[Tuple[str, Tuple[int, ...]], Tuple[List[int], object]] = {}
+  # Per (layer, shape): the masks that have it, and |A_i ∩ A_j| of all of them at once.
   groups: Dict[Tuple[str, Tuple[int, ...]], List[int]] = {}
   for index, item in enumerate(masks):
     for name in item.mask:
       groups.setdefault((name, tuple(item.mask[name].shape)), []).append(index)
-  for key, members in groups.items():
-    counts[key] = (members, overlap.intersections([masks[i].mask[key[0]] for i in members]))
+  counts = {key: (members, overlap.intersections([masks[i].mask[key[0]] for i in members]))
+            for key, members in groups.items()}
   pairs = []
   for i, first in enumerate(masks):
     for j in range(i + 1, len(masks)):
