@@ -202,7 +202,7 @@ def _report(args: List[str]) -> int:
 
 @COMMANDS.register("masks")
 def _masks(args: List[str]) -> int:
-  """Compares masks (levels, replicates, experiments, tickets) against random masks' overlap.
+  """How much masks share (levels, replicates, experiments, tickets), beside random masks.
 
   `lth masks compare --experiment_dir=A [--experiment_dir=B ...] [--compare_tickets=T,...] --out=OUT`.
   """
