@@ -152,6 +152,26 @@ def test_layers_of_another_shape_or_only_in_one_mask_are_skipped_and_named():
   assert [r["jaccard"] for r in rows if r["layer"] == "overall"] == ["1.0"]
 
 
+def test_the_heat_map_holds_every_pairs_overall_jaccard_and_its_ratio_to_random(tmp_path):
+  rng = np.random.default_rng(4)
+  masks = [_labelled(str(i), {"w": rng.random((50, 40)) < density}, level=i)
+           for i, density in enumerate((0.9, 0.5, 0.2))]
+  masks.append(_labelled("other", {"v": np.ones(5, bool)}, level=3))  # matches no layer
+  pairs = masks_lib.compare(masks)
+  jaccard, ratio = masks_report.matrices(len(masks), pairs)
+  for pair in pairs:
+    for i, j in ((pair.a, pair.b), (pair.b, pair.a)):
+      if pair.overall is None:
+        assert np.isnan(jaccard[i, j]) and np.isnan(ratio[i, j])
+      else:
+        assert jaccard[i, j] == pair.overall.jaccard
+        assert ratio[i, j] == pair.overall.jaccard / pair.overall.expected_jaccard
+  assert (np.diag(jaccard) == 1.0).all()
+  path = masks_report.figure(masks, pairs, str(tmp_path / "masks.png"))
+  with open(path, "rb") as handle:
+    assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
 # ---- reading experiment directories -------------------------------------------------------------
 
 def _config(root, seeds, dataset="synthetic", levels=2):
