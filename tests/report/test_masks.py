@@ -82,9 +82,10 @@ def test_the_windowed_sum_is_the_full_hypergeometric_sum(n, ka, kb):
                                                                  abs=1e-15)
 
 
-# (n, kept_a, kept_b) per layer: a small layer where E|A∩B| / |A∪B| is a poor guess, a dense one
-# and a sparse one; the masks are random with exactly these counts.
-LAYERS = {"small": (12, 3, 5), "dense": (400, 300, 200), "sparse": (3000, 60, 900)}
+# (n, kept_a, kept_b) per layer: two small layers where E|A∩B| / |A∪B| is a poor guess, a dense
+# one and a sparse one; the masks are random with exactly these counts.
+LAYERS = {"small": (12, 3, 5), "tiny": (8, 2, 3), "dense": (400, 300, 200),
+          "sparse": (3000, 60, 900)}
 DRAWS = 20000
 
 
@@ -100,14 +101,14 @@ def monte_carlo():
     per_layer[name] = np.concatenate([
         np.count_nonzero(rng.permuted(np.tile(np.arange(n), (1000, 1)), axis=1)[:, :kb] < ka,
                          axis=1) for _ in range(DRAWS // 1000)])
-  return per_layer, sum(per_layer.values())
+  return per_layer
 
 
 def test_the_random_baseline_matches_a_monte_carlo_estimate(monte_carlo):
   """The tolerance is 5 standard errors of each Monte Carlo mean (a false alarm about 1 in 10^6
   per check, and the draws are seeded); the naive ratio E|A∩B| / (k_a + k_b - E|A∩B|) misses
   the small layer by 16 of them, so the check can tell an exact baseline from that guess."""
-  per_layer, totals = monte_carlo
+  per_layer = monte_carlo
   for name, (n, ka, kb) in LAYERS.items():
     both = per_layer[name]
     jaccard = both / (ka + kb - both)
@@ -120,13 +121,20 @@ def test_the_random_baseline_matches_a_monte_carlo_estimate(monte_carlo):
   naive = (ka * kb / n) / (ka + kb - ka * kb / n)
   assert abs(naive - (per_layer["small"] / (ka + kb - per_layer["small"])).mean()) > 10 * (
       per_layer["small"] / (ka + kb - per_layer["small"])).std() / math.sqrt(DRAWS)
-  # Overall: the counts of the layers add.
-  kept = sum(ka + kb for _, ka, kb in LAYERS.values())
-  jaccard = totals / (kept - totals)
-  combined = overlap.combined([overlap.layer(*LAYERS[name], 0) for name in LAYERS])
-  assert abs(combined.expected_jaccard - jaccard.mean()) < 5 * jaccard.std() / math.sqrt(DRAWS)
-  assert combined.expected_a_in_b == pytest.approx(
-      sum(ka * kb / n for n, ka, kb in LAYERS.values()) / sum(ka for _, ka, _ in LAYERS.values()))
+  # Overall: the counts of the layers add, over every layer and over the two small ones (where
+  # the naive ratio of the summed counts misses by 13 standard errors).
+  for names in (list(LAYERS), ["small", "tiny"]):
+    both = sum(per_layer[name] for name in names)
+    kept = sum(LAYERS[name][1] + LAYERS[name][2] for name in names)
+    jaccard = both / (kept - both)
+    error = jaccard.std() / math.sqrt(DRAWS)
+    combined = overlap.combined([overlap.layer(*LAYERS[name], 0) for name in names])
+    assert abs(combined.expected_jaccard - jaccard.mean()) < 5 * error, names
+    assert combined.expected_a_in_b == pytest.approx(
+        sum(ka * kb / n for n, ka, kb in (LAYERS[name] for name in names)) /
+        sum(LAYERS[name][1] for name in names))
+  naive = combined.expected_both / (kept - combined.expected_both)
+  assert abs(naive - jaccard.mean()) > 10 * error
 
 
 def test_layers_of_another_shape_or_only_in_one_mask_are_skipped_and_named():
