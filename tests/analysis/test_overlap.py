@@ -138,3 +138,12 @@ def test_layers_of_another_shape_or_only_in_one_mask_are_skipped_and_named():
                           "output/kernel": "shape (20, 10) in A, (20, 4) in B",
                           "extra/kernel": "only in B"}
   assert pair.overall.weights == 600 and pair.overall.jaccard == 1.0
+
+
+@pytest.mark.parametrize("other,expected", [
+    (dict(level=3), "levels"), (dict(replicate=1), "replicates"),
+    (dict(branch="target_ticket"), "branches"), (dict(experiment="f"), "experiments"),
+    (dict(replicate=1, level=3), "other"), ({}, "same")])
+def test_a_pair_is_labelled_by_how_its_masks_relate(other, expected):
+  one = {"w": np.ones(4, bool)}
+  assert masks_lib.relation(_labelled("a", one), _labelled("b", one, **other)) == expected
