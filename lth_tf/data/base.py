@@ -74,10 +74,13 @@ class Splits:
     return self.x_train[index], self.y_train[index]
 
 
-Source = Callable[[str, str], RawData]  # (dataset name, data_dir) -> RawData
+# (dataset name, data_dir, image_size) -> RawData. `image_size` is () or the (height, width)
+# the images are asked at: a source may return them at that size (the TFDS reader does, which
+# datasets of varying image size need) or as stored; `read_raw` resizes what is not yet.
+Source = Callable[[str, str, Tuple[int, ...]], RawData]
 SOURCES: Registry[Source] = Registry("dataset")
-# `SCHEME:ARGUMENT` names (`npz:PATH`, `tfds:NAME`, `py:module:function`): (argument, data_dir) ->
-# RawData; each source module registers its scheme.
+# `SCHEME:ARGUMENT` names (`npz:PATH`, `tfds:NAME`, `py:module:function`): (argument, data_dir,
+# image_size) -> RawData; each source module registers its scheme.
 SCHEMES: Registry[Source] = Registry("dataset scheme")
 
 
