@@ -54,7 +54,7 @@ class ModelConfig:
 
   Attributes:
     name: a registered model (`lenet300_100`, `conv2`, `conv4`, `conv6`, `vgg16`, `vgg19`,
-      `resnet20`, ...), or your own as `package.module:function`: it takes `(input_shape,
+      `resnet20`, ..., `resnet18`, `resnet50`, `resnet18_cifar`, `resnet50_cifar`), or your own as `package.module:function`: it takes `(input_shape,
       num_classes, seed)` and returns a tf_keras model with logits; every layer that tfmot's
       prune registry supports or that implements `PrunableLayer` is pruned, the rest stays
       dense; a layer named `output` takes the output rate.
