@@ -30,6 +30,12 @@ class DatasetConfig:
     classes: if non-empty, keep only these class labels (relabelled 0..n-1 in this order).
     source_sha256: for a `py:` dataset, the SHA-256 of its module's file; set when the
       experiment starts (given, it must match the file).
+    augmentation: training-time augmentation of every training batch (never of evaluation):
+      `none`, or `crop_flip` (random crop of the image padded by 4 black pixels and a random
+      horizontal flip, as open_lth trains CIFAR VGG and ResNet), drawn as a function of the seed
+      and the iteration so that a resumed run is unchanged.
+    image_size: if given (height, width), every image is resized to it (bilinear) when it is
+      read; datasets of varying image size (`malaria`) need it.
   """
   name: str = "fashion_mnist"
   validation_size: int = 5000
@@ -38,6 +44,8 @@ class DatasetConfig:
   train_examples_per_class: int = 0
   classes: Tuple[int, ...] = ()
   source_sha256: str = ""
+  augmentation: str = "none"
+  image_size: Tuple[int, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +54,7 @@ class ModelConfig:
 
   Attributes:
     name: a registered model (`lenet300_100`, `conv2`, `conv4`, `conv6`, `vgg16`, `vgg19`,
-      `resnet20`, ...), or your own as `package.module:function`: it takes `(input_shape,
+      `resnet20`, ..., `resnet18`, `resnet50`, `resnet18_cifar`, `resnet50_cifar`), or your own as `package.module:function`: it takes `(input_shape,
       num_classes, seed)` and returns a tf_keras model with logits; every layer that tfmot's
       prune registry supports or that implements `PrunableLayer` is pruned, the rest stays
       dense; a layer named `output` takes the output rate.
@@ -410,6 +418,8 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
          f"train_examples_per_class must be >= 0; got {d.train_examples_per_class}")
   _check(not (d.train_examples and d.train_examples_per_class),
          "give train_examples or train_examples_per_class, not both")
+  _check(not d.image_size or (len(d.image_size) == 2 and min(d.image_size) > 0),
+         f"image_size must be empty or (height, width) > 0; got {list(d.image_size)}")
   _check(0.0 <= config.model.dropout < 1.0, f"dropout must be in [0, 1); got {config.model.dropout}")
   _check_choice(t.optimizer, OPTIMIZERS, "optimizer")
   _check(t.learning_rate > 0, f"learning_rate must be > 0; got {t.learning_rate}")

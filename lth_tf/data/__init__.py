@@ -13,7 +13,7 @@ import os
 from typing import Optional, Tuple
 
 from lth_tf.config import DatasetConfig
-from lth_tf.data import npz, tfds_source
+from lth_tf.data import npz, sizing, tfds_source
 from lth_tf.data.base import SCHEMES, SOURCES, RawData, Splits, prepare
 from lth_tf.registry import import_modules
 
@@ -33,11 +33,11 @@ def installed_path(name: str, data_dir: str) -> str:
   return os.path.join(data_dir, f"{name}.npz")
 
 
-def _installed_or_tfds(name: str, data_dir: str) -> RawData:
+def _installed_or_tfds(name: str, data_dir: str, image_size=()) -> RawData:
   installed = installed_path(name, data_dir)
   if os.path.exists(installed):
     return dataclasses.replace(npz.read(installed), num_classes=DECLARED_CLASSES[name])
-  return tfds_source.read(name, data_dir)
+  return tfds_source.read(name, data_dir, image_size)
 
 
 for _name in TFDS_DATASETS:
@@ -49,17 +49,26 @@ def _scheme(name: str) -> Tuple[Optional[str], str]:
   return (scheme, argument) if sep and scheme in SCHEMES else (None, name)
 
 
-def read_raw(name: str, data_dir: str) -> RawData:
+def read_raw(name: str, data_dir: str, image_size: Tuple[int, ...] = ()) -> RawData:
   """The source's arrays for dataset `name`, before splitting and normalisation.
+
+  Args:
+    name: the dataset name.
+    data_dir: where offline datasets are installed and TFDS data lives.
+    image_size: () keeps the images as stored; (height, width) resizes them to it
+      (`lth_tf.data.sizing`).
 
   Raises:
     ConfigError: an unknown name (the message lists the registered ones).
     DataError: the source is missing, unavailable or corrupt.
   """
   scheme, argument = _scheme(name)
+  image_size = sizing.size_of(image_size)
   if scheme is not None:
-    return SCHEMES.get(scheme)(argument, data_dir)
-  return SOURCES.get(name)(name, data_dir)
+    raw = SCHEMES.get(scheme)(argument, data_dir, image_size)
+  else:
+    raw = SOURCES.get(name)(name, data_dir, image_size)
+  return sizing.resize_raw(raw, image_size)
 
 
 def _file_stamp(name: str, data_dir: str) -> Optional[Tuple[str, int, int]]:
@@ -81,7 +90,7 @@ def _file_stamp(name: str, data_dir: str) -> Optional[Tuple[str, int, int]]:
 @functools.lru_cache(maxsize=4)
 def _load_cached(config: DatasetConfig, data_dir: str, stamp) -> Splits:
   del stamp  # part of the cache key only
-  return prepare(read_raw(config.name, data_dir), config)
+  return prepare(read_raw(config.name, data_dir, config.image_size), config)
 
 
 def load(config: DatasetConfig, data_dir: str) -> Splits:

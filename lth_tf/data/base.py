@@ -6,6 +6,7 @@ from typing import Callable, Tuple
 import numpy as np
 
 from lth_tf.config import DatasetConfig
+from lth_tf.data import augment
 from lth_tf.errors import DataError
 from lth_tf.registry import Registry
 
@@ -48,6 +49,8 @@ class Splits:
     name: the dataset name as configured.
     digest: SHA-256 of the dtype, shape and bytes of every split's images and labels before
       normalisation: names the data an experiment trains on, whatever file it came from.
+    augmentation: the augmentation of training batches (`lth_tf.data.augment`; `none`): the
+      arrays are never augmented, the trainers augment each batch they draw from `x_train`.
   """
   x_train: np.ndarray
   y_train: np.ndarray
@@ -61,6 +64,7 @@ class Splits:
   std: np.ndarray
   name: str
   digest: str = ""
+  augmentation: str = "none"
 
   def batch(self, seed: int, size: int) -> Tuple[np.ndarray, np.ndarray]:
     """`size` training examples drawn without replacement by a generator seeded with `seed`
@@ -70,10 +74,13 @@ class Splits:
     return self.x_train[index], self.y_train[index]
 
 
-Source = Callable[[str, str], RawData]  # (dataset name, data_dir) -> RawData
+# (dataset name, data_dir, image_size) -> RawData. `image_size` is () or the (height, width)
+# the images are asked at: a source may return them at that size (the TFDS reader does, which
+# datasets of varying image size need) or as stored; `read_raw` resizes what is not yet.
+Source = Callable[[str, str, Tuple[int, ...]], RawData]
 SOURCES: Registry[Source] = Registry("dataset")
-# `SCHEME:ARGUMENT` names (`npz:PATH`, `tfds:NAME`, `py:module:function`): (argument, data_dir) ->
-# RawData; each source module registers its scheme.
+# `SCHEME:ARGUMENT` names (`npz:PATH`, `tfds:NAME`, `py:module:function`): (argument, data_dir,
+# image_size) -> RawData; each source module registers its scheme.
 SCHEMES: Registry[Source] = Registry("dataset scheme")
 
 
@@ -152,6 +159,7 @@ def _check_config(config: DatasetConfig, num_classes: int) -> None:
     raise DataError("train_examples and train_examples_per_class must be >= 0")
   if config.train_examples and config.train_examples_per_class:
     raise DataError("give train_examples or train_examples_per_class, not both")
+  augment.check(config.augmentation)
 
 
 def _filter_classes(x: np.ndarray, y: np.ndarray, classes: Tuple[int, ...], num_classes: int):
@@ -285,4 +293,5 @@ def prepare(raw: RawData, config: DatasetConfig) -> Splits:
       x_val=_normalise(x_val, mean, std), y_val=_frozen(y_val),
       x_test=_normalise(x_test, mean, std), y_test=_frozen(y_test),
       num_classes=num_classes, input_shape=tuple(int(d) for d in x_train.shape[1:]),
-      mean=mean, std=std, name=config.name, digest=fingerprint)
+      mean=mean, std=std, name=config.name, digest=fingerprint,
+      augmentation=config.augmentation)

@@ -68,7 +68,7 @@ def from_arrays(arrays, what: str) -> RawData:
 
 
 @SCHEMES.register("npz")
-def read_scheme(path: str, data_dir: str) -> RawData:
+def read_scheme(path: str, data_dir: str, image_size=()) -> RawData:
   """`npz:PATH`: the file at PATH (relative to the current directory, not `data_dir`)."""
-  del data_dir
+  del data_dir, image_size  # resized by `read_raw`
   return read(path)

@@ -9,7 +9,7 @@ from lth_tf.errors import DataError
 
 
 @SCHEMES.register("py")
-def read(spec: str, data_dir: str) -> RawData:
+def read(spec: str, data_dir: str, image_size=()) -> RawData:
   """Calls `function()` and checks that it returns `x_train, y_train, x_test, y_test`.
 
   Images are (N, H, W) or (N, H, W, C) in [0, 255] (the pipeline normalises them), labels
@@ -20,7 +20,7 @@ def read(spec: str, data_dir: str) -> RawData:
     DataError: the function raised, or returned something else than four arrays that pass the
       npz source's checks.
   """
-  del data_dir  # the function finds its own data
+  del data_dir, image_size  # the function finds its own data; `read_raw` resizes
   what = f"dataset py:{spec}"
   function = user_code.load(spec, "dataset")
   try:

@@ -31,10 +31,10 @@ def make(shape, num_classes=10, train=3000, test=1000, seed=1234) -> RawData:
 
 
 @SOURCES.register("synthetic")
-def _synthetic(name: str, data_dir: str) -> RawData:
+def _synthetic(name: str, data_dir: str, image_size=()) -> RawData:
   return make((28, 28, 1))
 
 
 @SOURCES.register("synthetic_cifar")
-def _synthetic_cifar(name: str, data_dir: str) -> RawData:
+def _synthetic_cifar(name: str, data_dir: str, image_size=()) -> RawData:
   return make((32, 32, 3))

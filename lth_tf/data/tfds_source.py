@@ -1,8 +1,15 @@
-"""TensorFlow Datasets: any image-classification dataset by name, loaded whole into memory."""
+"""TensorFlow Datasets: any image-classification dataset by name, loaded whole into memory.
+
+With an image size (`--image_size`) every image is resized inside the `tf.data` pipeline before
+the examples are gathered (`lth_tf.data.sizing`): datasets of varying image size (`malaria`) can
+then be loaded, and large ones are held only at that size.
+"""
 import os
+from typing import Sequence, Tuple
 
 import numpy as np
 
+from lth_tf.data import sizing
 from lth_tf.data.base import SCHEMES, RawData, as_labels, as_nhwc, inferred_classes
 from lth_tf.errors import DataError
 
@@ -14,9 +21,12 @@ def _first_line(error: Exception) -> str:
   return (text.splitlines()[0] if text else type(error).__name__)[:200]
 
 
-def _to_numpy(dataset):
-  """Materialises an (image, label) dataset in memory, in order."""
+def _to_numpy(dataset, image_size: Tuple[int, ...] = ()):
+  """Materialises an (image, label) dataset in memory, in order; images resized to
+  `image_size` first if it is given."""
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  if image_size:
+    dataset = dataset.map(lambda x, y: (sizing.resize_tensor(x, image_size), y))
   images, labels = [], []
   for x, y in tfds.as_numpy(dataset.batch(4096)):
     images.append(x)
@@ -34,16 +44,17 @@ def _builder(name: str, data_dir: str):
     raise DataError(f"unknown TFDS dataset {name!r} ({_first_line(error)})") from None
 
 
-def _check_features(name: str, builder) -> int:
-  """Checks `image` and `label` features of fixed shape; returns the number of classes (0: unknown)."""
+def _check_features(name: str, builder, resized: bool = False) -> int:
+  """Checks `image` and `label` features, of fixed shape unless the images are `resized`;
+  returns the number of classes (0: unknown)."""
   features = builder.info.features
   if "image" not in features or "label" not in features:
     raise DataError(f"TFDS dataset {name!r} is not an image-classification dataset "
                     f"(needs `image` and `label` features; has {', '.join(features)})")
   shape = getattr(features["image"], "shape", None)
-  if shape is not None and None in tuple(shape):
+  if shape is not None and None in tuple(shape) and not resized:
     raise DataError(f"TFDS dataset {name!r} has images of varying size {tuple(shape)}; "
-                    "only fixed-size images can be loaded into memory")
+                    "give --image_size=HEIGHT,WIDTH to resize them as they are read")
   return int(getattr(features["label"], "num_classes", 0) or 0)
 
 
@@ -64,12 +75,16 @@ def prepare(name: str, data_dir: str) -> str:
   return builder.data_dir
 
 
-def read(name: str, data_dir: str) -> RawData:
-  """Loads the prepared `train` and `test` splits of TFDS dataset `name`; never downloads.
+def read(name: str, data_dir: str, image_size: Sequence[int] = (),
+         splits: Tuple[str, str] = SPLITS) -> RawData:
+  """Loads the prepared training and test splits of TFDS dataset `name`; never downloads.
 
   Args:
     name: a TFDS name (`mnist`, `cifar10:3.0.2`, ...).
     data_dir: the data directory; TFDS data lives in `<data_dir>/tfds`.
+    image_size: () keeps the stored images; (height, width) resizes every image to it.
+    splits: the TFDS splits read as the training and the test split; TFDS's slicing syntax
+      (`train[:80%]`) names part of one.
 
   Returns:
     The arrays; `num_classes` comes from the builder's `label` feature, or else from the
@@ -80,10 +95,11 @@ def read(name: str, data_dir: str) -> RawData:
       how to install it.
   """
   builder = _builder(name, data_dir)
-  num_classes = _check_features(name, builder)
+  image_size = tuple(int(d) for d in image_size)
+  num_classes = _check_features(name, builder, resized=bool(image_size))
   try:
-    train, test = (_to_numpy(builder.as_dataset(split=split, as_supervised=True))
-                   for split in SPLITS)
+    train, test = (_to_numpy(builder.as_dataset(split=split, as_supervised=True), image_size)
+                   for split in splits)
   except Exception as error:  # not prepared, missing splits, or corrupt files
     raise DataError(f"TFDS dataset {name!r} is not available in {data_dir} ({_first_line(error)}); "
                     f"install it with `lth data install` (offline sources) or `lth data install "
@@ -96,4 +112,7 @@ def read(name: str, data_dir: str) -> RawData:
   return RawData(x_train, y_train, x_test, y_test, num_classes)
 
 
-SCHEMES.add("tfds", read)
+@SCHEMES.register("tfds")
+def read_scheme(name: str, data_dir: str, image_size: Sequence[int] = ()) -> RawData:
+  """`tfds:NAME`: its `train` and `test` splits."""
+  return read(name, data_dir, image_size)

@@ -32,7 +32,7 @@ import numpy as np
 
 from lth_tf.compat import keras, tf
 from lth_tf.config import RuntimeConfig, TrainingConfig
-from lth_tf.data import Splits
+from lth_tf.data import Splits, augment
 from lth_tf.errors import ConfigError
 from lth_tf.pruning import Mask, MaskFreezeWrapper
 from lth_tf.registry import Registry
@@ -193,6 +193,8 @@ class BatchedTrainer:
           steps=tf.Variable(tf.zeros([k]), trainable=False, name=f"optimizer_steps{number}")))
     self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="lth_iteration")
     self._x_train, self._y_train, self._eval_sets = in_memory(data)
+    # Per variant, the dataset's augmentation keyed by its own seed (None: none), as `Trainer`.
+    self._augments = [augment.for_training(data, seed) for seed in self.seeds]
     signature = [tf.TensorSpec([self.size, None], tf.int32), tf.TensorSpec([], tf.int32)]
     # Variants at different optimizer steps (a restored ticket beside a fresh control) need
     # per-variant bias corrections; otherwise the fused kernels apply.
@@ -289,6 +291,9 @@ class BatchedTrainer:
                      [group.size, batch])
     x = tf.gather(self._x_train, idx)
     y = tf.gather(self._y_train, idx)
+    augments = self._augments[group.start:group.start + group.size]
+    if augments[0] is not None:
+      x = tf.stack([fn(x[i], self.iteration) for i, fn in enumerate(augments)])
     with tf.GradientTape() as tape:
       logits = self._forward(group.params, x)
       losses = tf.reduce_mean(

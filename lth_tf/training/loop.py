@@ -17,7 +17,9 @@ extra boundaries, the end), the curve rows, the NaN/Inf guard, the progress bar 
 
 The data order is a pure function of (seed, iteration): epoch e is the permutation drawn by
 `numpy.random.default_rng([seed, e])`, so a run resumed or rewound at iteration k sees the
-same batches as an uninterrupted one.
+same batches as an uninterrupted one. A dataset's augmentation (`lth_tf.data.augment`) is a pure
+function of (seed, iteration) too: each step's batch is augmented inside the graph step, and the
+evaluation sets never are.
 
 Under a multi-replica strategy (`lth_tf.distribute.uses_replica_steps`) every iteration is one
 `strategy.run`: replica r takes examples [r * B/N, (r + 1) * B/N) of the global batch of B
@@ -34,7 +36,7 @@ import numpy as np
 from lth_tf import distribute, precision
 from lth_tf.compat import keras, tf
 from lth_tf.config import RuntimeConfig, TrainingConfig
-from lth_tf.data import Splits
+from lth_tf.data import Splits, augment
 from lth_tf.errors import ConfigError
 from lth_tf.pruning import mask_pairs
 from lth_tf.training import driver, optimizers, schedules, sharded
@@ -120,6 +122,8 @@ class Trainer:
       self.optimizer = optimizers.build(training, model.trainable_variables)
       self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="lth_iteration")
     self._x_train, self._y_train, self._eval_sets = in_memory(data)
+    # The dataset's augmentation of training batches (None: none), keyed by (seed, iteration).
+    self._augment = augment.for_training(data, seed)
     masks = {weight.ref(): mask for _, weight, mask in mask_pairs(model)}
     self._masks = [masks.get(v.ref()) for v in model.trainable_variables]
     check_engine(model, training, runtime, self.strategy)
@@ -214,6 +218,8 @@ class Trainer:
       idx = static_batch(indices, step, batch)
       x = tf.gather(self._x_train, idx)
       y = tf.gather(self._y_train, idx)
+      if self._augment is not None:
+        x = self._augment(x, self.iteration)
       if not self.schedule.is_constant:
         self.optimizer.learning_rate.assign(self.schedule(self.iteration))
       loss, grads = self.gradients(x, y, pruned)
@@ -237,6 +243,9 @@ class Trainer:
     idx = static_batch(global_indices, context.replica_id_in_sync_group, share)
     x = tf.gather(self._x_train, idx)
     y = tf.gather(self._y_train, idx)
+    if self._augment is not None:  # this replica's rows of the global batch's draws
+      x = self._augment(x, self.iteration, context.replica_id_in_sync_group * share,
+                        self.config.batch_size)
     with tf.GradientTape() as tape:
       per_example = self._per_example_loss(y, self.model(x, training=True))
       loss = tf.reduce_sum(per_example) / float(self.config.batch_size)

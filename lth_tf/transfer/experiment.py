@@ -166,7 +166,8 @@ class TransferExperiment:
                           if transfer.target_ticket else None)
     self.branches = branches_lib.enabled("transfer", transfer)
     models.check(config.model)
-    raw = data_lib.read_raw(config.dataset.name, config.runtime.data_dir)
+    raw = data_lib.read_raw(config.dataset.name, config.runtime.data_dir,
+                            config.dataset.image_size)
     self.adapter = adapters.choose(as_nhwc(raw.x_train[:1], config.dataset.name).shape[1:],
                                    self.ticket.input_shape)
     self.data = prepare(adapters.adapt_raw(raw, self.adapter), config.dataset)

@@ -12,8 +12,10 @@ MNIST = (28, 28, 1)
 NUM_CLASSES = 10
 ALL_MODELS = MODELS.names()
 MNIST_MODELS = ["lenet300_100", "conv2", "conv4", "conv6"]
-# Rebuilding these costs seconds each; their families are covered by vgg16 and resnet20.
-SLOW_MODELS = {"vgg19", "resnet32", "resnet44", "resnet56", "resnet110"}
+# Rebuilding these costs seconds each; their families are covered by vgg16, resnet20 and
+# resnet18 (ResNet-50 also by tests/models/test_resnet_imagenet.py).
+SLOW_MODELS = {"vgg19", "resnet32", "resnet44", "resnet56", "resnet110", "resnet50",
+               "resnet50_cifar"}
 FAST_MODELS = [name for name in ALL_MODELS if name not in SLOW_MODELS]
 
 EXACT_COUNTS = {
@@ -49,7 +51,8 @@ def kernel_layers(model):
 def test_registry_lists_every_family():
   assert set(ALL_MODELS) == {
       "lenet300_100", "conv2", "conv4", "conv6", "vgg16", "vgg19",
-      "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"}
+      "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
+      "resnet18", "resnet18_cifar", "resnet50", "resnet50_cifar"}
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)
@@ -173,8 +176,8 @@ def test_dropout_rejected_where_unsupported(name):
 
 
 def test_unknown_model_is_config_error():
-  with pytest.raises(ConfigError, match="unknown model 'resnet18'"):
-    build(ModelConfig(name="resnet18"), CIFAR, NUM_CLASSES, 0)
+  with pytest.raises(ConfigError, match="unknown model 'resnet19'"):
+    build(ModelConfig(name="resnet19"), CIFAR, NUM_CLASSES, 0)
 
 
 def test_bad_arguments_are_config_errors():
