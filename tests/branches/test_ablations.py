@@ -79,6 +79,11 @@ def test_invert_breaks_ties_by_position_and_needs_scores():
   source = Mask.from_dict({"a": np.array([True, True, True, True])})
   kept = inverted(mask, source, {"a": np.array([1.0, 0.0, 0.0, 2.0])})
   np.testing.assert_array_equal(kept["a"], [False, True, True, False])
+  ties = np.zeros(100)
+  ties[::7] = 1.0
+  kept = inverted(Mask.from_dict({"a": np.arange(100) < 20}), Mask.from_dict({"a": np.ones(100, bool)}),
+                  {"a": ties})
+  np.testing.assert_array_equal(np.flatnonzero(kept["a"]), np.flatnonzero(ties == 0)[:20])
   with pytest.raises(UserError, match="needs the pruning strategy's scores"):
     BRANCHES.get("invert").plan(_context(_ticket(layer_rates=RATES)))
 
