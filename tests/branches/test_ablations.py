@@ -195,3 +195,23 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path, pruning, mess
   with pytest.raises(UserError, match=message):
     LotteryExperiment(config, log=lambda line: None)
   assert not os.path.exists(ExperimentLayout.for_config(config).directory)
+
+
+def test_iterative_pruning_at_init_prunes_theta_k_under_each_levels_mask(tmp_path):
+  config = _config(tmp_path, levels=2, strategy="magnitude_init", rewind_iteration=10)
+  config = config.replace(training=TrainingConfig(iterations=20, eval_every=10, batch_size=50))
+  experiment = LotteryExperiment(config, log=lambda line: None)
+  experiment.run()
+  layout = experiment.layout
+  theta_k = states.read(io, layout.rewind_file(0)).weights
+  previous = Mask.ones_like({n: theta_k[n] for n in _mask(layout, 1, "ticket")})
+  total = previous.num_weights()
+  for level in (1, 2):
+    ticket = _mask(layout, level, "ticket")
+    assert ticket.is_subset_of(previous)
+    assert ticket.num_remaining() == remaining_after(total, 0.2, level)
+    # The largest |θk| among the previous level's survivors, ranked across all layers.
+    kept = np.concatenate([np.abs(theta_k[n][ticket[n]]) for n in ticket])
+    dropped = np.concatenate([np.abs(theta_k[n][previous[n] & ~ticket[n]]) for n in ticket])
+    assert kept.min() >= dropped.max()
+    previous = ticket
