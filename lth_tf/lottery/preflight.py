@@ -29,6 +29,14 @@ def check_engine(config: ExperimentConfig, model, strategy) -> None:
   loop.check_engine(model, config.training, config.runtime, strategy)
 
 
+def check_strategy(config: ExperimentConfig, names: Iterable[str]) -> None:
+  """The level loop gives the strategy all it may need (the model, seeded batches, θk), and
+  every enabled branch what its plan reads (the strategy's scores for `invert`)."""
+  pruning.check_inputs(config.pruning, ("model", "batch", "rewind_weights"), "lth find")
+  check_branch_needs(names, ("scores",) if pruning.has_scores(config.pruning) else (),
+                     f"--pruning_strategy={config.pruning.strategy}")
+
+
 def check_branch_needs(names: Iterable[str], available: Iterable[str], why: str) -> None:
   """Every enabled branch gets what its plan reads (`Branch.needs`, e.g. the strategy's
   `scores`); `why` says what decides what is available."""

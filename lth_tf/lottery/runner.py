@@ -53,9 +53,7 @@ class LotteryExperiment:
       model = pruning.wrap_model(models.build(
           self.config.model, self.data.input_shape, self.data.num_classes, seed=0))
     pruning.global_layers(self.config.pruning, pruning.layer_kinds(model))
-    pruning.check_inputs(self.config.pruning, ("model", "batch", "rewind_weights"), "lth find")
-    preflight.check_branch_needs(self.branches, ("scores",) if pruning.has_scores(
-        self.config.pruning) else (), f"--pruning_strategy={self.config.pruning.strategy}")
+    preflight.check_strategy(self.config, self.branches)
     preflight.check_engine(self.config, model, self.strategy)
     if self.ticket is not None:
       tickets.apply(self.ticket, model)
