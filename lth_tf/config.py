@@ -106,7 +106,8 @@ class PruningConfig:
   """How tickets are found.
 
   Attributes:
-    strategy: a registered pruning strategy (`magnitude`, `random`).
+    strategy: a registered pruning strategy: `magnitude`, `random`, or one that prunes at
+      initialisation (`snip`, `grasp`, `synflow`, `magnitude_init`, `erk`, `uniform`).
     scope: `layerwise` (each layer pruned at its own rate) or `global` (one threshold across
       the layers named by `global_layers`).
     conv_rate, fc_rate, output_rate: fraction of the remaining weights pruned per round in
@@ -125,6 +126,16 @@ class PruningConfig:
       their own flags).
     ticket_sha256: checksum of a saved ticket that level 0 starts from (its mask and weights,
       at `rewind_iteration`) instead of the dense network; set from `--ticket`.
+    init_scope: how the strategies that prune at initialisation (`snip`, `grasp`, `synflow`,
+      `magnitude_init`, `erk`, `uniform`: they score the weights a level restarts from, θk)
+      rank: `global` (all prunable layers together at `global_rate`, as in their papers),
+      `layerwise` (each layer at its kind's rate), or `scope` (as `scope` and `global_layers`
+      say, like the other strategies).
+    score_iterations: score-and-prune steps per pruning round, at an exponential density
+      schedule that reaches the round's density exactly; 0: the strategy's own (100 for
+      `synflow`, 1 for the others).
+    score_examples: training examples `snip` and `grasp` score on (one seeded batch); 0: ten
+      per class.
   """
   strategy: str = "magnitude"
   scope: str = "layerwise"
@@ -141,6 +152,9 @@ class PruningConfig:
   random_prune: bool = False
   branches: Tuple[str, ...] = ()
   ticket_sha256: str = ""
+  init_scope: str = "global"
+  score_iterations: int = 0
+  score_examples: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -375,6 +389,7 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "step")
 SCOPES = ("layerwise", "global")
 GLOBAL_LAYERS = ("conv", "all")
+INIT_SCOPES = ("global", "layerwise", "scope")
 MODES = ("iterative", "one_shot")
 REWIND_OPTIMIZER = ("restore", "fresh")
 ENGINES = ("auto", "manual")
@@ -439,6 +454,9 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     _check(0.0 <= rate < 1.0, f"{name} must be in [0, 1); got {rate}")
   _check_choice(p.scope, SCOPES, "scope")
   _check_choice(p.global_layers, GLOBAL_LAYERS, "global_layers")
+  _check_choice(p.init_scope, INIT_SCOPES, "init_scope")
+  _check(p.score_iterations >= 0, f"score_iterations must be >= 0; got {p.score_iterations}")
+  _check(p.score_examples >= 0, f"score_examples must be >= 0; got {p.score_examples}")
   _check_choice(p.mode, MODES, "mode")
   _check_choice(p.rewind_optimizer, REWIND_OPTIMIZER, "rewind_optimizer")
   _check_choice(r.engine, ENGINES, "engine")

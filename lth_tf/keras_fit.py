@@ -41,7 +41,8 @@ class TicketSearch:
       (k = 0: the initial weights, captured now).
     rewind_optimizer: `restore` the optimizer state captured at k on `rewind()`, or start a
       `fresh` optimizer (zero state and step count).
-    strategy: a registered pruning strategy (`magnitude`, `random`).
+    strategy: a registered pruning strategy that needs the trained weights alone (`magnitude`,
+      `random`).
     seed: the seed of random strategies (mixed with the level).
   """
 
@@ -56,7 +57,8 @@ class TicketSearch:
     if rewind_optimizer not in REWIND_OPTIMIZER:
       raise ConfigError(f"rewind_optimizer must be one of {', '.join(REWIND_OPTIMIZER)}; "
                         f"got {rewind_optimizer!r}")
-    pruning.STRATEGIES.get(strategy)
+    pruning.check_inputs(PruningConfig(strategy=strategy), (), "TicketSearch (it prunes the "
+                         "trained weights alone; use lth find or lth_tf.api.find)")
     self.rewind_iteration = int(rewind_iteration)
     self.rewind_optimizer = rewind_optimizer
     self.strategy = strategy

@@ -54,6 +54,9 @@ class BranchContext:
       ticket; `lth transfer`: the ticket's trained weights), e.g. for learning-rate rewinding.
     source_mask: the mask those weights were trained under (every surviving weight of `mask`
       is in it), e.g. for branches that choose among the same survivors.
+    scores: `() -> scores by weight name` (higher kept): the pruning strategy's ranking of the
+      weights of `source_mask` that `mask` was cut from, computed when called; None where the
+      strategy ranks by no score (a branch that needs it says so in `Branch.needs`).
   """
   seed: int
   level: int
@@ -67,6 +70,7 @@ class BranchContext:
   target_ticket: Optional[Any] = None
   source_weights: Optional[Dict[str, np.ndarray]] = None
   source_mask: Optional[Any] = None
+  scores: Optional[Callable[[], Mapping[str, np.ndarray]]] = None
 
   def seed_for(self, name: str) -> int:
     """The seed of branch `name`'s own random draws at this level."""
@@ -99,6 +103,9 @@ class Branch:
     marker, linestyle: its matplotlib style in figures.
     control: a comparison for the ticket (`lth train` and `lth tune` leave controls out).
     label: its short name in column headings ("Δ <label>"); the name if empty.
+    needs: what its plan reads that not every experiment has: `scores` (the strategy's
+      ranking, `BranchContext.scores`); an experiment refuses it before training when it
+      cannot give that.
   """
   name: str
   plan: Callable[[BranchContext], BranchPlan]
@@ -109,6 +116,7 @@ class Branch:
   linestyle: str
   control: bool = True
   label: str = ""
+  needs: Tuple[str, ...] = ()
 
   @property
   def heading(self) -> str:

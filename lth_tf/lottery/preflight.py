@@ -7,7 +7,7 @@ import os
 import tempfile
 from typing import Iterable, Mapping, Tuple
 
-from lth_tf import distribute, io, pruning, tickets
+from lth_tf import branches, distribute, io, pruning, tickets
 from lth_tf.config import ExperimentConfig
 from lth_tf.errors import UserError
 from lth_tf.rundir import SUMMARY_KEYS, BranchFiles, ExperimentLayout
@@ -27,6 +27,25 @@ def check_engine(config: ExperimentConfig, model, strategy) -> None:
   """The step engine's rules for this model and strategy (`training.loop.check_engine`), which
   every replicate's trainer would otherwise apply only after `config.json` is written."""
   loop.check_engine(model, config.training, config.runtime, strategy)
+
+
+def check_strategy(config: ExperimentConfig, names: Iterable[str]) -> None:
+  """The level loop gives the strategy all it may need (the model, seeded batches, θk), and
+  every enabled branch what its plan reads (the strategy's scores for `invert`)."""
+  pruning.check_inputs(config.pruning, ("model", "batch", "rewind_weights"), "lth find")
+  check_branch_needs(names, ("scores",) if pruning.has_scores(config.pruning) else (),
+                     f"--pruning_strategy={config.pruning.strategy}")
+
+
+def check_branch_needs(names: Iterable[str], available: Iterable[str], why: str) -> None:
+  """Every enabled branch gets what its plan reads (`Branch.needs`, e.g. the strategy's
+  `scores`); `why` says what decides what is available."""
+  for name in names:
+    missing = [need for need in branches.BRANCHES.get(name).needs if need not in set(available)]
+    if missing:
+      raise UserError(f"branch {name!r} needs the pruning strategy's {' and '.join(missing)}, "
+                      f"which {why} does not have (a strategy that ranks weights by a score "
+                      "does)")
 
 
 def check_one_process(config: ExperimentConfig, command: str) -> None:

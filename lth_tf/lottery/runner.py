@@ -55,6 +55,7 @@ class LotteryExperiment:
       model = pruning.wrap_model(models.build(
           self.config.model, self.data.input_shape, self.data.num_classes, seed=0))
     pruning.global_layers(self.config.pruning, pruning.layer_kinds(model))
+    preflight.check_strategy(self.config, self.branches)
     preflight.check_engine(self.config, model, self.strategy)
     if self.ticket is not None:
       tickets.apply(self.ticket, model)
@@ -160,12 +161,16 @@ class LotteryExperiment:
         continue
       self.directory.where = f"during replicate {seed} level {level}"
       source_weights, source_mask = self._source(seed, level, dense_mask)
+      # The weights the strategy scores: the source's trained ones, or θk for a strategy that
+      # prunes at initialisation.
+      scored = pruning.scored_weights(self.config.pruning, source_weights, rewind.weights)
       context = branches_lib.BranchContext(
           seed=seed, level=level, tag=level,
-          mask=self._level_mask(replicate, seed, level, source_weights, source_mask),
+          mask=self._level_mask(replicate, seed, level, scored, source_mask),
           rewind_weights=rewind.weights, rewind_optimizer=rewind_optimizer, rewind_iteration=k,
           initial_weights=replicate.initial_weights, fresh_weights=replicate.fresh_weights,
-          source_weights=source_weights, source_mask=source_mask)
+          source_weights=source_weights, source_mask=source_mask,
+          scores=self._scores(replicate, seed, scored, source_mask))
       plans = {branch: branches_lib.BRANCHES.get(branch).plan(context)
                for branch in self.trainer.batchable(replicate, seed, level, self.branches)}
       if plans:
@@ -186,7 +191,8 @@ class LotteryExperiment:
 
   def _level_mask(self, replicate: ReplicateModel, seed: int, level: int,
                   weights, previous: pruning.Mask) -> pruning.Mask:
-    """The ticket mask of `level`: the saved one, or the source's trained weights pruned."""
+    """The ticket mask of `level`: the saved one, or the source's mask pruned by the strategy
+    scoring `weights` (`pruning.scored_weights`)."""
     saved = BranchFiles(self.layout.branch_dir(seed, level, "ticket")).mask
     if self.store.exists(saved):
       return pruning.Mask.from_dict(self.store.read_arrays(saved))
@@ -196,3 +202,18 @@ class LotteryExperiment:
     return pruning.next_mask(self.config.pruning, replicate.kinds, weights, previous,
                              rounds=level if one_shot else 1, seed=seed, model=replicate.model,
                              batch=self.data.batch)
+
+  def _scores(self, replicate: ReplicateModel, seed: int, weights, source_mask: pruning.Mask):
+    """`BranchContext.scores`: the strategy's ranking of the source mask's weights, computed
+    when a branch asks (on the model, loaded here: branches train on it in between); None for
+    a strategy that ranks by no score."""
+    if not pruning.has_scores(self.config.pruning):
+      return None
+
+    def scores():
+      set_weights(replicate.model, weights)
+      pruning.set_mask(replicate.model, source_mask)
+      return pruning.scores(self.config.pruning, replicate.kinds, weights, source_mask, seed=seed,
+                            model=replicate.model, batch=self.data.batch)
+
+    return scores

@@ -6,7 +6,8 @@ compare`) does not start it.
 """
 from lth_tf.pruning.mask import Mask
 from lth_tf.pruning.strategies import STRATEGIES, PruneRequest, random_mask_like, remaining_after
-from lth_tf.pruning.policy import global_layers, layer_rates, next_mask
+from lth_tf.pruning.policy import (check_inputs, global_layers, has_scores, layer_rates, next_mask,
+                                   scored_weights, scores)
 
 # The Keras side: name → the module that defines it.
 _KERAS = {
@@ -29,5 +30,6 @@ __all__ = [
     "Mask", "LAYER_KINDS", "apply_mask", "get_mask", "layer_kinds", "mask_pairs", "prunable_shapes",
     "prunable_weights", "set_mask", "STRATEGIES", "PruneRequest", "random_mask_like",
     "remaining_after", "MaskFreezeWrapper", "is_prunable", "masked_layers", "wrap_model",
-    "global_layers", "layer_rates", "next_mask",
+    "global_layers", "layer_rates", "next_mask", "check_inputs", "has_scores", "scored_weights",
+    "scores",
 ]

@@ -1,6 +1,7 @@
 """The mask policy: the rate each prunable weight is pruned at, the layers that share a global
-threshold, and the next mask those rules and the configured strategy give."""
-from typing import Dict, Mapping, Optional, Tuple
+threshold, the weights the configured strategy scores, and the next mask (or the scores) those
+rules and the strategy give."""
+from typing import Dict, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -8,6 +9,12 @@ from lth_tf.config import PruningConfig
 from lth_tf.errors import ConfigError
 from lth_tf.pruning.mask import Mask
 from lth_tf.pruning.strategies import STRATEGIES, PruneRequest
+from lth_tf.pruning.strategies.base import INPUTS, PruningStrategy, record
+
+
+def strategy(pruning: PruningConfig) -> PruningStrategy:
+  """The configured strategy's record (an unknown name is a `ConfigError` listing the choices)."""
+  return record(STRATEGIES.get(pruning.strategy))
 
 
 def layer_rates(pruning: PruningConfig, kinds: Mapping[str, str],
@@ -26,24 +33,67 @@ def layer_rates(pruning: PruningConfig, kinds: Mapping[str, str],
   return {name: overrides.get(name, by_kind[kind]) for name, kind in kinds.items()}
 
 
+_DEFAULTS = PruningConfig()
+
+
+def _ranking(pruning: PruningConfig) -> Tuple[str, str]:
+  """(scope, global_layers) the configured strategy ranks by: a strategy that prunes at
+  initialisation follows `init_scope` unless it is `scope`."""
+  if not strategy(pruning).at_init or pruning.init_scope == "scope":
+    return pruning.scope, pruning.global_layers
+  if (pruning.scope, pruning.global_layers) != (_DEFAULTS.scope, _DEFAULTS.global_layers):
+    raise ConfigError(
+        f"--pruning_strategy={pruning.strategy} prunes at initialisation and ranks by "
+        f"--init_scope={pruning.init_scope}, not by --scope and --global_layers; give "
+        "--init_scope=scope to rank it by those")
+  return ("global", "all") if pruning.init_scope == "global" else ("layerwise", "all")
+
+
 def global_layers(pruning: PruningConfig, kinds: Mapping[str, str]) -> Optional[Tuple[str, ...]]:
-  """Global scope: the weights ranked together (`conv` kinds, or `all`); None when layerwise."""
-  if pruning.scope != "global":
+  """Global scope: the weights ranked together (`conv` kinds, or `all`); None when layerwise.
+  Refuses a scope the strategy cannot prune by (one-line `ConfigError`)."""
+  scope, layers = _ranking(pruning)
+  if scope != "global":
+    if strategy(pruning).global_only:
+      raise ConfigError(f"--pruning_strategy={pruning.strategy} shares an overall count among "
+                        "the layers by its own rule: it needs global scope "
+                        "(--init_scope=global)")
     return None
-  chosen = tuple(n for n, k in kinds.items() if pruning.global_layers == "all" or k == "conv")
+  chosen = tuple(n for n, k in kinds.items() if layers == "all" or k == "conv")
   if not chosen:
-    raise ConfigError(f"global pruning over {pruning.global_layers!r} layers, but the model "
-                      "has none")
+    raise ConfigError(f"global pruning over {layers!r} layers, but the model has none")
   return chosen
 
 
-def next_mask(pruning: PruningConfig, kinds: Mapping[str, str],
-              weights: Mapping[str, np.ndarray], mask: Mask, rounds: int = 1, seed: int = 0,
-              overrides: Optional[Mapping[str, float]] = None, model=None,
-              batch=None) -> Mask:
-  """The mask after `rounds` rounds of the configured strategy on `weights`, a subset of `mask`
-  (`model` and `batch`: see `PruneRequest`)."""
-  request = PruneRequest(
+def check_inputs(pruning: PruningConfig, available: Iterable[str], where: str) -> None:
+  """Refuses a strategy that needs what `where` cannot give it (names of `INPUTS`: `model`,
+  `batch`, `rewind_weights`), in one line, before anything trains."""
+  missing = [name for name in strategy(pruning).inputs if name not in set(available)]
+  if missing:
+    raise ConfigError(f"pruning strategy {pruning.strategy!r} needs "
+                      f"{' and '.join(INPUTS[name] for name in missing)}, which {where} does "
+                      "not give it")
+
+
+def scored_weights(pruning: PruningConfig, trained: Mapping[str, np.ndarray],
+                   rewind: Optional[Mapping[str, np.ndarray]]) -> Mapping[str, np.ndarray]:
+  """The weights the configured strategy scores: the trained ones, or for a strategy that
+  prunes at initialisation the weights a level restarts from (θk)."""
+  if not strategy(pruning).at_init:
+    return trained
+  if rewind is None:
+    raise ConfigError(f"pruning strategy {pruning.strategy!r} scores the rewind weights θk; "
+                      "none were given")
+  return rewind
+
+
+def request(pruning: PruningConfig, kinds: Mapping[str, str], weights: Mapping[str, np.ndarray],
+            mask: Mask, rounds: int = 1, seed: int = 0,
+            overrides: Optional[Mapping[str, float]] = None, model=None,
+            batch=None) -> PruneRequest:
+  """The `PruneRequest` of `rounds` rounds of the configured policy on `weights` (the weights
+  the strategy scores: see `scored_weights`)."""
+  return PruneRequest(
       weights={name: weights[name] for name in mask},
       mask=mask,
       layer_rates=layer_rates(pruning, kinds, overrides),
@@ -52,5 +102,31 @@ def next_mask(pruning: PruningConfig, kinds: Mapping[str, str],
       rounds=rounds,
       seed=seed,
       model=model,
-      batch=batch)
-  return STRATEGIES.get(pruning.strategy)(request)
+      batch=batch,
+      score_iterations=pruning.score_iterations,
+      score_examples=pruning.score_examples)
+
+
+def next_mask(pruning: PruningConfig, kinds: Mapping[str, str],
+              weights: Mapping[str, np.ndarray], mask: Mask, rounds: int = 1, seed: int = 0,
+              overrides: Optional[Mapping[str, float]] = None, model=None,
+              batch=None) -> Mask:
+  """The mask after `rounds` rounds of the configured strategy on `weights`, a subset of `mask`
+  (`model` and `batch`: see `PruneRequest`)."""
+  return STRATEGIES.get(pruning.strategy)(
+      request(pruning, kinds, weights, mask, rounds, seed, overrides, model, batch))
+
+
+def has_scores(pruning: PruningConfig) -> bool:
+  """Whether the configured strategy ranks weights by a score (what `scores` returns)."""
+  return strategy(pruning).score is not None
+
+
+def scores(pruning: PruningConfig, kinds: Mapping[str, str], weights: Mapping[str, np.ndarray],
+           mask: Mask, seed: int = 0, model=None, batch=None) -> Dict[str, np.ndarray]:
+  """The configured strategy's scores of the weights of `mask` (higher kept) in one scoring
+  pass on `mask`: the ranking its pruning of `mask` starts from."""
+  scorer = strategy(pruning).score
+  if scorer is None:
+    raise ConfigError(f"pruning strategy {pruning.strategy!r} does not rank weights by a score")
+  return scorer(request(pruning, kinds, weights, mask, seed=seed, model=model, batch=batch))

@@ -35,9 +35,11 @@ def _context(seed=3, level=2, tag=2):
                            "out/kernel": rng.random((5, 3)) < 0.5}),
       rewind_weights=fresh(99),
       config=types.SimpleNamespace(pruning=types.SimpleNamespace(rewind_iteration=TARGET_K)))
+  scores = {name: rng.normal(size=mask[name].shape) for name in mask}
   return BranchContext(seed=seed, level=level, tag=tag, mask=mask, rewind_weights=rewind,
                        rewind_optimizer={"optimizer/0000": np.array(K)}, rewind_iteration=K,
-                       initial_weights=initial, fresh_weights=fresh, target_ticket=target)
+                       initial_weights=initial, fresh_weights=fresh, target_ticket=target,
+                       scores=lambda: scores)
 
 
 def _same_plan(a: BranchPlan, b: BranchPlan) -> bool:

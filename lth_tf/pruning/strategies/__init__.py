@@ -1,4 +1,5 @@
-"""Pruning strategies: pure numpy functions from (weights, mask, rates) to a smaller mask, one module each."""
+"""Pruning strategies, one module each: from a `PruneRequest` (weights, mask, rates; the model and a
+batch for those that score with gradients) to a smaller mask."""
 from lth_tf.pruning.strategies.base import STRATEGIES, PruneRequest, number_to_prune, remaining_after
 from lth_tf.pruning.strategies.random import random_mask_like
 from lth_tf.registry import import_modules

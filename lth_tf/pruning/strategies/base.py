@@ -1,9 +1,11 @@
-"""What every pruning strategy receives, the shared rounding rule, and the strategy registry."""
+"""What every pruning strategy receives, the shared rounding rule, scored ranking (one step or an
+exponential schedule of steps), the strategy record, and the strategy registry."""
 import dataclasses
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
+from lth_tf.errors import ConfigError
 from lth_tf.pruning.mask import Mask, keep_top
 from lth_tf.registry import Registry
 
@@ -13,7 +15,9 @@ class PruneRequest:
   """One pruning round.
 
   Attributes:
-    weights: trained weights by prunable-weight name.
+    weights: the weights the strategy scores, by prunable-weight name: the trained weights, or
+      for a strategy that prunes at initialisation (`PruningStrategy.at_init`) the weights a
+      level restarts from (θk; θ0 when k = 0).
     mask: the current mask (the new one is a subset of it).
     layer_rates: layerwise scope: fraction of each layer's remaining weights to prune; a layer
       absent from the map is not pruned.
@@ -21,11 +25,15 @@ class PruneRequest:
     global_rate: global scope: fraction of the remaining weights of `global_layers` to prune.
     rounds: prune `rounds` rounds' worth at once (one-shot pruning to the density that
       `rounds` iterative rounds reach).
-    seed: seed for random strategies.
-    model: the wrapped Keras model holding `weights` under `mask` (for strategies that score
-      with gradients or a forward pass), or None where no model is at hand.
+    seed: seed for random strategies and for the batch a gradient strategy scores on.
+    model: the wrapped Keras model holding `weights` (all of its weights, not only the
+      prunable ones) under `mask`, for strategies that score with gradients or a forward
+      pass; or None where no model is at hand.
     batch: `(seed, size) -> (images, labels)`: a seeded batch of normalised training examples,
       or None.
+    score_iterations: score-and-prune steps this round takes, at an exponential density
+      schedule ending at the asked density; 0: the strategy's own (`PruningStrategy.iterations`).
+    score_examples: training examples a gradient strategy scores on; 0: ten per class.
   """
   weights: Mapping[str, np.ndarray]
   mask: Mask
@@ -36,10 +44,76 @@ class PruneRequest:
   seed: int = 0
   model: Optional[Any] = None
   batch: Optional[Callable[[int, int], Tuple[np.ndarray, np.ndarray]]] = None
+  score_iterations: int = 0
+  score_examples: int = 0
 
 
 Strategy = Callable[[PruneRequest], Mask]
+Scores = Dict[str, np.ndarray]
+# What a ranking keeps: a count per layer (layerwise scope) or one count over `global_layers`.
+Counts = Union[Dict[str, int], int]
+
+# What a strategy may need beyond the weights and the mask (`PruningStrategy.needs`).
+INPUTS = {"model": "the model holding the weights", "batch": "a batch of training data",
+          "rewind_weights": "the weights a level restarts from (θk)"}
+
+
+@dataclasses.dataclass(frozen=True)
+class PruningStrategy:
+  """A strategy record: how it scores, what it needs, and how it prunes.
+
+  A plain function `PruneRequest -> Mask` registered in `STRATEGIES` is a strategy too: it needs
+  nothing but the weights and has no scores (`record` describes it so).
+
+  Attributes:
+    score: `PruneRequest -> scores` by weight name, higher kept (over every weight of `mask`;
+      the ranking looks at the surviving ones only), or None for a strategy that does not rank
+      by a score (its `prune` decides); the `invert` branch ranks by these.
+    prune: `PruneRequest -> Mask` for a strategy that does not keep the top scores (ERK
+      masks); None: keep the top `score`s, in `iterations` steps.
+    needs: what the strategy needs besides the weights and mask: `model`, `batch`.
+    at_init: scores the weights a level restarts from (θk) rather than the trained ones, and
+      ranks by the config's `init_scope` (pruning at initialisation); it needs the caller to
+      have those weights (`rewind_weights` in `inputs`).
+    iterations: score-and-prune steps per pruning round by default (SynFlow: 100).
+    global_only: its per-layer densities come from an overall count (ERK, uniform): it refuses
+      layerwise scope.
+    summary: one line for help.
+  """
+  score: Optional[Callable[[PruneRequest], Scores]] = None
+  prune: Optional[Strategy] = None
+  needs: Tuple[str, ...] = ()
+  at_init: bool = False
+  iterations: int = 1
+  global_only: bool = False
+  summary: str = ""
+
+  @property
+  def inputs(self) -> Tuple[str, ...]:
+    """Everything the caller must give (names of `INPUTS`)."""
+    return (("rewind_weights",) if self.at_init else ()) + tuple(self.needs)
+
+  def __call__(self, request: PruneRequest) -> Mask:
+    if self.prune is not None:
+      return self.prune(request)
+    steps = request.score_iterations or self.iterations
+    return prune_in_steps(request, self.score, steps)
+
+
 STRATEGIES: Registry[Strategy] = Registry("pruning strategy")
+
+
+def record(strategy: Strategy) -> PruningStrategy:
+  """The record of a registered strategy; a plain function is one that needs nothing more."""
+  return strategy if isinstance(strategy, PruningStrategy) else PruningStrategy(prune=strategy)
+
+
+def require(request: PruneRequest, name: str, *inputs: str) -> None:
+  """Raises a one-line `ConfigError` when `request` lacks one of `inputs` that strategy `name`
+  needs (e.g. a direct call without a model)."""
+  for what in inputs:
+    if getattr(request, what) is None:
+      raise ConfigError(f"pruning strategy {name!r} needs {INPUTS[what]}; none was given")
 
 
 def number_to_prune(remaining: int, rate: float) -> int:
@@ -67,24 +141,81 @@ def global_keep_count(request: PruneRequest) -> int:
   return remaining_after(total, request.global_rate, request.rounds)
 
 
-def prune_by_scores(request: PruneRequest, scores: Mapping[str, np.ndarray]) -> Mask:
-  """Keeps the highest-scoring surviving weights; pruned weights score -inf and never return.
+def target_counts(request: PruneRequest) -> Counts:
+  """What this request keeps: per layer (layerwise scope) or over `global_layers`."""
+  return keep_counts(request) if request.global_layers is None else global_keep_count(request)
 
-  Layerwise scope ranks within each layer; global scope ranks across `global_layers` and
-  leaves every other layer as it is.
+
+def keep_by_scores(mask: Mask, scores: Mapping[str, np.ndarray], counts: Counts,
+                   global_layers: Optional[Tuple[str, ...]]) -> Mask:
+  """Keeps the highest-scoring surviving weights of `mask`, `counts` of them; pruned weights
+  score -inf and never return.
+
+  Layerwise scope (`global_layers` None) ranks within each layer; global scope ranks across
+  `global_layers` and leaves every other layer as it is.
   """
-  live = {name: np.where(request.mask[name], scores[name], -np.inf) for name in request.mask}
-  new = dict(request.mask.to_arrays())
-  if request.global_layers is None:
-    for name, keep in keep_counts(request).items():
+  live = {name: np.where(mask[name], scores[name], -np.inf) for name in mask}
+  new = dict(mask.to_arrays())
+  if global_layers is None:
+    for name, keep in counts.items():
       new[name] = keep_top(live[name], keep)
   else:
-    names = list(request.global_layers)
+    names = list(global_layers)
     flat = np.concatenate([live[name].reshape(-1) for name in names])
-    kept = keep_top(flat, global_keep_count(request))
+    kept = keep_top(flat, counts)
     offset = 0
     for name in names:
       size = live[name].size
       new[name] = kept[offset:offset + size].reshape(live[name].shape)
       offset += size
   return Mask.from_dict(new)
+
+
+def prune_by_scores(request: PruneRequest, scores: Mapping[str, np.ndarray]) -> Mask:
+  """Keeps the highest-scoring surviving weights, as many as the request's rates leave."""
+  return keep_by_scores(request.mask, scores, target_counts(request), request.global_layers)
+
+
+def exponential_schedule(start: int, target: int, steps: int):
+  """The counts kept after each of `steps` steps from `start` to `target` weights, at a
+  constant ratio per step (rounded); the last one is `target` exactly."""
+  if start <= 0 or target >= start:
+    return [target] * steps
+  ratio = max(target, 1) / start
+  counts = [min(start, max(target, int(round(start * ratio ** (step / steps)))))
+            for step in range(1, steps)]
+  return counts + [target]
+
+
+def _step_counts(start: Counts, target: Counts, steps: int):
+  if isinstance(target, int):
+    return exponential_schedule(start, target, steps)
+  per_layer = {name: exponential_schedule(start[name], target[name], steps) for name in target}
+  return [{name: per_layer[name][step] for name in target} for step in range(steps)]
+
+
+def prune_in_steps(request: PruneRequest, score: Callable[[PruneRequest], Scores],
+                   steps: int) -> Mask:
+  """Keeps the top scores in `steps` score-and-prune steps (scores recomputed on each step's
+  mask) at an exponential density schedule that reaches the request's count exactly."""
+  if steps <= 1:
+    return prune_by_scores(request, score(request))
+  layers = request.mask.layer_counts()
+  start = (layers if request.global_layers is None
+           else sum(layers[name] for name in request.global_layers))
+  mask = request.mask
+  for counts in _step_counts(start, target_counts(request), steps):
+    mask = keep_by_scores(mask, score(dataclasses.replace(request, mask=mask)), counts,
+                          request.global_layers)
+  return mask
+
+
+EXAMPLES_PER_CLASS = 10  # GraSP's default batch: ten training examples per class
+
+
+def score_batch(request: PruneRequest, name: str) -> Tuple[np.ndarray, np.ndarray]:
+  """The seeded batch a gradient strategy scores on: `score_examples` training examples, or
+  ten per class of the model's output."""
+  require(request, name, "model", "batch")
+  size = request.score_examples or EXAMPLES_PER_CLASS * int(request.model.output_shape[-1])
+  return request.batch(request.seed, size)
