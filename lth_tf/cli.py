@@ -200,6 +200,31 @@ def _report(args: List[str]) -> int:
   return 0
 
 
+@COMMANDS.register("stability")
+def _stability(args: List[str]) -> int:
+  """Linear mode connectivity: the error barrier between two copies trained in other data orders.
+
+  `lth stability --experiment_dir=DIR [--stability_levels=0,3] [--stability_branches=ticket,reinit]` (or the flags of an experiment, trained first).
+  """
+  from lth_tf import stability  # pylint: disable=import-outside-toplevel
+  directories = lth_flags.command_values("experiment_dir")["experiment_dir"] or []
+  if args or len(directories) > 1:
+    raise UserError("usage: lth stability --experiment_dir=DIR [--stability_levels=L,...] "
+                    "[--stability_branches=B,...], or lth stability --flagfile=F [...]")
+  settings = lth_flags.stability_config_from_flags()
+  if directories:
+    experiment = stability.StabilityExperiment.from_directory(
+        directories[0], settings, lth_flags.given("data_dir"))
+  else:
+    experiment = stability.StabilityExperiment.for_config(
+        lth_flags.config_from_flags(), settings, lth_flags.flags_text())
+  pairs = experiment.run()
+  print()
+  print(stability.table(pairs))
+  print(f"\nrecord: {experiment.layout.stability_file}\nplot: {experiment.layout.stability_plot}")
+  return 0
+
+
 # Per command: the `[tag]`s of the flags it reads, in the order its help shows them, and the
 # flags of other groups it reads too.
 COMMAND_FLAGS = {
@@ -210,6 +235,8 @@ COMMAND_FLAGS = {
     "tickets": (("tickets save",), ("data_dir",)),
     "export": (("export",), ("ticket", "data_dir")),
     "report": (("report",), ()),
+    "stability": (("stability", "dataset", "model", "training", "pruning", "runtime"),
+                  ("experiment_dir",)),
     "data": (("data install",), ("data_dir",)),
 }
 PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "flags")
