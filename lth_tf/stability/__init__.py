@@ -5,8 +5,8 @@ BatchNorm rule); `experiment` trains the two copies of a level's branch and eval
 `record` is the on-disk record and table; `plot` the figure.
 """
 from lth_tf.stability.experiment import StabilityExperiment, data_seeds
-from lth_tf.stability.interpolate import NORMALISATION, alphas, instability, interpolate
+from lth_tf.stability.interpolate import NORMALISATION, alphas, instability
 from lth_tf.stability.record import by_pair, table
 
 __all__ = ["NORMALISATION", "StabilityExperiment", "alphas", "by_pair", "data_seeds",
-           "instability", "interpolate", "table"]
+           "instability", "table"]
