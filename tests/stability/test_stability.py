@@ -198,15 +198,17 @@ def test_two_copies_with_one_data_order_are_identical(replicate, tmp_path):
 
 
 def test_a_network_interpolated_with_itself_has_instability_zero(run, replicate):
+  """The untrained start (an error far from 0): every point is that network, the barrier 0."""
   experiment, model = replicate
   files = BranchFiles(os.path.join(run[1], "stability", "replicate_0", "level_1", "ticket",
                                    "copy_0"))
-  weights = io.read_arrays(files.final_weights)
+  weights = io.read_arrays(files.start_weights)
   evaluator = interpolate.PathEvaluator(
       model.model, model.trainer.evaluate_on, {"test": (experiment.data.x_test,
                                                          experiment.data.y_test)},
       Mask.from_dict(io.read_arrays(files.mask)), "recompute", [])
   path = evaluator.path(weights, weights, interpolate.alphas(POINTS))
+  assert path[0]["test_error"] > 0.1
   assert interpolate.instability([row["test_error"] for row in path]) == 0.0
   assert all(row["test_loss"] == path[0]["test_loss"] for row in path)
 
