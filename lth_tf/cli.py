@@ -204,7 +204,7 @@ def _report(args: List[str]) -> int:
 def _stability(args: List[str]) -> int:
   """Linear mode connectivity: the error barrier between two copies trained in other data orders.
 
-  `lth stability --experiment_dir=DIR [--stability_levels=0,3] [--stability_branches=ticket,reinit]` (or the flags of an experiment, trained first).
+  `lth stability --experiment_dir=DIR [--stability_levels=L,...] [--stability_branches=B,...]`.
   """
   from lth_tf import stability  # pylint: disable=import-outside-toplevel
   directories = lth_flags.command_values("experiment_dir")["experiment_dir"] or []

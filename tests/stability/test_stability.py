@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from lth_tf import io
-from lth_tf.compat import keras, tf
+from lth_tf.compat import keras
 from lth_tf.config import StabilityConfig
 from lth_tf.errors import UserError
 from lth_tf.lottery.branch_run import BranchRun
 from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.pruning import Mask
-from lth_tf.rundir import BranchFiles
+from lth_tf.rundir import BranchFiles, states
 from lth_tf.stability import StabilityExperiment, data_seeds, interpolate, record
-from lth_tf.training import get_weights, set_weights
+from lth_tf.training import get_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 POINTS = 4
@@ -159,7 +159,7 @@ def test_a_resumed_run_trains_no_finished_copy(run, monkeypatch):
     (dict(points=0), "stability_points must be >= 1"),
     (dict(normalisation="median"), "unknown normalisation rule 'median'"),
 ])
-def test_bad_requests_are_one_line_before_anything_is_written(run, tmp_path, settings, message):
+def test_bad_requests_are_one_line_before_anything_is_written(run, settings, message):
   with pytest.raises(UserError, match=message):
     _experiment(run[1], **settings)
 
@@ -182,9 +182,7 @@ def test_two_copies_with_one_data_order_are_identical(replicate, tmp_path):
   instability is exactly 0."""
   experiment, model = replicate
   pair = (0, 1, "ticket")
-  rewind = experiment.directory.store.read_arrays(experiment.layout.rewind_file(0))
-  from lth_tf.rundir import states  # pylint: disable=import-outside-toplevel
-  rewind = states.TrainingState.from_arrays(rewind)
+  rewind = states.read(io, experiment.layout.rewind_file(0))
   plan = experiment.plan(model, rewind, *pair)
   copies = [BranchFiles(str(tmp_path / f"copy_{c}")) for c in range(2)]
   for files in copies:
@@ -197,12 +195,26 @@ def test_two_copies_with_one_data_order_are_identical(replicate, tmp_path):
   assert len({row["test_error"] for row in evaluated["path"]}) == 1
 
 
+def test_level_zero_starts_from_the_rewind_point(replicate):
+  """Level 0's copies start as the dense network did (k = 0: θ0, iteration 0, unmasked)."""
+  experiment, model = replicate
+  rewind = states.read(io, experiment.layout.rewind_file(0))
+  plan = experiment.plan(model, rewind, 0, 0, "ticket")
+  dense = BranchFiles(experiment.layout.branch_dir(0, 0, "ticket"))
+  assert plan.start_iteration == 0 and plan.mask.weights_remaining() == 1.0
+  for name, value in io.read_arrays(dense.start_weights).items():
+    np.testing.assert_array_equal(plan.start_weights[name], value)
+
+
 def test_a_network_interpolated_with_itself_has_instability_zero(run, replicate):
-  """The untrained start (an error far from 0): every point is that network, the barrier 0."""
+  """A network whose error is far from 0: every point of its path with itself is that network,
+  the barrier is exactly 0."""
   experiment, model = replicate
   files = BranchFiles(os.path.join(run[1], "stability", "replicate_0", "level_1", "ticket",
                                    "copy_0"))
-  weights = io.read_arrays(files.start_weights)
+  rng = np.random.default_rng(3)
+  weights = {name: rng.normal(size=value.shape).astype(value.dtype)
+             for name, value in io.read_arrays(files.final_weights).items()}
   evaluator = interpolate.PathEvaluator(
       model.model, model.trainer.evaluate_on, {"test": (experiment.data.x_test,
                                                          experiment.data.y_test)},
