@@ -222,6 +222,29 @@ def _masks(args: List[str]) -> int:
   print(open(written["masks.md"]).read())
   for name, path in written.items():
     print(f"{name}: {path}")
+
+@COMMANDS.register("stability")
+def _stability(args: List[str]) -> int:
+  """Linear mode connectivity: the error barrier between two copies trained in other data orders.
+
+  `lth stability --experiment_dir=DIR [--stability_levels=L,...] [--stability_branches=B,...]`.
+  """
+  from lth_tf import stability  # pylint: disable=import-outside-toplevel
+  directories = lth_flags.command_values("experiment_dir")["experiment_dir"] or []
+  if args or len(directories) > 1:
+    raise UserError("usage: lth stability --experiment_dir=DIR [--stability_levels=L,...] "
+                    "[--stability_branches=B,...], or lth stability --flagfile=F [...]")
+  settings = lth_flags.stability_config_from_flags()
+  if directories:
+    experiment = stability.StabilityExperiment.from_directory(
+        directories[0], settings, lth_flags.given("data_dir"))
+  else:
+    experiment = stability.StabilityExperiment.for_config(
+        lth_flags.config_from_flags(), settings, lth_flags.flags_text())
+  pairs = experiment.run()
+  print()
+  print(stability.table(pairs))
+  print(f"\nrecord: {experiment.layout.stability_file}\nplot: {experiment.layout.stability_plot}")
   return 0
 
 
@@ -236,6 +259,9 @@ COMMAND_FLAGS = {
     "export": (("export",), ("ticket", "data_dir")),
     "report": (("report",), ()),
     "masks": (("masks compare",), ()),
+
+    "stability": (("stability", "dataset", "model", "training", "pruning", "runtime"),
+                  ("experiment_dir",)),
     "data": (("data install",), ("data_dir",)),
 }
 PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "flags")

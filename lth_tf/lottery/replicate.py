@@ -46,6 +46,11 @@ class ReplicateModel:
     with self.strategy.scope(), precision.policy(self.config.training.mixed_precision):
       return get_weights(self.build_plain(seed))
 
+  def set_data_order(self, seed: int) -> None:
+    """Makes the trainings that follow draw their batches in the order of `seed` (the replicate
+    seed until then); the initial weights and the start states are not changed."""
+    self.trainer.seed = seed
+
   def load_state(self, weights, mask: pruning.Mask, optimizer_state) -> None:
     """Sets weights, the frozen mask, and the optimizer state (slots of pruned weights zeroed)."""
     set_weights(self.model, weights)

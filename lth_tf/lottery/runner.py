@@ -182,12 +182,7 @@ class LotteryExperiment:
   def _source(self, seed: int, level: int, dense_mask: pruning.Mask):
     """The trained ticket `level` prunes (the previous level's, or the dense network's in
     one-shot mode): its final weights and the mask it trained under."""
-    one_shot = self.config.pruning.mode == "one_shot"
-    source = BranchFiles(self.layout.branch_dir(seed, 0 if one_shot else level - 1, "ticket"))
-    weights = self.store.read_arrays(source.final_weights)
-    if one_shot:
-      return weights, dense_mask
-    return weights, pruning.Mask.from_dict(self.store.read_arrays(source.mask))
+    return level_source(self.config, self.layout, self.store, seed, level, dense_mask)
 
   def _level_mask(self, replicate: ReplicateModel, seed: int, level: int,
                   weights, previous: pruning.Mask) -> pruning.Mask:
@@ -217,3 +212,15 @@ class LotteryExperiment:
                             model=replicate.model, batch=self.data.batch)
 
     return scores
+
+
+def level_source(config: ExperimentConfig, layout: ExperimentLayout, store, seed: int, level: int,
+                 dense_mask: pruning.Mask):
+  """The trained ticket level `level` (>= 1) of replicate `seed` is pruned from: its final
+  weights and the mask it trained under (one-shot: the dense network and `dense_mask`)."""
+  one_shot = config.pruning.mode == "one_shot"
+  source = BranchFiles(layout.branch_dir(seed, 0 if one_shot else level - 1, "ticket"))
+  weights = store.read_arrays(source.final_weights)
+  if one_shot:
+    return weights, dense_mask
+  return weights, pruning.Mask.from_dict(store.read_arrays(source.mask))

@@ -11,6 +11,11 @@ DATA_FILE = "data.json"
 # The step engine it was trained with (`rundir.records.record_engine`): a rerun on another
 # engine is refused, so that no experiment mixes two engines' roundings.
 ENGINE_FILE = "engine.json"
+# `lth stability` (`lth_tf.stability`): its copies and per-pair paths live under this directory
+# of the experiment; the roll-up record and its figure beside the summary.
+STABILITY_DIR = "stability"
+STABILITY_FILE = "stability.json"
+STABILITY_PLOT = "stability.png"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +67,20 @@ class ExperimentLayout:
   def branch_dir(self, seed: int, level: int, branch: str) -> str:
     return os.path.join(self.replicate_dir(seed), f"level_{level}", branch)
 
+  @property
+  def stability_file(self) -> str:
+    """`lth stability`'s record: every evaluated pair of copies and its path."""
+    return os.path.join(self.directory, STABILITY_FILE)
+
+  @property
+  def stability_plot(self) -> str:
+    return os.path.join(self.directory, STABILITY_PLOT)
+
+  def stability_pair(self, seed: int, level: int, branch: str) -> "StabilityFiles":
+    """The two copies `lth stability` trains of one branch of one level, and their path."""
+    return StabilityFiles(os.path.join(self.directory, STABILITY_DIR, f"replicate_{seed}",
+                                       f"level_{level}", branch))
+
 
 @dataclasses.dataclass(frozen=True)
 class BranchFiles:
@@ -84,3 +103,15 @@ class BranchFiles:
   def is_finished(self) -> bool:
     """A branch is finished once its metrics exist: they are written last."""
     return os.path.exists(self.metrics)
+
+
+@dataclasses.dataclass(frozen=True)
+class StabilityFiles:
+  """`stability/replicate_<seed>/level_<L>/<branch>/`: `copy_<c>/` (the files of a trained
+  branch) for each copy, and `path.json` (the evaluated linear path between them)."""
+  directory: str
+
+  def copy(self, index: int) -> BranchFiles:
+    return BranchFiles(os.path.join(self.directory, f"copy_{index}"))
+
+  path = property(lambda self: os.path.join(self.directory, "path.json"))

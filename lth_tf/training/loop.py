@@ -29,7 +29,7 @@ The default and one-device strategies keep the single-device step unchanged.
 """
 import functools
 import warnings
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -302,6 +302,12 @@ class Trainer:
       loss, accuracy = self._evaluate(x, y)
       out[f"{name}_loss"], out[f"{name}_accuracy"] = float(loss), float(accuracy)
     return out
+
+  def evaluate_on(self, x: np.ndarray, y: np.ndarray) -> Tuple[float, float]:
+    """Mean loss and accuracy of the model as it is on the arrays `(x, y)`, computed as
+    `evaluate` computes them."""
+    loss, accuracy = self._evaluate(tf.constant(x), tf.constant(y))
+    return float(loss), float(accuracy)
 
   def any_pruned(self) -> bool:
     """Whether some weight is pruned: some mask has a zero."""
