@@ -11,6 +11,9 @@ DATA_FILE = "data.json"
 # The step engine it was trained with (`rundir.records.record_engine`): a rerun on another
 # engine is refused, so that no experiment mixes two engines' roundings.
 ENGINE_FILE = "engine.json"
+# The optimizer policy every branch of a level starts from (`rundir.records.record_optimizer`):
+# a directory whose finished controls started under the earlier rule is not resumed into a mix.
+OPTIMIZER_FILE = "optimizer_policy.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +45,10 @@ class ExperimentLayout:
   @property
   def engine_file(self) -> str:
     return os.path.join(self.directory, ENGINE_FILE)
+
+  @property
+  def optimizer_file(self) -> str:
+    return os.path.join(self.directory, OPTIMIZER_FILE)
 
   @property
   def summary_file(self) -> str:
