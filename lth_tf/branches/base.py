@@ -4,9 +4,10 @@ A branch is a way to start a training from the state a level (or a transfer) has
 ticket itself, its controls, the dense network. Its record (`Branch`) carries everything the
 commands need: the plan (mask, start weights, optimizer state, start iteration) built from a
 `BranchContext`, which experiments train it and which setting enables it there, its place in
-tables and figures, and its plot style. `lth find` and `lth transfer` train the branches their
-settings enable; `lth train` and `lth tune` train the ticket alone; `lth report` orders and draws
-them. A new branch is one module in this package that registers its record; `lth find` then
+tables and figures, and its plot style. Every branch of a level starts from the same optimizer
+policy (`BranchContext.optimizer_at`, checked by `plan_of`). `lth find` and `lth transfer` train
+the branches their settings enable; `lth train` and `lth tune` train the ticket alone;
+`lth report` orders and draws them. A new branch is one module in this package that registers its record; `lth find` then
 trains it when it is named in `--branches`.
 
 This package needs no TensorFlow (reports import it): a plan works on the context's arrays and
@@ -18,6 +19,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from lth_tf.errors import UserError
 from lth_tf.registry import Registry
 
 # How an experiment kind enables a branch (the values of `Branch.enabled_by`):
@@ -45,7 +47,9 @@ class BranchContext:
       in `lth find`, "transfer" in `lth transfer` (`derive_seed(seed, name, tag)`).
     mask: the ticket's mask (pruned by the strategy, or the transferred one).
     rewind_weights: every weight at the rewind iteration k (θk), or the transferred ticket's.
-    rewind_optimizer: the optimizer state at k, or None (a fresh optimizer).
+    rewind_optimizer: the optimizer state captured at k under `--rewind_optimizer=restore`, or
+      None (`fresh`, and `lth transfer`): what every branch starting at k gets; plans read it
+      through `optimizer_at`, never choose their own.
     rewind_iteration: k, the iteration the rewound branches start from.
     initial_weights: θ0 of the replicate (the dense network's start).
     fresh_weights: builds newly initialised weights from a seed (same initialiser as θ0).
@@ -76,11 +80,30 @@ class BranchContext:
     """The seed of branch `name`'s own random draws at this level."""
     return derive_seed(self.seed, name, self.tag)
 
+  def optimizer_at(self, iteration: int) -> Optional[Dict[str, np.ndarray]]:
+    """The optimizer state a branch starting at `iteration` starts from: the one policy of the
+    level, the same for every branch whatever its weights. `restore`: the state captured at k
+    for a branch starting at k; `fresh` (no state captured): None, a fresh optimizer. A
+    branch starting at iteration 0 gets a fresh optimizer under both (the state at 0 is the
+    fresh one, which is why k = 0 makes the two policies coincide).
+
+    Raises:
+      ValueError: under `restore`, a start iteration other than 0 and k (no state is captured
+        there).
+    """
+    if self.rewind_optimizer is None or iteration == 0:
+      return None
+    if iteration != self.rewind_iteration:
+      raise ValueError(f"no optimizer state is captured at iteration {iteration} (only at the "
+                       f"rewind iteration {self.rewind_iteration})")
+    return self.rewind_optimizer
+
 
 @dataclasses.dataclass(frozen=True)
 class BranchPlan:
   """How one branch starts: its mask, weights (masked when loaded), optimizer state (None: a
-  fresh optimizer) and the iteration its training starts from."""
+  fresh optimizer; always `context.optimizer_at(start_iteration)`, see `plan_of`) and the
+  iteration its training starts from."""
   mask: Any
   start_weights: Dict[str, np.ndarray]
   optimizer_state: Optional[Dict[str, np.ndarray]]
@@ -144,6 +167,27 @@ BRANCHES: Registry[Branch] = Registry("branch")
 def register(branch: Branch) -> Branch:
   BRANCHES.add(branch.name, branch)
   return branch
+
+
+def plan_of(name: str, context: BranchContext) -> BranchPlan:
+  """Branch `name`'s plan at `context`, checked to start from the level's one optimizer policy
+  (`BranchContext.optimizer_at` of its start iteration), so that a branch and the ticket differ
+  only where the branch means to (its mask, weights or start iteration), never in optimizer
+  state.
+
+  Raises:
+    UserError: a plan (a plug-in's) that chose another optimizer state.
+  """
+  plan = BRANCHES.get(name).plan(context)
+  try:
+    expected = context.optimizer_at(plan.start_iteration)
+  except ValueError as error:
+    raise UserError(f"branch {name!r} starts at iteration {plan.start_iteration}: {error}") from None
+  if plan.optimizer_state is not expected:
+    wanted = "a fresh optimizer (None)" if expected is None else "context.optimizer_at(...)"
+    raise UserError(f"branch {name!r} plans its own optimizer state; every branch of a level "
+                    f"starts from the level's policy: {wanted}")
+  return plan
 
 
 def ordered(names) -> Tuple[str, ...]:

@@ -3,7 +3,8 @@ from lth_tf.branches.base import ALWAYS, Branch, BranchContext, BranchPlan, regi
 
 
 def plan(context: BranchContext) -> BranchPlan:
-  return BranchPlan(type(context.mask).ones_like(context.mask), context.initial_weights, None, 0)
+  return BranchPlan(type(context.mask).ones_like(context.mask), context.initial_weights,
+                    context.optimizer_at(0), 0)
 
 
 register(Branch("dense", plan, "the unpruned network from a fresh θ0, from iteration 0",

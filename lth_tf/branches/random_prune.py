@@ -3,8 +3,9 @@ from lth_tf.branches.base import ALWAYS, Branch, BranchContext, BranchPlan, regi
 
 
 def plan(context: BranchContext) -> BranchPlan:
+  k = context.rewind_iteration
   return BranchPlan(context.mask.random_like(context.seed_for("random_prune")),
-                    context.rewind_weights, context.rewind_optimizer, context.rewind_iteration)
+                    context.rewind_weights, context.optimizer_at(k), k)
 
 
 register(Branch("random_prune", plan, "a random mask of the same per-layer counts, from θk",

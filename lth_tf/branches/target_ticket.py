@@ -3,6 +3,7 @@ from lth_tf.branches.base import Branch, BranchContext, BranchPlan, register
 
 
 def plan(context: BranchContext) -> BranchPlan:
+  # A saved ticket holds no optimizer state: `lth transfer` starts every branch fresh.
   ticket = context.target_ticket
   return BranchPlan(ticket.mask, ticket.rewind_weights, None,
                     ticket.config.pruning.rewind_iteration)

@@ -3,8 +3,8 @@ from lth_tf.branches.base import ALWAYS, Branch, BranchContext, BranchPlan, regi
 
 
 def plan(context: BranchContext) -> BranchPlan:
-  return BranchPlan(context.mask, context.rewind_weights, context.rewind_optimizer,
-                    context.rewind_iteration)
+  k = context.rewind_iteration
+  return BranchPlan(context.mask, context.rewind_weights, context.optimizer_at(k), k)
 
 
 register(Branch("ticket", plan, "the pruned mask, survivors reset to θk",

@@ -19,7 +19,8 @@ from lth_tf.lottery.branch_run import BranchRun
 from lth_tf.lottery.directory import RunDirectory
 from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.rundir import (BranchFiles, ExperimentLayout, check_data_record, check_engine_record,
-                           record_data, record_engine, states)
+                           check_optimizer_record, record_data, record_engine, record_optimizer,
+                           states)
 from lth_tf.training import engines, get_weights, optimizers, set_weights
 
 
@@ -67,6 +68,7 @@ class LotteryExperiment:
     preflight.check_writable(self.config.runtime.root_dir)
     check_data_record(self.layout.data_file, self.data, self.layout.directory)
     check_engine_record(self.layout.engine_file, self.config.runtime, self.layout.directory)
+    check_optimizer_record(self.layout.optimizer_file, self.config.pruning, self.layout, slots)
 
   def run(self) -> List[Dict]:
     """Trains what is not finished yet and returns the summary rows."""
@@ -77,6 +79,8 @@ class LotteryExperiment:
     if self.writes:
       record_data(self.layout.data_file, self.data, self.layout.directory)
       record_engine(self.layout.engine_file, self.config.runtime, self.layout.directory)
+      record_optimizer(self.layout.optimizer_file, self.config.pruning, self.layout,
+                       self.branch_slots())
     seeds = self.config.runtime.seeds
     workers = min(self.config.runtime.replicate_processes, len(seeds))
     if workers > 1:
@@ -171,12 +175,12 @@ class LotteryExperiment:
           initial_weights=replicate.initial_weights, fresh_weights=replicate.fresh_weights,
           source_weights=source_weights, source_mask=source_mask,
           scores=self._scores(replicate, seed, scored, source_mask))
-      plans = {branch: branches_lib.BRANCHES.get(branch).plan(context)
+      plans = {branch: branches_lib.plan_of(branch, context)
                for branch in self.trainer.batchable(replicate, seed, level, self.branches)}
       if plans:
         self.trainer.run_batched(replicate, seed, level, plans)
       for branch in self.branches:  # finished (batched) branches are skipped
-        plan = plans[branch] if branch in plans else branches_lib.BRANCHES.get(branch).plan(context)
+        plan = plans[branch] if branch in plans else branches_lib.plan_of(branch, context)
         self.trainer.run(replicate, seed, level, branch, plan)
 
   def _source(self, seed: int, level: int, dense_mask: pruning.Mask):

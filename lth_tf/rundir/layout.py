@@ -16,6 +16,9 @@ ENGINE_FILE = "engine.json"
 STABILITY_DIR = "stability"
 STABILITY_FILE = "stability.json"
 STABILITY_PLOT = "stability.png"
+# The optimizer policy every branch of a level starts from (`rundir.records.record_optimizer`):
+# a directory whose finished controls started under the earlier rule is not resumed into a mix.
+OPTIMIZER_FILE = "optimizer_policy.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +50,10 @@ class ExperimentLayout:
   @property
   def engine_file(self) -> str:
     return os.path.join(self.directory, ENGINE_FILE)
+
+  @property
+  def optimizer_file(self) -> str:
+    return os.path.join(self.directory, OPTIMIZER_FILE)
 
   @property
   def summary_file(self) -> str:

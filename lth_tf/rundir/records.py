@@ -1,9 +1,10 @@
 """The schemas of an experiment directory's records that more than one reader relies on."""
 import os
-from typing import Dict
+from typing import Dict, Iterable, List, Tuple
 
 from lth_tf import io
 from lth_tf.errors import UserError
+from lth_tf.rundir.layout import BranchFiles, ExperimentLayout
 
 # The keys of every row of `summary.json`, and of every finished branch's `metrics.json` (which
 # has more): what a resume, a report and a saved ticket read.
@@ -99,6 +100,71 @@ def record_data(path: str, data, directory: str, flag: str = "root_dir") -> None
   record); a record written meanwhile by another process is checked instead."""
   check_data_record(path, data, directory, flag)
   _write_once(path, data_record(data))
+
+
+# `optimizer_policy.json`: the optimizer state the branches of a level start from. Every branch
+# starts from the one policy (`lth_tf.branches.BranchContext.optimizer_at`): `restore`, the state
+# captured at k; `fresh`, a fresh optimizer. Before 2026-12-02, with `restore` and k > 0, only
+# the ticket and random pruning restored the state at k and every other branch (re-init) started
+# fresh; k = 0 and `fresh` started every branch alike under both rules.
+SAME_START = "every branch"
+RESTORED_BEFORE = ("ticket", "random_prune")  # the branches whose start the change kept
+
+
+def optimizer_record(pruning) -> Dict:
+  """What `optimizer_policy.json` records for `pruning` (a `PruningConfig`)."""
+  return {"rewind_optimizer": pruning.rewind_optimizer, "applies_to": SAME_START}
+
+
+def _earlier_rule(pruning, layout: ExperimentLayout, slots: Iterable[Tuple[int, int, str]]
+                  ) -> Tuple[List[str], int]:
+  """The finished branch directories of a directory without a record whose start the change
+  moved (k > 0 under `restore`: every branch of a pruned level but the ticket and random
+  pruning), and how many such slots there are in all."""
+  if pruning.rewind_optimizer != "restore" or pruning.rewind_iteration == 0:
+    return [], 0
+  moved = [BranchFiles(layout.branch_dir(seed, level, branch)) for seed, level, branch in slots
+           if level > 0 and branch not in RESTORED_BEFORE]
+  return [files.directory for files in moved if files.is_finished()], len(moved)
+
+
+def check_optimizer_record(path: str, pruning, layout: ExperimentLayout,
+                           slots: Iterable[Tuple[int, int, str]]) -> None:
+  """Refuses to resume `layout`'s directory into a mix of two optimizer rules.
+
+  A directory with a record was trained under the one policy. One without (from before the
+  record) is resumed when the change did not move any of its finished branches, or when every
+  branch it moved is finished (nothing of them is trained again; the directory stays as it
+  was); otherwise its finished and unfinished controls would start differently.
+
+  Raises:
+    UserError: one line naming the finished branches to delete to retrain them under one rule.
+  """
+  recorded = _recorded(path, "optimizer policy")
+  if recorded is not NONE:
+    if recorded != optimizer_record(pruning):
+      raise UserError(f"{path} records another optimizer policy ({recorded}) than this run's "
+                      f"({optimizer_record(pruning)}); use another --root_dir")
+    return
+  finished, moved = _earlier_rule(pruning, layout, slots)
+  if finished and len(finished) < moved:
+    shown = ", ".join(finished[:3]) + (f" and {len(finished) - 3} more" if len(finished) > 3 else "")
+    raise UserError(
+        f"{layout.directory} was trained before every branch of a level started from the same "
+        f"optimizer state: {len(finished)} finished branch(es) ({shown}) started from a fresh "
+        "optimizer while the ticket restored the state at k, and the branches still to train "
+        "would restore it too; delete those directories and rerun to retrain them from the "
+        "state at k, or keep the directory as it is (lth report reads it)")
+
+
+def record_optimizer(path: str, pruning, layout: ExperimentLayout,
+                     slots: Iterable[Tuple[int, int, str]]) -> None:
+  """Records the policy in `path` unless a record exists (checked) or the directory is a
+  finished one of the earlier rule (left as it is, without a record)."""
+  slots = list(slots)
+  check_optimizer_record(path, pruning, layout, slots)
+  if not _earlier_rule(pruning, layout, slots)[0]:
+    _write_once(path, optimizer_record(pruning))
 
 
 NONE = object()  # what `_recorded` returns when there is no record

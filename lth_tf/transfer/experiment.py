@@ -298,8 +298,7 @@ class TransferExperiment:
     replicate = ReplicateModel(self.config, self.data, seed, self.strategy)
     context = self.context(replicate, seed)
     for branch in self.branches:
-      self.trainer.run(replicate, seed, 0, branch,
-                       branches_lib.BRANCHES.get(branch).plan(context))
+      self.trainer.run(replicate, seed, 0, branch, branches_lib.plan_of(branch, context))
 
 
 def from_flags(base: ExperimentConfig, transfer: TransferConfig,

@@ -39,6 +39,7 @@ def _context(seed=3, level=2, tag=2):
   return BranchContext(seed=seed, level=level, tag=tag, mask=mask, rewind_weights=rewind,
                        rewind_optimizer={"optimizer/0000": np.array(K)}, rewind_iteration=K,
                        initial_weights=initial, fresh_weights=fresh, target_ticket=target,
+                       source_weights=fresh(5), source_mask=Mask.ones_like(mask),
                        scores=lambda: scores)
 
 
@@ -116,8 +117,10 @@ def _theta0_plan(context: BranchContext) -> BranchPlan:
 
 
 def _kept_plan(context: BranchContext) -> BranchPlan:
-  """Learning-rate rewinding's shape: the source level's trained weights, masked, from k."""
-  return BranchPlan(context.mask, context.source_weights, None, context.rewind_iteration)
+  """Learning-rate rewinding's shape: the source level's trained weights, masked, from k (with
+  the level's optimizer policy, as every branch)."""
+  k = context.rewind_iteration
+  return BranchPlan(context.mask, context.source_weights, context.optimizer_at(k), k)
 
 
 @pytest.fixture
