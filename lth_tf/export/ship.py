@@ -12,6 +12,7 @@ from lth_tf import io, pruning, tickets
 from lth_tf.compat import tf
 from lth_tf.errors import TicketError, UserError
 from lth_tf.export.formats import ENCODINGS, FORMATS, QUANTIZATIONS, export, tflite_bytes
+from lth_tf.export import xnnpack
 from lth_tf.export.inference import inference_model
 
 FLOAT_AGREEMENT = 0.999
@@ -112,40 +113,62 @@ def _failures(results: Dict, quantize: str) -> List[str]:
   return out
 
 
+def _ms(model: Dict, key: str) -> str:
+  return f"{model[key]:.4f}" if model.get(key) is not None else "-"
+
+
+def _ratio(dense: Dict, model: Dict, key: str) -> str:
+  """Dense median over this model's median, both from the same interleaved run."""
+  if dense.get(key) is None or model.get(key) is None:
+    return "-"
+  return f"{dense[key] / model[key]:.2f}x"
+
+
 def table(results: Dict) -> str:
-  """Markdown table: one row per exported model."""
+  """Markdown: one row per exported model (size, parity, latency on the built-in kernels and
+  with the default XNNPACK delegate, each against the dense float model timed interleaved),
+  then, per sparse TFLite model, one row per layer saying whether it runs sparse and why."""
   lines = ["| model | bytes | gzip bytes | size vs dense float | non-zero kernel weights | "
            "top-1 agreement | accuracy | latency 1 thread (ms) | latency 2 threads (ms) | "
-           "speed-up vs dense (1 thread) |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "speed-up vs dense (1 thread) | XNNPACK 1 thread (ms) | XNNPACK 2 threads (ms) | "
+           "XNNPACK vs dense (1 / 2 threads) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   dense = results["models"].get("model_dense_float.tflite", {})
   slower = []
   for name, m in sorted(results["models"].items()):
     ratio = f"1/{dense['bytes'] / m['bytes']:.1f}" if dense else "-"
-    lat1 = f"{m['latency_ms_1_threads']:.4f}" if "latency_ms_1_threads" in m else "-"
-    lat2 = f"{m['latency_ms_2_threads']:.4f}" if "latency_ms_2_threads" in m else "-"
-    speedup = "-"
-    if "latency_ms_1_threads" in m and "latency_ms_1_threads" in dense:
-      factor = dense["latency_ms_1_threads"] / m["latency_ms_1_threads"]
-      speedup = f"{factor:.2f}x"
-      if factor <= 1.0 and name != "model_dense_float.tflite":
-        slower.append(name)
+    speedup = _ratio(dense, m, "latency_ms_1_threads")
+    if (speedup != "-" and dense["latency_ms_1_threads"] <= m["latency_ms_1_threads"]
+        and name != "model_dense_float.tflite"):
+      slower.append(name)
+    xnn = (f"{_ratio(dense, m, 'xnnpack_latency_ms_1_threads')} / "
+           f"{_ratio(dense, m, 'xnnpack_latency_ms_2_threads')}")
     nonzero = f"{m['nonzero_kernel_weights']:,}" if "nonzero_kernel_weights" in m else "-"
     lines.append(f"| {name} | {m['bytes']:,} | {m['gzip_bytes']:,} | {ratio} | {nonzero} | "
-                 f"{100 * m['agreement_with_keras']:.2f}% | {100 * m['accuracy']:.2f}% | {lat1} | "
-                 f"{lat2} | {speedup} |")
+                 f"{100 * m['agreement_with_keras']:.2f}% | {100 * m['accuracy']:.2f}% | "
+                 f"{_ms(m, 'latency_ms_1_threads')} | {_ms(m, 'latency_ms_2_threads')} | "
+                 f"{speedup} | {_ms(m, 'xnnpack_latency_ms_1_threads')} | "
+                 f"{_ms(m, 'xnnpack_latency_ms_2_threads')} | {xnn} |")
   refused = [name for name, m in sorted(results["models"].items())
              if m.get("runs_with_default_delegates") is False]
   if refused:
     lines.append(f"\nThe interpreter's default XNNPACK delegate refuses {', '.join(refused)}: run it "
                  "with the built-in kernels only (LiteRT: experimental_op_resolver_type="
-                 "BUILTIN_WITHOUT_DEFAULT_DELEGATES), as the timings above do.")
+                 "BUILTIN_WITHOUT_DEFAULT_DELEGATES), as the built-in timings above do.")
   if slower:
     lines.append(f"\nNo speed-up from sparsity for {', '.join(slower)}: it is no faster than the "
                  "dense float model on the interpreter's CPU kernels.")
   exported = results["exported_nonzero_kernel_weights"]
   held = (f", the SavedModel's kernels hold {exported:,} non-zero"
           if exported is not None and exported >= 0 else "")
+  for name, m in sorted(results["models"].items()):
+    if m.get("layers") and name != "model_dense_float.tflite":
+      sparse = sum(row["runs_here"] == "sparse" for row in m["layers"])
+      eligible = sum(row["eligible"] for row in m["layers"])
+      lines.append(f"\n{name}, per layer (XNNPACK sparse inference: {sparse} of "
+                   f"{len(m['layers'])} layers run sparse here, {eligible} would where XNNPACK "
+                   f"has sparse kernels; {results.get('runtime_sparse_kernels', '')}):\n")
+      lines.append(xnnpack.table([xnnpack.LayerRow(**row) for row in m["layers"]]))
   lines.append(f"\nTFLite sparse encoding: {results.get('tflite_encoding', 'compact')}; weights remaining "
                f"{100 * results['weights_remaining']:.2f}%; mask keeps "
                f"{results['mask_nonzero_weights']:,} prunable weights{held}; Keras accuracy "
