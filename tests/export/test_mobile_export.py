@@ -150,9 +150,9 @@ def mobile_ticket(tmp_path_factory):
   config = ExperimentConfig(
       dataset=DatasetConfig(name="synthetic_cifar", validation_size=500),
       model=ModelConfig(name="mobilenetv1_025"),
-      training=TrainingConfig(iterations=60, eval_every=30, batch_size=32),
+      training=TrainingConfig(iterations=20, eval_every=10, batch_size=16),
       pruning=PruningConfig(levels=1, scope="global", global_layers="pointwise",
-                            global_rate=0.9, rewind_iteration=10),
+                            global_rate=0.9, rewind_iteration=5),
       runtime=RuntimeConfig(root_dir=str(root / "runs"), data_dir=str(root), progress=False))
   experiment = LotteryExperiment(config, log=lambda line: None)
   experiment.run()
@@ -164,7 +164,11 @@ def test_mobile_ticket_export_parity_and_per_layer_table(mobile_ticket, tmp_path
   out = tmp_path / "out"
   results = ship.ship(path, ["tflite"], "none", str(out), str(root), latency_runs=10)
   assert results["failures"] == []
+  # The depthwise kernels stay dense (tfmot's registry lists none of their weights prunable).
+  assert results["unmasked_kernel_nonzero_weights"] > 0
   model = results["models"]["model_none.tflite"]
+  assert model["nonzero_kernel_weights"] == (results["mask_nonzero_weights"]
+                                             + results["unmasked_kernel_nonzero_weights"])
   assert model["agreement_with_keras"] >= ship.FLOAT_AGREEMENT
   assert model["xnnpack_latency_ms_1_threads"] > 0
   assert results["models"]["model_dense_float.tflite"]["xnnpack_latency_ms_2_threads"] > 0
