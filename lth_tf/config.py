@@ -113,7 +113,9 @@ class PruningConfig:
     conv_rate, fc_rate, output_rate: fraction of the remaining weights pruned per round in
       convolutional, hidden fully connected and output layers (layerwise scope).
     global_rate: fraction pruned per round in global scope.
-    global_layers: `conv` (convolutions only, others left dense) or `all`.
+    global_layers: `conv` (convolutions only, others left dense), `pointwise` (1x1
+      convolutions only: depthwise, first convolution and fully connected layers left dense,
+      the layers XNNPACK's sparse inference reads sparse) or `all`.
     levels: number of pruning rounds after the dense level 0.
     mode: `iterative` (prune the previous level's trained weights by the per-round rate) or
       `one_shot` (prune the dense network's trained weights directly to each level's density).
@@ -419,7 +421,7 @@ def experiment_hash(config: ExperimentConfig) -> str:
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "step")
 SCOPES = ("layerwise", "global")
-GLOBAL_LAYERS = ("conv", "all")
+GLOBAL_LAYERS = ("conv", "all", "pointwise")  # the keys of lth_tf.pruning.kinds.GLOBAL_SETS
 INIT_SCOPES = ("global", "layerwise", "scope")
 MODES = ("iterative", "one_shot")
 REWIND_OPTIMIZER = ("restore", "fresh")

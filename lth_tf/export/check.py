@@ -3,17 +3,18 @@
 Reads `reference.npz` (raw test images, labels and the Keras model's logits) from the export
 directory and writes `check.json`: for every exported model its top-1 agreement with Keras,
 its accuracy, its file size raw and gzipped, and, for TFLite models, the non-zero entries of
-its kernels (decoded from the file), its median latency at batch 1 on the LiteRT interpreter's
-built-in kernels with 1 and 2 threads, and whether the interpreter with its default delegates
-(XNNPACK) accepts it.
+its kernels (decoded from the file), its median latency at batch 1 with 1 and 2 threads on the LiteRT
+interpreter's built-in kernels and with its default delegate (XNNPACK; every model timed
+interleaved with the others, `lth_tf.export.latency`), whether the default delegate accepts it,
+and per layer whether XNNPACK's sparse inference reads it sparse, and why not
+(`lth_tf.export.xnnpack`).
 """
 import argparse
+import dataclasses
 import glob
 import gzip
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -45,24 +46,6 @@ def _runs_with_default_delegates(path: str, image: np.ndarray) -> bool:
   return True
 
 
-def _latency_ms(path: str, image: np.ndarray, threads: int, runs: int) -> float:
-  from ai_edge_litert.interpreter import Interpreter, OpResolverType  # pylint: disable=import-outside-toplevel
-  interpreter = Interpreter(
-      model_path=path, num_threads=threads,
-      experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-  interpreter.allocate_tensors()
-  index = interpreter.get_input_details()[0]["index"]
-  interpreter.set_tensor(index, image[None].astype(np.float32))
-  for _ in range(20):
-    interpreter.invoke()
-  times = []
-  for _ in range(runs):
-    start = time.perf_counter()
-    interpreter.invoke()
-    times.append(time.perf_counter() - start)
-  return 1000 * statistics.median(times)
-
-
 def _sizes(path: str):
   if os.path.isdir(path):
     files = [f for f in glob.glob(os.path.join(path, "**"), recursive=True) if os.path.isfile(f)]
@@ -77,7 +60,15 @@ def check(directory: str, runs: int = 200) -> dict:
   images, labels, keras_top1 = reference["images"], reference["labels"], reference["logits"].argmax(1)
   results = {"examples": int(len(labels)),
              "keras_accuracy": float((keras_top1 == labels).mean()), "models": {}}
+  from lth_tf.export import latency, xnnpack  # pylint: disable=import-outside-toplevel
   paths = sorted(glob.glob(os.path.join(directory, "*.tflite")))
+  timings = {}
+  for threads in (1, 2):
+    timings[f"latency_ms_{threads}_threads"] = latency.interleaved(
+        paths, images[0], threads, runs, builtin_only=True)
+    timings[f"xnnpack_latency_ms_{threads}_threads"] = latency.interleaved(
+        paths, images[0], threads, runs)
+  results["runtime_sparse_kernels"] = xnnpack.sparse_kernels_here()[1]
   if os.path.isdir(os.path.join(directory, "saved_model")):
     paths.append(os.path.join(directory, "saved_model"))
   for path in paths:
@@ -91,9 +82,11 @@ def check(directory: str, runs: int = 200) -> dict:
     else:
       from lth_tf.export import tflite_sparse  # pylint: disable=import-outside-toplevel
       logits = _tflite_logits(path, images)
-      extra = {f"latency_ms_{t}_threads": _latency_ms(path, images[0], t, runs) for t in (1, 2)}
+      extra = {key: values[path] for key, values in timings.items()}
       with open(path, "rb") as handle:
-        extra["nonzero_kernel_weights"] = sum(tflite_sparse.kernel_nonzeros(handle.read()).values())
+        blob = handle.read()
+      extra["nonzero_kernel_weights"] = sum(tflite_sparse.kernel_nonzeros(blob).values())
+      extra["layers"] = [dataclasses.asdict(row) for row in xnnpack.analyse(blob)]
       extra["runs_with_default_delegates"] = _runs_with_default_delegates(path, images[0])
     top1 = logits.argmax(1)
     raw, zipped = _sizes(path)

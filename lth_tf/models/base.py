@@ -56,6 +56,13 @@ class LayerFactory:
         use_bias=use_bias, kernel_initializer=self.kernel_initializer(),
         bias_initializer="zeros", name=name)
 
+  def depthwise(self, kernel_size: int, name: str, strides: int = 1,
+                padding: str = "same") -> keras.layers.DepthwiseConv2D:
+    """A bias-free DepthwiseConv2D layer (depth multiplier 1) with a seeded Glorot-normal kernel."""
+    return keras.layers.DepthwiseConv2D(
+        kernel_size, strides=strides, padding=padding, use_bias=False,
+        depthwise_initializer=self.kernel_initializer(), name=name)
+
   def dense(self, units: int, name: str, activation=None) -> keras.layers.Dense:
     """A Dense layer with a seeded Glorot-normal kernel and zero bias."""
     return keras.layers.Dense(

@@ -4,6 +4,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from lth_tf.compat import keras, tf
+from lth_tf.pruning.kinds import KINDS, is_conv, layer_kind
 from lth_tf.pruning.mask import Mask
 from lth_tf.pruning.wrapper import masked_layers
 
@@ -47,21 +48,18 @@ def apply_mask(model: keras.Model) -> None:
     weight.assign(weight * tf.cast(mask_var, weight.dtype))
 
 
-LAYER_KINDS = ("conv", "fc", "output")
-
-
-def _kind(layer) -> str:
-  if layer.name == "output":
-    return "output"
-  if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)):
-    return "conv"
-  return "fc"
+LAYER_KINDS = tuple(KINDS)
 
 
 def layer_kinds(model: keras.Model) -> Dict[str, str]:
-  """`conv`, `fc` or `output` for every prunable weight; the classifier layer is named `output`."""
+  """The kind (`lth_tf.pruning.kinds.KINDS`) of every prunable weight: `stem` for the model's
+  first convolution, `depthwise`, `pointwise` (1x1), other `conv`, `fc`, and `output` for the
+  classifier layer, which is named `output`."""
   kinds = {}
+  seen_conv = False
   for wrapper in masked_layers(model):
+    kind = layer_kind(wrapper.layer, first_conv=is_conv(wrapper.layer) and not seen_conv)
+    seen_conv = seen_conv or is_conv(wrapper.layer)
     for weight, _, _ in wrapper.pruning_vars:
-      kinds[f"{wrapper.layer.name}/{_short_name(weight)}"] = _kind(wrapper.layer)
+      kinds[f"{wrapper.layer.name}/{_short_name(weight)}"] = kind
   return kinds

@@ -7,6 +7,7 @@ import numpy as np
 
 from lth_tf.config import PruningConfig
 from lth_tf.errors import ConfigError
+from lth_tf.pruning.kinds import GLOBAL_SETS, KINDS
 from lth_tf.pruning.mask import Mask
 from lth_tf.pruning.strategies import STRATEGIES, PruneRequest
 from lth_tf.pruning.strategies.base import INPUTS, PruningStrategy, record
@@ -19,9 +20,9 @@ def strategy(pruning: PruningConfig) -> PruningStrategy:
 
 def layer_rates(pruning: PruningConfig, kinds: Mapping[str, str],
                 overrides: Optional[Mapping[str, float]] = None) -> Dict[str, float]:
-  """Layerwise scope: each weight's rate from its kind (`conv`, `fc`, `output`), or its own
-  rate from `overrides` (by weight name, e.g. `fc1/kernel`)."""
-  by_kind = {"conv": pruning.conv_rate, "fc": pruning.fc_rate, "output": pruning.output_rate}
+  """Layerwise scope: each weight's rate from its kind (`KINDS`: every convolution kind takes
+  `conv_rate`), or its own rate from `overrides` (by weight name, e.g. `fc1/kernel`)."""
+  by_kind = {kind: getattr(pruning, field) for kind, field in KINDS.items()}
   overrides = dict(overrides or {})
   unknown = sorted(set(overrides) - set(kinds))
   if unknown:
@@ -50,8 +51,9 @@ def _ranking(pruning: PruningConfig) -> Tuple[str, str]:
 
 
 def global_layers(pruning: PruningConfig, kinds: Mapping[str, str]) -> Optional[Tuple[str, ...]]:
-  """Global scope: the weights ranked together (`conv` kinds, or `all`); None when layerwise.
-  Refuses a scope the strategy cannot prune by (one-line `ConfigError`)."""
+  """Global scope: the weights ranked together (the kinds `GLOBAL_SETS[global_layers]` names:
+  every convolution, 1x1 convolutions only, or all); None when layerwise. Refuses a scope the
+  strategy cannot prune by (one-line `ConfigError`)."""
   scope, layers = _ranking(pruning)
   if scope != "global":
     if strategy(pruning).global_only:
@@ -59,7 +61,7 @@ def global_layers(pruning: PruningConfig, kinds: Mapping[str, str]) -> Optional[
                         "the layers by its own rule: it needs global scope "
                         "(--init_scope=global)")
     return None
-  chosen = tuple(n for n, k in kinds.items() if layers == "all" or k == "conv")
+  chosen = tuple(n for n, k in kinds.items() if k in GLOBAL_SETS[layers])
   if not chosen:
     raise ConfigError(f"global pruning over {layers!r} layers, but the model has none")
   return chosen

@@ -1,0 +1,56 @@
+"""Layer kinds: what each prunable weight is (stem, pointwise, depthwise, conv, fc, output), the
+per-layer rate each kind takes, and the kinds each `global_layers` choice ranks together.
+
+Kinds are data: `KINDS` maps a kind to its rate field, and `GLOBAL_SETS` maps a
+`--global_layers` choice to the kinds it prunes; every kind outside the chosen set stays dense
+under global scope. The finer convolution kinds (stem, pointwise, depthwise) take the
+convolution rate, so layerwise pruning and `--global_layers=conv` treat every convolution as
+before. `--global_layers=pointwise` prunes only the 1x1 convolutions, leaving the depthwise
+convolutions and the first convolution dense: the layers XNNPACK's sparse inference reads
+sparse are the 1x1 convolutions, and only those (see `lth_tf.export.xnnpack`).
+
+tfmot's prune registry decides what is wrapped at all: it lists `DepthwiseConv2D` and
+`BatchNormalization` as supported with no prunable weight, so both stay dense under every
+scope; the `depthwise` kind is for a user's layer that declares its depthwise kernel prunable.
+"""
+from typing import Dict
+
+from lth_tf.compat import keras
+
+# kind -> the PruningConfig field holding its layerwise rate.
+KINDS: Dict[str, str] = {
+    "stem": "conv_rate",
+    "pointwise": "conv_rate",
+    "depthwise": "conv_rate",
+    "conv": "conv_rate",
+    "fc": "fc_rate",
+    "output": "output_rate",
+}
+CONV_KINDS = frozenset({"stem", "pointwise", "depthwise", "conv"})
+# --global_layers choice -> kinds ranked together.
+GLOBAL_SETS = {
+    "conv": CONV_KINDS,
+    "all": frozenset(KINDS),
+    "pointwise": frozenset({"pointwise"}),
+}
+
+
+def is_conv(layer) -> bool:
+  return isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
+                            keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D))
+
+
+def layer_kind(layer, first_conv: bool) -> str:
+  """The kind of a prunable layer; `first_conv`: it is the model's first convolution (the one
+  that reads the image)."""
+  if layer.name == "output":
+    return "output"
+  if isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)):
+    return "depthwise"
+  if is_conv(layer):
+    if first_conv:
+      return "stem"
+    if all(k == 1 for k in layer.kernel_size) and getattr(layer, "groups", 1) == 1:
+      return "pointwise"
+    return "conv"
+  return "fc"
