@@ -88,6 +88,10 @@ class PruningStrategy:
   global_only: bool = False
   summary: str = ""
 
+  def __post_init__(self):
+    if self.score is None and self.prune is None:
+      raise ValueError("a strategy record needs a score or a prune function")
+
   @property
   def inputs(self) -> Tuple[str, ...]:
     """Everything the caller must give (names of `INPUTS`)."""
