@@ -12,8 +12,8 @@ from lth_tf import cli, tickets
 from lth_tf import data as data_lib
 from lth_tf import flags as lth_flags
 from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
-                           TrainingConfig)
-from lth_tf.errors import DataError
+                           TrainingConfig, validate)
+from lth_tf.errors import ConfigError, DataError
 from lth_tf.lottery import LotteryExperiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -110,3 +110,11 @@ def test_preset_end_to_end_on_mock_data(name, tmp_path, cifar_ticket, capsys):
   assert {row["branch"] for row in summary} >= {"ticket", "dense", "reinit", "random_prune"}
   mask = np.load(directory / "replicate_0" / "level_0" / "ticket" / "mask.npz")
   assert mask["output/kernel"].shape[-1] == classes
+
+
+def test_image_size_must_be_height_and_width():
+  with pytest.raises(ConfigError, match="image_size must be empty or"):
+    validate(ExperimentConfig(dataset=DatasetConfig(image_size=(32,))))
+  with pytest.raises(ConfigError, match="image_size must be empty or"):
+    validate(ExperimentConfig(dataset=DatasetConfig(image_size=(0, 32))))
+  assert validate(ExperimentConfig(dataset=DatasetConfig(image_size=(32, 32))))
