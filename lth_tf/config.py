@@ -54,10 +54,11 @@ class ModelConfig:
 
   Attributes:
     name: a registered model (`lenet300_100`, `conv2`, `conv4`, `conv6`, `vgg16`, `vgg19`,
-      `resnet20`, ..., `resnet18`, `resnet50`, `resnet18_cifar`, `resnet50_cifar`), or your own as `package.module:function`: it takes `(input_shape,
-      num_classes, seed)` and returns a tf_keras model with logits; every layer that tfmot's
-      prune registry supports or that implements `PrunableLayer` is pruned, the rest stays
-      dense; a layer named `output` takes the output rate.
+      `resnet20`, ..., `resnet18`, `resnet50`, `resnet18_cifar`, `resnet50_cifar`), or your
+      own as `package.module:function`: it takes `(input_shape, num_classes, seed)` and
+      returns a tf_keras model with logits; every layer that tfmot's prune registry supports
+      or that implements `PrunableLayer` is pruned, the rest stays dense; a layer named
+      `output` takes the output rate.
     dropout: dropout rate on the fully connected layers (Conv-N); 0 disables it.
     source_sha256: for a `package.module:function` model, the SHA-256 of its module's file;
       set when the experiment starts (given, it must match the file).

@@ -94,7 +94,8 @@ def test_unknown_augmentation_is_refused_before_training():
 @pytest.fixture(scope="module")
 def cifar():
   config = DatasetConfig(name="synthetic_cifar", validation_size=500, augmentation="crop_flip")
-  return data_lib.load(config, "."), data_lib.load(dataclasses.replace(config, augmentation="none"), ".")
+  plain = dataclasses.replace(config, augmentation="none")
+  return data_lib.load(config, "."), data_lib.load(plain, ".")
 
 
 def _lenet(data, seed=0):

@@ -1,4 +1,4 @@
-"""ImageNet-style ResNet-18 / ResNet-50 (and their CIFAR variants): weight counts, strides, shapes."""
+"""ImageNet-style ResNet-18 / ResNet-50 and their CIFAR variants: weight counts, strides, shapes."""
 import functools
 
 import numpy as np

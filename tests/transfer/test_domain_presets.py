@@ -3,18 +3,18 @@ to TFDS's digital-pathology sets, run end to end through `lth transfer` and the 
 on `tfds.testing.mock_data` (no download), with the head replaced and the per-class budget."""
 import json
 import os
+import signal
 import sys
 
 import numpy as np
 import pytest
 
-from lth_tf import cli, tickets
+from lth_tf import cli, models, pruning, tickets
 from lth_tf import data as data_lib
 from lth_tf import flags as lth_flags
-from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
-                           TrainingConfig)
-from lth_tf.errors import DataError
-from lth_tf.lottery import LotteryExperiment
+from lth_tf.config import DatasetConfig, ExperimentConfig, ModelConfig, validate
+from lth_tf.errors import ConfigError, DataError
+from lth_tf.training import get_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PRESETS_DIR = os.path.join(ROOT, "transfer_flags")
@@ -56,29 +56,32 @@ def test_malaria_needs_an_image_size_and_is_resized_in_the_pipeline(tmp_path):
 
 @pytest.fixture(scope="module")
 def cifar_ticket(tmp_path_factory):
-  """A level-1 ticket with CIFAR-10's input shape and classes (LeNet on synthetic 32x32x3 data)."""
-  root = tmp_path_factory.mktemp("cifar_ticket")
-  experiment = LotteryExperiment(ExperimentConfig(
-      dataset=DatasetConfig(name="synthetic_cifar", validation_size=500),
-      training=TrainingConfig(iterations=10, eval_every=10, batch_size=50),
-      pruning=PruningConfig(levels=1, fc_rate=0.5, output_rate=0.2),
-      runtime=RuntimeConfig(root_dir=str(root), data_dir=str(root), progress=False)),
-                                 log=lambda line: None)
-  experiment.run()
-  return tickets.save(experiment.layout.directory, 0, 1, str(root / "ticket"), str(root))
+  """A ticket of CIFAR-10's input shape and classes, written directly (no search): LeNet-300-100
+  at 32x32x3 with a seeded random mask keeping 30% of each layer."""
+  model = pruning.wrap_model(models.build(ModelConfig("lenet300_100"), SOURCES["cifar10"], 10, 0))
+  rng = np.random.default_rng(0)
+  mask = pruning.Mask.from_dict({n: rng.random(shape) < 0.3
+                                 for n, shape in pruning.prunable_shapes(model).items()})
+  weights = get_weights(model)
+  config = ExperimentConfig(dataset=DatasetConfig(name="cifar10"),
+                            model=ModelConfig("lenet300_100"))
+  return tickets.write(str(tmp_path_factory.mktemp("cifar_ticket") / "ticket"), mask, weights,
+                       weights, config, {}, {"level": 5}, SOURCES["cifar10"], 10,
+                       [0.49, 0.48, 0.45], [0.25, 0.24, 0.26])
 
 
 def _lth_transfer(argv):
   """`lth transfer ARGV` through the command's entry point, in this process; its exit code."""
   lth_flags.FLAGS.unparse_flags()
-  saved = sys.argv
+  saved, handler = sys.argv, signal.getsignal(signal.SIGTERM)
   sys.argv = ["lth", "transfer", *argv]
   try:
     cli.main()
   except SystemExit as exited:
     return exited.code
-  finally:
+  finally:  # the command's flags, argv and SIGTERM handler do not outlive it
     sys.argv = saved
+    signal.signal(signal.SIGTERM, handler)
     lth_flags.FLAGS.unparse_flags()
   return 0
 
@@ -110,3 +113,11 @@ def test_preset_end_to_end_on_mock_data(name, tmp_path, cifar_ticket, capsys):
   assert {row["branch"] for row in summary} >= {"ticket", "dense", "reinit", "random_prune"}
   mask = np.load(directory / "replicate_0" / "level_0" / "ticket" / "mask.npz")
   assert mask["output/kernel"].shape[-1] == classes
+
+
+def test_image_size_must_be_height_and_width():
+  with pytest.raises(ConfigError, match="image_size must be empty or"):
+    validate(ExperimentConfig(dataset=DatasetConfig(image_size=(32,))))
+  with pytest.raises(ConfigError, match="image_size must be empty or"):
+    validate(ExperimentConfig(dataset=DatasetConfig(image_size=(0, 32))))
+  assert validate(ExperimentConfig(dataset=DatasetConfig(image_size=(32, 32))))
