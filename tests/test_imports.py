@@ -17,6 +17,10 @@ LAZY = {
     "lth_tf.pruning": "the Keras side (wrapper, masked model) loads TensorFlow on first use, so "
                       "that reading masks needs none",
     "lth_tf.analysis.masks": "a saved ticket's reader loads TensorFlow: only when a ticket is compared",
+    "lth_tf.pruning.strategies.snip": "the gradients load TensorFlow: only when a mask is scored",
+    "lth_tf.pruning.strategies.grasp": "the gradients load TensorFlow: only when a mask is scored",
+    "lth_tf.pruning.strategies.synflow": "the gradients load TensorFlow: only when a mask is scored",
+    "lth_tf.pruning.kinds": "the layer classes load TensorFlow: only when a model's kinds are read",
 }
 
 

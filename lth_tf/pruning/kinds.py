@@ -15,7 +15,6 @@ scope; the `depthwise` kind is for a user's layer that declares its depthwise ke
 """
 from typing import Dict
 
-from lth_tf.compat import keras
 
 # kind -> the PruningConfig field holding its layerwise rate.
 KINDS: Dict[str, str] = {
@@ -36,6 +35,7 @@ GLOBAL_SETS = {
 
 
 def is_conv(layer) -> bool:
+  from lth_tf.compat import keras  # pylint: disable=import-outside-toplevel
   return isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
                             keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D))
 
@@ -43,6 +43,7 @@ def is_conv(layer) -> bool:
 def layer_kind(layer, first_conv: bool) -> str:
   """The kind of a prunable layer; `first_conv`: it is the model's first convolution (the one
   that reads the image)."""
+  from lth_tf.compat import keras  # pylint: disable=import-outside-toplevel
   if layer.name == "output":
     return "output"
   if isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)):

@@ -6,13 +6,13 @@ from typing import Dict
 
 import numpy as np
 
-from lth_tf.pruning import saliency
 from lth_tf.pruning.strategies.base import STRATEGIES, PruneRequest, PruningStrategy, score_batch
 
 
 def grasp_scores(request: PruneRequest) -> Dict[str, np.ndarray]:
   """GraSP's score S = −θ ⊙ Hg (the paper's sign: the highest S are pruned)."""
   images, labels = score_batch(request, "grasp")
+  from lth_tf.pruning import saliency  # pylint: disable=import-outside-toplevel
   _, products = saliency.hessian_gradient(request.model, request.mask, images, labels)
   return {name: -np.asarray(request.weights[name], np.float64) * request.mask[name] * products[name]
           for name in request.mask}

@@ -4,12 +4,12 @@ from typing import Dict
 
 import numpy as np
 
-from lth_tf.pruning import saliency
 from lth_tf.pruning.strategies.base import STRATEGIES, PruneRequest, PruningStrategy, score_batch
 
 
 def snip_scores(request: PruneRequest) -> Dict[str, np.ndarray]:
   images, labels = score_batch(request, "snip")
+  from lth_tf.pruning import saliency  # pylint: disable=import-outside-toplevel
   grads = saliency.loss_gradient(request.model, request.mask, images, labels)
   return {name: np.abs(grads[name] * np.asarray(request.weights[name], np.float64) * request.mask[name])
           for name in request.mask}

@@ -6,7 +6,6 @@ from typing import Dict
 
 import numpy as np
 
-from lth_tf.pruning import saliency
 from lth_tf.pruning.strategies.base import STRATEGIES, PruneRequest, PruningStrategy, require
 
 ITERATIONS = 100  # the paper's default
@@ -14,6 +13,7 @@ ITERATIONS = 100  # the paper's default
 
 def synflow_scores(request: PruneRequest) -> Dict[str, np.ndarray]:
   require(request, "synflow", "model")
+  from lth_tf.pruning import saliency  # pylint: disable=import-outside-toplevel
   grads = saliency.path_norm_gradient(request.model, request.mask)
   return {name: np.abs(grads[name] * np.asarray(request.weights[name], np.float64) * request.mask[name])
           for name in request.mask}
