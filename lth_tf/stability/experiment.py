@@ -163,13 +163,13 @@ class StabilityExperiment:
       rewind = states.read(self.directory.store, self.layout.rewind_file(seed))
       for pair in pending:
         self._run_pair(replicate, rewind, pair)
-    done = [record.read_pair(self.layout.stability_pair(*pair).path) for pair in self.pairs]
-    if self.directory.writes:
-      every = [record.read_pair(files.path) for files in self._all_pair_files()
-               if os.path.exists(files.path)]
-      record.write(self.layout.stability_file, self.layout.experiment_hash, every)
-      plot.error_vs_alpha(every, self.layout.stability_plot)
-    return done
+    if not self.directory.writes:  # the chief writes and reports the records
+      return []
+    every = [record.read_pair(files.path) for files in self._all_pair_files()
+             if os.path.exists(files.path)]
+    record.write(self.layout.stability_file, self.layout.experiment_hash, every)
+    plot.error_vs_alpha(every, self.layout.stability_plot)
+    return [record.read_pair(self.layout.stability_pair(*pair).path) for pair in self.pairs]
 
   def _all_pair_files(self):
     for seed in self.config.runtime.seeds:

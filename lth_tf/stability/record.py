@@ -13,9 +13,10 @@ A pair record (one replicate, level and branch) is a flat JSON object:
                           training subset size and seed): a record is reused only by a run
                           with the same settings
 
-`stability.json` is `{"experiment_hash", "pairs": [pair records]}`, the pairs in (replicate,
-level, branch) order: `by_pair` indexes them by (level, branch, rewind_iteration). Neither
-record needs TensorFlow to read.
+`stability.json` is `{"experiment_hash", "summary", "pairs"}`: the pair records in (replicate,
+level, branch) order, and one summary row per (level, branch, rewind_iteration) with the mean
+and standard deviation of the instabilities over replicates (`summary`); `by_pair` indexes the
+records the same way. Neither record needs TensorFlow to read.
 """
 from typing import Dict, Iterable, List, Tuple
 
@@ -46,7 +47,24 @@ def write_pair(path: str, record: Dict) -> None:
 
 
 def write(path: str, experiment_hash: str, pairs: Iterable[Dict]) -> None:
-  io.write_json(path, {"experiment_hash": experiment_hash, "pairs": list(pairs)})
+  pairs = list(pairs)
+  io.write_json(path, {"experiment_hash": experiment_hash, "summary": summary(pairs),
+                       "pairs": pairs})
+
+
+def summary(pairs: Iterable[Dict]) -> List[Dict]:
+  """One row per (level, branch, rewind_iteration): its replicates, weights remaining, and the
+  mean and standard deviation over replicates of both instabilities."""
+  rows = []
+  for (level, branch, k), group in sorted(by_pair(pairs).items()):
+    row = {"level": level, "branch": branch, "rewind_iteration": k,
+           "replicates": [p["replicate"] for p in group],
+           "weights_remaining": group[0]["weights_remaining"]}
+    for key in ("instability", "train_instability"):
+      values = np.asarray([p[key] for p in group], np.float64)
+      row[f"{key}_mean"], row[f"{key}_std"] = float(values.mean()), float(values.std())
+    rows.append(row)
+  return rows
 
 
 def read(path: str) -> List[Dict]:
@@ -65,9 +83,14 @@ def by_pair(pairs: Iterable[Dict]) -> Dict[Tuple[int, str, int], List[Dict]]:
   return out
 
 
+def _endpoint_error(pair: Dict) -> float:
+  return (pair["path"][0]["test_error"] + pair["path"][-1]["test_error"]) / 2.0
+
+
 def table(pairs: Iterable[Dict]) -> str:
   """One line per (level, branch, k): weights remaining, instability on the test set and on the
-  training subset (mean ± std over replicates, in percentage points), endpoint test error."""
+  training subset and the mean test error of the path's endpoints (mean ± std over replicates,
+  in percentage points; with BatchNorm the endpoints have recomputed statistics)."""
   grouped = by_pair(pairs)
   lines = [f"{'level':>5} {'branch':<14} {'k':>6} {'weights':>8} {'n':>2} "
            f"{'instability (test)':>19} {'(train)':>15} {'endpoint test error':>20}"]
@@ -84,5 +107,5 @@ def table(pairs: Iterable[Dict]) -> str:
         f"{level:>5} {branch:<14} {k:>6} {100 * group[0]['weights_remaining']:7.2f}% "
         f"{len(group):>2} {stat([p['instability'] for p in group]):>19} "
         f"{stat([p['train_instability'] for p in group]):>15} "
-        f"{stat([np.mean(p['endpoint_test_error']) for p in group]):>20}")
+        f"{stat([_endpoint_error(p) for p in group]):>20}")
   return "\n".join(lines)

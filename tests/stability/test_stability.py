@@ -78,6 +78,10 @@ def test_the_command_writes_the_record_and_figure(run):
     errors = [row["test_error"] for row in pair["path"]]
     assert pair["instability"] == max(errors) - (errors[0] + errors[-1]) / 2
     assert pair["instability"] >= 0
+  (row,) = [row for row in io.read_json(os.path.join(directory, "stability.json"))["summary"]
+            if (row["level"], row["branch"]) == (1, "ticket")]
+  assert row["rewind_iteration"] == 0 and row["replicates"] == [0]
+  assert row["instability_mean"] == pairs[1, "ticket"]["instability"]
 
 
 def test_copies_start_where_the_branch_did_and_differ_by_data_order(run):
