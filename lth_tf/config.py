@@ -139,6 +139,15 @@ class PruningConfig:
       `synflow`, 1 for the others).
     score_examples: training examples `snip` and `grasp` score on (one seeded batch); 0: ten
       per class.
+    early_bird_threshold: draw an early-bird ticket (You et al., ICLR 2020): end the dense
+      training (level 0) at the first evaluation at or after `rewind_iteration` where the last
+      `early_bird_window` distances between the masks the next prune would produce at
+      consecutive evaluations are all below this (the paper: 0.1), and prune the levels from
+      there. 0 trains level 0 its full length. The distances (normalised Hamming: the fraction
+      of prunable weights whose keep/prune differs) are recorded in level 0's curve either way
+      when `levels` >= 1.
+    early_bird_window: how many consecutive mask distances must be below
+      `early_bird_threshold` (the paper: 5).
   """
   strategy: str = "magnitude"
   scope: str = "layerwise"
@@ -158,6 +167,8 @@ class PruningConfig:
   init_scope: str = "global"
   score_iterations: int = 0
   score_examples: int = 0
+  early_bird_threshold: float = 0.0
+  early_bird_window: int = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -501,6 +512,12 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
            "have their own flags)")
   _check(len(set(p.branches)) == len(p.branches), f"branches names one twice: {list(p.branches)}")
   _check(p.levels >= 0, f"levels must be >= 0; got {p.levels}")
+  _check(0.0 <= p.early_bird_threshold <= 1.0,
+         f"early_bird_threshold must be in [0, 1] (0: off); got {p.early_bird_threshold}")
+  _check(p.early_bird_window >= 1, f"early_bird_window must be >= 1; got {p.early_bird_window}")
+  _check(p.early_bird_threshold == 0 or p.levels >= 1,
+         "early_bird_threshold draws level 1's mask during the dense training; it needs "
+         "--levels >= 1")
   _check(0 <= p.rewind_iteration < t.iterations,
          f"rewind_iteration must be in [0, iterations={t.iterations}); got {p.rewind_iteration}")
   _check(len(r.seeds) > 0, "at least one seed is needed")

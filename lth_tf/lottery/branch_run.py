@@ -7,7 +7,7 @@ graph (`--batch_variants`), without mid-training checkpoints.
 """
 import os
 import time
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from lth_tf import io, pruning
 from lth_tf.config import ExperimentConfig
@@ -47,11 +47,17 @@ class BranchRun:
   # ---- one branch ---------------------------------------------------------------------------
 
   def run(self, replicate: ReplicateModel, seed: int, level: int, branch: str, plan: BranchPlan,
-          on_iteration: Optional[Callable[[int], None]] = None, boundaries=(),
-          files: Optional[BranchFiles] = None) -> None:
-    """Trains `branch` from `plan` unless it is finished; `on_iteration(i)` is called at the
-    start iteration and at every evaluation point and extra boundary. `files` are where the
-    branch's files go (default: its directory in the level, `files(seed, level, branch)`)."""
+          on_iteration: Optional[Callable[[int, List[Dict]], bool]] = None,
+          boundaries=(), files: Optional[BranchFiles] = None) -> None:
+    """Trains `branch` from `plan` unless it is finished.
+
+    `on_iteration(i, rows)` is called at the start iteration (with the rows of a resumed
+    checkpoint, or none) and at every evaluation point and extra boundary (with the curve so
+    far, whose last row it may annotate); True at an evaluation point ends the training there
+    (an early-bird draw). No checkpoint is written there, so a run killed before the branch's
+    files are written trains to that point again and ends alike. `files` are where the
+    branch's files go (default: its directory in the level, `files(seed, level, branch)`).
+    """
     files = files or self.files(seed, level, branch)
     if self.store.exists(files.metrics):
       return
@@ -66,16 +72,17 @@ class BranchRun:
       optimizers.set_state(replicate.trainer.optimizer, checkpoint.optimizer)
       curve, start = checkpoint.curve, checkpoint.iteration
     if on_iteration is not None:
-      on_iteration(start)
+      on_iteration(start, curve)
 
-    def on_boundary(iteration: int, rows) -> None:
-      if on_iteration is not None:
-        on_iteration(iteration)
+    def on_boundary(iteration: int, rows) -> bool:
+      if on_iteration is not None and on_iteration(iteration, rows):
+        return True
       if (self.writes and iteration < self.config.training.iterations
           and iteration % self.config.training.eval_every == 0):
         states.write(io, files.checkpoint, states.TrainingState(
             get_weights(replicate.model), optimizers.get_state(replicate.trainer.optimizer),
             iteration, rows))
+      return False
 
     label = f"replicate {seed} level {level} {branch}"
     try:

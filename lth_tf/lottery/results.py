@@ -66,7 +66,8 @@ def format_row(summary: Dict) -> str:
 
 def curve_csv(curve) -> str:
   buffer = _io.StringIO()
-  writer = csv.DictWriter(buffer, fieldnames=list(curve[0]))
+  # Every key of any row (level 0's start row has no mask distance), in first-seen order.
+  writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(k for row in curve for k in row)))
   writer.writeheader()
   writer.writerows(curve)
   return buffer.getvalue()

@@ -1,7 +1,9 @@
 """The level loop of iterative magnitude pruning: train, prune, rewind to θk, repeat; resumable.
 
 Level 0 trains the dense network from θ0 and captures θk (weights and optimizer state at the
-rewind iteration k). Level L prunes the previous level's trained ticket (iterative) or the
+rewind iteration k); when levels follow, it records at every evaluation how far the mask the
+next prune would produce moved, and with an early-bird threshold ends where it settled
+(`early_bird`). Level L prunes the previous level's trained ticket (iterative) or the
 dense network (one-shot) and trains each enabled branch (`lth_tf.branches`) from its plan.
 Training a branch and writing its files is `branch_run`; the directory's lock, config and
 summary are `directory`; the checks before anything is written are `preflight`.
@@ -17,6 +19,7 @@ from lth_tf.errors import UserError
 from lth_tf.lottery import preflight, processes
 from lth_tf.lottery.branch_run import BranchRun
 from lth_tf.lottery.directory import RunDirectory
+from lth_tf.lottery.early_bird import MaskWatch
 from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.rundir import (BranchFiles, ExperimentLayout, check_data_record, check_engine_record,
                            check_optimizer_record, record_data, record_engine, record_optimizer,
@@ -156,7 +159,15 @@ class LotteryExperiment:
       # Level 0 is the saved ticket: its mask and weights, from iteration k, fresh optimizer.
       dense_mask = self.ticket.mask
       first = branches_lib.BranchPlan(self.ticket.mask, self.ticket.rewind_weights, None, k)
-    self.trainer.run(replicate, seed, 0, "ticket", first, capture_rewind, boundaries=(k,))
+    # The mask distances of the dense training, and its early-bird stop (`early_bird`).
+    watch = (MaskWatch(self.config, replicate, self.data.batch, seed, dense_mask)
+             if self.config.pruning.levels else None)
+
+    def on_iteration(iteration: int, rows) -> bool:
+      capture_rewind(iteration)  # first: a stop at or after k finds θk captured
+      return watch is not None and watch(iteration, rows)
+
+    self.trainer.run(replicate, seed, 0, "ticket", first, on_iteration, boundaries=(k,))
     rewind = states.read(self.store, rewind_file)
     rewind_optimizer = None if self.config.pruning.rewind_optimizer == "fresh" else rewind.optimizer
 

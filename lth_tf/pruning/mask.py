@@ -71,6 +71,17 @@ class Mask(Mapping[str, np.ndarray]):
     return list(self) == list(other) and all(
         not np.any(self[k] & ~other[k]) for k in self)
 
+  def hamming_distance(self, other: "Mask") -> float:
+    """The normalised Hamming distance to `other`: the fraction of all prunable weights that
+    one mask keeps and the other prunes (0: the same masks; 1: complementary ones).
+
+    Raises:
+      TicketError: `other` has other weight names or shapes.
+    """
+    other.check_fits({name: array.shape for name, array in self.arrays})
+    differing = sum(int(np.count_nonzero(array != other[name])) for name, array in self.arrays)
+    return differing / self.num_weights()
+
   def check_fits(self, shapes: Mapping[str, Tuple[int, ...]]) -> None:
     """Raises `TicketError` unless this mask has exactly these names and shapes."""
     if set(self) != set(shapes):

@@ -1,6 +1,6 @@
 """Figures from summary rows and learning curves, as the lottery-ticket papers draw them."""
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import matplotlib
 
@@ -78,5 +78,31 @@ def learning_curves(curves: Dict[str, List[Dict]], path: str) -> str:
   axis.set_xlabel("training iteration")
   axis.set_ylabel("test accuracy (%)")
   axis.grid(True, alpha=0.3)
+  axis.legend(fontsize=8)
+  return save(figure, path)
+
+
+def mask_distances(series: Sequence[Tuple[str, List[Tuple[int, float]], float, Optional[int]]],
+                   path: str) -> str:
+  """The early-bird figure: the normalised Hamming distance between the masks of consecutive
+  evaluations of the dense training, one line per experiment (label, curve, threshold or 0,
+  iteration of the draw or None), its threshold dashed and its draw starred (log axis)."""
+  figure, axis = plt.subplots(figsize=(7.5, 4.8))
+  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  for index, (label, curve, threshold, drawn) in enumerate(series):
+    color = colors[index % len(colors)]
+    axis.plot([p[0] for p in curve], [max(p[1], 1e-6) for p in curve], marker=".", color=color,
+              label=label or "mask distance")
+    if threshold > 0:
+      axis.axhline(threshold, color=color, linestyle="--", linewidth=0.8, alpha=0.6,
+                   label=f"{label} threshold".strip())
+    if drawn is not None:
+      distance = dict(curve)[drawn]
+      axis.plot([drawn], [max(distance, 1e-6)], marker="*", markersize=14, color=color,
+                linestyle="none", label=f"{label} drawn at {drawn}".strip())
+  axis.set_yscale("log")
+  axis.set_xlabel("training iteration (dense level)")
+  axis.set_ylabel("mask distance to the previous evaluation")
+  axis.grid(True, which="both", alpha=0.3)
   axis.legend(fontsize=8)
   return save(figure, path)

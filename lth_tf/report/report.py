@@ -7,7 +7,7 @@ from typing import Dict, List, Optional, Sequence
 from lth_tf import io
 from lth_tf.errors import CorruptFileError, UserError
 from lth_tf.rundir import BranchFiles, ExperimentLayout
-from lth_tf.report import files, plots, tables
+from lth_tf.report import early_bird, files, plots, tables
 from lth_tf.report import transfer as transfer_report
 
 FIGURES = {
@@ -39,6 +39,8 @@ class Experiment:
       extras.append(f"dropout={m['dropout']:g}")
     if t.get("mixed_precision", "none") != "none":
       extras.append(t["mixed_precision"])
+    if p.get("early_bird_threshold", 0.0):
+      extras.append(f"early_bird={p['early_bird_threshold']:g}")
     return " ".join([m["name"], self.config["dataset"]["name"], t["optimizer"], p["mode"],
                      f"k={p['rewind_iteration']}"] + extras
                     + [f"({os.path.basename(self.directory)})"])
@@ -97,7 +99,9 @@ def build(directories: Sequence[str], out_dir: str, curve_levels: Optional[List[
   """Writes report.md, table.csv and the figures into `out_dir`; returns their paths.
 
   Transfer experiments (`lth transfer`) get their own table, figure (`transfer.png`) and
-  cost-against-benefit section; lottery experiments the level tables and figures.
+  cost-against-benefit section; lottery experiments the level tables and figures, and where
+  their dense level recorded mask distances the early-bird figure (`mask_distance.png`, first
+  replicate) and line (`report.early_bird`).
   """
   everything = [Experiment(d) for d in directories]
   experiments = [e for e in everything if not transfer_report.is_transfer(e.config)]
@@ -119,7 +123,10 @@ def build(directories: Sequence[str], out_dir: str, curve_levels: Optional[List[
           curves[f"{prefix}{branch} {100 * row['weights_remaining']:.1f}%"] = curve
     sections += [f"## {experiment.label}", "", "```", tables.level_table(experiment.rows), "```", "",
                  "Weights remaining per layer (%), ticket:", "", density_table(experiment), "",
-                 compute_line(experiment), ""]
+                 compute_line(experiment), ""] + early_bird.section(experiment)
+  watched = [(e.label if len(experiments) > 1 else "", curve, early_bird.threshold(e),
+              early_bird.drawn(e).get(replicate))
+             for e in experiments for replicate, curve in list(early_bird.distances(e).items())[:1]]
   os.makedirs(out_dir, exist_ok=True)
   written = {}
   if transfers:
@@ -135,6 +142,9 @@ def build(directories: Sequence[str], out_dir: str, curve_levels: Optional[List[
   for name, (metric, ylabel, scale) in FIGURES.items():
     written[name] = plots.metric_vs_weights(series, metric, ylabel, os.path.join(out_dir, name),
                                             scale)
+  if watched:
+    written["mask_distance.png"] = plots.mask_distances(
+        watched, os.path.join(out_dir, "mask_distance.png"))
   written["learning_curves.png"] = plots.learning_curves(
       curves, os.path.join(out_dir, "learning_curves.png"))
   written["table.csv"] = os.path.join(out_dir, "table.csv")

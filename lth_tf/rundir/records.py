@@ -12,6 +12,13 @@ SUMMARY_KEYS = ("replicate", "level", "branch", "weights_remaining", "early_stop
                 "early_stop_test_accuracy", "final_test_accuracy", "min_validation_loss")
 
 
+# The key of a level-0 curve row (`curve.json`, `curve.csv`, TensorBoard, the checkpoint's rows)
+# that holds the normalised Hamming distance between the mask the next prune would produce at
+# that evaluation and at the previous one (`lth_tf.lottery.early_bird`); absent in the start
+# row, in pruned levels and in runs from before 2026-12-02.
+MASK_DISTANCE = "mask_distance"
+
+
 # `data.json`: the data an experiment (or a tuning search) trains on, from its `Splits`.
 def data_record(data) -> Dict:
   """What `data.json` records of the data an experiment trains on."""

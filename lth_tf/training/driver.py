@@ -14,7 +14,9 @@ iterations inside its graph functions; `fit` decides where the chunks end and wh
 - the divergence guard: a chunk in which a step's loss was NaN or Inf raises `TrainingDiverged`
   (naming the variants whose loss it was when there are several);
 - after every chunk the fault point `train` (`io.fault_point`), and at every stop, after the
-  evaluation there, `on_boundary(iteration, curves)`; the progress bar moves at evaluations.
+  evaluation there, `on_boundary(iteration, curves)`, which may end the training at an
+  evaluation point by returning True (an early-bird draw); the progress bar moves at
+  evaluations.
 
 An engine is any object with:
 
@@ -96,7 +98,8 @@ def fit(engine, start_iteration: int, curves: Optional[Sequence[Curve]] = None,
     curves: per variant, the rows already recorded (when resuming a checkpoint); copied.
     boundaries: extra iterations at which to end a chunk and call `on_boundary`.
     on_boundary: called as `on_boundary(iteration, curves)` at every stop, after the evaluation
-      there; `curves` holds one list of rows per variant.
+      there; `curves` holds one list of rows per variant. Returning True at an evaluation
+      point ends the training there: the results are those of the curves so far.
     description: printed before training when `progress` is on.
     progress: show a progress bar.
 
@@ -136,8 +139,11 @@ def fit(engine, start_iteration: int, curves: Optional[Sequence[Curve]] = None,
       bar.update(stop, [(label, sum(curve[-1][key] for curve in curves) / k) for label, key in
                         (("loss", "train_loss"), ("val_acc", "validation_accuracy"),
                          ("test_acc", "test_accuracy"))])
-    if on_boundary is not None:
-      on_boundary(stop, curves)
+    if on_boundary is not None and on_boundary(stop, curves):
+      if stop % every and stop != end:
+        raise ValueError(f"training can end early only at an evaluation; iteration {stop} is "
+                         "none")
+      break
   return [TrainResult.from_curve(curve) for curve in curves]
 
 

@@ -331,7 +331,8 @@ class Trainer:
       boundaries: extra iterations at which to stop the graph loop and call `on_boundary`
         (rewind capture, checkpoints).
       on_boundary: called as `on_boundary(iteration, curve)` at every evaluation point and
-        every extra boundary, after the evaluation at that point.
+        every extra boundary, after the evaluation at that point; True at an evaluation point
+        ends the training there.
       description: label of the progress bar.
 
     Returns:
