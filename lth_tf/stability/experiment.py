@@ -230,7 +230,7 @@ class StabilityExperiment:
         rewind_iteration=self.config.pruning.rewind_iteration,
         initial_weights=replicate.initial_weights, fresh_weights=replicate.fresh_weights,
         source_weights=source_weights, source_mask=source_mask)
-    plan = branches_lib.BRANCHES.get(branch).plan(context)
+    plan = branches_lib.plan_of(branch, context)
     trained = BranchFiles(self.layout.branch_dir(seed, level, branch)).mask
     if store.exists(trained) and pruning.Mask.from_dict(store.read_arrays(trained)) != plan.mask:
       raise UserError(f"replicate {seed} level {level} {branch}: its plan no longer gives the "
