@@ -201,7 +201,11 @@ def _role(graph: _Graph, index: int) -> Tuple[str, str]:
 
 
 def _clusters(graph: _Graph) -> Tuple[Dict[int, int], Dict[int, str]]:
-  """(op -> cluster id for ops in a valid cluster, cluster id -> why it is invalid)."""
+  """(op -> entry op of its cluster, entry op -> why that cluster is invalid).
+
+  A cluster grows from an entry through the ops its tensors feed; a tensor read by an op that
+  cannot join (or that is a model output) makes it invalid, so a valid cluster ends only at
+  spatial MEANs."""
   roles = {i: _role(graph, i) for i in range(len(graph.subgraph.operators))}
   graph_outputs = {int(t) for t in graph.subgraph.outputs}
   member: Dict[int, int] = {}
@@ -210,11 +214,9 @@ def _clusters(graph: _Graph) -> Tuple[Dict[int, int], Dict[int, str]]:
     cluster: Set[int] = {entry}
     frontier = [entry]
     problem = ""
-    exits = 0
     while frontier:
       node = frontier.pop()
       if roles[node][0] == "exit":
-        exits += 1
         continue
       for output in graph.op(node).outputs:
         if int(output) in graph_outputs:
@@ -245,8 +247,6 @@ def _clusters(graph: _Graph) -> Tuple[Dict[int, int], Dict[int, str]]:
           source = graph.producers.get(int(graph.op(source).inputs[0]))
         if source is None or source not in cluster:
           problem = problem or "graph shape: an op inside the subgraph reads a tensor from outside it"
-    if not exits:
-      problem = problem or "graph shape: the subgraph does not end at a spatial MEAN"
     if problem:
       invalid[entry] = problem
     for node in cluster:
