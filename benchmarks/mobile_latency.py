@@ -105,7 +105,8 @@ def _table(args, exports, medians) -> str:
            "| network | 1x1 weights kept | precision | bytes | accuracy (TFLite) | "
            "1x1 layers sparse here / by the rules | 1 thread (ms) | vs dense | "
            "2 threads (ms) | vs dense |", "|---|---|---|---|---|---|---|---|---|---|"]
-  for (level, q), (path, check) in sorted(exports.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+  for (level, q), (path, check) in sorted(exports.items(),
+                                         key=lambda kv: (QUANTIZE.index(kv[0][1]), kv[0][0])):
     model = check["models"][os.path.basename(path)]
     layers = [row for row in model["layers"] if row["kernel"].startswith("1x1")]
     sparse = sum(row["runs_here"] == "sparse" for row in layers)
