@@ -57,7 +57,13 @@ def main(argv=None) -> int:
   parser.add_argument("--levels", type=int, default=3, dest="num_levels")
   parser.add_argument("--validation_size", type=int, default=5000)
   parser.add_argument("--runs", type=int, default=200)
+  parser.add_argument("--precisions", default=",".join(QUANTIZE),
+                      help="the `lth export --quantize` modes to export and time")
   args = parser.parse_args(argv)
+  args.precisions = [q for q in args.precisions.split(",") if q]
+  for q in args.precisions:
+    if q not in QUANTIZE:
+      parser.error(f"--precisions: {q!r} is not one of {', '.join(QUANTIZE)}")
   args.rates_levels = list(range(1, args.num_levels + 1))
   result = _find(args)
   exports = {}
@@ -65,7 +71,7 @@ def main(argv=None) -> int:
     ticket = os.path.join(args.work, "tickets", f"level_{level}")
     if not os.path.isdir(ticket):
       tickets.save(result.directory, 0, level, ticket, args.data_dir)
-    for q in QUANTIZE:
+    for q in args.precisions:
       out = os.path.join(args.work, "export", f"level_{level}_{q}")
       if not os.path.exists(os.path.join(out, "check.json")):
         ship.ship(ticket, ["tflite"], q, out, args.data_dir, latency_runs=20)
