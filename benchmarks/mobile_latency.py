@@ -84,8 +84,9 @@ def main(argv=None) -> int:
   os.makedirs(args.out, exist_ok=True)
   io.write_text(os.path.join(args.out, "mobile_latency.md"), table)
   io.write_json(os.path.join(args.out, "mobile_latency.json"), {
-      "args": {k: v for k, v in vars(args).items()},
-      "experiment": result.directory,
+      # No local paths in the record: the settings that define the run, and the experiment hash.
+      "args": {k: v for k, v in vars(args).items() if k not in ("data_dir", "work", "out")},
+      "experiment_hash": os.path.basename(os.path.normpath(result.directory)),
       "medians_ms": {str(t): {os.path.relpath(p, args.work): m for p, m in ms.items()}
                      for t, ms in medians.items()},
       "checks": {f"level_{level}_{q}": check for (level, q), (_, check) in exports.items()}})
