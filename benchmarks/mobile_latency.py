@@ -57,7 +57,13 @@ def main(argv=None) -> int:
   parser.add_argument("--levels", type=int, default=3, dest="num_levels")
   parser.add_argument("--validation_size", type=int, default=5000)
   parser.add_argument("--runs", type=int, default=200)
+  parser.add_argument("--precisions", default=",".join(QUANTIZE),
+                      help="the `lth export --quantize` modes to export and time")
   args = parser.parse_args(argv)
+  args.precisions = [q for q in args.precisions.split(",") if q]
+  for q in args.precisions:
+    if q not in QUANTIZE:
+      parser.error(f"--precisions: {q!r} is not one of {', '.join(QUANTIZE)}")
   args.rates_levels = list(range(1, args.num_levels + 1))
   result = _find(args)
   exports = {}
@@ -65,7 +71,7 @@ def main(argv=None) -> int:
     ticket = os.path.join(args.work, "tickets", f"level_{level}")
     if not os.path.isdir(ticket):
       tickets.save(result.directory, 0, level, ticket, args.data_dir)
-    for q in QUANTIZE:
+    for q in args.precisions:
       out = os.path.join(args.work, "export", f"level_{level}_{q}")
       if not os.path.exists(os.path.join(out, "check.json")):
         ship.ship(ticket, ["tflite"], q, out, args.data_dir, latency_runs=20)
@@ -78,8 +84,9 @@ def main(argv=None) -> int:
   os.makedirs(args.out, exist_ok=True)
   io.write_text(os.path.join(args.out, "mobile_latency.md"), table)
   io.write_json(os.path.join(args.out, "mobile_latency.json"), {
-      "args": {k: v for k, v in vars(args).items()},
-      "experiment": result.directory,
+      # No local paths in the record: the settings that define the run, and the experiment hash.
+      "args": {k: v for k, v in vars(args).items() if k not in ("data_dir", "work", "out")},
+      "experiment_hash": os.path.basename(os.path.normpath(result.directory)),
       "medians_ms": {str(t): {os.path.relpath(p, args.work): m for p, m in ms.items()}
                      for t, ms in medians.items()},
       "checks": {f"level_{level}_{q}": check for (level, q), (_, check) in exports.items()}})
@@ -105,7 +112,8 @@ def _table(args, exports, medians) -> str:
            "| network | 1x1 weights kept | precision | bytes | accuracy (TFLite) | "
            "1x1 layers sparse here / by the rules | 1 thread (ms) | vs dense | "
            "2 threads (ms) | vs dense |", "|---|---|---|---|---|---|---|---|---|---|"]
-  for (level, q), (path, check) in sorted(exports.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+  for (level, q), (path, check) in sorted(exports.items(),
+                                         key=lambda kv: (QUANTIZE.index(kv[0][1]), kv[0][0])):
     model = check["models"][os.path.basename(path)]
     layers = [row for row in model["layers"] if row["kernel"].startswith("1x1")]
     sparse = sum(row["runs_here"] == "sparse" for row in layers)

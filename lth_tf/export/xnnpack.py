@@ -201,7 +201,11 @@ def _role(graph: _Graph, index: int) -> Tuple[str, str]:
 
 
 def _clusters(graph: _Graph) -> Tuple[Dict[int, int], Dict[int, str]]:
-  """(op -> cluster id for ops in a valid cluster, cluster id -> why it is invalid)."""
+  """(op -> entry op of its cluster, entry op -> why that cluster is invalid).
+
+  A cluster grows from an entry through the ops its tensors feed; a tensor read by an op that
+  cannot join (or that is a model output) makes it invalid, so a valid cluster ends only at
+  spatial MEANs."""
   roles = {i: _role(graph, i) for i in range(len(graph.subgraph.operators))}
   graph_outputs = {int(t) for t in graph.subgraph.outputs}
   member: Dict[int, int] = {}
@@ -210,11 +214,9 @@ def _clusters(graph: _Graph) -> Tuple[Dict[int, int], Dict[int, str]]:
     cluster: Set[int] = {entry}
     frontier = [entry]
     problem = ""
-    exits = 0
     while frontier:
       node = frontier.pop()
       if roles[node][0] == "exit":
-        exits += 1
         continue
       for output in graph.op(node).outputs:
         if int(output) in graph_outputs:
@@ -245,8 +247,6 @@ def _clusters(graph: _Graph) -> Tuple[Dict[int, int], Dict[int, str]]:
           source = graph.producers.get(int(graph.op(source).inputs[0]))
         if source is None or source not in cluster:
           problem = problem or "graph shape: an op inside the subgraph reads a tensor from outside it"
-    if not exits:
-      problem = problem or "graph shape: the subgraph does not end at a spatial MEAN"
     if problem:
       invalid[entry] = problem
     for node in cluster:
@@ -258,7 +258,8 @@ def _has_densified_weight(graph: _Graph) -> bool:
   return any(graph.code(i) == OP.DENSIFY for i in range(len(graph.subgraph.operators)))
 
 
-def _kernel(graph: _Graph, index: int) -> Tuple[str, np.ndarray]:
+def _kernel(graph: _Graph, index: int) -> Tuple[str, str, np.ndarray]:
+  """(weight tensor name, kernel description, dense weight values) of a weighted op."""
   op = graph.op(index)
   producer_ops = {tensor: graph.op(i) for tensor, i in graph.producers.items()}
   weight_index = tflite_sparse._constant_source(  # pylint: disable=protected-access
@@ -274,7 +275,7 @@ def _kernel(graph: _Graph, index: int) -> Tuple[str, np.ndarray]:
   else:
     text = f"{shape[1]}x{shape[2]}, {shape[3]}->{shape[0]}"
   name = graph.tensor(weight_index if weight_index is not None else int(op.inputs[1])).name
-  return (name or b"").decode() + "\t" + text, values
+  return (name or b"").decode(), text, values
 
 
 def analyse(model_bytes: bytes) -> List[LayerRow]:
@@ -289,14 +290,13 @@ def analyse(model_bytes: bytes) -> List[LayerRow]:
       kernels[index] = _kernel(graph, index)
   zero_fraction = {}
   for entry in set(member.values()):
-    pointwise = [kernels[i][1] for i, e in member.items()
+    pointwise = [kernels[i][2] for i, e in member.items()
                  if e == entry and i in kernels and graph.code(i) == OP.CONV_2D and i != entry]
     total = sum(w.size for w in pointwise)
     zero_fraction[entry] = (sum(w.size - np.count_nonzero(w) for w in pointwise) / total
                             if total else 0.0)
   rows = []
-  for index, (label, values) in kernels.items():
-    name, text = label.split("\t")
+  for index, (name, text, values) in kernels.items():
     code = graph.code(index)
     density = float(np.count_nonzero(values) / max(values.size, 1))
     role, why = _role(graph, index)
