@@ -111,7 +111,7 @@ def choose(config: ExperimentConfig, probe: Callable[[], Tuple[object, Dict[str,
     return runtime, (f"engine: one operation at a time (--strategy={runtime.strategy} runs "
                      "multi-replica steps)")
   model, kinds = probe()
-  facts = machine or Facts(cores(), any(kind == "conv" for kind in kinds.values()))
+  facts = machine or Facts(cores(), any(kind not in ("fc", "output") for kind in kinds.values()))
   check = check or (lambda candidate: _check_on(model, config, candidate))
   for candidate in CANDIDATES:
     chosen = dataclasses.replace(runtime, **candidate.settings)
