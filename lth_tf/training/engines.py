@@ -19,9 +19,11 @@ import dataclasses
 import os
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-from lth_tf import io
+from lth_tf import io, models, precision, pruning
+from lth_tf.compat import tf
 from lth_tf.config import ExperimentConfig, RuntimeConfig
 from lth_tf.errors import ConfigError
+from lth_tf.training import loop
 
 # The runtime settings that choose the engine; `--engine=auto` chooses only when none is given.
 ENGINE_SETTINGS = ("fused_optimizer", "dense_shards", "batch_variants", "variant_groups",
@@ -141,8 +143,6 @@ def from_record(runtime: RuntimeConfig, record: Dict) -> RuntimeConfig:
 
 
 def _check_on(model, config: ExperimentConfig, runtime: RuntimeConfig) -> None:
-  from lth_tf.compat import tf  # pylint: disable=import-outside-toplevel
-  from lth_tf.training import loop  # pylint: disable=import-outside-toplevel
   loop.check_engine(model, config.training, runtime, tf.distribute.get_strategy())
 
 
@@ -163,8 +163,6 @@ def resolve(config: ExperimentConfig, input_shape: Sequence[int], num_classes: i
             engine_file: str, config_file: str, log: Callable[[str], None]) -> ExperimentConfig:
   """`config` with the engine this run uses, said in one line (see `choose`)."""
   def probe():
-    from lth_tf import models, pruning, precision  # pylint: disable=import-outside-toplevel
-    from lth_tf.compat import tf  # pylint: disable=import-outside-toplevel
     with tf.Graph().as_default(), precision.policy(config.training.mixed_precision):
       model = pruning.wrap_model(models.build(config.model, tuple(input_shape), num_classes,
                                               seed=0))
