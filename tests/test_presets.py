@@ -17,6 +17,7 @@ PINNED = {
     "lenet300_fashion_mnist.flags": "f5e182ae8200",
     "lenet300_mnist.flags": "6f78d88e71f2",
     "tune_demo.flags": "ec976bed7fff",
+    "mobilenetv2_cifar10.flags": "d16b5a0f47a8",  # new on 2026-12-02
     # Changed on 2026-12-02 when --augmentation=crop_flip was turned on in them (were
     # 518138b94a8c and 9f419176b44d).
     "resnet20_cifar10.flags": "7ae3c64f83df",
