@@ -19,11 +19,16 @@ import dataclasses
 import os
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-from lth_tf import io, models, precision, pruning
-from lth_tf.compat import tf
+from lth_tf import io, models, precision
+from lth_tf.compat import keras, tf
 from lth_tf.config import ExperimentConfig, RuntimeConfig
 from lth_tf.errors import ConfigError
 from lth_tf.training import loop
+
+# Layers whose products gain from TensorFlow's intra-op threads.
+CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
+                keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D,
+                keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
 
 # The runtime settings that choose the engine; `--engine=auto` chooses only when none is given.
 ENGINE_SETTINGS = ("fused_optimizer", "dense_shards", "batch_variants", "variant_groups",
@@ -92,8 +97,9 @@ def choose(config: ExperimentConfig, probe: Callable[[], Tuple[object, Dict[str,
 
   Args:
     config: the validated experiment config.
-    probe: builds the wrapped model (in a graph of its own) and returns it with its layer
-      kinds (`pruning.layer_kinds`); called only when a choice is made.
+    probe: builds the model (in a graph of its own, unwrapped: wrapping it there slowed the
+      training that followed by a third) and returns it with whether it has convolutions;
+      called only when a choice is made.
     recorded: the directory's engine record (`rundir.records.engine_record`), or None.
     machine: the facts to choose by (tests); by default this machine's cores and the model's.
     check: raises `ConfigError` when a runtime's engine cannot train the model
@@ -112,8 +118,8 @@ def choose(config: ExperimentConfig, probe: Callable[[], Tuple[object, Dict[str,
   if runtime.strategy not in ("default", "one_device"):
     return runtime, (f"engine: one operation at a time (--strategy={runtime.strategy} runs "
                      "multi-replica steps)")
-  model, kinds = probe()
-  facts = machine or Facts(cores(), any(kind not in ("fc", "output") for kind in kinds.values()))
+  model, convolutional = probe()
+  facts = machine or Facts(cores(), convolutional)
   check = check or (lambda candidate: _check_on(model, config, candidate))
   for candidate in CANDIDATES:
     chosen = dataclasses.replace(runtime, **candidate.settings)
@@ -164,9 +170,8 @@ def resolve(config: ExperimentConfig, input_shape: Sequence[int], num_classes: i
   """`config` with the engine this run uses, said in one line (see `choose`)."""
   def probe():
     with tf.Graph().as_default(), precision.policy(config.training.mixed_precision):
-      model = pruning.wrap_model(models.build(config.model, tuple(input_shape), num_classes,
-                                              seed=0))
-      return model, pruning.layer_kinds(model)
+      model = models.build(config.model, tuple(input_shape), num_classes, seed=0)
+      return model, any(isinstance(layer, CONVOLUTIONS) for layer in model.layers)
   runtime, line = choose(config, probe, read_record(engine_file, os.path.exists(config_file)))
   log(line)
   return config.replace(runtime=runtime)

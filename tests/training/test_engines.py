@@ -34,7 +34,7 @@ def _choose(config, machine=FC, refuse=()):
     if name in refuse:
       raise ConfigError(f"{name} refused")
   probed = []
-  runtime, line = engines.choose(config, lambda: probed.append(1) or (None, {}), machine=machine,
+  runtime, line = engines.choose(config, lambda: probed.append(1) or (None, False), machine=machine,
                                  check=check)
   return runtime, line, probed
 
