@@ -348,6 +348,8 @@ def test_a_signal_stops_a_run_with_one_line_and_a_rerun_resumes(tmp_path, uninte
           f"--data_dir={tmp_path}"]
   run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env=UNBUFFERED, cwd=ROOT)
+  first = run.stdout.readline()  # the engine the run chose, then level 0's line
+  assert first.startswith("engine: "), first
   first = run.stdout.readline()  # level 0 is trained: the run is training level 1
   assert "level  0" in first, first
   run.send_signal(signum)

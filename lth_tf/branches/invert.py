@@ -33,7 +33,8 @@ def plan(context: BranchContext) -> BranchPlan:
   source = context.source_mask if context.source_mask is not None else type(
       context.mask).ones_like(context.mask)
   return BranchPlan(inverted(context.mask, source, context.scores()), context.rewind_weights,
-                    context.rewind_optimizer, context.rewind_iteration)
+                    context.optimizer_at(context.rewind_iteration),
+                    context.rewind_iteration)
 
 
 register(Branch("invert", plan, "the lowest-ranked weights at the ticket's per-layer counts, "

@@ -17,8 +17,9 @@ def shuffled(mask, seed: int):
 
 def plan(context: BranchContext) -> BranchPlan:
   return BranchPlan(shuffled(context.mask, context.seed_for("shuffle")), context.rewind_weights,
-                    context.rewind_optimizer, context.rewind_iteration)
+                    context.optimizer_at(context.rewind_iteration),
+                    context.rewind_iteration)
 
 
 register(Branch("shuffle", plan, "the ticket's mask shuffled within each layer, from θk",
-                enabled_by={"find": LISTED}, order=13, marker="P", linestyle=":"))
+                enabled_by={"find": LISTED}, order=13, marker="*", linestyle=":"))

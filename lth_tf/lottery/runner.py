@@ -39,6 +39,8 @@ class LotteryExperiment:
     self.flags_text = flags_text
     self.log = log
     models.check(config.model)
+    pruning.STRATEGIES.get(config.pruning.strategy)
+    distribute.STRATEGIES.get(config.runtime.strategy)
     self.data = data_lib.load(config.dataset, config.runtime.data_dir)
     config = self.config = engines.resolve(config, self.data.input_shape, self.data.num_classes,
                                            self.layout.engine_file, self.layout.config_file, log)
@@ -48,7 +50,6 @@ class LotteryExperiment:
     self.store = self.directory.store
     self.branches = branches_lib.enabled("find", config)
     self.trainer = BranchRun(config, self.directory, log, self._branch_finished)
-    pruning.STRATEGIES.get(config.pruning.strategy)
     self.ticket = preflight.load_ticket(config)
     self._preflight()
 

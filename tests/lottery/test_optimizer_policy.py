@@ -39,7 +39,8 @@ def _context(policy: str, k: int = K) -> BranchContext:
   state = {"optimizer/0000": np.array(k)} if policy == "restore" else None
   return BranchContext(seed=0, level=1, tag=1, mask=mask, rewind_weights=weights,
                        rewind_optimizer=state, rewind_iteration=k, initial_weights=weights,
-                       fresh_weights=fresh, source_weights=weights, source_mask=mask)
+                       fresh_weights=fresh, source_weights=weights, source_mask=mask,
+                       scores=lambda: {n: np.abs(w) for n, w in weights.items() if n in mask})
 
 
 @pytest.mark.parametrize("policy", ["restore", "fresh"])

@@ -147,7 +147,7 @@ def test_lth_find_with_batch_variants_matches_one_by_one(tmp_path, monkeypatch):
   assert sizes == [3]  # level 1's ticket and both controls, in one batched run
   assert experiment.layout.experiment_hash == LotteryExperiment(config).layout.experiment_hash
   assert [(r["level"], r["branch"]) for r in rows] == [(r["level"], r["branch"]) for r in one]
-  assert len(lines) == len(rows)
+  assert lines[0].startswith("engine: batched branches") and len(lines) == 1 + len(rows)
   for got, expected in zip(rows, one):
     assert got["weights_remaining"] == expected["weights_remaining"]
     assert got["min_validation_loss"] == pytest.approx(expected["min_validation_loss"], rel=1e-3)
