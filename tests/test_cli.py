@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+import launcher
 from lth_tf import cli
 from lth_tf import config as config_lib
 from lth_tf import flags as lth_flags
@@ -22,8 +23,8 @@ FAST = ["--dataset=synthetic", "--validation_size=500", "--iterations=40", "--ev
 
 
 def lth(*args, cwd=ROOT, env=ENV):
-  return subprocess.run([sys.executable, "-m", "lth_tf.cli", *args], capture_output=True,
-                        text=True, env=env, cwd=cwd)
+  return launcher.run([sys.executable, "-m", "lth_tf.cli", *args], capture_output=True,
+                      text=True, env=env, cwd=cwd)
 
 
 _BAD_INPUT = [
@@ -112,8 +113,8 @@ def bad_input_runs(tmp_path_factory):
 
 def lth_in_one_process(argvs):
   """(exit code, stderr) of `lth` run with each argument list, all in one process."""
-  result = subprocess.run([sys.executable, "-c", _IN_ONE_PROCESS], capture_output=True,
-                          text=True, env=ENV, cwd=ROOT, input=json.dumps(argvs))
+  result = launcher.run([sys.executable, "-c", _IN_ONE_PROCESS], capture_output=True,
+                        text=True, env=ENV, cwd=ROOT, input=json.dumps(argvs))
   assert result.returncode == 0, result.stderr
   return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -163,8 +164,8 @@ def test_every_preset_parses_to_a_valid_config():
             f"f.FLAGS(['x', '--flagfile=flags/{name}']); "
             "from lth_tf.config import validate; c = validate(f.config_from_flags()); "
             "print(c.model.name, c.dataset.name, c.training.iterations)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=ENV, cwd=ROOT)
+    result = launcher.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=ENV, cwd=ROOT)
     assert result.returncode == 0, (name, result.stderr)
   assert config_lib  # imported for its side-effect free validation above
 
@@ -346,8 +347,8 @@ def test_a_signal_stops_a_run_with_one_line_and_a_rerun_resumes(tmp_path, uninte
   root = tmp_path / "runs"
   args = [sys.executable, "-m", "lth_tf.cli", "find", *RESUMABLE, f"--root_dir={root}",
           f"--data_dir={tmp_path}"]
-  run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=UNBUFFERED, cwd=ROOT)
+  run = launcher.start(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       env=UNBUFFERED, cwd=ROOT)
   first = run.stdout.readline()  # the engine the run chose, then level 0's line
   assert first.startswith("engine: "), first
   first = run.stdout.readline()  # level 0 is trained: the run is training level 1

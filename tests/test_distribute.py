@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+import launcher
 from lth_tf import distribute, io
 from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
                            TrainingConfig)
@@ -24,8 +25,8 @@ FIND = ["--dataset=synthetic", "--validation_size=500", "--iterations=40", "--ev
 
 
 def lth(*args, env=None, timeout=120):
-  return subprocess.run([sys.executable, "-m", "lth_tf.cli", *args], capture_output=True,
-                        text=True, env=env or ENV, cwd=ROOT, timeout=timeout)
+  return launcher.run([sys.executable, "-m", "lth_tf.cli", *args], capture_output=True,
+                      text=True, env=env or ENV, cwd=ROOT, timeout=timeout)
 
 
 def free_ports(count):
@@ -81,8 +82,8 @@ print(json.dumps(replicas))
 
 
 def test_mirrored_on_two_logical_cpus_gives_the_masks_and_metrics_of_one_device(tmp_path):
-  result = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT, str(tmp_path)], env=ENV,
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+  result = launcher.run([sys.executable, "-c", _MIRRORED_SCRIPT, str(tmp_path)], env=ENV,
+                        cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
   replicas = json.loads(result.stdout.strip().splitlines()[-1])
   assert replicas["default"] == 1 and replicas["mirrored"] == 2
@@ -218,8 +219,8 @@ except ConfigError as error:
 
 
 def test_thread_pools_are_sized_before_tensorflow_starts_and_not_after():
-  result = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], env=ENV, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+  result = launcher.run([sys.executable, "-c", _THREADS_SCRIPT], env=ENV, cwd=ROOT,
+                        capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr
   lines = result.stdout.strip().splitlines()
   assert lines[0] == "1 2"
@@ -255,8 +256,8 @@ def test_lth_find_with_dense_shards_implies_one_thread_per_op(tmp_path):
              "from lth_tf.compat import tf; " + ("tf.constant(1.0) + 1.0; " if start_first else "") +
              "distribute.set_threads(RuntimeConfig(dense_shards=2)); "
              "print(tf.config.threading.get_intra_op_parallelism_threads())")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=ENV,
-                         cwd=ROOT)
+    out = launcher.run([sys.executable, "-c", probe], capture_output=True, text=True, env=ENV,
+                       cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [expected]
 

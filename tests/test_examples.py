@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 
+import launcher
 from lth_tf import io, tickets
 from lth_tf.data import synthetic
 
@@ -13,8 +14,8 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 
 def _run(*args):
-  return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=ENV,
-                        cwd=ROOT)
+  return launcher.run([sys.executable, *args], capture_output=True, text=True, env=ENV,
+                      cwd=ROOT)
 
 
 def test_keras_fit_example_finds_a_ticket_that_exports_with_the_masks_zeros(tmp_path):

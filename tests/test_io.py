@@ -130,3 +130,22 @@ def test_a_full_disk_can_be_injected_at_the_nth_write(tmp_path, monkeypatch):
     io.write_arrays(str(tmp_path / "a.npz"), {"x": np.ones(3)})
   np.testing.assert_array_equal(io.read_arrays(str(tmp_path / "a.npz"))["x"], np.zeros(3))
   assert os.listdir(tmp_path) == ["a.npz"]
+
+
+def test_checkpoints_are_stored_and_kept_states_compressed_both_read_back(tmp_path):
+  import zipfile
+  from lth_tf.rundir import states
+  weights = {"dense/kernel:0": np.arange(12, dtype=np.float32).reshape(3, 4)}
+  optimizer = {"optimizer/0000": np.array(5, np.int64)}
+  checkpoint = states.TrainingState(weights, optimizer, 7, [{"iteration": 0}])
+  rewind = states.TrainingState(weights, optimizer)
+  states.write(io, str(tmp_path / "checkpoint.npz"), checkpoint)
+  states.write(io, str(tmp_path / "rewind_point.npz"), rewind)
+  for name, kind in (("checkpoint.npz", zipfile.ZIP_STORED),
+                     ("rewind_point.npz", zipfile.ZIP_DEFLATED)):
+    with zipfile.ZipFile(tmp_path / name) as archive:
+      assert {entry.compress_type for entry in archive.infolist()} == {kind}, name
+  read = states.read(io, str(tmp_path / "checkpoint.npz"))
+  assert read.iteration == 7 and read.curve == [{"iteration": 0}]
+  assert np.array_equal(read.weights["dense/kernel:0"], weights["dense/kernel:0"])
+  assert states.read(io, str(tmp_path / "rewind_point.npz")).iteration is None

@@ -10,6 +10,7 @@ import sys
 import keras_tuner as kt
 import pytest
 
+import launcher
 from lth_tf import flags as lth_flags
 from lth_tf import tuning
 from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
@@ -121,7 +122,7 @@ def test_bad_tuning_input_is_refused_before_anything_is_written(tmp_path, change
 
 
 def test_lth_tune_bad_input_is_one_line_and_exit_2(tmp_path):
-  result = subprocess.run(
+  result = launcher.run(
       [sys.executable, "-m", "lth_tf.cli", "tune", *TUNE, "--tuner=grid",
        f"--tune_dir={tmp_path / 'tune'}", f"--data_dir={tmp_path}"],
       capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120)

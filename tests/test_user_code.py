@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+import launcher
 from lth_tf import api, io, models, pruning, tickets, user_code
 from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, PruningConfig,
                            RuntimeConfig, TrainingConfig)
@@ -130,8 +131,8 @@ def test_a_user_model_builds_the_same_weights_for_the_same_seed(user_dir):
 def _lth(cwd, *args):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-  return subprocess.run([sys.executable, "-m", "lth_tf.cli", *args], capture_output=True,
-                        text=True, env=env, cwd=cwd)
+  return launcher.run([sys.executable, "-m", "lth_tf.cli", *args], capture_output=True,
+                      text=True, env=env, cwd=cwd)
 
 
 def test_your_model_and_data_from_the_command_line_through_report_ticket_and_export(user_dir):

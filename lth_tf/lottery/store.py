@@ -24,9 +24,10 @@ class ArtifactStore:
     self.writes = writes
     self._memory: Dict[str, Any] = {}
 
-  def write_arrays(self, path: str, arrays: Mapping[str, np.ndarray]) -> None:
+  def write_arrays(self, path: str, arrays: Mapping[str, np.ndarray],
+                   compress: bool = True) -> None:
     if self.writes:
-      io.write_arrays(path, arrays)
+      io.write_arrays(path, arrays, compress)
     else:
       self._memory[path] = {k: np.array(v) for k, v in arrays.items()}
 

@@ -76,5 +76,7 @@ def read(store, path: str) -> TrainingState:
 
 
 def write(store, path: str, state: TrainingState) -> None:
-  """Writes `state` to `path` through `store` (anything with `write_arrays`)."""
-  store.write_arrays(path, state.to_arrays())
+  """Writes `state` to `path` through `store` (anything with `write_arrays`): a checkpoint, written
+  at every evaluation and deleted when its branch finishes, uncompressed; a rewind point
+  compressed, as every file an experiment keeps."""
+  store.write_arrays(path, state.to_arrays(), compress=state.iteration is None)

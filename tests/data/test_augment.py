@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+import launcher
 from lth_tf import data as data_lib
 from lth_tf import io, models, pruning
 from lth_tf.compat import keras, tf
@@ -183,8 +184,8 @@ print("replicas agree")
 
 
 def test_replicas_augment_their_shares_of_the_global_batch_as_one_device_does():
-  result = subprocess.run([sys.executable, "-c", _MIRRORED], env=ENV, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+  result = launcher.run([sys.executable, "-c", _MIRRORED], env=ENV, cwd=ROOT,
+                        capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-2000:]
   assert "replicas agree" in result.stdout
 
@@ -221,8 +222,8 @@ def test_killed_and_resumed_augmented_run_equals_an_uninterrupted_one(tmp_path):
   whole, killed = tmp_path / "whole", tmp_path / "killed"
   # SIGKILLed after the second chunk (iterations 20..40), before the end: the rerun resumes
   # from the checkpoint written at iteration 20.
-  run = subprocess.run([sys.executable, "-c", _FIND, str(killed)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300, env=dict(ENV, LTH_FAULT_KILL_AT="train@2"))
+  run = launcher.run([sys.executable, "-c", _FIND, str(killed)], cwd=ROOT, capture_output=True,
+                     text=True, timeout=300, env=dict(ENV, LTH_FAULT_KILL_AT="train@2"))
   assert run.returncode == -9, run.stderr[-2000:]
   assert list(killed.glob("**/checkpoint.npz")) and not list(killed.glob("**/final_weights.npz"))
   quiet = dict(log=lambda line: None)

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+import launcher
 from lth_tf import io
 from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
                            TrainingConfig)
@@ -400,8 +401,8 @@ _ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 
 def _run_script(root, **env):
-  return subprocess.run([sys.executable, "-c", _SCRIPT, str(root)], env=dict(_ENV, **env),
-                        capture_output=True, text=True)
+  return launcher.run([sys.executable, "-c", _SCRIPT, str(root)], env=dict(_ENV, **env),
+                      capture_output=True, text=True)
 
 
 # Fields that differ between two runs of the same experiment, and why:
@@ -625,11 +626,11 @@ def _holds(pid, path):
 def test_replicate_workers_die_with_a_killed_parent_and_the_rerun_equals_an_uninterrupted_run(
     tmp_path):
   whole = tmp_path / "whole"
-  assert subprocess.run([sys.executable, "-c", _WORKERS_SCRIPT, str(whole)], env=_ENV,
-                        capture_output=True).returncode == 0
+  assert launcher.run([sys.executable, "-c", _WORKERS_SCRIPT, str(whole)], env=_ENV,
+                      capture_output=True).returncode == 0
   root = tmp_path / "killed"
-  parent = subprocess.Popen([sys.executable, "-c", _WORKERS_SCRIPT, str(root)], env=_ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  parent = launcher.start([sys.executable, "-c", _WORKERS_SCRIPT, str(root)], env=_ENV,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   try:
     deadline = time.time() + 120
     while not list(root.glob("*/replicate_*/level_0/ticket/mask.npz")):  # workers train
@@ -646,8 +647,8 @@ def test_replicate_workers_die_with_a_killed_parent_and_the_rerun_equals_an_unin
   while any(_alive(pid) for pid in workers) and time.time() < deadline:
     time.sleep(0.05)
   assert not any(_alive(pid) for pid in workers)
-  rerun = subprocess.run([sys.executable, "-c", _WORKERS_SCRIPT, str(root)], env=_ENV,
-                         capture_output=True, text=True)
+  rerun = launcher.run([sys.executable, "-c", _WORKERS_SCRIPT, str(root)], env=_ENV,
+                       capture_output=True, text=True)
   assert rerun.returncode == 0, rerun.stderr
   assert _artifacts(root) == _artifacts(whole)
 

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+import launcher
 from lth_tf import io
 from lth_tf.analysis import masks as masks_lib
 from lth_tf.config import DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig, TrainingConfig
@@ -104,7 +105,7 @@ def _mask(directory, seed, level):
 def test_the_command_writes_the_csv_and_figure_of_real_experiments(experiments, tmp_path):
   first, second = experiments
   out = tmp_path / "out"
-  result = subprocess.run(
+  result = launcher.run(
       [sys.executable, "-m", "lth_tf.cli", "masks", "compare", f"--experiment_dir={first}",
        f"--experiment_dir={second}", "--mask_levels=1,2", f"--out={out}"],
       capture_output=True, text=True, env=ENV, cwd=ROOT)
@@ -201,9 +202,9 @@ def test_bad_input_is_one_line_before_anything_is_written(experiments, tmp_path,
 
 def test_bad_input_from_the_command_line_is_one_line_and_exit_2(experiments, tmp_path):
   copy = _damaged_copy(experiments, tmp_path, "values_mask")
-  result = subprocess.run([sys.executable, "-m", "lth_tf.cli", "masks", "compare",
+  result = launcher.run([sys.executable, "-m", "lth_tf.cli", "masks", "compare",
                            f"--experiment_dir={copy}", f"--out={tmp_path / 'out'}"],
-                          capture_output=True, text=True, env=ENV, cwd=ROOT)
+                        capture_output=True, text=True, env=ENV, cwd=ROOT)
   assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
   assert result.stderr.strip().splitlines() == [result.stderr.strip()]
   assert "holds values other than 0 and 1" in result.stderr

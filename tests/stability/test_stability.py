@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+import launcher
 from lth_tf import io
 from lth_tf.compat import keras
 from lth_tf.config import StabilityConfig
@@ -34,7 +35,7 @@ COMMAND = ["stability", "--dataset=synthetic", "--validation_size=500", "--itera
 def run(tmp_path_factory):
   """The command run once: its output and the experiment directory it wrote."""
   root = tmp_path_factory.mktemp("stability")
-  result = subprocess.run(
+  result = launcher.run(
       [sys.executable, "-m", "lth_tf.cli", *COMMAND, f"--root_dir={root}", f"--data_dir={root}"],
       capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert result.returncode == 0, result.stderr

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import launcher
 from lth_tf import io, tickets
 from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
                            TrainingConfig)
@@ -27,8 +28,8 @@ SHIPPED_SHA256 = {
 
 
 def lth(*args):
-  return subprocess.run([sys.executable, "-m", "lth_tf.cli", *args], capture_output=True,
-                        text=True, env=ENV, cwd=ROOT)
+  return launcher.run([sys.executable, "-m", "lth_tf.cli", *args], capture_output=True,
+                      text=True, env=ENV, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")

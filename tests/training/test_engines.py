@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+import launcher
 from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, PruningConfig,
                            RuntimeConfig, TrainingConfig, validate)
 from lth_tf.errors import ConfigError
@@ -129,8 +130,8 @@ def test_the_chosen_threads_are_set_before_tensorflow_starts(tmp_path):
            "print(e.config.runtime.dense_shards, tf.config.threading.get_intra_op_parallelism_threads())")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
-                       cwd=root, check=False)
+  out = launcher.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                     cwd=root, check=False)
   assert out.returncode == 0, out.stderr
   lines = out.stdout.strip().splitlines()
   assert lines[0].startswith("engine: 2 dense shards") and lines[-1].split() == ["2", "1"]

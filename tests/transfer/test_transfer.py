@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+import launcher
 from lth_tf import compute, io, models, pruning, tickets
 from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, PruningConfig,
                            RuntimeConfig, TrainingConfig, TransferConfig)
@@ -233,7 +234,7 @@ def test_the_model_is_the_tickets_and_the_target_is_named_by_target_flags(ticket
 
 
 def test_cli_error_is_one_line_and_exit_2(ticket, tmp_path):
-  result = subprocess.run(
+  result = launcher.run(
       [sys.executable, "-m", "lth_tf.cli", "transfer", f"--ticket={ticket[0]}",
        "--target_dataset=imagenet_offline", f"--root_dir={tmp_path / 'runs'}",
        f"--data_dir={tmp_path}"],
