@@ -7,23 +7,13 @@ import pytest
 
 from lth_tf.analysis import masks as masks_lib
 from lth_tf.analysis import overlap
-from lth_tf.pruning.mask import Mask
-
-
-def _random_mask(rng, shape, keep):
-  flat = np.zeros(int(np.prod(shape)), bool)
-  flat[rng.permutation(flat.size)[:keep]] = True
-  return flat.reshape(shape)
-
-
-def _labelled(name, arrays, experiment="e", replicate=0, level=0, branch="ticket"):
-  return masks_lib.LabelledMask(experiment, replicate, level, branch, Mask.from_dict(arrays), name)
+from mask_samples import labelled, random_mask
 
 
 def test_a_mask_overlaps_itself_fully():
   rng = np.random.default_rng(0)
-  a = {"fc1/kernel": _random_mask(rng, (40, 30), 300), "out/kernel": _random_mask(rng, (30, 10), 7)}
-  pair, = masks_lib.compare([_labelled("a", a), _labelled("b", a, level=1)])
+  a = {"fc1/kernel": random_mask(rng, (40, 30), 300), "out/kernel": random_mask(rng, (30, 10), 7)}
+  pair, = masks_lib.compare([labelled("a", a), labelled("b", a, level=1)])
   for value in list(pair.layers.values()) + [pair.overall]:
     assert value.jaccard == 1.0 and value.a_in_b == 1.0 and value.b_in_a == 1.0
     assert value.both == value.kept_a == value.kept_b
@@ -32,8 +22,8 @@ def test_a_mask_overlaps_itself_fully():
 
 def test_complementary_masks_share_nothing():
   rng = np.random.default_rng(1)
-  a = _random_mask(rng, (40, 30), 500)
-  pair, = masks_lib.compare([_labelled("a", {"w": a}), _labelled("b", {"w": ~a}, replicate=1)])
+  a = random_mask(rng, (40, 30), 500)
+  pair, = masks_lib.compare([labelled("a", {"w": a}), labelled("b", {"w": ~a}, replicate=1)])
   value = pair.layers["w"]
   assert (value.both, value.jaccard, value.a_in_b, value.b_in_a) == (0, 0.0, 0.0, 0.0)
   assert (value.kept_a, value.kept_b) == (500, 700) and pair.relation == "replicates"
@@ -125,13 +115,13 @@ def test_the_random_baseline_matches_a_monte_carlo_estimate(monte_carlo):
 
 def test_layers_of_another_shape_or_only_in_one_mask_are_skipped_and_named():
   rng = np.random.default_rng(3)
-  hidden = _random_mask(rng, (30, 20), 120)
-  source = {"fc1/kernel": _random_mask(rng, (784, 30), 4000), "fc2/kernel": hidden,
-            "output/kernel": _random_mask(rng, (20, 10), 100)}
-  target = {"fc1/kernel": _random_mask(rng, (1024, 30), 5000), "fc2/kernel": hidden,
-            "output/kernel": _random_mask(rng, (20, 4), 40), "extra/kernel": np.ones(3, bool)}
-  pair, = masks_lib.compare([_labelled("s", source, experiment="x"),
-                             _labelled("t", target, experiment="y")])
+  hidden = random_mask(rng, (30, 20), 120)
+  source = {"fc1/kernel": random_mask(rng, (784, 30), 4000), "fc2/kernel": hidden,
+            "output/kernel": random_mask(rng, (20, 10), 100)}
+  target = {"fc1/kernel": random_mask(rng, (1024, 30), 5000), "fc2/kernel": hidden,
+            "output/kernel": random_mask(rng, (20, 4), 40), "extra/kernel": np.ones(3, bool)}
+  pair, = masks_lib.compare([labelled("s", source, experiment="x"),
+                             labelled("t", target, experiment="y")])
   assert pair.relation == "experiments"
   assert list(pair.layers) == ["fc2/kernel"]
   assert pair.skipped == {"fc1/kernel": "shape (784, 30) in A, (1024, 30) in B",
@@ -146,4 +136,4 @@ def test_layers_of_another_shape_or_only_in_one_mask_are_skipped_and_named():
     (dict(replicate=1, level=3), "other"), ({}, "same")])
 def test_a_pair_is_labelled_by_how_its_masks_relate(other, expected):
   one = {"w": np.ones(4, bool)}
-  assert masks_lib.relation(_labelled("a", one), _labelled("b", one, **other)) == expected
+  assert masks_lib.relation(labelled("a", one), labelled("b", one, **other)) == expected

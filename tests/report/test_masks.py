@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import launcher
+from mask_samples import labelled, random_mask
 from lth_tf import io
 from lth_tf.analysis import masks as masks_lib
 from lth_tf.config import DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig, TrainingConfig
@@ -21,25 +22,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 
-def _random_mask(rng, shape, keep):
-  flat = np.zeros(int(np.prod(shape)), bool)
-  flat[rng.permutation(flat.size)[:keep]] = True
-  return flat.reshape(shape)
-
-
-def _labelled(name, arrays, experiment="e", replicate=0, level=0, branch="ticket"):
-  return masks_lib.LabelledMask(experiment, replicate, level, branch, Mask.from_dict(arrays), name)
-
-
 def _source_and_target():
   """A source ticket and a target whose input layer and head have other shapes."""
   rng = np.random.default_rng(3)
-  hidden = _random_mask(rng, (30, 20), 120)
-  source = {"fc1/kernel": _random_mask(rng, (784, 30), 4000), "fc2/kernel": hidden,
-            "output/kernel": _random_mask(rng, (20, 10), 100)}
-  target = {"fc1/kernel": _random_mask(rng, (1024, 30), 5000), "fc2/kernel": hidden,
-            "output/kernel": _random_mask(rng, (20, 4), 40), "extra/kernel": np.ones(3, bool)}
-  return [_labelled("s", source, experiment="x"), _labelled("t", target, experiment="y")]
+  hidden = random_mask(rng, (30, 20), 120)
+  source = {"fc1/kernel": random_mask(rng, (784, 30), 4000), "fc2/kernel": hidden,
+            "output/kernel": random_mask(rng, (20, 10), 100)}
+  target = {"fc1/kernel": random_mask(rng, (1024, 30), 5000), "fc2/kernel": hidden,
+            "output/kernel": random_mask(rng, (20, 4), 40), "extra/kernel": np.ones(3, bool)}
+  return [labelled("s", source, experiment="x"), labelled("t", target, experiment="y")]
 
 
 def test_skipped_layers_are_named_in_the_csv_and_the_markdown():
@@ -58,9 +49,9 @@ def test_skipped_layers_are_named_in_the_csv_and_the_markdown():
 
 def test_the_heat_map_holds_every_pairs_overall_jaccard_and_its_ratio_to_random(tmp_path):
   rng = np.random.default_rng(4)
-  masks = [_labelled(str(i), {"w": rng.random((50, 40)) < density}, level=i)
+  masks = [labelled(str(i), {"w": rng.random((50, 40)) < density}, level=i)
            for i, density in enumerate((0.9, 0.5, 0.2))]
-  masks.append(_labelled("other", {"v": np.ones(5, bool)}, level=3))  # matches no layer
+  masks.append(labelled("other", {"v": np.ones(5, bool)}, level=3))  # matches no layer
   pairs = masks_lib.compare(masks)
   jaccard, ratio = masks_report.matrices(len(masks), pairs)
   for pair in pairs:
