@@ -299,3 +299,18 @@ def test_the_report_draws_a_curve_per_k_and_instability_against_k(swept, tmp_pat
   # A level without records draws no instability figure.
   written = report.build([sweep.layout.directory], str(tmp_path / "other"), instability_level=0)
   assert "instability_vs_k.png" not in written
+
+
+def test_a_dense_training_interrupted_past_a_k_to_capture_restarts(tmp_path):
+  """A host's level 0 resumes from its checkpoint only if no θk still to capture lies before
+  it (a k added to the sweep since): otherwise that θk could not be captured."""
+  lines = []
+  sweep = RewindSweep(_config(tmp_path), (0, 10), log=lines.append)
+  plan = sweep.plan(0)
+  assert (plan.host, plan.captures, plan.copies, plan.source) == (0, (10,), (10,), 0)
+  checkpoint = BranchFiles(sweep.layouts[0].branch_dir(0, 0, "ticket")).checkpoint
+  for at, kept in ((10, True), (20, False)):
+    states.write(io, checkpoint, states.TrainingState({}, {}, at, []))
+    sweep._restart_if_past(0, plan)  # pylint: disable=protected-access
+    assert os.path.exists(checkpoint) == kept
+  assert lines[-1].startswith("replicate 0: level 0 of k=0 was interrupted at iteration 20")
