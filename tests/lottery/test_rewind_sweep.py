@@ -314,3 +314,25 @@ def test_a_dense_training_interrupted_past_a_k_to_capture_restarts(tmp_path):
     sweep._restart_if_past(0, plan)  # pylint: disable=protected-access
     assert os.path.exists(checkpoint) == kept
   assert lines[-1].startswith("replicate 0: level 0 of k=0 was interrupted at iteration 20")
+
+
+def test_each_replicate_plans_its_own_level_0(tmp_path):
+  """Per replicate: the first k with an unfinished level 0 trains it and captures every missing
+  θk; the other unfinished k's copy it (or copy a finished one when nothing is missing)."""
+  sweep = RewindSweep(_config(tmp_path), KS, log=lambda line: None)
+
+  def touch(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "w").close()
+
+  # Replicate 0: k=0 finished; k=10 has its θk (an interrupted run of its own); k=30 nothing.
+  touch(BranchFiles(sweep.layouts[0].branch_dir(0, 0, "ticket")).metrics)
+  touch(sweep.layouts[0].rewind_file(0))
+  touch(sweep.layouts[10].rewind_file(0))
+  # Replicate 1: every θk, k=30's level 0 finished.
+  touch(BranchFiles(sweep.layouts[30].branch_dir(1, 0, "ticket")).metrics)
+  for k in KS:
+    touch(sweep.layouts[k].rewind_file(1))
+  first, second = sweep.plan(0), sweep.plan(1)
+  assert (first.host, first.captures, first.copies, first.source) == (10, (30,), (30,), 10)
+  assert (second.host, second.captures, second.copies, second.source) == (None, (), (0, 10), 30)
