@@ -99,10 +99,11 @@ def section(sweep: Sweep, figures: Sequence[str], level: Optional[int]) -> List[
   for row in sweep.rows():
     if row["branch"] != "ticket":
       continue
+    n = row["replicates"]
+    accuracy = _percent(row["early_stop_test_accuracy_mean"], row["early_stop_test_accuracy_std"], n)
+    instability = _percent(row["instability_mean"], row["instability_std"], n)
     lines.append(f"| {row['rewind_iteration']} | {row['level']} | "
-                 f"{100 * row['weights_remaining']:.2f} | "
-                 f"{_percent(row['early_stop_test_accuracy_mean'], row['early_stop_test_accuracy_std'], row['replicates'])} | "
-                 f"{_percent(row['instability_mean'], row['instability_std'], row['replicates'])} |")
+                 f"{100 * row['weights_remaining']:.2f} | {accuracy} | {instability} |")
   lines.append("")
   if not sweep.measured(level):
     where = f"level {level}" if level is not None else "any level"
