@@ -198,8 +198,7 @@ def _export(args: List[str]) -> int:
 def _report(args: List[str]) -> int:
   """Writes a report (tables and figures) of one or more finished experiments.
 
-  `lth report --experiment_dir=DIR [--experiment_dir=DIR2 ...] --out=OUT [--curve_levels=0,7]
-  [--instability_level=L]`.
+  `lth report --experiment_dir=DIR [...] --out=OUT [--curve_levels=0,7] [--instability_level=L]`.
   """
   from lth_tf.report import report  # pylint: disable=import-outside-toplevel
   values = lth_flags.command_values("experiment_dir", "out", "curve_levels", "instability_level")
