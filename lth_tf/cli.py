@@ -251,9 +251,9 @@ def _stability(args: List[str]) -> int:
     raise UserError("usage: lth stability --experiment_dir=DIR [--stability_levels=L,...] "
                     "[--stability_branches=B,...], or lth stability --flagfile=F [...]")
   settings = lth_flags.stability_config_from_flags()
-  # A rewind sweep's directory (`lth find --rewind_iteration=K1,K2,...`): every k's experiment.
+  # A rewind sweep's directory (`lth find --rewind_iteration=K1,K2,...`): every k's
+  # experiment, each checked before any is trained.
   if directories and rundir.sweep.is_sweep(directories[0]):
-    # A rewind sweep: every k's experiment, each checked before any is trained.
     experiments = [stability.StabilityExperiment.from_directory(
         layout.directory, settings, lth_flags.given("data_dir"))
                    for _, layout in rundir.sweep.read(directories[0])]

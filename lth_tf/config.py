@@ -568,7 +568,9 @@ def validate_sweep(config: ExperimentConfig, rewind_iterations) -> Tuple[int, ..
   Level 0 is shared only where it does not depend on k: its initialisation and data order are
   functions of the seed, and k only marks where θk is captured. Refused: an early-bird
   threshold (the dense training ends at the first draw at or after k), a saved ticket (level
-  0 starts from its weights at k), and no pruned level (every k would be the same dense run).
+  0 starts from its weights at k), and no pruned level (every k would be the same dense run);
+  also worker processes and multi-worker strategies (the sweep shares level 0 in one process,
+  on one machine's files).
 
   Raises:
     ConfigError: a k that is no integer, outside [0, iterations) or given twice, or one of
