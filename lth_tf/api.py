@@ -16,7 +16,7 @@ experiment reads them from there. Every other setting is a flag of `lth find`, b
 import dataclasses
 import os
 import sys
-from typing import Any, Callable, Dict, List, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from lth_tf.data import npz
 from lth_tf.data.base import digest
 from lth_tf.errors import ConfigError, DataError
 from lth_tf.lottery import LotteryExperiment
+from lth_tf.lottery.sweep import RewindSweep
 from lth_tf.report import plots, tables
 
 
@@ -52,6 +53,28 @@ def run(config: ExperimentConfig, flags_text: str = "",
     plot = plots.accuracy_vs_weights(
         rows, os.path.join(experiment.layout.directory, "accuracy_vs_weights.png"))
   return Result(experiment.layout.directory, rows, plot, experiment.config)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+  """A finished rewind sweep: its directory (the record) and each k's experiment."""
+  directory: str
+  runs: Dict[int, Result]
+
+
+def run_sweep(config: ExperimentConfig, rewind_iterations: Sequence[int],
+              flags_texts: Optional[Mapping[int, str]] = None,
+              log: Callable[[str], None] = print) -> SweepResult:
+  """Runs (or resumes) a rewind sweep (`lth_tf.lottery.sweep`): the experiment `config`
+  describes once per k, level 0 trained once; draws each k's accuracy plot."""
+  sweep = RewindSweep(config, rewind_iterations, flags_texts, log)
+  rows = sweep.run()
+  runs = {}
+  for k, experiment in sweep.experiments.items():
+    plot = plots.accuracy_vs_weights(
+        rows[k], os.path.join(experiment.layout.directory, "accuracy_vs_weights.png"))
+    runs[k] = Result(experiment.layout.directory, rows[k], plot, experiment.config)
+  return SweepResult(sweep.layout.directory, runs)
 
 
 def find(model: Union[str, Callable], data: Any, log: Callable[[str], None] = print,

@@ -36,7 +36,22 @@ def _train(args: List[str]) -> int:
 @COMMANDS.register("find")
 def _find(args: List[str]) -> int:
   """Finds lottery tickets: iterative magnitude pruning with rewinding, and the controls."""
-  return _run_experiment(lth_flags.config_from_flags())
+  config, ks = lth_flags.sweep_from_flags()
+  if len(ks) == 1:
+    return _run_experiment(config)
+  return _run_sweep(config, ks)
+
+
+def _run_sweep(config, ks) -> int:
+  """`lth find --rewind_iteration=K1,K2,...`: a rewind sweep (`lth_tf.lottery.sweep`)."""
+  from lth_tf import api  # pylint: disable=import-outside-toplevel
+  result = api.run_sweep(config, ks, {k: lth_flags.flags_text(k) for k in ks})
+  for k, run in result.runs.items():
+    print(f"\nk = {k}: {run.directory}")
+    print(run.table())
+  print(f"\nsweep directory: {result.directory}")
+  print(f"report: lth report --experiment_dir={result.directory} --out=OUT")
+  return 0
 
 
 def _run_experiment(config) -> int:
@@ -183,17 +198,18 @@ def _export(args: List[str]) -> int:
 def _report(args: List[str]) -> int:
   """Writes a report (tables and figures) of one or more finished experiments.
 
-  `lth report --experiment_dir=DIR [--experiment_dir=DIR2 ...] --out=OUT [--curve_levels=0,7]`.
+  `lth report --experiment_dir=DIR [...] --out=OUT [--curve_levels=0,7] [--instability_level=L]`.
   """
   from lth_tf.report import report  # pylint: disable=import-outside-toplevel
-  values = lth_flags.command_values("experiment_dir", "out", "curve_levels")
+  values = lth_flags.command_values("experiment_dir", "out", "curve_levels", "instability_level")
   if args or not values["experiment_dir"] or not values["out"]:
     raise UserError("usage: lth report --experiment_dir=DIR [--experiment_dir=DIR2 ...] --out=OUT")
   try:
     levels = [int(v) for v in values["curve_levels"]]
   except ValueError:
     raise UserError("--curve_levels takes a comma-separated list of integers") from None
-  written = report.build(values["experiment_dir"], values["out"], levels or None)
+  written = report.build(values["experiment_dir"], values["out"], levels or None,
+                         values["instability_level"])
   print(open(written["report.md"]).read())
   for name, path in written.items():
     print(f"{name}: {path}")
@@ -229,22 +245,29 @@ def _stability(args: List[str]) -> int:
 
   `lth stability --experiment_dir=DIR [--stability_levels=L,...] [--stability_branches=B,...]`.
   """
-  from lth_tf import stability  # pylint: disable=import-outside-toplevel
+  from lth_tf import rundir, stability  # pylint: disable=import-outside-toplevel
   directories = lth_flags.command_values("experiment_dir")["experiment_dir"] or []
   if args or len(directories) > 1:
     raise UserError("usage: lth stability --experiment_dir=DIR [--stability_levels=L,...] "
                     "[--stability_branches=B,...], or lth stability --flagfile=F [...]")
   settings = lth_flags.stability_config_from_flags()
-  if directories:
-    experiment = stability.StabilityExperiment.from_directory(
-        directories[0], settings, lth_flags.given("data_dir"))
+  # A rewind sweep's directory (`lth find --rewind_iteration=K1,K2,...`): every k's
+  # experiment, each checked before any is trained.
+  if directories and rundir.sweep.is_sweep(directories[0]):
+    experiments = [stability.StabilityExperiment.from_directory(
+        layout.directory, settings, lth_flags.given("data_dir"))
+                   for _, layout in rundir.sweep.read(directories[0])]
+  elif directories:
+    experiments = [stability.StabilityExperiment.from_directory(
+        directories[0], settings, lth_flags.given("data_dir"))]
   else:
-    experiment = stability.StabilityExperiment.for_config(
-        lth_flags.config_from_flags(), settings, lth_flags.flags_text())
-  pairs = experiment.run()
-  print()
-  print(stability.table(pairs))
-  print(f"\nrecord: {experiment.layout.stability_file}\nplot: {experiment.layout.stability_plot}")
+    experiments = [stability.StabilityExperiment.for_config(
+        lth_flags.config_from_flags(), settings, lth_flags.flags_text())]
+  runs = [(experiment, experiment.run()) for experiment in experiments]
+  for experiment, pairs in runs:
+    print()
+    print(stability.table(pairs))
+    print(f"\nrecord: {experiment.layout.stability_file}\nplot: {experiment.layout.stability_plot}")
   return 0
 
 

@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import numbers
 from typing import Any, Dict, Tuple
 
 from lth_tf import branches
@@ -430,6 +431,20 @@ def experiment_hash(config: ExperimentConfig) -> str:
   return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
+def with_rewind_iteration(config: ExperimentConfig, k: int) -> ExperimentConfig:
+  """`config` rewinding to iteration `k`: one experiment of a rewind sweep."""
+  return config.replace(pruning=dataclasses.replace(config.pruning, rewind_iteration=k))
+
+
+def sweep_hash(experiment_hashes) -> str:
+  """12 hex digits naming a rewind sweep: the hash of its experiments' hashes, in k order.
+
+  Each experiment keeps the hash of a run with its k alone (`experiment_hash`); the sweep is
+  named by the list of them."""
+  text = json.dumps({"experiments": list(experiment_hashes)}, separators=(",", ":"))
+  return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "step")
 SCOPES = ("layerwise", "global")
@@ -544,6 +559,51 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     _check(getattr(r, name) >= 0, f"{name} must be >= 0 (0: TensorFlow's default); got "
            f"{getattr(r, name)}")
   return config
+
+
+def validate_sweep(config: ExperimentConfig, rewind_iterations) -> Tuple[int, ...]:
+  """Checks a rewind sweep (one experiment per k of `rewind_iterations` sharing level 0, the
+  dense training) before anything is trained; returns its k's in increasing order.
+
+  Level 0 is shared only where it does not depend on k: its initialisation and data order are
+  functions of the seed, and k only marks where θk is captured. Refused: an early-bird
+  threshold (the dense training ends at the first draw at or after k), a saved ticket (level
+  0 starts from its weights at k), and no pruned level (every k would be the same dense run);
+  also worker processes and multi-worker strategies (the sweep shares level 0 in one process,
+  on one machine's files).
+
+  Raises:
+    ConfigError: a k that is no integer, outside [0, iterations) or given twice, or one of
+      the settings above; or whatever `validate` refuses in `config`.
+  """
+  ks = tuple(rewind_iterations)
+  iterations = config.training.iterations
+  _check(len(ks) > 0, "a rewind sweep needs at least one rewind_iteration")
+  for k in ks:
+    _check(isinstance(k, numbers.Integral) and not isinstance(k, bool),
+           f"rewind_iteration values must be integers; got {k!r}")
+    _check(0 <= k < iterations,
+           f"rewind_iteration must be in [0, iterations={iterations}); got {k}")
+  ks = tuple(int(k) for k in ks)
+  _check(len(set(ks)) == len(ks), f"rewind_iteration names a k twice: {list(ks)}")
+  ks = tuple(sorted(ks))
+  validate(with_rewind_iteration(config, ks[0]))
+  p, r = config.pruning, config.runtime
+  if len(ks) > 1:
+    _check(p.levels >= 1, "a rewind sweep needs --levels >= 1: k is where the pruned levels "
+           "rewind to, and level 0 is the same dense training for every k")
+    _check(p.early_bird_threshold == 0,
+           "--early_bird_threshold ends the dense training at the first draw at or after k, "
+           "so level 0 depends on k and a rewind sweep cannot share it; run one k at a time")
+    _check(not (p.ticket_sha256 or r.ticket),
+           "--ticket starts level 0 from the ticket's weights at k, so level 0 depends on k "
+           "and a rewind sweep cannot share it; run one k at a time")
+    _check(r.replicate_processes == 1,
+           "a rewind sweep trains its replicates in one process; drop --replicate_processes")
+    _check(r.strategy != "multi_worker_mirrored",
+           "a rewind sweep copies level 0 between experiment directories on one machine; "
+           "run one k at a time with --strategy=multi_worker_mirrored")
+  return ks
 
 
 def validate_tuning(tuning: TuningConfig) -> TuningConfig:

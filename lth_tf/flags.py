@@ -9,13 +9,18 @@ import dataclasses
 import re
 import textwrap
 import typing
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from absl import flags
 
 from lth_tf import config as config_lib
 
 FLAGS = flags.FLAGS
+# The one config field whose flag also takes a comma-separated list: `lth find` runs a rewind
+# sweep (`lth_tf.lottery.sweep`), one experiment per k; every other command takes one k.
+SWEEP_FLAG = "rewind_iteration"
+SWEEP_HELP = (" A comma-separated list (lth find) is a rewind sweep: one experiment per k, "
+              "the dense training shared (README, Rewind sweep).")
 
 def flag_name(part: str, field: str) -> str:
   return config_lib.field_name(part, field)
@@ -58,7 +63,9 @@ def _define_fields(cls, tag: str, name_of) -> None:
     name = name_of(field.name)
     help_text = f"[{tag}] " + helps.get(field.name, field.name)
     default = field.default
-    if isinstance(default, bool):
+    if name == SWEEP_FLAG:
+      flags.DEFINE_list(name, [str(default)], help_text + SWEEP_HELP)
+    elif isinstance(default, bool):
       flags.DEFINE_bool(name, default, help_text)
     elif isinstance(default, int):
       flags.DEFINE_integer(name, default, help_text)
@@ -82,6 +89,9 @@ def define_command_flags() -> None:
                             "[tickets save, report, masks compare, stability] a finished "
                             "experiment directory (report, masks compare: repeatable)")
   flags.DEFINE_list("curve_levels", [], "[report] levels whose learning curves are drawn")
+  flags.DEFINE_integer("instability_level", None, "[report] for a rewind sweep's directory: "
+                       "the level whose instability (lth stability on each k) is drawn "
+                       "against k (default: every measured level)")
   flags.DEFINE_integer("level", None, "[tickets save] the level to save as a ticket")
   flags.DEFINE_integer("replicate", 0, "[tickets save] the replicate (seed) to save")
   flags.DEFINE_string("out", None, "[tickets save, export, masks compare] output directory")
@@ -143,13 +153,40 @@ def command_values(*names: str) -> Dict[str, object]:
 
 
 def config_from_flags() -> config_lib.ExperimentConfig:
-  """Builds the experiment config from the parsed flags; validation is left to `config.validate`."""
+  """Builds the experiment config from the parsed flags; validation is left to `config.validate`.
+
+  Raises:
+    ConfigError: `--rewind_iteration` is a list (a rewind sweep is `sweep_from_flags`).
+  """
+  ks = rewind_iterations()
+  if len(ks) != 1:
+    raise config_lib.ConfigError(
+        f"--{SWEEP_FLAG} takes one integer here; got {','.join(map(str, ks)) or 'none'} (a "
+        "list is a rewind sweep, which lth find runs)")
+  return _config_from_flags(ks[0])
+
+
+def sweep_from_flags() -> Tuple[config_lib.ExperimentConfig, Tuple[int, ...]]:
+  """`lth find`'s config and the k's of `--rewind_iteration`: one (an experiment) or several (a
+  rewind sweep; checked by `config.validate_sweep`). The config has the first k."""
+  ks = rewind_iterations()
+  return _config_from_flags(ks[0] if ks else 0), ks
+
+
+def rewind_iterations() -> Tuple[int, ...]:
+  """The values `--rewind_iteration` was given (one, or a rewind sweep's list)."""
+  return tuple(_parse_int(value, SWEEP_FLAG) for value in FLAGS[SWEEP_FLAG].value)
+
+
+def _config_from_flags(rewind_iteration: int) -> config_lib.ExperimentConfig:
   parts = {}
   for part, cls in _parts():
     values = {}
     for field in dataclasses.fields(cls):
       value = FLAGS[flag_name(part, field.name)].value
-      if isinstance(field.default, tuple):
+      if field.name == SWEEP_FLAG:
+        value = rewind_iteration
+      elif isinstance(field.default, tuple):
         value = _parse_tuple(field, value, flag_name(part, field.name))
       values[field.name] = value
     parts[part] = cls(**values)
@@ -219,14 +256,17 @@ def _parse_int(text: str, name: str) -> int:
     raise config_lib.ConfigError(f"--{name} takes a comma-separated list of integers; got {text!r}") from None
 
 
-def flags_text() -> str:
-  """The flags that differ from their defaults, as a flagfile."""
+def flags_text(rewind_iteration: Optional[int] = None) -> str:
+  """The flags that differ from their defaults, as a flagfile; with `rewind_iteration`, the
+  flagfile of that k of a rewind sweep (what the k's run alone would have given)."""
   lines = []
   parts = _parts() + ([("transfer", config_lib.TransferConfig)] if "target_dataset" in FLAGS else [])
   for part, cls in parts:
     for field in dataclasses.fields(cls):
       flag = FLAGS[flag_name(part, field.name)]
-      if flag.present or flag.value != flag.default:
+      if flag.name == SWEEP_FLAG and rewind_iteration is not None:
+        lines.append(f"--{SWEEP_FLAG}={rewind_iteration}")
+      elif flag.present or flag.value != flag.default:
         lines.append(flag.serialize())
   return "\n".join(lines) + "\n"
 

@@ -100,6 +100,28 @@ def write_text(path: str, text: str) -> None:
       handle.write(text)
 
 
+def copy_file(source: str, path: str) -> None:
+  """Copies `source` to `path` atomically (a copy, never a link: it stays whole when moved)."""
+  with atomic_path(path) as tmp:
+    shutil.copyfile(source, tmp)
+
+
+def copy_tree(source: str, path: str) -> None:
+  """Copies the directory `source` to `path`: into a temporary folder beside it (removed by
+  `remove_temporary_files` if the copy is killed), then renamed into place."""
+  staging = os.path.join(os.path.dirname(os.path.abspath(path)),
+                         TEMP_PREFIX + os.path.basename(path))
+  try:
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(staging, path)
+  except OSError as error:
+    raise WriteError(write_failure(path, error)) from None
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+
+
 def finite_or_none(data: Any) -> Any:
   """`data` with every NaN or infinite float replaced by None, which JSON writes as null."""
   if isinstance(data, float):

@@ -49,6 +49,8 @@ _BAD_INPUT = [
      "--fused_optimizer and --dense_shards run on one device without loss scaling"),
     (["find", "--branches=nope"], "'nope' is not a branch --branches can add"),
     (["find", "--rewind_iteration=100", "--iterations=50"], "rewind_iteration"),
+    (["find", "--levels=1", "--rewind_iteration=0,100,0"], "rewind_iteration names a k twice"),
+    (["train", "--rewind_iteration=0,100"], "--rewind_iteration takes one integer here"),
     (["find", "--strategy=warp_drive"], "unknown distribution strategy"),
     (["find", "--pruning_strategy=snip2"], "unknown pruning strategy"),
     (["train", "--flagfile=does/not/exist.flags"], "exist.flags"),

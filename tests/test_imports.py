@@ -21,6 +21,8 @@ LAZY = {
     "lth_tf.pruning.strategies.grasp": "the gradients load TensorFlow: only when a mask is scored",
     "lth_tf.pruning.strategies.synflow": "the gradients load TensorFlow: only when a mask is scored",
     "lth_tf.pruning.kinds": "the layer classes load TensorFlow: only when a model's kinds are read",
+    "lth_tf.report.sweep": "the stability records' reader is in lth_tf.stability, which loads "
+                           "TensorFlow: only when a rewind sweep has stability records",
 }
 
 

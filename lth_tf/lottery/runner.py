@@ -1,14 +1,15 @@
 """The level loop of iterative magnitude pruning: train, prune, rewind to θk, repeat; resumable.
 
 Level 0 trains the dense network from θ0 and captures θk (weights and optimizer state at the
-rewind iteration k); when levels follow, it records at every evaluation how far the mask the
-next prune would produce moved, and with an early-bird threshold ends where it settled
-(`early_bird`). Level L prunes the previous level's trained ticket (iterative) or the
-dense network (one-shot) and trains each enabled branch (`lth_tf.branches`) from its plan.
+rewind iteration k; in a rewind sweep, θk of every k that shares it, `share_level_0`); when
+levels follow, it records at every evaluation how far the mask the next prune would produce
+moved, and with an early-bird threshold ends where it settled (`early_bird`). Level L prunes
+the previous level's trained ticket (iterative) or the dense network (one-shot) and trains each
+enabled branch (`lth_tf.branches`) from its plan.
 Training a branch and writing its files is `branch_run`; the directory's lock, config and
 summary are `directory`; the checks before anything is written are `preflight`.
 """
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Mapping
 
 from lth_tf import branches as branches_lib
 from lth_tf import data as data_lib
@@ -51,6 +52,7 @@ class LotteryExperiment:
     self.branches = branches_lib.enabled("find", config)
     self.trainer = BranchRun(config, self.directory, log, self._branch_finished)
     self.ticket = preflight.load_ticket(config)
+    self._shared: Dict[int, Dict[int, ExperimentLayout]] = {}  # `share_level_0`
     self._preflight()
 
   def _preflight(self) -> None:
@@ -73,6 +75,12 @@ class LotteryExperiment:
     check_data_record(self.layout.data_file, self.data, self.layout.directory)
     check_engine_record(self.layout.engine_file, self.config.runtime, self.layout.directory)
     check_optimizer_record(self.layout.optimizer_file, self.config.pruning, self.layout, slots)
+
+  def share_level_0(self, seed: int, layouts: Mapping[int, ExperimentLayout]) -> None:
+    """Makes replicate `seed`'s level 0 also capture θj, for every j of `layouts`, into that
+    experiment's rewind point: the experiments of a rewind sweep (`lottery.sweep`) that copy
+    this level 0. Only for a level 0 that does not depend on k (`config.validate_sweep`)."""
+    self._shared[seed] = dict(layouts)
 
   def run(self) -> List[Dict]:
     """Trains what is not finished yet and returns the summary rows."""
@@ -148,10 +156,14 @@ class LotteryExperiment:
     dense_mask = pruning.Mask.ones_like(pruning.prunable_weights(replicate.model))
     k = self.config.pruning.rewind_iteration
     rewind_file = self.layout.rewind_file(seed)
+    # θk of this experiment, and of the rewind sweep's experiments this level 0 is shared with.
+    captures = {j: layout.rewind_file(seed) for j, layout in self._shared.get(seed, {}).items()}
+    captures[k] = rewind_file
 
     def capture_rewind(iteration: int) -> None:
-      if iteration == k and not self.store.exists(rewind_file):
-        states.write(self.store, rewind_file, states.TrainingState(
+      path = captures.get(iteration)
+      if path is not None and not self.store.exists(path):
+        states.write(self.store, path, states.TrainingState(
             get_weights(replicate.model), optimizers.get_state(replicate.trainer.optimizer)))
 
     if self.ticket is None:
@@ -168,7 +180,8 @@ class LotteryExperiment:
       capture_rewind(iteration)  # first: a stop at or after k finds θk captured
       return watch is not None and watch(iteration, rows)
 
-    self.trainer.run(replicate, seed, 0, "ticket", first, on_iteration, boundaries=(k,))
+    self.trainer.run(replicate, seed, 0, "ticket", first, on_iteration,
+                     boundaries=tuple(sorted(captures)))
     rewind = states.read(self.store, rewind_file)
     rewind_optimizer = None if self.config.pruning.rewind_optimizer == "fresh" else rewind.optimizer
 

@@ -24,19 +24,22 @@ def save(figure, path: str) -> str:
 
 
 def metric_vs_weights(series: Sequence[Series], metric: str, ylabel: str, path: str,
-                      scale: float = 100.0) -> str:
+                      scale: float = 100.0, shared_dense: bool = False) -> str:
   """One line per experiment and branch: mean ± std over replicates against weights remaining
-  (log axis, dense on the left); each experiment's dense level is a dashed reference line."""
+  (log axis, dense on the left); each experiment's dense level is a dashed reference line (one
+  line for all with `shared_dense`: a rewind sweep's experiments share their dense level)."""
   figure, axis = plt.subplots(figsize=(7.5, 4.8))
   ticks = set()
   colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
   for index, (label, rows) in enumerate(series):
     stats = aggregate(rows)
     dense = stats.get((0, "ticket"))
-    if dense:
-      axis.axhline(scale * dense[metric][0], color=colors[index % len(colors)], linestyle="--",
+    if dense and not (shared_dense and index):  # a shared dense level: drawn once, in gray
+      one = len(series) == 1 or shared_dense
+      axis.axhline(scale * dense[metric][0],
+                   color="gray" if shared_dense else colors[index % len(colors)], linestyle="--",
                    linewidth=0.8, alpha=0.6,
-                   label="dense (level 0)" if len(series) == 1 else f"{label} dense (level 0)")
+                   label="dense (level 0)" if one else f"{label} dense (level 0)")
     for branch in branches_lib.ordered({b for _, b in stats}):
       marker, style = branches_lib.style(branch)
       points = sorted(((s["weights_remaining"][0], s[metric]) for (level, b), s in stats.items()
@@ -57,6 +60,27 @@ def metric_vs_weights(series: Sequence[Series], metric: str, ylabel: str, path: 
   axis.tick_params(axis="x", labelrotation=45)
   axis.invert_xaxis()
   axis.set_xlabel("weights remaining (%)")
+  axis.set_ylabel(ylabel)
+  axis.grid(True, which="both", alpha=0.3)
+  axis.legend(fontsize=8)
+  return save(figure, path)
+
+
+def metric_vs_rewind(series: Sequence[Tuple[str, List[Tuple[int, float, float]]]],
+                     ylabel: str, path: str, scale: float = 100.0) -> str:
+  """One line per label: (k, mean, std) points against the rewind iteration k, error bars over
+  replicates (symmetric-log axis, so that k = 0 is drawn): the papers' stability figure."""
+  figure, axis = plt.subplots(figsize=(7.5, 4.8))
+  ks = sorted({point[0] for _, points in series for point in points})
+  for label, points in series:
+    points = sorted(points)
+    axis.errorbar([p[0] for p in points], [scale * p[1] for p in points],
+                  yerr=[scale * p[2] for p in points], marker="o", capsize=3, label=label)
+  axis.set_xscale("symlog", linthresh=max(1, min([k for k in ks if k > 0], default=1)))
+  axis.set_xticks(ks)
+  axis.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+  axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+  axis.set_xlabel("rewind iteration k")
   axis.set_ylabel(ylabel)
   axis.grid(True, which="both", alpha=0.3)
   axis.legend(fontsize=8)

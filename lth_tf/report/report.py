@@ -7,7 +7,9 @@ from typing import Dict, List, Optional, Sequence
 from lth_tf import io
 from lth_tf.errors import CorruptFileError, UserError
 from lth_tf.rundir import BranchFiles, ExperimentLayout
+from lth_tf.rundir import sweep as sweep_record
 from lth_tf.report import early_bird, files, plots, tables
+from lth_tf.report import sweep as sweep_report
 from lth_tf.report import transfer as transfer_report
 
 FIGURES = {
@@ -95,15 +97,24 @@ def compute_line(experiment: Experiment) -> str:
           "FLOPs (kept weights only).")
 
 
-def build(directories: Sequence[str], out_dir: str, curve_levels: Optional[List[int]] = None) -> Dict:
+def build(directories: Sequence[str], out_dir: str, curve_levels: Optional[List[int]] = None,
+          instability_level: Optional[int] = None) -> Dict:
   """Writes report.md, table.csv and the figures into `out_dir`; returns their paths.
 
   Transfer experiments (`lth transfer`) get their own table, figure (`transfer.png`) and
   cost-against-benefit section; lottery experiments the level tables and figures, and where
   their dense level recorded mask distances the early-bird figure (`mask_distance.png`, first
-  replicate) and line (`report.early_bird`).
+  replicate) and line (`report.early_bird`). A rewind sweep's directory stands for its
+  experiments, and adds the sweep's figures and table (`report.sweep`; instability against k
+  at `instability_level`, or at every measured level).
   """
-  everything = [Experiment(d) for d in directories]
+  sweeps, everything = [], []
+  for directory in directories:
+    if sweep_record.is_sweep(directory):
+      sweeps.append(sweep_report.Sweep(directory, Experiment))
+      everything += sweeps[-1].experiments.values()
+    else:
+      everything.append(Experiment(directory))
   experiments = [e for e in everything if not transfer_report.is_transfer(e.config)]
   transfers = [transfer_report.TransferRun.read(e.directory) for e in everything
                if transfer_report.is_transfer(e.config)]
@@ -147,12 +158,19 @@ def build(directories: Sequence[str], out_dir: str, curve_levels: Optional[List[
         watched, os.path.join(out_dir, "mask_distance.png"))
   written["learning_curves.png"] = plots.learning_curves(
       curves, os.path.join(out_dir, "learning_curves.png"))
+  swept_names = set()
+  if sweeps:
+    swept, sweep_sections = sweep_report.build(sweeps, out_dir, instability_level)
+    written.update(swept)
+    swept_names = set(swept)
+    sections += sweep_sections
   written["table.csv"] = os.path.join(out_dir, "table.csv")
   io.write_text(written["table.csv"], csv_text(everything))
   if transfers:
     sections += transfer_report.section(transfers)
   sections += ["## Figures", ""] + [f"![{name}]({name})" for name in written
-                                    if name.endswith(".png") and name != "transfer.png"]
+                                    if name.endswith(".png") and name != "transfer.png"
+                                    and name not in swept_names]
   written["report.md"] = os.path.join(out_dir, "report.md")
   io.write_text(written["report.md"], "\n".join(sections) + "\n")
   return written

@@ -4,16 +4,16 @@ Below everything that reads or writes experiments (lottery, tickets, report, tun
 it needs no TensorFlow, so reading results does not start it.
 """
 from lth_tf.rundir.layout import (DATA_FILE, ENGINE_FILE, OPTIMIZER_FILE, BranchFiles,
-                                  ExperimentLayout, StabilityFiles)
+                                  ExperimentLayout, StabilityFiles, SweepLayout)
 from lth_tf.rundir.records import (MASK_DISTANCE, SUMMARY_KEYS, check_data_record,
                                    check_engine_record, check_optimizer_record, data_record,
                                    engine_record, optimizer_record, record_data, record_engine,
                                    record_optimizer)
-from lth_tf.rundir import states
+from lth_tf.rundir import states, sweep
 from lth_tf.rundir.states import TrainingState
 
 __all__ = ["DATA_FILE", "ENGINE_FILE", "OPTIMIZER_FILE", "BranchFiles", "ExperimentLayout",
            "MASK_DISTANCE", "StabilityFiles", "SUMMARY_KEYS", "check_data_record",
            "check_engine_record", "check_optimizer_record", "data_record", "engine_record",
            "optimizer_record", "record_data", "record_engine", "record_optimizer", "states",
-           "TrainingState"]
+           "sweep", "SweepLayout", "TrainingState"]

@@ -16,6 +16,10 @@ ENGINE_FILE = "engine.json"
 STABILITY_DIR = "stability"
 STABILITY_FILE = "stability.json"
 STABILITY_PLOT = "stability.png"
+# A rewind sweep (`lth_tf.lottery.sweep`): its record lives in `<root>/sweeps/<sweep hash>/`; its
+# experiments are ordinary directories `<root>/<experiment hash>/`.
+SWEEPS_DIR = "sweeps"
+SWEEP_FILE = "sweep.json"
 # The optimizer policy every branch of a level starts from (`rundir.records.record_optimizer`):
 # a directory whose finished controls started under the earlier rule is not resumed into a mix.
 OPTIMIZER_FILE = "optimizer_policy.json"
@@ -87,6 +91,31 @@ class ExperimentLayout:
     """The two copies `lth stability` trains of one branch of one level, and their path."""
     return StabilityFiles(os.path.join(self.directory, STABILITY_DIR, f"replicate_{seed}",
                                        f"level_{level}", branch))
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepLayout:
+  """`root/sweeps/<sweep hash>/sweep.json`, the record of a rewind sweep; its experiments are
+  `root/<experiment hash>/`, as each one alone would be (relative to the sweep's directory:
+  moving the root moves them together)."""
+  root: str
+  sweep_hash: str
+
+  @classmethod
+  def from_directory(cls, directory: str) -> "SweepLayout":
+    directory = os.path.abspath(directory)
+    return cls(os.path.dirname(os.path.dirname(directory)), os.path.basename(directory))
+
+  @property
+  def directory(self) -> str:
+    return os.path.join(self.root, SWEEPS_DIR, self.sweep_hash)
+
+  @property
+  def record_file(self) -> str:
+    return os.path.join(self.directory, SWEEP_FILE)
+
+  def experiment(self, experiment_hash: str) -> ExperimentLayout:
+    return ExperimentLayout(self.root, experiment_hash)
 
 
 @dataclasses.dataclass(frozen=True)
