@@ -13,8 +13,9 @@ the child, fresh.
 
 Tests whose point is the import itself (what a command imports, what TensorFlow prints at
 start-up) keep using `subprocess`, and so does any call whose environment differs from the
-zygote's in a variable read at import time (`IMPORT_TIME`): `run` falls back to `subprocess`
-for those, and for argument lists it does not recognise.
+zygote's in a variable read at import time (`IMPORT_TIME`): `run` and `start` fall back to
+`subprocess` for those, for argument lists they do not recognise, and while a child started
+before is still running (the zygote runs one at a time).
 """
 import json
 import os
@@ -225,7 +226,7 @@ class Process:
     self.close()
 
 
-_current = None  # the zygote runs one child at a time
+_current = None  # the zygote runs one child at a time: the last one started
 
 
 def start(args, stdin=None, stdout=None, stderr=None, env=None, cwd=None, text=False, input=None,
@@ -235,12 +236,10 @@ def start(args, stdin=None, stdout=None, stderr=None, env=None, cwd=None, text=F
   env = dict(os.environ if env is None else env)
   parsed = _parse(args)
   zygote = _get_zygote() if parsed is not None and not unsupported and stdin is None else None
-  if zygote is None or not zygote.serves(env):
+  busy = _current is not None and _current.poll() is None  # a child started before still runs
+  if zygote is None or busy or not zygote.serves(env):
     return subprocess.Popen(args, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd,
                             text=text, **unsupported)
-  if _current is not None and _current.returncode is None:  # left running by a failed test
-    _current.kill()
-    _current.wait()
   directory = tempfile.mkdtemp(prefix="launch-")
   files, readers, holders = {"stdin": os.devnull}, {}, []
   for name, where in (("stdout", stdout), ("stderr", stderr)):

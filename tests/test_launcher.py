@@ -54,6 +54,8 @@ def test_a_started_child_streams_its_output_and_stops_on_a_signal():
   assert isinstance(child, launcher.Process) and child.pid != os.getpid()
   assert child.stdout.readline() == "up\n"
   assert child.poll() is None
+  meanwhile = launcher.run(CODE + ["print('too')"], capture_output=True, text=True)
+  assert meanwhile.stdout == "too\n" and child.poll() is None  # a new interpreter ran it
   child.send_signal(signal.SIGINT)
   _, err = child.communicate(timeout=30)
   assert child.returncode == -signal.SIGINT and "KeyboardInterrupt" in err
