@@ -108,8 +108,9 @@ class PruningConfig:
   """How tickets are found.
 
   Attributes:
-    strategy: a registered pruning strategy: `magnitude`, `random`, or one that prunes at
-      initialisation (`snip`, `grasp`, `synflow`, `magnitude_init`, `erk`, `uniform`).
+    strategy: a registered pruning strategy: `magnitude`, `random`, `nm` (N:M structured,
+      one level; see `nm`), or one that prunes at initialisation (`snip`, `grasp`, `synflow`,
+      `magnitude_init`, `erk`, `uniform`).
     scope: `layerwise` (each layer pruned at its own rate) or `global` (one threshold across
       the layers named by `global_layers`).
     conv_rate, fc_rate, output_rate: fraction of the remaining weights pruned per round in
@@ -149,6 +150,10 @@ class PruningConfig:
       when `levels` >= 1.
     early_bird_window: how many consecutive mask distances must be below
       `early_bird_threshold` (the paper: 5).
+    nm: `N:M` of `--pruning_strategy=nm`: keep N of every M consecutive weights along each
+      kernel's input axis, at every output channel (2:4, the pattern sparse tensor cores read;
+      tfmot's `sparsity_m_by_n=(2, 4)` counts the zeros of the same pattern). Needs
+      1 <= N < M; read by the `nm` strategy only.
   """
   strategy: str = "magnitude"
   scope: str = "layerwise"
@@ -170,6 +175,7 @@ class PruningConfig:
   score_examples: int = 0
   early_bird_threshold: float = 0.0
   early_bird_window: int = 5
+  nm: str = "2:4"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -478,6 +484,19 @@ def _check_finite(*parts) -> None:
         _check(math.isfinite(value), f"{field.name} must be a finite number; got {value}")
 
 
+def nm_pattern(text: str) -> Tuple[int, int]:
+  """(N, M) of an `N:M` pattern (`PruningConfig.nm`), 1 <= N < M; a one-line `ConfigError`
+  otherwise."""
+  parts = str(text).split(":")
+  try:
+    n, m = (int(part) for part in parts) if len(parts) == 2 else (0, 0)
+  except ValueError:
+    n, m = 0, 0
+  _check(1 <= n < m, f"nm must be N:M with 1 <= N < M (keep N of every M weights), e.g. 2:4; "
+         f"got {text!r}")
+  return n, m
+
+
 def _check_seed(seed: int, name: str) -> None:
   _check(0 <= seed <= MAX_SEED, f"{name} must be in [0, {MAX_SEED}]; got {seed}")
 
@@ -529,6 +548,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check(p.levels >= 0, f"levels must be >= 0; got {p.levels}")
   _check(0.0 <= p.early_bird_threshold <= 1.0,
          f"early_bird_threshold must be in [0, 1] (0: off); got {p.early_bird_threshold}")
+  nm_pattern(p.nm)
   _check(p.early_bird_window >= 1, f"early_bird_window must be >= 1; got {p.early_bird_window}")
   _check(p.early_bird_threshold == 0 or p.levels >= 1,
          "early_bird_threshold draws level 1's mask during the dense training; it needs "

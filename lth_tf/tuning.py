@@ -142,7 +142,7 @@ class LotteryHyperModel(kt.HyperModel):
                       rewind_iteration=min(config.pruning.rewind_iteration,
                                            config.training.iterations - 1))
     levels = levels_for(config, self.tuning.target_weights_remaining, self.tuning.max_levels)
-    return _pruning(config, levels=levels)
+    return _pruning(config, levels=pruning.level_limit(config.pruning, levels))
 
   def build(self, hp: kt.HyperParameters):
     config = self.config_for(hp)

@@ -19,10 +19,16 @@ from their source and checked here where this machine can check them:
   expected to be faster"); they exist for ARM (phones) and x86 without AVX.
 Fully connected layers have no sparse XNNPACK kernel; TFLite's built-in `FULLY_CONNECTED` reads
 the converter's 1x4 (float) and 1x16 (int8) blocks, but not behind the default delegate.
+N:M structured layers (`--pruning_strategy=nm`: N of every M consecutive input weights kept,
+2:4 by default) have no kernel of their own either, in XNNPACK or the built-in kernels: the
+converter stores them element-wise behind `DENSIFY` (a 1x4 block of a 2:4 layer is never empty,
+so no block encoding pays) and they are judged by their zeros like any layer of that density.
+A 2:4 layer (50% dense) is too dense for XNNPACK's sparse subgraph even where it has sparse
+kernels.
 
 `analyse` applies these rules to a model file and returns one row per weighted layer: whether
 the rules let it run sparse on a CPU with XNNPACK's sparse kernels, whether it runs sparse on
-this CPU, and the first rule that keeps it dense.
+this CPU, the first rule that keeps it dense, and its N:M structure if it has one.
 """
 import dataclasses
 import platform
@@ -42,6 +48,10 @@ _UNARY = {OP.RELU, OP.RELU6, OP.RELU_N1_TO_1, OP.LOGISTIC, OP.TANH, OP.HARD_SWIS
           OP.NEG, OP.SQUARE, OP.SQRT, OP.ELU, OP.LEAKY_RELU, OP.FLOOR, OP.CEIL, OP.ROUND}
 _FLOAT = {schema.TensorType.FLOAT32, schema.TensorType.FLOAT16}
 _WEIGHT_OPS = {OP.CONV_2D, OP.DEPTHWISE_CONV_2D, OP.FULLY_CONNECTED}
+# Block lengths M an N:M structure is looked for in (the smallest that fits is reported), and
+# the share of blocks that must hold exactly N (int8 rounds a few kept weights to zero).
+NM_BLOCKS = (4, 8, 16)
+NM_EXACT_SHARE = 0.9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +64,24 @@ class LayerRow:
   eligible: bool       # the rules let it run sparse where XNNPACK has sparse kernels
   runs_here: str       # "sparse" or "dense" on this CPU
   reason: str          # why (the first rule that keeps it dense), or what makes it sparse
+  structure: str = ""  # "N:M" for an N:M structured kernel (`nm_structure`), else ""
+
+
+def nm_structure(values: np.ndarray) -> str:
+  """`N:M` when a kernel in TFLite's layout (inputs on the last axis: [out, in], [out, h, w,
+  in]) holds at most N non-zeros in every block of M consecutive inputs and at least
+  `NM_EXACT_SHARE` of its blocks hold exactly N, for the smallest M of `NM_BLOCKS` with
+  N < M; "" otherwise (a dense or an unstructured sparse kernel)."""
+  if values.ndim < 2:
+    return ""
+  for m in NM_BLOCKS:
+    if values.shape[-1] % m:
+      continue
+    counts = np.count_nonzero(values.reshape(-1, m), axis=1)
+    n = int(counts.max())
+    if 0 < n < m and np.mean(counts == n) >= NM_EXACT_SHARE:
+      return f"{n}:{m}"
+  return ""
 
 
 def sparse_kernels_here() -> Tuple[bool, str]:
@@ -268,6 +296,8 @@ def _kernel(graph: _Graph, index: int) -> Tuple[str, str, np.ndarray]:
   values = (tflite_sparse.decode(graph.model, graph.tensor(weight_index))
             if weight_index is not None else np.ones(1))
   shape = [int(d) for d in weight.shape]
+  if values.size == int(np.prod(shape)):  # the op's layout (compact int8 re-rows its source)
+    values = values.reshape(shape)
   if graph.code(index) == OP.FULLY_CONNECTED:
     text = f"{shape[1]}->{shape[0]}"
   elif graph.code(index) == OP.DEPTHWISE_CONV_2D:
@@ -328,8 +358,13 @@ def analyse(model_bytes: bytes) -> List[LayerRow]:
     runs_sparse = eligible and here
     if eligible and not here:
       why = f"{runtime_why}; by the rules it would run sparse: {why}"
+    structure = nm_structure(values) if code != OP.DEPTHWISE_CONV_2D else ""
+    if structure:
+      why = (f"{structure} structured: no LiteRT CPU kernel (XNNPACK or built-in) reads N:M "
+             f"sparsity, the layer is judged by its zeros as any {100 * density:.1f}% layer; "
+             f"{why}")
     rows.append(LayerRow(name, _NAMES.get(code, str(code)), text, density, eligible,
-                         "sparse" if runs_sparse else "dense", why))
+                         "sparse" if runs_sparse else "dense", why, structure))
   return rows
 
 

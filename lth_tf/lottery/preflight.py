@@ -5,7 +5,7 @@ The experiments call them from their constructors, so a refusal leaves no file b
 """
 import os
 import tempfile
-from typing import Iterable, Mapping, Tuple
+from typing import Callable, Iterable, Mapping, Tuple
 
 from lth_tf import branches, distribute, io, pruning, tickets
 from lth_tf.config import ExperimentConfig
@@ -30,11 +30,22 @@ def check_engine(config: ExperimentConfig, model, strategy) -> None:
 
 
 def check_strategy(config: ExperimentConfig, names: Iterable[str]) -> None:
-  """The level loop gives the strategy all it may need (the model, seeded batches, θk), and
-  every enabled branch what its plan reads (the strategy's scores for `invert`)."""
+  """The level loop gives the strategy all it may need (the model, seeded batches, θk), the
+  strategy's options and level count suit it, and every enabled branch gets what its plan
+  reads (the strategy's scores for `invert`)."""
   pruning.check_inputs(config.pruning, ("model", "batch", "rewind_weights"), "lth find")
+  pruning.check_config(config.pruning)
   check_branch_needs(names, ("scores",) if pruning.has_scores(config.pruning) else (),
                      f"--pruning_strategy={config.pruning.strategy}")
+
+
+def check_model_fits_strategy(config: ExperimentConfig, model, log: Callable[[str], None]) -> None:
+  """The strategy's own check of the wrapped model's prunable weights (`pruning.check_model`:
+  N:M refuses a model it can prune no layer of); its notes (the layers it leaves dense) go to
+  `log`."""
+  for line in pruning.check_model(config.pruning, pruning.layer_kinds(model),
+                                  pruning.prunable_weights(model)):
+    log(line)
 
 
 def check_branch_needs(names: Iterable[str], available: Iterable[str], why: str) -> None:

@@ -63,6 +63,7 @@ class LotteryExperiment:
           self.config.model, self.data.input_shape, self.data.num_classes, seed=0))
     pruning.global_layers(self.config.pruning, pruning.layer_kinds(model))
     preflight.check_strategy(self.config, self.branches)
+    preflight.check_model_fits_strategy(self.config, model, self.log)
     preflight.check_engine(self.config, model, self.strategy)
     if self.ticket is not None:
       tickets.apply(self.ticket, model)

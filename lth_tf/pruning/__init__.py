@@ -6,7 +6,8 @@ compare`) does not start it.
 """
 from lth_tf.pruning.mask import Mask
 from lth_tf.pruning.strategies import STRATEGIES, PruneRequest, random_mask_like, remaining_after
-from lth_tf.pruning.policy import (check_inputs, global_layers, has_scores, layer_rates, next_mask,
+from lth_tf.pruning.policy import (check_config, check_inputs, check_model, global_layers,
+                                   has_scores, layer_rates, level_limit, next_mask,
                                    scored_weights, scores)
 
 # The Keras side: name → the module that defines it.
@@ -31,5 +32,5 @@ __all__ = [
     "prunable_weights", "set_mask", "STRATEGIES", "PruneRequest", "random_mask_like",
     "remaining_after", "MaskFreezeWrapper", "is_prunable", "masked_layers", "wrap_model",
     "global_layers", "layer_rates", "next_mask", "check_inputs", "has_scores", "scored_weights",
-    "scores",
+    "scores", "check_config", "check_model", "level_limit",
 ]

@@ -5,7 +5,7 @@ from typing import Dict, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
 
-from lth_tf.config import PruningConfig
+from lth_tf.config import PruningConfig, nm_pattern
 from lth_tf.errors import ConfigError
 from lth_tf.pruning.kinds import GLOBAL_SETS, KINDS
 from lth_tf.pruning.mask import Mask
@@ -77,6 +77,41 @@ def check_inputs(pruning: PruningConfig, available: Iterable[str], where: str) -
                       "not give it")
 
 
+def check_config(pruning: PruningConfig) -> None:
+  """Refuses, in one line before anything trains, an option of another strategy set away from
+  its default (`PruningStrategy.options`, e.g. `--nm` without `--pruning_strategy=nm`), and
+  more levels than the strategy's mask changes in (`PruningStrategy.final_after`)."""
+  chosen = strategy(pruning)
+  for name in STRATEGIES.names():
+    for option in record(STRATEGIES.get(name)).options:
+      if option not in chosen.options and getattr(pruning, option) != getattr(_DEFAULTS, option):
+        raise ConfigError(f"--{option} is read by --pruning_strategy={name} only; this "
+                          f"experiment prunes with --pruning_strategy={pruning.strategy}")
+  if chosen.final_after and pruning.levels > chosen.final_after:
+    raise ConfigError(
+        f"--pruning_strategy={pruning.strategy} reaches its final mask in {chosen.final_after} "
+        f"pruning round(s) (a fixed pattern: more rounds give the same mask); --levels="
+        f"{pruning.levels} asks for more: give --levels={chosen.final_after}")
+
+
+def level_limit(pruning: PruningConfig, levels: int) -> int:
+  """`levels`, or fewer where the configured strategy's mask is final sooner (for a search
+  that chooses the level count itself)."""
+  final = strategy(pruning).final_after
+  return min(levels, final) if final else levels
+
+
+def check_model(pruning: PruningConfig, kinds: Mapping[str, str],
+                weights: Mapping[str, np.ndarray]) -> Tuple[str, ...]:
+  """The configured strategy's own check of a model's prunable `weights` before anything
+  trains (`PruningStrategy.check`, on a first round from the dense mask): raises `ConfigError`
+  for a model it cannot prune; returns the lines to log."""
+  check = strategy(pruning).check
+  if check is None:
+    return ()
+  return tuple(check(request(pruning, kinds, weights, Mask.ones_like(weights))))
+
+
 def scored_weights(pruning: PruningConfig, trained: Mapping[str, np.ndarray],
                    rewind: Optional[Mapping[str, np.ndarray]]) -> Mapping[str, np.ndarray]:
   """The weights the configured strategy scores: the trained ones, or for a strategy that
@@ -106,7 +141,9 @@ def request(pruning: PruningConfig, kinds: Mapping[str, str], weights: Mapping[s
       model=model,
       batch=batch,
       score_iterations=pruning.score_iterations,
-      score_examples=pruning.score_examples)
+      score_examples=pruning.score_examples,
+      kinds=dict(kinds),
+      nm=nm_pattern(pruning.nm))
 
 
 def next_mask(pruning: PruningConfig, kinds: Mapping[str, str],

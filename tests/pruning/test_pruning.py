@@ -10,9 +10,11 @@ RNG = np.random.default_rng(0)
 WEIGHTS = {"fc1/kernel": RNG.normal(size=(784, 300)), "fc2/kernel": RNG.normal(size=(300, 100)),
            "output/kernel": RNG.normal(size=(100, 10))}
 RATES = {"fc1/kernel": 0.2, "fc2/kernel": 0.2, "output/kernel": 0.1}
-# The strategies that need the weights alone (those that score with a model and a batch are
-# checked on a model in test_init_strategies.py); per-layer-density ones rank globally only.
-WEIGHTS_ONLY = [n for n in STRATEGIES.names() if not set(record(STRATEGIES.get(n)).needs)]
+# The strategies that need the weights alone and prune to the rates' counts (those that score
+# with a model and a batch are checked on a model in test_init_strategies.py; a fixed pattern,
+# N:M, in test_nm.py); per-layer-density ones rank globally only.
+WEIGHTS_ONLY = [n for n in STRATEGIES.names() if not set(record(STRATEGIES.get(n)).needs)
+                and not record(STRATEGIES.get(n)).final_after]
 LAYERWISE = [n for n in WEIGHTS_ONLY if not record(STRATEGIES.get(n)).global_only]
 
 

@@ -6,14 +6,15 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import launcher
-from lth_tf import io, tickets
+from lth_tf import io, pruning, tickets
 from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
                            TrainingConfig)
 from lth_tf.errors import CorruptFileError, TicketError, UserError
-from lth_tf.export import ship
+from lth_tf.export import formats, inference, ship, tflite_sparse
 from lth_tf.lottery import LotteryExperiment
 from lth_tf.tickets import format as ticket_format
 
@@ -24,7 +25,11 @@ SHIPPED_SHA256 = {
     "lenet300_fashion_mnist_level7": "5865d312413b90aa3fc4ce2e912808ef3c735f2ebaac56a1758f741c01b0d701",
     "lenet300_fashion_mnist_level12": "500c9e3ebbad25ea5e3a48dab72e8c8cd19101c3d034f1c27a296f72e0316327",
     "lenet300_fashion_mnist_level15": "9216e9cf605c0d4706ea75ec30df0fff91f36277d07fa5760a5b5c0697ba6852",
+    "mobilenetv2_035_cifar10_level2": "a96c6b267a3e260deaaeeeae0335841de306f0056f8e39849581c4a4fed9cddc",
 }
+# (input shape, normalisation channels) of each shipped ticket.
+SHIPPED_INPUTS = {name: ((32, 32, 3), 3) if name.startswith("mobilenet") else ((28, 28, 1), 1)
+                  for name in SHIPPED_SHA256}
 
 
 def lth(*args):
@@ -100,7 +105,37 @@ def test_untouched_and_shipped_tickets_load_with_their_pinned_checksums(finished
   shipped = dict(tickets.shipped())
   assert {name: t.sha256 for name, t in shipped.items()} == SHIPPED_SHA256
   for name, t in shipped.items():
-    assert t.input_shape == (28, 28, 1) and t.num_classes == 10 and len(t.mean) == 1, name
+    shape, channels = SHIPPED_INPUTS[name]
+    assert t.input_shape == shape and t.num_classes == 10 and len(t.mean) == channels, name
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_SHA256))
+def test_a_shipped_ticket_fits_its_model_ready_to_train_and_exports(name):
+  t = tickets.read(tickets.resolve(name))
+  model = tickets.build_model(t)  # the ticket to re-train: θk ⊙ m (refused if it does not fit)
+  for weight_name, weight, mask in pruning.mask_pairs(model):
+    assert not np.any(weight.numpy()[mask.numpy() == 0]), weight_name
+  trained = model
+  tickets.apply(t, trained, trained=True)  # the trained sparse network, in the same model
+  client = inference.inference_model(trained, t.mean, t.std)
+  images = np.random.default_rng(0).uniform(0, 255, size=(4, *t.input_shape)).astype(np.float32)
+  blob = formats.tflite_bytes(client, "none", images)
+  # Exactly the mask's weights, and the depthwise kernels tfmot's registry leaves dense.
+  assert (sum(tflite_sparse.kernel_nonzeros(blob).values())
+          == t.mask.num_remaining() + ship._unmasked_kernel_nonzeros(trained))  # pylint: disable=protected-access
+  np.testing.assert_allclose(_tflite_logits(blob, images), client.predict(images, verbose=0),
+                             rtol=1e-3, atol=1e-3)
+
+
+def _tflite_logits(blob, images):
+  from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+  interpreter = Interpreter(model_content=blob)
+  inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+  interpreter.resize_tensor_input(inp["index"], list(images.shape))
+  interpreter.allocate_tensors()
+  interpreter.set_tensor(inp["index"], images)
+  interpreter.invoke()
+  return interpreter.get_tensor(out["index"])
 
 
 def test_a_ticket_without_the_metadata_checksum_is_refused_until_signed(finished, tmp_path):

@@ -34,6 +34,10 @@ class PruneRequest:
     score_iterations: score-and-prune steps this round takes, at an exponential density
       schedule ending at the asked density; 0: the strategy's own (`PruningStrategy.iterations`).
     score_examples: training examples a gradient strategy scores on; 0: ten per class.
+    kinds: each prunable weight's layer kind (`lth_tf.pruning.kinds`: `fc`, `pointwise`,
+      `depthwise`, ...), for a strategy whose rule depends on it; empty where none is known.
+    nm: (N, M) of the `nm` strategy: keep N of every M consecutive weights along a kernel's
+      input axis.
   """
   weights: Mapping[str, np.ndarray]
   mask: Mask
@@ -46,6 +50,8 @@ class PruneRequest:
   batch: Optional[Callable[[int, int], Tuple[np.ndarray, np.ndarray]]] = None
   score_iterations: int = 0
   score_examples: int = 0
+  kinds: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  nm: Tuple[int, int] = (2, 4)
 
 
 Strategy = Callable[[PruneRequest], Mask]
@@ -78,6 +84,15 @@ class PruningStrategy:
     iterations: score-and-prune steps per pruning round by default (SynFlow: 100).
     global_only: its per-layer densities come from an overall count (ERK, uniform): it refuses
       layerwise scope.
+    final_after: its mask stops changing after this many pruning rounds (N:M: 1, a fixed
+      pattern), so an experiment with more levels is refused before training; it keeps its
+      pattern's count, not the rates'. 0: no limit.
+    options: the `PruningConfig` fields only this strategy reads (N:M: `nm`); under any other
+      strategy they must keep their defaults.
+    check: `PruneRequest -> notes`: the strategy's check of a model's prunable weights before
+      anything trains (the request of a first round on the dense mask); raises `ConfigError`
+      for a model it cannot prune and returns lines for the log (e.g. the layers it leaves
+      dense). None: nothing to check.
     summary: one line for help.
   """
   score: Optional[Callable[[PruneRequest], Scores]] = None
@@ -86,6 +101,9 @@ class PruningStrategy:
   at_init: bool = False
   iterations: int = 1
   global_only: bool = False
+  final_after: int = 0
+  options: Tuple[str, ...] = ()
+  check: Optional[Callable[[PruneRequest], Tuple[str, ...]]] = None
   summary: str = ""
 
   def __post_init__(self):
