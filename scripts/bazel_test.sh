@@ -32,9 +32,9 @@ if [ ${#targets[@]} -eq 0 ]; then
   targets=(//:all)
 fi
 
-# --batch: no Bazel server lingers afterwards. One test at a time: each imports TensorFlow.
+# --batch: no Bazel server lingers afterwards. Two tests at a time, one per core.
 bazel --batch --host_jvm_args=-Xmx2g test \
   --python_path="$PY" \
   --action_env=PATH --test_env=PATH --test_env=HOME --test_env=TF_CPP_MIN_LOG_LEVEL=3 \
-  --jobs=2 --local_test_jobs=1 --test_output=errors --noshow_progress \
+  --jobs=2 --local_test_jobs=2 --test_output=errors --noshow_progress \
   ${flags[@]+"${flags[@]}"} -- "${targets[@]}"

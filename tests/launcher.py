@@ -15,7 +15,8 @@ Tests whose point is the import itself (what a command imports, what TensorFlow 
 start-up) keep using `subprocess`, and so does any call whose environment differs from the
 zygote's in a variable read at import time (`IMPORT_TIME`): `run` and `start` fall back to
 `subprocess` for those, for argument lists they do not recognise, and while a child started
-before is still running (the zygote runs one at a time).
+before is still running (the zygote runs one at a time). `LTH_TEST_FORK=0` starts every process
+anew, as `subprocess` does.
 """
 import json
 import os
@@ -235,7 +236,8 @@ def start(args, stdin=None, stdout=None, stderr=None, env=None, cwd=None, text=F
   global _current
   env = dict(os.environ if env is None else env)
   parsed = _parse(args)
-  zygote = _get_zygote() if parsed is not None and not unsupported and stdin is None else None
+  forks = parsed is not None and not unsupported and stdin is None
+  zygote = _get_zygote() if forks and os.environ.get("LTH_TEST_FORK", "1") != "0" else None
   busy = _current is not None and _current.poll() is None  # a child started before still runs
   if zygote is None or busy or not zygote.serves(env):
     return subprocess.Popen(args, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd,

@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-import launcher
 from lth_tf import io
 from lth_tf.config import ExperimentConfig
 from lth_tf.errors import UserError
@@ -110,10 +109,10 @@ def test_report_on_an_empty_summary_from_the_command_line(tmp_path):
   directory, _ = _fabricate(tmp_path / "runs", "aaaa", seeds=(0,), levels=1)
   with open(os.path.join(directory, "summary.json"), "w") as handle:
     handle.write("")
-  result = launcher.run([sys.executable, "-m", "lth_tf.cli", "report",
+  result = subprocess.run([sys.executable, "-m", "lth_tf.cli", "report",
                            f"--experiment_dir={directory}", f"--out={tmp_path / 'out'}"],
-                        capture_output=True, text=True,
-                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+                          capture_output=True, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
   assert result.stderr.strip().splitlines() == [result.stderr.strip()]
   assert "summary.json" in result.stderr
