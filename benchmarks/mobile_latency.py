@@ -57,26 +57,11 @@ def main(argv=None) -> int:
   parser.add_argument("--levels", type=int, default=3, dest="num_levels")
   parser.add_argument("--validation_size", type=int, default=5000)
   parser.add_argument("--runs", type=int, default=200)
-  parser.add_argument("--precisions", default=",".join(QUANTIZE),
-                      help="the `lth export --quantize` modes to export and time")
-  args = parser.parse_args(argv)
-  args.precisions = [q for q in args.precisions.split(",") if q]
-  for q in args.precisions:
-    if q not in QUANTIZE:
-      parser.error(f"--precisions: {q!r} is not one of {', '.join(QUANTIZE)}")
+  args = parse_with_precisions(parser, argv)
   args.rates_levels = list(range(1, args.num_levels + 1))
   result = _find(args)
-  exports = {}
-  for level in [0] + args.rates_levels:
-    ticket = os.path.join(args.work, "tickets", f"level_{level}")
-    if not os.path.isdir(ticket):
-      tickets.save(result.directory, 0, level, ticket, args.data_dir)
-    for q in args.precisions:
-      out = os.path.join(args.work, "export", f"level_{level}_{q}")
-      if not os.path.exists(os.path.join(out, "check.json")):
-        ship.ship(ticket, ["tflite"], q, out, args.data_dir, latency_runs=20)
-      exports[(level, q)] = (os.path.join(out, f"model_{q}.tflite"),
-                             io.read_json(os.path.join(out, "check.json")))
+  exports = export_levels(result.directory, [0] + args.rates_levels, args.precisions, args.work,
+                          args.data_dir)
   paths = [path for path, _ in exports.values()]
   image = ship.raw_test_pixels(_splits(args))[0]
   medians = {t: latency.interleaved(paths, image, t, args.runs) for t in (1, 2)}
@@ -92,6 +77,37 @@ def main(argv=None) -> int:
       "checks": {f"level_{level}_{q}": check for (level, q), (_, check) in exports.items()}})
   print(table)
   return 0
+
+
+def parse_with_precisions(parser, argv):
+  """`parser`'s arguments with `--precisions`, the `lth export --quantize` modes to export and
+  time, as a checked list."""
+  parser.add_argument("--precisions", default=",".join(QUANTIZE),
+                      help="the `lth export --quantize` modes to export and time")
+  args = parser.parse_args(argv)
+  args.precisions = [q for q in args.precisions.split(",") if q]
+  for q in args.precisions:
+    if q not in QUANTIZE:
+      parser.error(f"--precisions: {q!r} is not one of {', '.join(QUANTIZE)}")
+  return args
+
+
+def export_levels(directory, levels, precisions, work, data_dir):
+  """{(level, precision): (TFLite path, its check.json)}: the ticket of replicate 0 at each level
+  saved under `work/tickets` and exported at each precision under `work/export` by `lth
+  export`'s own code; what a previous run left there is reused."""
+  exports = {}
+  for level in levels:
+    ticket = os.path.join(work, "tickets", f"level_{level}")
+    if not os.path.isdir(ticket):
+      tickets.save(directory, 0, level, ticket, data_dir)
+    for q in precisions:
+      out = os.path.join(work, "export", f"level_{level}_{q}")
+      if not os.path.exists(os.path.join(out, "check.json")):
+        ship.ship(ticket, ["tflite"], q, out, data_dir, latency_runs=20)
+      exports[(level, q)] = (os.path.join(out, f"model_{q}.tflite"),
+                             io.read_json(os.path.join(out, "check.json")))
+  return exports
 
 
 def _splits(args):

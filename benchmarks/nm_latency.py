@@ -23,10 +23,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from lth_tf import api, io, tickets  # noqa: E402
+from lth_tf import api, io  # noqa: E402
 from lth_tf.export import latency, ship, xnnpack  # noqa: E402
+from mobile_latency import QUANTIZE, export_levels, parse_with_precisions  # noqa: E402  (this folder: the same saving and export)
 
-QUANTIZE = ("none", "float16", "int8")
 LABEL = {"none": "float32", "float16": "float16", "int8": "int8"}
 DELEGATES = {"default delegate (XNNPACK)": False, "built-in kernels": True}
 THREADS = (1, 2)
@@ -53,25 +53,9 @@ def main(argv=None) -> int:
   parser.add_argument("--rewind_iteration", type=int, default=100)
   parser.add_argument("--runs", type=int, default=500)
   parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--precisions", default=",".join(QUANTIZE),
-                      help="the `lth export --quantize` modes to export and time")
-  args = parser.parse_args(argv)
-  args.precisions = [q for q in args.precisions.split(",") if q]
-  for q in args.precisions:
-    if q not in QUANTIZE:
-      parser.error(f"--precisions: {q!r} is not one of {', '.join(QUANTIZE)}")
+  args = parse_with_precisions(parser, argv)
   result = _find(args)
-  exports = {}
-  for level in (0, 1):
-    ticket = os.path.join(args.work, "tickets", f"level_{level}")
-    if not os.path.isdir(ticket):
-      tickets.save(result.directory, 0, level, ticket, args.data_dir)
-    for q in args.precisions:
-      out = os.path.join(args.work, "export", f"level_{level}_{q}")
-      if not os.path.exists(os.path.join(out, "check.json")):
-        ship.ship(ticket, ["tflite"], q, out, args.data_dir, latency_runs=20)
-      exports[(level, q)] = (os.path.join(out, f"model_{q}.tflite"),
-                             io.read_json(os.path.join(out, "check.json")))
+  exports = export_levels(result.directory, (0, 1), args.precisions, args.work, args.data_dir)
   paths = [path for path, _ in exports.values()]
   image = ship.raw_test_pixels(_splits(args))[0]
   load_before = os.getloadavg()
