@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 # Read while TensorFlow is imported: a child whose value differs is started as a new process.
 IMPORT_TIME = ("TF_CPP_MIN_LOG_LEVEL", "TF_USE_LEGACY_KERAS", "LTH_VERBOSE_IMPORT",
@@ -199,12 +198,27 @@ class Process:
     self.send_signal(signal.SIGTERM)
 
   def communicate(self, timeout=None):
-    """Waits for the child; returns what it wrote to the streams not yet read."""
-    self.wait(timeout)
-    out = self.stdout.read() if self.stdout else None
-    err = self.stderr.read() if self.stderr else None
-    self.close()
-    return out, err
+    """Waits for the child while reading its piped streams (so a child that writes more than a
+    pipe holds never blocks); returns what it wrote to them that was not read before. Unlike
+    `subprocess.Popen.communicate`, a timeout kills the child before it is raised."""
+    outs, threads = {}, []
+    for name in ("stdout", "stderr"):
+      stream = getattr(self, name)
+      if stream is not None:
+        outs[name] = []
+        threads.append(threading.Thread(target=_drain, args=(stream, outs[name]), daemon=True))
+        threads[-1].start()
+    try:
+      self.wait(timeout)
+    except subprocess.TimeoutExpired:
+      self.kill()
+      self.wait()
+      raise
+    finally:  # the child's exit closed its ends of the streams, and wait() closed ours
+      for thread in threads:
+        thread.join()
+      self.close()
+    return tuple(outs[name][0] if name in outs else None for name in ("stdout", "stderr"))
 
   def close(self):
     for stream in (self.stdout, self.stderr):
@@ -240,8 +254,9 @@ def start(args, stdin=None, stdout=None, stderr=None, env=None, cwd=None, text=F
   zygote = _get_zygote() if forks and os.environ.get("LTH_TEST_FORK", "1") != "0" else None
   busy = _current is not None and _current.poll() is None  # a child started before still runs
   if zygote is None or busy or not zygote.serves(env):
-    return subprocess.Popen(args, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd,
-                            text=text, **unsupported)
+    return subprocess.Popen(args, stdin=subprocess.PIPE if input is not None else stdin,
+                            stdout=stdout, stderr=stderr, env=env, cwd=cwd, text=text,
+                            **unsupported)
   directory = tempfile.mkdtemp(prefix="launch-")
   files, readers, holders = {"stdin": os.devnull}, {}, []
   for name, where in (("stdout", stdout), ("stderr", stderr)):
@@ -293,30 +308,9 @@ def run(args, capture_output=False, text=False, env=None, cwd=None, input=None, 
         process.kill()
         process.communicate()
         raise
-    result = subprocess.CompletedProcess(args, process.returncode, out, err)
   else:
-    outs = {}
-    threads = []
-    for name in ("stdout", "stderr"):  # read both as the child writes, so neither fills up
-      stream = getattr(process, name)
-      if stream is not None:
-        outs[name] = []
-        threads.append(threading.Thread(target=_drain, args=(stream, outs[name]), daemon=True))
-        threads[-1].start()
-    deadline = None if timeout is None else time.monotonic() + timeout
-    try:
-      process.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-      process.kill()
-      process.wait()
-      raise
-    finally:
-      for thread in threads:
-        thread.join()
-      process.close()
-    result = subprocess.CompletedProcess(
-        args, process.returncode, outs["stdout"][0] if "stdout" in outs else None,
-        outs["stderr"][0] if "stderr" in outs else None)
+    out, err = process.communicate(timeout)
+  result = subprocess.CompletedProcess(args, process.returncode, out, err)
   if check:
     result.check_returncode()
   return result

@@ -79,3 +79,17 @@ def test_an_environment_read_at_import_is_given_a_new_interpreter():
   started = launcher.start(CODE + ["print('x')"], stdout=subprocess.PIPE, env=env, text=True)
   assert isinstance(started, subprocess.Popen)
   assert started.communicate()[0] == "x\n"
+
+
+def test_a_child_that_writes_more_than_a_pipe_holds_is_read_while_it_runs():
+  child = launcher.start(CODE + ["import sys; sys.stdout.write('x' * 300000)"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  out, err = child.communicate(timeout=60)
+  assert child.returncode == 0 and len(out) == 300000 and err == ""
+
+
+def test_a_new_interpreter_is_given_the_input_too():
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="1")
+  result = launcher.run(CODE + ["import sys; print(sys.stdin.read())"], capture_output=True,
+                        text=True, env=env, input="typed")
+  assert result.stdout == "typed\n"
