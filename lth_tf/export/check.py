@@ -15,15 +15,21 @@ import glob
 import gzip
 import os
 import sys
+from typing import Optional
 
 import numpy as np
 
 
-def _tflite_logits(path: str, images: np.ndarray, threads: int = 2) -> np.ndarray:
+def tflite_logits(model, images: np.ndarray, threads: Optional[int] = 2,
+                  default_delegates: bool = False) -> np.ndarray:
+  """The interpreter's outputs for `images` (one batch) of a TFLite model given as a path or as
+  bytes: on the built-in kernels, or with the interpreter's default delegates (XNNPACK on CPU);
+  `threads` None: the interpreter's own default."""
   from ai_edge_litert.interpreter import Interpreter, OpResolverType  # pylint: disable=import-outside-toplevel
-  interpreter = Interpreter(
-      model_path=path, num_threads=threads,
-      experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+  source = {"model_content": model} if isinstance(model, (bytes, bytearray)) else {"model_path": model}
+  if not default_delegates:
+    source["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+  interpreter = Interpreter(num_threads=threads, **source)
   inp = interpreter.get_input_details()[0]
   out = interpreter.get_output_details()[0]
   interpreter.resize_tensor_input(inp["index"], [len(images), *images.shape[1:]])
@@ -81,7 +87,7 @@ def check(directory: str, runs: int = 200) -> dict:
       extra = {}
     else:
       from lth_tf.export import tflite_sparse  # pylint: disable=import-outside-toplevel
-      logits = _tflite_logits(path, images)
+      logits = tflite_logits(path, images)
       extra = {key: values[path] for key, values in timings.items()}
       with open(path, "rb") as handle:
         blob = handle.read()

@@ -39,12 +39,12 @@ def check_strategy(config: ExperimentConfig, names: Iterable[str]) -> None:
                      f"--pruning_strategy={config.pruning.strategy}")
 
 
-def check_model_fits_strategy(config: ExperimentConfig, model, log: Callable[[str], None]) -> None:
-  """The strategy's own check of the wrapped model's prunable weights (`pruning.check_model`:
-  N:M refuses a model it can prune no layer of); its notes (the layers it leaves dense) go to
-  `log`."""
-  for line in pruning.check_model(config.pruning, pruning.layer_kinds(model),
-                                  pruning.prunable_weights(model)):
+def check_model_fits_strategy(config: ExperimentConfig, model, kinds: Mapping[str, str],
+                              log: Callable[[str], None]) -> None:
+  """The strategy's own check of the wrapped model's prunable weights, whose layer kinds are
+  `kinds` (`pruning.check_model`: N:M refuses a model it can prune no layer of); its notes (the
+  layers it leaves dense) go to `log`."""
+  for line in pruning.check_model(config.pruning, kinds, pruning.prunable_weights(model)):
     log(line)
 
 

@@ -61,9 +61,10 @@ class LotteryExperiment:
     with self.strategy.scope(), precision.policy(self.config.training.mixed_precision):
       model = pruning.wrap_model(models.build(
           self.config.model, self.data.input_shape, self.data.num_classes, seed=0))
-    pruning.global_layers(self.config.pruning, pruning.layer_kinds(model))
+    kinds = pruning.layer_kinds(model)
+    pruning.global_layers(self.config.pruning, kinds)
     preflight.check_strategy(self.config, self.branches)
-    preflight.check_model_fits_strategy(self.config, model, self.log)
+    preflight.check_model_fits_strategy(self.config, model, kinds, self.log)
     preflight.check_engine(self.config, model, self.strategy)
     if self.ticket is not None:
       tickets.apply(self.ticket, model)

@@ -8,7 +8,7 @@ from lth_tf import io, tickets
 from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
                            TrainingConfig)
 from lth_tf.errors import ConfigError, UserError
-from lth_tf.export import ship
+from lth_tf.export import check, ship
 from lth_tf.lottery import LotteryExperiment
 
 
@@ -124,16 +124,7 @@ def _tflite(model, quantize):
 
 
 def _invoke(blob, x):
-  from ai_edge_litert.interpreter import Interpreter, OpResolverType
-  interpreter = Interpreter(
-      model_content=blob,
-      experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-  inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-  interpreter.resize_tensor_input(inp["index"], list(x.shape))
-  interpreter.allocate_tensors()
-  interpreter.set_tensor(inp["index"], x)
-  interpreter.invoke()
-  return np.array(interpreter.get_tensor(out["index"]))
+  return check.tflite_logits(blob, x, threads=None)
 
 
 @pytest.mark.parametrize("block_aligned", [True, False])

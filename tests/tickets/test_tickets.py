@@ -14,7 +14,7 @@ from lth_tf import io, pruning, tickets
 from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
                            TrainingConfig)
 from lth_tf.errors import CorruptFileError, TicketError, UserError
-from lth_tf.export import formats, inference, ship, tflite_sparse
+from lth_tf.export import check, formats, inference, ship, tflite_sparse
 from lth_tf.lottery import LotteryExperiment
 from lth_tf.tickets import format as ticket_format
 
@@ -115,27 +115,15 @@ def test_a_shipped_ticket_fits_its_model_ready_to_train_and_exports(name):
   model = tickets.build_model(t)  # the ticket to re-train: θk ⊙ m (refused if it does not fit)
   for weight_name, weight, mask in pruning.mask_pairs(model):
     assert not np.any(weight.numpy()[mask.numpy() == 0]), weight_name
-  trained = model
-  tickets.apply(t, trained, trained=True)  # the trained sparse network, in the same model
-  client = inference.inference_model(trained, t.mean, t.std)
+  tickets.apply(t, model, trained=True)  # the trained sparse network, in the same model
+  client = inference.inference_model(model, t.mean, t.std)
   images = np.random.default_rng(0).uniform(0, 255, size=(4, *t.input_shape)).astype(np.float32)
   blob = formats.tflite_bytes(client, "none", images)
   # Exactly the mask's weights, and the depthwise kernels tfmot's registry leaves dense.
   assert (sum(tflite_sparse.kernel_nonzeros(blob).values())
-          == t.mask.num_remaining() + ship._unmasked_kernel_nonzeros(trained))  # pylint: disable=protected-access
-  np.testing.assert_allclose(_tflite_logits(blob, images), client.predict(images, verbose=0),
-                             rtol=1e-3, atol=1e-3)
-
-
-def _tflite_logits(blob, images):
-  from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
-  interpreter = Interpreter(model_content=blob)
-  inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-  interpreter.resize_tensor_input(inp["index"], list(images.shape))
-  interpreter.allocate_tensors()
-  interpreter.set_tensor(inp["index"], images)
-  interpreter.invoke()
-  return interpreter.get_tensor(out["index"])
+          == t.mask.num_remaining() + ship._unmasked_kernel_nonzeros(model))  # pylint: disable=protected-access
+  logits = check.tflite_logits(blob, images, threads=None, default_delegates=True)
+  np.testing.assert_allclose(logits, client.predict(images, verbose=0), rtol=1e-3, atol=1e-3)
 
 
 def test_a_ticket_without_the_metadata_checksum_is_refused_until_signed(finished, tmp_path):

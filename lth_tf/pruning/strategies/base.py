@@ -5,6 +5,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
+from lth_tf.config import PruningConfig, nm_pattern
 from lth_tf.errors import ConfigError
 from lth_tf.pruning.mask import Mask, keep_top
 from lth_tf.registry import Registry
@@ -51,7 +52,7 @@ class PruneRequest:
   score_iterations: int = 0
   score_examples: int = 0
   kinds: Mapping[str, str] = dataclasses.field(default_factory=dict)
-  nm: Tuple[int, int] = (2, 4)
+  nm: Tuple[int, int] = nm_pattern(PruningConfig.nm)
 
 
 Strategy = Callable[[PruneRequest], Mask]
