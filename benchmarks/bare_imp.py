@@ -1,6 +1,6 @@
 """A bare TensorFlow IMP loop: the arithmetic of `lth find` on LeNet-300-100, nothing around it.
 
-The contender that `benchmarks/whole_imp.py` times a whole `lth find` job against: the same
+The contender that `benchmarks/speed.py --imp` times a whole `lth find` job against: the same
 splits, batch, Adam settings, evaluation of the validation and test sets every `eval_every`
 iterations in batches of 2,000, layerwise magnitude pruning (20% of the hidden layers, 10% of
 the output layer per level), reset to θ0 for the ticket and a re-initialised control at every

@@ -11,7 +11,8 @@
 # aggregates them. (`--replicate_processes=2` does the same within one experiment; the lanes
 # here also run the one-shot replicates beside the iterative ones.) Runtime option
 # --fused_optimizer is not hashed. Branches train one by one: on one thread, stacking a level's
-# three branches (--batch_variants) was slower than training them in turn (benchmarks/README.md).
+# three branches (--batch_variants, retired since) was slower than training them in turn
+# (benchmarks/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${ROOT:-runs/benchmarks_lenet_paper}

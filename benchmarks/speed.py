@@ -20,19 +20,11 @@ main process alternates them round by round, rotating their order, and reports m
      is training time + (1000 / eval_every) evaluations, and the evaluation share is reported;
   d  a PyTorch eager loop (optional: needs torch) that re-applies the masks after every
      optimizer step, as open_lth does; data in memory, a fresh permutation per epoch;
-  e  lth_tf's `BatchedTrainer`: K variants (`--variants`) of LeNet-300-100 in one graph step,
-     evaluation included as for c; its figure is per 1,000 steps of all K variants;
   f  c with `--fused_optimizer` (TensorFlow's fused optimizer kernels);
   g  c with `--mixed_precision=mixed_bfloat16` (16-bit compute, float32 weights and masks; on
      CPUs with AVX512-BF16 or AMX, oneDNN's bfloat16 convolutions and matrix products);
   h  a under the same `mixed_bfloat16` policy: g's like-for-like baseline;
   i  f with `--intra_op_threads=1` (one thread per TensorFlow operation);
-  j  e with `--variant_groups=2 --intra_op_threads=1 --inter_op_threads=2`: the K variants in
-     two groups that run at the same time, one per core;
-  k  e with `--intra_op_threads=1 --inter_op_threads=2` (one group): j's control, to tell the
-     thread setting's share from the groups';
-  l  j with one variant per group (`--variant_groups=K`): plain matrix products instead of
-     batched ones, two groups at a time;
   m  f with `--mixed_precision=mixed_bfloat16`: the fused kernels and 16-bit compute together;
   n  lth_tf with `--dense_shards=2` (fused kernels, the large fully connected kernels split by
      columns into two blocks that run at the same time, one thread per operation): one run's
@@ -60,11 +52,12 @@ from the operating system's child accounting): the README demo (`lth find
 --flagfile=flags/demo.flags`) and one IMP level of the paper's LeNet schedule.
 `--imp` times a whole IMP job, the paper's LeNet-300-100 preset shortened to `--imp_iterations`
 per training with `--imp_levels` levels and the re-init control, whole commands start-up
-included: `lth find` with no runtime flags, `lth find --engine=manual` (the engine of earlier
-records) and `benchmarks/bare_imp.py` (the same arithmetic and evaluations in a bare TensorFlow
-loop), alternated for `--imp_rounds` rounds.
-`--replicates` times `lth find` training 4 LeNet-300-100 replicates (seeds) in one process and
-with `--replicate_processes=2`, alternated, whole commands (start-up included).
+included: `lth find` with no runtime flags and `benchmarks/bare_imp.py` (the same arithmetic and
+evaluations in a bare TensorFlow loop), and with `--imp_manual` also `lth find --engine=manual`
+(the engine of earlier records), alternated for `--imp_rounds` rounds.
+`--replicates` times `lth find` training 4 replicates (seeds) of `--replicate_flagfile`'s network
+in one process with the default engine and with `--replicate_processes=2` (workers one op at a
+time, and with `--fused_optimizer`), alternated, whole commands (start-up included).
 """
 import argparse
 import datetime
@@ -84,23 +77,20 @@ MODELS = {
     "lenet": {"model": "lenet300_100", "dataset": "fashion_mnist", "learning_rate": 1.2e-3},
     "conv4": {"model": "conv4", "dataset": "cifar10", "learning_rate": 3e-4},
 }
-CONTENDERS = ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q")
+# The letters e, j, k and l were batched-variant contenders of records made before 2026-12-02;
+# `--batch_variants` is retired, and so are they.
+CONTENDERS = ("a", "b", "c", "d", "f", "g", "h", "i", "m", "n", "o", "p", "q")
 DEFAULT_CONTENDERS = ("a", "b", "d", "o", "q", "p")  # what a user compares
-BATCHED = ("e", "j", "k", "l")  # contenders that train `--variants` variants at once (LeNet only)
 SINGLE = ("c", "f", "g", "i", "m", "n", "q")  # lth_tf's one-run contenders
 LABELS = {
     "a": "tfmot prune_low_magnitude + model.fit",
     "b": "tf_keras model.fit, dense",
     "c": "lth_tf (lth find path, eval incl.)",
     "d": "PyTorch eager, masks re-applied",
-    "e": "lth_tf batched variants",
     "f": "lth_tf, --fused_optimizer",
     "g": "lth_tf, --mixed_precision=mixed_bfloat16",
     "h": "tfmot + model.fit, mixed_bfloat16 policy",
     "i": "lth_tf, --fused_optimizer --intra_op_threads=1",
-    "j": "lth_tf batched variants, 2 variant groups, 1 thread per op",
-    "k": "lth_tf batched variants, 1 group, 1 thread per op",
-    "l": "lth_tf batched variants, 1 variant per group, 1 thread per op",
     "m": "lth_tf, --fused_optimizer --mixed_precision=mixed_bfloat16",
     "n": "lth_tf, --dense_shards=2",
     "o": "PyTorch eager, masks re-applied, 2 threads",
@@ -108,10 +98,9 @@ LABELS = {
     "q": "lth_tf default (no runtime flags)",
 }
 # Thread pool sizes (intra-op, inter-op) of a contender's worker; absent: TensorFlow's defaults.
-THREADS = {"i": (1, 0), "j": (1, 2), "k": (1, 2), "l": (1, 2), "n": (1, 0)}
+THREADS = {"i": (1, 0), "n": (1, 0)}
 # The floor's kernel split and threads per model: as the fastest lth_tf contender runs it.
 FLOOR_SHARDS = {"lenet": 2, "conv4": 1}
-GROUPS = {"j": 2}
 BFLOAT16 = "mixed_bfloat16"
 RATES = {"conv": 0.1, "fc": 0.2, "output": 0.1}  # the paper's layerwise rates per round
 BATCH = 60
@@ -158,10 +147,9 @@ class _Timer:
 
 
 class LthWorker:
-  """Contenders c (one model) and e (K stacked variants)."""
+  """Contenders c, f, g, i, m, n and q: one model as `lth find` trains a branch."""
 
-  def __init__(self, spec, data, args, batched, fused=False, precision="none", groups=1, shards=1,
-               runtime=None):
+  def __init__(self, spec, data, args, fused=False, precision="none", shards=1, runtime=None):
     # pylint: disable=import-outside-toplevel
     from lth_tf.compat import tf
     from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, RuntimeConfig,
@@ -173,19 +161,12 @@ class LthWorker:
                                 iterations=ITERATIONS, eval_every=args.eval_every,
                                 mixed_precision=precision),
         runtime=runtime or RuntimeConfig(progress=False, data_dir=args.data_dir,
-                                         fused_optimizer=fused, variant_groups=groups,
-                                         dense_shards=shards))
+                                         fused_optimizer=fused, dense_shards=shards))
     if self.config.runtime.deterministic:  # as `lth find` runs
       tf.config.experimental.enable_op_determinism()
     self.replicate = ReplicateModel(self.config, data, 0, tf.distribute.get_strategy())
     self.masks = {1.0: None, 0.07: _level_masks(self.replicate.model)[0]}
-    self.batched = None
-    if batched:
-      from lth_tf.training.batched import BatchedTrainer
-      self.batched = BatchedTrainer(self.replicate.model, data, self.config.training,
-                                    self.config.runtime, seeds=list(range(args.variants)),
-                                    groups=groups)
-    self.trainer = self.batched or self.replicate.trainer
+    self.trainer = self.replicate.trainer
     self.timer = _Timer(self.trainer.evaluate)
     self.trainer.evaluate = self.timer
     # Runs per density (the warm-up included) whose evaluations are real and timed.
@@ -196,13 +177,9 @@ class LthWorker:
   def run(self, density, steps):
     from lth_tf import pruning  # pylint: disable=import-outside-toplevel
     mask = self.masks[density]
-    if self.batched is not None:
-      for index in range(self.batched.size):
-        self.batched.load(index, self.replicate.fresh_weights(index), mask, None)
-    else:
-      if mask is None:
-        mask = pruning.Mask.ones_like(pruning.prunable_weights(self.replicate.model))
-      self.replicate.load_state(self.replicate.initial_weights, mask, None)
+    if mask is None:
+      mask = pruning.Mask.ones_like(pruning.prunable_weights(self.replicate.model))
+    self.replicate.load_state(self.replicate.initial_weights, mask, None)
     left = self.real_evals_left.setdefault(density, self.eval_rounds)
     self.timer.seconds, self.timer.calls = 0.0, 0
     self.timer.skip = left <= 0
@@ -419,22 +396,18 @@ class FloorWorker:
 WORKERS = {
     "a": lambda spec, data, args: KerasWorker(spec, data, args, prune=True),
     "b": lambda spec, data, args: KerasWorker(spec, data, args, prune=False),
-    "c": lambda spec, data, args: LthWorker(spec, data, args, batched=False),
+    "c": lambda spec, data, args: LthWorker(spec, data, args),
     "d": TorchWorker,
-    "e": lambda spec, data, args: LthWorker(spec, data, args, batched=True),
-    "f": lambda spec, data, args: LthWorker(spec, data, args, batched=False, fused=True),
-    "g": lambda spec, data, args: LthWorker(spec, data, args, batched=False, precision=BFLOAT16),
+    "f": lambda spec, data, args: LthWorker(spec, data, args, fused=True),
+    "g": lambda spec, data, args: LthWorker(spec, data, args, precision=BFLOAT16),
     "h": lambda spec, data, args: KerasWorker(spec, data, args, prune=True, precision=BFLOAT16),
-    "i": lambda spec, data, args: LthWorker(spec, data, args, batched=False, fused=True),
-    "j": lambda spec, data, args: LthWorker(spec, data, args, batched=True, groups=GROUPS["j"]),
-    "k": lambda spec, data, args: LthWorker(spec, data, args, batched=True),
-    "l": lambda spec, data, args: LthWorker(spec, data, args, batched=True, groups=args.variants),
-    "m": lambda spec, data, args: LthWorker(spec, data, args, batched=False, fused=True,
+    "i": lambda spec, data, args: LthWorker(spec, data, args, fused=True),
+    "m": lambda spec, data, args: LthWorker(spec, data, args, fused=True,
                                             precision=BFLOAT16),
-    "n": lambda spec, data, args: LthWorker(spec, data, args, batched=False, shards=2),
+    "n": lambda spec, data, args: LthWorker(spec, data, args, shards=2),
     "o": lambda spec, data, args: TorchWorker(spec, data, args, threads=2),
     "p": FloorWorker,
-    "q": lambda spec, data, args: LthWorker(spec, data, args, batched=False,
+    "q": lambda spec, data, args: LthWorker(spec, data, args,
                                             runtime=args.default_runtime),
 }
 
@@ -489,7 +462,7 @@ class Worker:
     eval_rounds = args.eval_rounds if model == "lenet" else args.conv4_eval_rounds
     command = [sys.executable, os.path.abspath(__file__), f"--worker={contender}",
                f"--model={model}", f"--data_dir={args.data_dir}", f"--eval_every={args.eval_every}",
-               f"--variants={args.variants}", f"--torch_threads={args.torch_threads}",
+               f"--torch_threads={args.torch_threads}",
                f"--eval_rounds={eval_rounds if eval_rounds >= 0 else 10**6}"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
@@ -526,7 +499,7 @@ def _torch_available() -> bool:
 def measure(args):
   results = {}
   for model in args.models:
-    contenders = [c for c in args.contenders if not (c in BATCHED and model != "lenet")]
+    contenders = list(args.contenders)
     for torch_contender in ("d", "o"):
       if torch_contender in contenders and not _torch_available():
         print(f"torch is not installed: contender {torch_contender} skipped (pip install torch)",
@@ -569,13 +542,6 @@ TARGETS = {
 FLOOR_TARGETS = {"lenet": 1.25, "conv4": 1.15}
 
 
-def _batched_pairs(median):
-  """(batched, single) contender pairs to compare: each batched one against the one-run
-  contenders with the same optimizer kernels, and j against the fastest one-run setting."""
-  pairs = [("e", "c"), ("e", "f"), ("j", "f"), ("j", "i"), ("k", "i"), ("l", "f"), ("l", "i")]
-  return [(b, s) for b, s in pairs if b in median and s in median]
-
-
 def table(results, args) -> str:
   lines = []
   for model, result in results.items():
@@ -588,7 +554,7 @@ def table(results, args) -> str:
     lines.append(header + " |")
     lines.append("|---" * (1 + len(args.densities)) + "|")
     for contender, by_density in median.items():
-      label = LABELS[contender] + (f", K={args.variants}" if contender in BATCHED else "")
+      label = LABELS[contender]
       lines.append(f"| ({contender}) {label} | " + " | ".join(
           f"{by_density[str(d)]:.3f}" for d in args.densities) + " |")
     if "c" in median:
@@ -606,11 +572,6 @@ def table(results, args) -> str:
             f"{100 * np.median([r['s_per_1000'] - r['train_s_per_1000'] for r in details[str(d)]]) / median[contender][str(d)]:.1f}%"
             for d in args.densities)
         lines.append(f"| evaluation share of ({contender}), eval every {args.eval_every} | {share} |")
-    for batched, single in _batched_pairs(median):
-      per_variant = " | ".join(
-          f"{median[batched][str(d)] / median[single][str(d)]:.2f}x for K={args.variants}"
-          for d in args.densities)
-      lines.append(f"| batched ({batched}) / one run of ({single}) | {per_variant} |")
     lines.append("")
     for name, x, y, least in TARGETS.get(model, []):
       # The targets name (c); (f) and (g) are the same path with the fused kernels / bfloat16.
@@ -634,13 +595,6 @@ def table(results, args) -> str:
           lines.append(_floor_check(f"target {name.replace('c ', '', 1)}",
                                     [median[y][str(d)] / least for d in args.densities],
                                     [median["p"][str(d)] for d in args.densities], args.densities))
-      singles = [c for c in SINGLE if c in median]
-      if model == "lenet" and singles:
-        fastest = min(singles, key=lambda c: max(median[c].values()))
-        lines.append(_floor_check(
-            f"{args.variants} variants <= 2x one run of ({fastest}), at p's rate per product",
-            [2 * median[fastest][str(d)] for d in args.densities],
-            [args.variants * median["p"][str(d)] for d in args.densities], args.densities))
     if "n" in median and "o" in median:  # like for like: both loops on both cores
       ratios = [median["o"][str(d)] / median["n"][str(d)] for d in args.densities]
       lines.append(f"- both on two cores, o/n: {', '.join(f'{r:.2f}x' for r in ratios)} at "
@@ -649,11 +603,6 @@ def table(results, args) -> str:
       ratios = [median["h"][str(d)] / median["g"][str(d)] for d in args.densities]
       lines.append(f"- bfloat16 like for like, h/g: {', '.join(f'{r:.2f}x' for r in ratios)} at "
                    f"{', '.join(f'{100 * d:.0f}%' for d in args.densities)}")
-    for batched, single in _batched_pairs(median):
-      ratios = [median[batched][str(d)] / median[single][str(d)] for d in args.densities]
-      met = args.variants >= 4 and all(r <= 2.0 for r in ratios)
-      lines.append(f"- target K={args.variants} variants ({batched}) <= 2x one run of ({single}): "
-                   f"{'met' if met else 'MISSED'} ({', '.join(f'{r:.2f}x' for r in ratios)})")
   return "\n".join(lines) + "\n"
 
 
@@ -723,21 +672,25 @@ def whole_commands(args):
 
 
 def replicate_commands(args):
-  """Whole `lth find` runs of 4 replicates: one process against two worker processes."""
-  lth = [sys.executable, "-m", "lth_tf.cli", "find", "--flagfile=flags/lenet300_fashion_mnist.flags",
+  """Whole `lth find` runs of 4 replicates: one process (the default engine) against two worker
+  processes (each on one core, one thread per op, with the fused kernels or one op at a time)."""
+  lth = [sys.executable, "-m", "lth_tf.cli", "find", f"--flagfile={args.replicate_flagfile}",
          "--levels=0", f"--iterations={args.replicate_iterations}", "--seeds=0,1,2,3",
          f"--data_dir={args.data_dir}", "--progress=false"]
-  variants = {"one process": [], "2 worker processes": ["--replicate_processes=2"]}
+  variants = {"one process": [],
+              "2 worker processes": ["--replicate_processes=2"],
+              "2 worker processes, fused": ["--replicate_processes=2", "--fused_optimizer"]}
   seconds = {name: [] for name in variants}
   with tempfile.TemporaryDirectory() as root:
     for round_index in range(args.replicate_rounds):
-      for name, extra in variants.items():
-        wall, _, _ = _run_whole(lth + extra + [f"--root_dir={root}/{round_index}_{len(extra)}"], name)
+      for turn, (name, extra) in enumerate(variants.items()):
+        wall, _, _ = _run_whole(lth + extra + [f"--root_dir={root}/{round_index}_{turn}"], name)
         seconds[name].append(wall)
         print(f"replicates round {round_index} {name}: {wall:.1f} s", flush=True)
   median = {name: float(np.median(values)) for name, values in seconds.items()}
   return {"command": " ".join(lth[3:]), "wall_s": seconds, "median_wall_s": median,
-          "ratio": median["one process"] / median["2 worker processes"]}
+          "ratio": {name: median["one process"] / median[name] for name in variants
+                    if name != "one process"}}
 
 
 def imp_commands(args):
@@ -745,15 +698,17 @@ def imp_commands(args):
   lth = [sys.executable, "-m", "lth_tf.cli", "find", "--flagfile=flags/lenet300_fashion_mnist.flags",
          f"--levels={args.imp_levels}", f"--iterations={args.imp_iterations}",
          f"--data_dir={args.data_dir}", "--progress=false"]
-  bare = [sys.executable, os.path.join(REPO, "benchmarks", "bare_imp.py"),
+  bare = [sys.executable, os.path.join("benchmarks", "bare_imp.py"),  # run from the repository
           f"--data_dir={args.data_dir}", f"--iterations={args.imp_iterations}",
           f"--levels={args.imp_levels}"]
-  variants = {"lth find": lth, "lth find --engine=manual": lth + ["--engine=manual"],
-              "bare TensorFlow loop": bare}
+  variants = {"lth find": lth, "bare TensorFlow loop": bare}
+  if args.imp_manual:
+    variants["lth find --engine=manual"] = lth + ["--engine=manual"]
   seconds = {name: [] for name in variants}
   with tempfile.TemporaryDirectory() as root:
     for round_index in range(args.imp_rounds):
-      order = list(variants)[round_index % 3:] + list(variants)[:round_index % 3]
+      turn = round_index % len(variants)
+      order = list(variants)[turn:] + list(variants)[:turn]
       for name in order:
         command = variants[name]
         if command is not bare:
@@ -785,7 +740,6 @@ def main() -> int:
   parser.add_argument("--eval_rounds", type=int, default=-1,
                       help="timed rounds in which (c)/(e) evaluate for real; later rounds "
                            "reuse the measured evaluation time (-1: all rounds)")
-  parser.add_argument("--variants", type=int, default=4)
   # On shared cores torch's OpenMP threads spin-wait at every barrier: with 2 threads its
   # LeNet loop was 40x slower than with 1 here, so the contender gets its faster setting.
   parser.add_argument("--torch_threads", type=int, default=1)
@@ -796,9 +750,12 @@ def main() -> int:
   parser.add_argument("--imp_iterations", type=int, default=5000)
   parser.add_argument("--imp_levels", type=int, default=18)
   parser.add_argument("--imp_rounds", type=int, default=1)
+  parser.add_argument("--imp_manual", action="store_true",
+                      help="also time the whole IMP job with --engine=manual")
   parser.add_argument("--replicates", action="store_true",
                       help="also time 4 replicates in one process against 2 worker processes")
   parser.add_argument("--replicate_iterations", type=int, default=10000)
+  parser.add_argument("--replicate_flagfile", default="flags/lenet300_fashion_mnist.flags")
   parser.add_argument("--replicate_rounds", type=int, default=2)
   parser.add_argument("--worker", choices=CONTENDERS)
   parser.add_argument("--model", choices=sorted(MODELS))
@@ -833,10 +790,11 @@ def main() -> int:
              f"{whole['imp_level']['peak_rss_mib']:.0f} MiB\n")
   if "replicates" in report:
     rep = report["replicates"]
-    text += (f"\n- 4 LeNet-300-100 replicates, {args.replicate_iterations} iterations each "
-             f"(`{rep['command']}`), whole command, median of {args.replicate_rounds}: one process "
-             f"{rep['median_wall_s']['one process']:.1f} s, `--replicate_processes=2` "
-             f"{rep['median_wall_s']['2 worker processes']:.1f} s ({rep['ratio']:.2f}x)\n")
+    text += (f"\n- 4 replicates, {args.replicate_iterations} iterations each "
+             f"(`{rep['command']}`), whole command, median of {args.replicate_rounds}: "
+             + ", ".join(f"{name} {value:.1f} s" for name, value in rep["median_wall_s"].items())
+             + "; one process's time over: " + ", ".join(
+                 f"{name} {ratio:.2f}x" for name, ratio in rep["ratio"].items()) + "\n")
   if "imp" in report:
     imp = report["imp"]
     text += (f"\n- whole IMP job (`{imp['command']}`), whole commands, median of "

@@ -205,14 +205,6 @@ class RuntimeConfig:
       each weight instead of about a dozen; faster on CPU). SGD results are unchanged; Adam
       results differ from the default in the last bits (the kernel rounds 1 - beta
       differently), so keep one setting within an experiment.
-    batch_variants: train the branches of a level (the ticket and its controls) together in one
-      graph step with stacked weights (`lth_tf.training.batched`; fully connected models, other
-      models train one by one). Results equal one-by-one training within float rounding; no
-      mid-training checkpoints, so an interrupted level restarts its batched branches.
-    variant_groups: with `batch_variants`, split the branches trained together into this many
-      groups of independent operations in each graph step, which TensorFlow runs at the same
-      time on its inter-op threads; on a multi-core CPU use one group per core together with
-      `--intra_op_threads=1` (see benchmarks/README.md for the measured effect).
     intra_op_threads: threads one TensorFlow operation may use; 0 keeps TensorFlow's default
       (every core). Small networks on a CPU can train faster with 1: a LeNet-300-100 step's
       matrix products are too small to gain from splitting them across threads.
@@ -241,8 +233,6 @@ class RuntimeConfig:
   deterministic: bool = True
   ticket: str = ""
   fused_optimizer: bool = False
-  batch_variants: bool = False
-  variant_groups: int = 1
   intra_op_threads: int = 0
   inter_op_threads: int = 0
   replicate_processes: int = 1
@@ -369,8 +359,17 @@ class StabilityConfig:
   normalisation_batches: int = 20
 
 
+# Runtime settings lth_tf no longer has, with the value they held when off. The `config.json` of
+# a directory from before their retirement still holds them; being runtime settings they are
+# not part of the experiment, so reading drops them (the directory's `engine.json` says whether
+# one of them trained it: `lth_tf.rundir.records`).
+RETIRED_RUNTIME = {"batch_variants": False, "variant_groups": 1}
+
+
 def _part_from_dict(part_cls, values: Dict[str, Any]):
   known = {f.name: f for f in dataclasses.fields(part_cls)}
+  if part_cls is RuntimeConfig:
+    values = {name: value for name, value in values.items() if name not in RETIRED_RUNTIME}
   unknown = set(values) - set(known)
   if unknown:
     raise ConfigError(f"unknown {part_cls.__name__} fields: {', '.join(sorted(unknown))}")
@@ -562,16 +561,12 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check_seed(d.split_seed, "split_seed")
   _check(r.eval_batch_size > 0, f"eval_batch_size must be > 0; got {r.eval_batch_size}")
   _check(r.logical_devices >= 0, f"logical_devices must be >= 0; got {r.logical_devices}")
-  _check(r.variant_groups >= 1, f"variant_groups must be >= 1; got {r.variant_groups}")
   _check(r.replicate_processes >= 1,
          f"replicate_processes must be >= 1; got {r.replicate_processes}")
   _check(r.replicate_processes == 1 or r.strategy in ("default", "one_device"),
          f"--replicate_processes runs replicates in local worker processes; it cannot be "
          f"combined with --strategy={r.strategy}")
   _check(r.dense_shards >= 1, f"dense_shards must be >= 1; got {r.dense_shards}")
-  _check(r.dense_shards == 1 or not r.batch_variants,
-         "--dense_shards and --batch_variants are two ways of putting the cores to work on "
-         "one level; choose one")
   _check(r.dense_shards == 1 or r.strategy in ("default", "one_device"),
          f"--dense_shards splits one device's step across its cores; it cannot be combined "
          f"with --strategy={r.strategy}")

@@ -22,6 +22,15 @@ SWEEP_FLAG = "rewind_iteration"
 SWEEP_HELP = (" A comma-separated list (lth find) is a rewind sweep: one experiment per k, "
               "the dense training shared (README, Rewind sweep).")
 
+# Flags lth_tf has retired, with why: given a value other than their old default (off), they are
+# refused with that reason before anything runs (an old flagfile gets a clear message rather
+# than an unknown flag).
+RETIRED = {name: ("it never trained faster than the default engine on any measured machine "
+                  "(benchmarks/README.md, \"Training speed\"); drop it: the default engine "
+                  "trains the branches one by one with the same results within float rounding")
+           for name in config_lib.RETIRED_RUNTIME}
+
+
 def flag_name(part: str, field: str) -> str:
   return config_lib.field_name(part, field)
 
@@ -55,6 +64,9 @@ def define_flags() -> None:
     _define_fields(cls, part, lambda field, part=part: flag_name(part, field))
   _define_fields(config_lib.TuningConfig, "tune", lambda field: field)
   _define_fields(config_lib.StabilityConfig, "stability", lambda field: f"stability_{field}")
+  for name, off in config_lib.RETIRED_RUNTIME.items():
+    define = flags.DEFINE_bool if isinstance(off, bool) else flags.DEFINE_integer
+    define(name, off, f"[retired] --{name} is retired: {RETIRED[name]}")
 
 
 def _define_fields(cls, tag: str, name_of) -> None:
@@ -179,6 +191,9 @@ def rewind_iterations() -> Tuple[int, ...]:
 
 
 def _config_from_flags(rewind_iteration: int) -> config_lib.ExperimentConfig:
+  for name, why in RETIRED.items():
+    if FLAGS[name].value != config_lib.RETIRED_RUNTIME[name]:
+      raise config_lib.ConfigError(f"--{name} is retired: {why}")
   parts = {}
   for part, cls in _parts():
     values = {}

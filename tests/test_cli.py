@@ -37,10 +37,10 @@ _BAD_INPUT = [
     (["find", "--conv_rate=-0.2"], "conv_rate must be in [0, 1)"),
     (["find", "--levels=-1"], "levels must be >= 0"),
     (["find", "--intra_op_threads=-1"], "intra_op_threads must be >= 0"),
-    (["find", "--batch_variants", "--variant_groups=0"], "variant_groups must be >= 1"),
+    (["find", "--batch_variants"], "--batch_variants is retired: it never trained faster"),
+    (["find", "--variant_groups=2"], "--variant_groups is retired"),
     (["find", "--dense_shards=0"], "dense_shards must be >= 1"),
     (["find", "--dense_shards=2", "--strategy=mirrored"], "--dense_shards splits one device"),
-    (["find", "--dense_shards=2", "--batch_variants"], "choose one"),
     # Refused by the engine's own rules, in the preflight (before config.json is written).
     (["find", "--dataset=synthetic", "--validation_size=500", "--model=resnet20", "--dense_shards=2"],
      "needs a model that is a chain of layers"),

@@ -52,6 +52,14 @@ def test_round_trip_through_dict():
   assert c.ExperimentConfig.from_dict(config.to_dict()) == config
 
 
+def test_from_dict_drops_the_retired_runtime_settings_of_older_directories():
+  old = c.ExperimentConfig().to_dict()
+  old["runtime"].update(batch_variants=True, variant_groups=2)
+  assert c.ExperimentConfig.from_dict(old) == c.ExperimentConfig()
+  with pytest.raises(c.ConfigError, match="unknown TrainingConfig fields: batch_variants"):
+    c.ExperimentConfig.from_dict({"training": {"batch_variants": True}})
+
+
 def test_from_dict_rejects_unknown_fields():
   with pytest.raises(ConfigError, match="unknown"):
     c.ExperimentConfig.from_dict({"training": {"learning_rat": 1.0}})

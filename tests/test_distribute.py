@@ -230,14 +230,12 @@ def test_thread_pools_are_sized_before_tensorflow_starts_and_not_after():
   for name in ("intra_op_threads", "inter_op_threads"):
     with pytest.raises(ConfigError, match=f"{name} must be >= 0"):
       validate(ExperimentConfig(runtime=RuntimeConfig(**{name: -1})))
-  with pytest.raises(ConfigError, match="variant_groups must be >= 1"):
-    validate(ExperimentConfig(runtime=RuntimeConfig(variant_groups=0)))
 
 
-def test_lth_find_with_one_thread_per_op_and_variant_groups(tmp_path):
+def test_lth_find_with_one_thread_per_op_and_two_inter_op_threads(tmp_path):
   result = lth("find", *FIND, "--levels=1", "--reinit=true", "--random_prune=true",
-               "--batch_variants=true", "--variant_groups=2", "--intra_op_threads=1",
-               "--inter_op_threads=2", f"--root_dir={tmp_path}", f"--data_dir={tmp_path}")
+               "--intra_op_threads=1", "--inter_op_threads=2", f"--root_dir={tmp_path}",
+               f"--data_dir={tmp_path}")
   assert result.returncode == 0, result.stderr
   rows = io.read_json(next(tmp_path.glob("*/summary.json")))
   assert [(r["level"], r["branch"]) for r in rows] == [

@@ -2,23 +2,21 @@
 
 Used by the level loop (`lth find`, `lth train`) and by `lth transfer`. A finished branch (its
 metrics exist) is skipped; an interrupted one resumes from its last checkpoint and ends exactly
-where an uninterrupted run would. Several branches of one level can train together in one
-graph (`--batch_variants`), without mid-training checkpoints.
+where an uninterrupted run would.
 """
 import os
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
 from lth_tf import io, pruning
 from lth_tf.config import ExperimentConfig
-from lth_tf.errors import TrainingDiverged, UserError
+from lth_tf.errors import TrainingDiverged
 from lth_tf.branches import BranchPlan
 from lth_tf.lottery import results
 from lth_tf.lottery.directory import RunDirectory
 from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.rundir import BranchFiles, states
 from lth_tf.training import TrainResult, get_weights, optimizers, set_weights
-from lth_tf.training.batched import stack_layers
 
 
 class BranchRun:
@@ -28,7 +26,7 @@ class BranchRun:
     config: the experiment's config (training length, evaluation and checkpoint period).
     directory: the experiment directory.
     log: where the one line per finished branch goes.
-    on_finished: called after every finished branch (or batched group of branches).
+    on_finished: called after every finished branch.
   """
 
   def __init__(self, config: ExperimentConfig, directory: RunDirectory,
@@ -39,7 +37,6 @@ class BranchRun:
     self.writes = directory.writes
     self.log = log
     self.on_finished = on_finished
-    self._told_unbatched = False
 
   def files(self, seed: int, level: int, branch: str) -> BranchFiles:
     return BranchFiles(self.directory.layout.branch_dir(seed, level, branch))
@@ -97,76 +94,6 @@ class BranchRun:
                         time.time() - started)
     self.directory.where = f"after replicate {seed} level {level} branch {branch}"
     self.log(results.format_row(results.row(seed, level, branch, plan.mask, result)))
-    self.on_finished()
-
-  # ---- several branches in one graph --------------------------------------------------------
-
-  def batchable(self, replicate: ReplicateModel, seed: int, level: int,
-                branches: Tuple[str, ...]) -> Tuple[str, ...]:
-    """The branches of a level to train together (`--batch_variants`), or () for one by one.
-
-    Branches that are finished or have a checkpoint (an interrupted one-by-one run) are left
-    to `run`; a model whose layers the batched trainer does not support trains one by one.
-    """
-    if not self.config.runtime.batch_variants:
-      return ()
-    if self.config.runtime.strategy != "default":
-      self._tell_unbatched(f"not with --strategy={self.config.runtime.strategy}")
-      return ()
-    pending = []
-    for branch in branches:
-      files = self.files(seed, level, branch)
-      if not files.is_finished() and not os.path.exists(files.checkpoint):
-        pending.append(branch)
-    if len(pending) < 2:
-      return ()
-    try:
-      stack_layers(replicate.model)
-    except UserError as error:
-      self._tell_unbatched(str(error))
-      return ()
-    return tuple(pending)
-
-  def _tell_unbatched(self, reason: str) -> None:
-    if not self._told_unbatched:
-      self.log(f"batch_variants: training branches one by one ({reason})")
-      self._told_unbatched = True
-
-  def run_batched(self, replicate: ReplicateModel, seed: int, level: int,
-                  plans: Dict[str, BranchPlan]) -> None:
-    """Trains several branches of one level (one start iteration) together in one graph;
-    writes each one's files.
-
-    Every branch starts exactly as in `run` (the same masked weights and optimizer state); no
-    checkpoints are written, so an interrupted batched level restarts its branches.
-    """
-    started = time.time()
-    names = ", ".join(plans)
-    self.directory.where = f"during replicate {seed} level {level} branches {names} (batched)"
-    start_iteration = {plan.start_iteration for plan in plans.values()}
-    if len(start_iteration) != 1:
-      raise ValueError(f"batched branches must start at one iteration; got {start_iteration}")
-    trainer = replicate.batched_trainer(len(plans))
-    for index, (branch, plan) in enumerate(plans.items()):
-      replicate.load_state(plan.start_weights, plan.mask, plan.optimizer_state)
-      self._write_start(replicate, self.files(seed, level, branch), plan.mask)
-      trainer.load(index, get_weights(replicate.model), plan.mask,
-                   optimizers.get_state(replicate.trainer.optimizer))
-    if self.config.runtime.progress:
-      print(f"replicate {seed} level {level} {names} (batched)", flush=True)
-    try:
-      trained = trainer.fit(start_iteration.pop())
-    except TrainingDiverged as error:
-      raise TrainingDiverged(f"replicate {seed} level {level} {names} (batched): "
-                             f"{error}") from None
-    elapsed = (time.time() - started) / len(plans)
-    for index, (branch, plan) in enumerate(plans.items()):
-      set_weights(replicate.model, trainer.get_weights(index))
-      if self.writes:
-        self._write_results(replicate, self.files(seed, level, branch), trained[index], seed,
-                            level, branch, plan.mask, elapsed)
-      self.log(results.format_row(results.row(seed, level, branch, plan.mask, trained[index])))
-    self.directory.where = f"after replicate {seed} level {level} branches {names} (batched)"
     self.on_finished()
 
   # ---- branch files -------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from lth_tf import models, precision, pruning
 from lth_tf.compat import keras, tf
 from lth_tf.config import ExperimentConfig
 from lth_tf.training import Trainer, get_weights, optimizers, set_weights
-from lth_tf.training.batched import BatchedTrainer
 
 
 class ReplicateModel:
@@ -28,15 +27,6 @@ class ReplicateModel:
     self.fresh_optimizer = optimizers.get_state(self.trainer.optimizer)
     self.kinds = pruning.layer_kinds(self.model)
     self.seed = seed
-    self._batched: Dict[int, BatchedTrainer] = {}
-
-  def batched_trainer(self, size: int) -> BatchedTrainer:
-    """A trainer for `size` branches of this replicate at once (same data order), reused."""
-    if size not in self._batched:
-      self._batched[size] = BatchedTrainer(self.model, self.data, self.config.training,
-                                           self.config.runtime, seeds=[self.seed] * size,
-                                           groups=self.config.runtime.variant_groups)
-    return self._batched[size]
 
   def build_plain(self, seed: int) -> keras.Model:
     return models.build(self.config.model, self.data.input_shape, self.data.num_classes, seed)

@@ -202,13 +202,8 @@ class LotteryExperiment:
           initial_weights=replicate.initial_weights, fresh_weights=replicate.fresh_weights,
           source_weights=source_weights, source_mask=source_mask,
           scores=self._scores(replicate, seed, scored, source_mask))
-      plans = {branch: branches_lib.plan_of(branch, context)
-               for branch in self.trainer.batchable(replicate, seed, level, self.branches)}
-      if plans:
-        self.trainer.run_batched(replicate, seed, level, plans)
-      for branch in self.branches:  # finished (batched) branches are skipped
-        plan = plans[branch] if branch in plans else branches_lib.plan_of(branch, context)
-        self.trainer.run(replicate, seed, level, branch, plan)
+      for branch in self.branches:  # finished branches are skipped
+        self.trainer.run(replicate, seed, level, branch, branches_lib.plan_of(branch, context))
 
   def _source(self, seed: int, level: int, dense_mask: pruning.Mask):
     """The trained ticket `level` prunes (the previous level's, or the dense network's in

@@ -57,10 +57,20 @@ def engine_record(runtime) -> Dict:
   """The engine of `runtime` (a `RuntimeConfig`), as `engine.json` records it."""
   fused = bool(runtime.fused_optimizer or runtime.dense_shards > 1)
   return {"fused_optimizer": fused, "dense_shards": int(runtime.dense_shards),
-          "batch_variants": bool(runtime.batch_variants),
-          "variant_groups": int(runtime.variant_groups) if runtime.batch_variants else 1,
           "strategy": runtime.strategy,
           "logical_devices": int(runtime.logical_devices) if runtime.strategy != "default" else 0}
+
+
+# Keys that records written before 2026-12-02 hold, with the value they held when off: a record
+# with them off is the same engine as one without them.
+RETIRED_ENGINE_KEYS = {"batch_variants": False, "variant_groups": 1}
+
+
+def _without_retired(record):
+  if not isinstance(record, dict) or any(record.get(key, off) != off
+                                         for key, off in RETIRED_ENGINE_KEYS.items()):
+    return record
+  return {key: value for key, value in record.items() if key not in RETIRED_ENGINE_KEYS}
 
 
 def _engine_flags(record) -> str:
@@ -86,9 +96,14 @@ def check_engine_record(path: str, runtime, directory: str) -> None:
   Raises:
     UserError: one line naming both engines and the flags that continue the experiment.
   """
-  recorded = _recorded(path, "engine")
+  recorded = _without_retired(_recorded(path, "engine"))
   now = engine_record(runtime)
   if recorded is not NONE and recorded != now:
+    if isinstance(recorded, dict) and recorded.get("batch_variants"):
+      raise UserError(f"{directory} was trained with {_engine_flags(recorded)}, which lth_tf has "
+                      "retired: an experiment keeps one engine (they round differently), so "
+                      "finish it with an lth_tf from before 2026-12-02, or use another "
+                      "--root_dir")
     raise UserError(f"{directory} was trained with {_engine_flags(recorded)}, this run asks for "
                     f"{_engine_flags(now)}: an experiment keeps one engine (they round "
                     f"differently); rerun with {_engine_flags(recorded)}, or use another "

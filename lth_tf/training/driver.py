@@ -1,7 +1,7 @@
 """The one fit driver: the Python around a step engine's graph chunks, for every trainer.
 
-`Trainer.fit` (one model, `lth_tf.training.loop`) and `BatchedTrainer.fit` (K stacked variants,
-`lth_tf.training.batched`) are thin calls to `fit`. The engine trains whole chunks of
+`Trainer.fit` (`lth_tf.training.loop`) is a thin call to `fit`; an engine may train K models
+(variants) at once, each with its own curve. The engine trains whole chunks of
 iterations inside its graph functions; `fit` decides where the chunks end and what is recorded:
 
 - stops: every multiple of `eval_every` after the start iteration, every extra boundary

@@ -31,8 +31,8 @@ CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
                 keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
 
 # The runtime settings that choose the engine; `--engine=auto` chooses only when none is given.
-ENGINE_SETTINGS = ("fused_optimizer", "dense_shards", "batch_variants", "variant_groups",
-                   "intra_op_threads", "inter_op_threads", "replicate_processes")
+ENGINE_SETTINGS = ("fused_optimizer", "dense_shards", "intra_op_threads", "inter_op_threads",
+                   "replicate_processes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,8 +81,6 @@ def cores() -> int:
 
 def describe(runtime: RuntimeConfig, optimizer: str) -> str:
   """The engine of `runtime` in words."""
-  if runtime.batch_variants:
-    return f"batched branches in {runtime.variant_groups} group(s)"
   for candidate in CANDIDATES:
     if all(getattr(runtime, k) == v for k, v in candidate.settings.items()) and (
         candidate.settings or not (runtime.fused_optimizer or runtime.dense_shards > 1)):
@@ -143,9 +141,7 @@ def from_record(runtime: RuntimeConfig, record: Dict) -> RuntimeConfig:
   shards = int(record.get("dense_shards", 1) or 1)
   return dataclasses.replace(
       runtime, dense_shards=shards,
-      fused_optimizer=bool(record.get("fused_optimizer")) and shards == 1,
-      batch_variants=bool(record.get("batch_variants")),
-      variant_groups=int(record.get("variant_groups", 1) or 1))
+      fused_optimizer=bool(record.get("fused_optimizer")) and shards == 1)
 
 
 def _check_on(model, config: ExperimentConfig, runtime: RuntimeConfig) -> None:
@@ -161,7 +157,7 @@ def read_record(path: str, directory_exists: bool) -> Optional[Dict]:
     except Exception:  # pylint: disable=broad-except
       return None  # the record's own check reports it, with how to fix it
   if directory_exists:
-    return {"fused_optimizer": False, "dense_shards": 1, "batch_variants": False}
+    return {"fused_optimizer": False, "dense_shards": 1}
   return None
 
 

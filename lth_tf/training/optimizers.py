@@ -39,8 +39,7 @@ def _rmsprop(config: TrainingConfig):
 
 # ---- update formulas -------------------------------------------------------------------------
 # The training paths that apply an optimizer themselves (`Trainer` with `--fused_optimizer` or
-# `--dense_shards`, and `BatchedTrainer`) take its update formulas from `UPDATES`, one record per
-# optimizer. A form is `(optimizer, learning_rate, steps) -> apply(variable, gradient, slots)`:
+# `--dense_shards`) take its update formulas from `UPDATES`, one record per optimizer. A form is `(optimizer, learning_rate, steps) -> apply(variable, gradient, slots)`:
 # it reads the hyperparameters of the (tf_keras) `optimizer`, computes the step's coefficients
 # once, and `apply` updates one variable and its slots in place (`slots` as `slots_of` lists
 # them). `steps` is the optimizer's step count before this step, integer or float32.
@@ -52,32 +51,16 @@ class UpdateRule:
 
   Attributes:
     slots: slot variables per trained variable (in `slots_of` order); None for an optimizer
-      without either form.
-    explicit: tf_keras's formula as elementwise operations; `steps` may hold per-variant counts
-      shaped to broadcast against every variable `apply` updates (stacked variants at
-      different optimizer steps, `lth_tf.training.batched`).
-    fused: the same update as one TensorFlow kernel per variable (one pass over memory instead
-      of about a dozen); `steps` is a scalar. Equal to `explicit` within float rounding.
+      without the fused form.
+    fused: tf_keras's update as one TensorFlow kernel per variable (one pass over memory
+      instead of about a dozen); `steps` is a scalar. Equal to tf_keras's own update within
+      float rounding.
   """
   slots: Optional[int]
-  explicit: Optional[Callable]
   fused: Optional[Callable]
 
 
 UPDATES: Registry[UpdateRule] = Registry("optimizer update")
-
-
-def _adam_explicit(optimizer, learning_rate, steps):
-  beta_1, beta_2, epsilon = optimizer.beta_1, optimizer.beta_2, optimizer.epsilon
-  local_step = tf.cast(steps + 1, tf.float32)
-  alpha = learning_rate * tf.sqrt(1 - tf.pow(beta_2, local_step)) / (1 - tf.pow(beta_1, local_step))
-
-  def apply(variable, gradient, slots):
-    m, v = slots
-    m.assign_add((gradient - m) * (1 - beta_1))
-    v.assign_add((tf.square(gradient) - v) * (1 - beta_2))
-    variable.assign_sub((m * alpha) / (tf.sqrt(v) + epsilon))
-  return apply
 
 
 def _adam_fused(optimizer, learning_rate, steps):
@@ -95,16 +78,6 @@ def _adam_fused(optimizer, learning_rate, steps):
   return apply
 
 
-def _sgd_explicit(optimizer, learning_rate, steps):
-  momentum = optimizer.momentum
-
-  def apply(variable, gradient, slots):
-    (m,) = slots
-    m.assign(-gradient * learning_rate + m * momentum)
-    variable.assign_add(m)
-  return apply
-
-
 def _sgd_fused(optimizer, learning_rate, steps):
   # accum = accum * momentum - lr * grad; var += accum: tf_keras's SGD formula, same rounding.
   momentum = tf.constant(optimizer.momentum, tf.float32)
@@ -117,14 +90,14 @@ def _sgd_fused(optimizer, learning_rate, steps):
   return apply
 
 
-UPDATES.add("adam", UpdateRule(2, _adam_explicit, _adam_fused))
-UPDATES.add("sgd", UpdateRule(1, _sgd_explicit, _sgd_fused))
+UPDATES.add("adam", UpdateRule(2, _adam_fused))
+UPDATES.add("sgd", UpdateRule(1, _sgd_fused))
 # RMSprop trains through Keras's own `apply_gradients` only (its slots depend on `momentum`).
-UPDATES.add("rmsprop", UpdateRule(None, None, None))
+UPDATES.add("rmsprop", UpdateRule(None, None))
 
 
 def updates_with(kind: str, *forms: str) -> Registry[UpdateRule]:
-  """The records of `UPDATES` that have every one of `forms` (`explicit`, `fused`), as a
+  """The records of `UPDATES` that have every one of `forms` (`fused`), as a
   registry named `kind`: its `get` refuses another optimizer naming the ones it has."""
   view: Registry[UpdateRule] = Registry(kind)
   for name in UPDATES:

@@ -769,7 +769,7 @@ def _snapshot(directory):
 
 @pytest.mark.parametrize("first, second", [
     ({"engine": "manual"}, {"fused_optimizer": True}),  # fused kernels on a plain start
-    ({"batch_variants": True}, {"engine": "manual"}),   # one by one after a batched start
+    ({"fused_optimizer": True}, {"dense_shards": 2}),   # dense shards on a fused start
 ])
 def test_resuming_with_another_engine_is_refused_before_anything_is_written(tmp_path, first,
                                                                             second):
@@ -795,6 +795,37 @@ def test_resuming_with_another_engine_is_refused_before_anything_is_written(tmp_
   LotteryExperiment(engine(**second), log=lambda line: None).run()
   assert json.load(open(os.path.join(directory, "engine.json"))) == rundir.engine_record(
       engine(**second).runtime)
+
+
+def test_a_directory_from_before_the_batched_engine_was_retired(tmp_path):
+  """Its `config.json` and `engine.json` hold `batch_variants` and `variant_groups`: off, the
+  directory resumes as before; on (it trained batched), it is refused with why, before anything
+  is written."""
+  base = _config(tmp_path, levels=1, random_prune=False)
+  config = base.replace(training=dataclasses.replace(base.training, iterations=40),
+                        runtime=dataclasses.replace(base.runtime, engine="manual"))
+  experiment = LotteryExperiment(config, log=lambda line: None)
+  experiment.run()
+  directory = experiment.layout.directory
+  shutil.rmtree(os.path.join(directory, "replicate_0", "level_1"))
+  config_file, engine_file = (os.path.join(directory, name)
+                              for name in ("config.json", "engine.json"))
+  old = json.load(open(config_file))
+  old["runtime"].update(batch_variants=False, variant_groups=1)
+  json.dump(old, open(config_file, "w"))
+  json.dump(dict(json.load(open(engine_file)), batch_variants=False, variant_groups=1),
+            open(engine_file, "w"))
+  rows = LotteryExperiment(config, log=lambda line: None).run()
+  assert [r["level"] for r in rows] == [0, 1, 1]
+  shutil.rmtree(os.path.join(directory, "replicate_0", "level_1"))
+  json.dump(dict(json.load(open(engine_file)), batch_variants=True, variant_groups=2),
+            open(engine_file, "w"))
+  before = _snapshot(directory)
+  with pytest.raises(UserError, match="--batch_variants --variant_groups=2, which lth_tf has "
+                                      "retired") as refused:
+    LotteryExperiment(config, log=lambda line: None).run()
+  assert "\n" not in str(refused.value) and "another --root_dir" in str(refused.value)
+  assert _snapshot(directory) == before
 
 
 def test_json_files_are_strict_and_non_finite_values_are_written_as_null(rewound, tmp_path):

@@ -70,10 +70,11 @@ def test_a_recorded_engine_is_continued_and_an_old_directory_keeps_the_plain_eng
   config = _config(tmp_path)
   for record, expected in [({"dense_shards": 2, "fused_optimizer": True}, (2, False)),
                            ({"dense_shards": 1, "fused_optimizer": True}, (1, True)),
-                           ({"batch_variants": True, "variant_groups": 2}, (1, False))]:
+                           # a record from before 2026-12-02, with the retired keys off
+                           ({"dense_shards": 1, "fused_optimizer": False, "batch_variants": False,
+                             "variant_groups": 1}, (1, False))]:
     runtime, line = engines.choose(config, lambda: pytest.fail("no probe"), record)
     assert (runtime.dense_shards, runtime.fused_optimizer) == expected
-    assert runtime.batch_variants == bool(record.get("batch_variants"))
     assert "recorded in the experiment directory" in line
   engine_file, config_file = tmp_path / "engine.json", tmp_path / "config.json"
   assert engines.read_record(str(engine_file), directory_exists=False) is None
