@@ -102,7 +102,7 @@ THREADS = {"i": (1, 0), "n": (1, 0)}
 # The floor's kernel split and threads per model: as the fastest lth_tf contender runs it.
 FLOOR_SHARDS = {"lenet": 2, "conv4": 1}
 BFLOAT16 = "mixed_bfloat16"
-RATES = {"conv": 0.1, "fc": 0.2, "output": 0.1}  # the paper's layerwise rates per round
+RATES = {"conv_rate": 0.1, "fc_rate": 0.2, "output_rate": 0.1}  # the paper's rates per round
 BATCH = 60
 ITERATIONS = 50000  # lth_tf contenders train the last `steps` iterations of a 50K schedule
 
@@ -112,11 +112,12 @@ ITERATIONS = 50000  # lth_tf contenders train the last `steps` iterations of a 5
 def _level_masks(model, target=0.07, seed=0):
   """Random masks with the per-layer densities of the IMP level closest to `target` overall."""
   from lth_tf import pruning  # pylint: disable=import-outside-toplevel
+  from lth_tf.pruning.kinds import KINDS  # pylint: disable=import-outside-toplevel
   shapes = pruning.prunable_shapes(model)
   kinds = pruning.layer_kinds(model)
   best = None
   for level in range(60):
-    counts = {n: pruning.remaining_after(int(np.prod(s)), RATES[kinds[n]], level)
+    counts = {n: pruning.remaining_after(int(np.prod(s)), RATES[KINDS[kinds[n]]], level)
               for n, s in shapes.items()}
     overall = sum(counts.values()) / sum(int(np.prod(s)) for s in shapes.values())
     if best is None or abs(overall - target) < abs(best[0] - target):
@@ -247,6 +248,10 @@ class TorchWorker:
   """Contender d: open_lth-style eager PyTorch loop, masks re-applied after every step."""
 
   def __init__(self, spec, data, args, threads=0):
+    # torch's optimizers import torch._dynamo, which imports the GPU compiler triton when it is
+    # installed; importing triton into a process that has loaded TensorFlow crashes it (seen
+    # with torch 2.14's wheel). The loop is eager on a CPU and never compiles: keep triton out.
+    sys.modules.setdefault("triton", None)
     import torch  # pylint: disable=import-outside-toplevel
     from torch import nn  # pylint: disable=import-outside-toplevel
     torch.set_num_threads(threads or args.torch_threads)
