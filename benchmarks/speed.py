@@ -102,7 +102,6 @@ THREADS = {"i": (1, 0), "n": (1, 0)}
 # The floor's kernel split and threads per model: as the fastest lth_tf contender runs it.
 FLOOR_SHARDS = {"lenet": 2, "conv4": 1}
 BFLOAT16 = "mixed_bfloat16"
-RATES = {"conv_rate": 0.1, "fc_rate": 0.2, "output_rate": 0.1}  # the paper's rates per round
 BATCH = 60
 ITERATIONS = 50000  # lth_tf contenders train the last `steps` iterations of a 50K schedule
 
@@ -112,12 +111,14 @@ ITERATIONS = 50000  # lth_tf contenders train the last `steps` iterations of a 5
 def _level_masks(model, target=0.07, seed=0):
   """Random masks with the per-layer densities of the IMP level closest to `target` overall."""
   from lth_tf import pruning  # pylint: disable=import-outside-toplevel
+  from lth_tf.config import PruningConfig  # pylint: disable=import-outside-toplevel
   from lth_tf.pruning.kinds import KINDS  # pylint: disable=import-outside-toplevel
+  rates = PruningConfig()  # the paper's layerwise rates per round are its defaults
   shapes = pruning.prunable_shapes(model)
   kinds = pruning.layer_kinds(model)
   best = None
   for level in range(60):
-    counts = {n: pruning.remaining_after(int(np.prod(s)), RATES[KINDS[kinds[n]]], level)
+    counts = {n: pruning.remaining_after(int(np.prod(s)), getattr(rates, KINDS[kinds[n]]), level)
               for n, s in shapes.items()}
     overall = sum(counts.values()) / sum(int(np.prod(s)) for s in shapes.values())
     if best is None or abs(overall - target) < abs(best[0] - target):

@@ -3,6 +3,7 @@ import os
 from typing import Dict, Iterable, List, Tuple
 
 from lth_tf import io
+from lth_tf.config import RETIRED_RUNTIME
 from lth_tf.errors import UserError
 from lth_tf.rundir.layout import BranchFiles, ExperimentLayout
 
@@ -61,16 +62,13 @@ def engine_record(runtime) -> Dict:
           "logical_devices": int(runtime.logical_devices) if runtime.strategy != "default" else 0}
 
 
-# Keys that records written before 2026-12-02 hold, with the value they held when off: a record
-# with them off is the same engine as one without them.
-RETIRED_ENGINE_KEYS = {"batch_variants": False, "variant_groups": 1}
-
-
 def _without_retired(record):
+  """An engine record written before 2026-12-02 holds the retired settings
+  (`config.RETIRED_RUNTIME`); with them off it is the same engine as a record without them."""
   if not isinstance(record, dict) or any(record.get(key, off) != off
-                                         for key, off in RETIRED_ENGINE_KEYS.items()):
+                                         for key, off in RETIRED_RUNTIME.items()):
     return record
-  return {key: value for key, value in record.items() if key not in RETIRED_ENGINE_KEYS}
+  return {key: value for key, value in record.items() if key not in RETIRED_RUNTIME}
 
 
 def _engine_flags(record) -> str:

@@ -12,7 +12,8 @@ which would return the gradients unchanged.
 
 `Trainer.fit` hands the Python around the chunks to `lth_tf.training.driver`, the one fit
 driver: where the chunks end (every multiple of `eval_every`, extra boundaries, the end), the
-curve rows, the NaN/Inf guard, the progress bar and the `on_boundary` calls. This module is the engine: the chunk functions, evaluation, the schedule.
+curve rows, the NaN/Inf guard, the progress bar and the `on_boundary` calls. This module is the
+engine: the chunk functions, evaluation, the schedule.
 
 The data order is a pure function of (seed, iteration): epoch e is the permutation drawn by
 `numpy.random.default_rng([seed, e])`, so a run resumed or rewound at iteration k sees the

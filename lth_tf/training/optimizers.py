@@ -39,7 +39,8 @@ def _rmsprop(config: TrainingConfig):
 
 # ---- update formulas -------------------------------------------------------------------------
 # The training paths that apply an optimizer themselves (`Trainer` with `--fused_optimizer` or
-# `--dense_shards`) take its update formulas from `UPDATES`, one record per optimizer. A form is `(optimizer, learning_rate, steps) -> apply(variable, gradient, slots)`:
+# `--dense_shards`) take its update formulas from `UPDATES`, one record per optimizer. A form
+# is `(optimizer, learning_rate, steps) -> apply(variable, gradient, slots)`:
 # it reads the hyperparameters of the (tf_keras) `optimizer`, computes the step's coefficients
 # once, and `apply` updates one variable and its slots in place (`slots` as `slots_of` lists
 # them). `steps` is the optimizer's step count before this step, integer or float32.
