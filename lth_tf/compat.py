@@ -59,5 +59,52 @@ def prune_registry_weights(layer_class):
   return prune_registry.PruneRegistry._LAYERS_WEIGHTS_MAP.get(layer_class)  # pylint: disable=protected-access
 
 
+# ---- private names of tf_keras's layer graph --------------------------------------------------
+# Layer naming and traversal (`lth_tf.pruning.structure`) need four facts tf_keras keeps private:
+# a layer's direct sub-layers, its name (set once at construction), and a functional model's
+# output layers and a layer's inbound layers. They are read and written here and nowhere else;
+# `rename_layers` also rewrites the node keys (layer name + node index) functional models keep.
+
+def sublayers(layer):
+  """The direct sub-layers of `layer` (a model's layers, an RNN's cell, attention's projections)."""
+  return list(layer._flatten_layers(include_self=False, recursive=False))  # pylint: disable=protected-access
+
+
+def rename_layers(root, names) -> None:
+  """Renames built layers of the model `root` (`names`: (layer, new name) pairs), keeping every
+  functional model in it consistent: such a model keys its graph's nodes by layer name."""
+  old = {id(layer): layer.name for layer, _ in names}
+  for layer, name in names:
+    layer._name = name  # pylint: disable=protected-access
+  for model in [root] + list(root._flatten_layers(include_self=False)):  # pylint: disable=protected-access
+    nodes = getattr(model, "_network_nodes", None)
+    if not nodes:
+      continue
+    renamed = {old[id(layer)]: layer.name for layer in model.layers if id(layer) in old}
+    if not renamed:
+      continue
+
+    def rekey(key, renamed=renamed):
+      name, _, index = key.rpartition("_ib-")
+      return f"{renamed.get(name, name)}_ib-{index}"
+
+    model._network_nodes = {rekey(key) for key in nodes}  # pylint: disable=protected-access
+
+
+def output_layers(model):
+  """The layers whose outputs a functional or Sequential model returns ([] for a subclassed one)."""
+  return list(getattr(model, "_output_layers", None) or [])
+
+
+def inbound_layers(layer):
+  """The layers that feed `layer` in the model it was first called in ([] for an input)."""
+  nodes = getattr(layer, "_inbound_nodes", None) or []
+  if not nodes:
+    return []
+  inbound = nodes[0].inbound_layers
+  return list(inbound) if isinstance(inbound, (list, tuple)) else [inbound]
+
+
 __all__ = ["tf", "keras", "tfmot", "quiet_native_stderr", "optimizer_slot_index",
-           "prune_registry", "prune_registry_weights", "pruning_wrapper"]
+           "prune_registry", "prune_registry_weights", "pruning_wrapper", "sublayers",
+           "rename_layers", "output_layers", "inbound_layers"]

@@ -22,7 +22,7 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 
-from lth_tf.pruning import masked_layers
+from lth_tf.pruning import structure
 
 FORWARD_FLOPS_PER_MAC = 2
 TRAIN_FORWARD_MULTIPLIER = 3
@@ -33,12 +33,33 @@ SUMMARY_COMPUTE_KEYS = ("iterations_trained", "train_flops")
 
 
 def output_positions(model) -> Dict[str, int]:
-  """Spatial output positions of every masked layer, keyed by the inner layer's name."""
+  """How many times per example each top-level layer that holds a pruned weight applies it, keyed
+  by the layer's name: its spatial or time positions (a Dense layer on vectors: 1); a recurrent
+  layer applies its kernels once per input step; an embedding table is looked up, not multiplied
+  (0). A layer whose shapes are unknown (inside a subclassed model) counts 1."""
   positions = {}
-  for wrapper in masked_layers(model):
-    shape = wrapper.output_shape
-    middle = [int(d) for d in shape[1:-1]] if len(shape) > 2 else []
-    positions[wrapper.layer.name] = int(np.prod(middle)) if middle else 1
+  families = {}
+  for entry in structure.masked(model):
+    families.setdefault(entry.name.split("/")[0], set()).add(entry.family)
+  for layer in model.layers:
+    inner = structure.unwrap(layer)
+    if inner.name not in families:
+      continue
+    if families[inner.name] == {"embedding"}:
+      positions[inner.name] = 0
+      continue
+    try:
+      shape = inner.input_shape if "recurrent" in families[inner.name] else layer.output_shape
+    except (AttributeError, RuntimeError):
+      positions[inner.name] = 1
+      continue
+    if isinstance(shape, list):
+      shape = shape[0]
+    if "recurrent" in families[inner.name]:
+      middle = [int(shape[1])] if len(shape) > 2 and shape[1] else []
+    else:
+      middle = [int(d) for d in shape[1:-1] if d] if len(shape) > 2 else []
+    positions[inner.name] = int(np.prod(middle)) if middle else 1
   return positions
 
 

@@ -37,6 +37,10 @@ class DatasetConfig:
       and the iteration so that a resumed run is unchanged.
     image_size: if given (height, width), every image is resized to it (bilinear) when it is
       read; datasets of varying image size (`malaria`) need it.
+    modality: what the examples are: `image`, `tokens` (integer ids for an Embedding, not
+      normalised), `tabular` (N, F) or `sequence` (N, T, F) (both standardised per feature), or
+      `auto`: rank 4, or rank 3 with integer or [0, 255] values, is an image, other rank 3 a
+      sequence, rank 2 integers token ids, other rank 2 tabular (`lth_tf.data.modality`).
   """
   name: str = "fashion_mnist"
   validation_size: int = 5000
@@ -47,6 +51,7 @@ class DatasetConfig:
   source_sha256: str = ""
   augmentation: str = "none"
   image_size: Tuple[int, ...] = ()
+  modality: str = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -453,6 +458,7 @@ def sweep_hash(experiment_hashes) -> str:
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "step")
 SCOPES = ("layerwise", "global")
+MODALITIES = ("auto", "image", "tokens", "tabular", "sequence")  # lth_tf.data.modality
 GLOBAL_LAYERS = ("conv", "all", "pointwise")  # the keys of lth_tf.pruning.kinds.GLOBAL_SETS
 INIT_SCOPES = ("global", "layerwise", "scope")
 MODES = ("iterative", "one_shot")
@@ -511,6 +517,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
          f"train_examples_per_class must be >= 0; got {d.train_examples_per_class}")
   _check(not (d.train_examples and d.train_examples_per_class),
          "give train_examples or train_examples_per_class, not both")
+  _check_choice(d.modality, MODALITIES, "modality")
   _check(not d.image_size or (len(d.image_size) == 2 and min(d.image_size) > 0),
          f"image_size must be empty or (height, width) > 0; got {list(d.image_size)}")
   _check(0.0 <= config.model.dropout < 1.0, f"dropout must be in [0, 1); got {config.model.dropout}")

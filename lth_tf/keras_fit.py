@@ -25,6 +25,7 @@ from lth_tf import __version__, models, pruning, tickets, user_code
 from lth_tf.compat import keras, tf
 from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, PruningConfig,
                            TrainingConfig, validate)
+from lth_tf.data.modality import MODALITIES
 from lth_tf.errors import ConfigError, UserError
 from lth_tf.branches import derive_seed
 from lth_tf.training import get_weights, optimizers, set_weights
@@ -162,7 +163,8 @@ class TicketSearch:
 
   def save(self, out_dir: str, model_spec: str, dataset: Union[str, DatasetConfig],
            mean: Sequence[float] = (0.0,), std: Sequence[float] = (1.0,),
-           test_data: Optional[Tuple[np.ndarray, np.ndarray]] = None, batch_size: int = 0) -> str:
+           test_data: Optional[Tuple[np.ndarray, np.ndarray]] = None, batch_size: int = 0,
+           modality: str = "image") -> str:
     """Saves the current level (its mask, θk and the trained weights) as a ticket that
     `lth tickets show`, `lth export`, `lth train --ticket` and `lth transfer` read.
 
@@ -177,7 +179,10 @@ class TicketSearch:
         exported model applies it itself, so that clients feed raw pixels).
       test_data: `(x, y)`, normalised as for training: the ticket's recorded test accuracy.
       batch_size: the batch size you trained with (recorded).
+      modality: what the inputs are (`image`, `tokens`, `tabular`, `sequence`: see
+        `lth_tf.data.modality`); `mean` and `std` are then per feature, of raw values.
     """
+    MODALITIES.get(modality)
     if self.level == 0:
       raise UserError("save: nothing is pruned yet; call prune() and train the ticket first")
     dataset = dataset if isinstance(dataset, DatasetConfig) else DatasetConfig(name=dataset)
@@ -211,7 +216,8 @@ class TicketSearch:
                   "level": self.level, "replicate": self.seed,
                   "experiment_hash": config.experiment_hash()}
     return tickets.write(out_dir, self.mask, self.rewind_weights, self.trained_weights(), config,
-                         metrics, provenance, input_shape, num_classes, mean, std)
+                         metrics, provenance, input_shape, num_classes, mean, std,
+                         modality=modality)
 
   def _optimizer_name(self) -> str:
     kind = type(self.optimizer).__name__.lower()

@@ -7,6 +7,7 @@ import numpy as np
 
 from lth_tf.config import DatasetConfig
 from lth_tf.data import augment
+from lth_tf.data import modality as modality_lib
 from lth_tf.errors import DataError
 from lth_tf.registry import Registry
 
@@ -16,10 +17,11 @@ _STATS_CHUNK = 4096
 
 @dataclasses.dataclass(frozen=True)
 class RawData:
-  """A source's arrays before the pipeline: images NHWC in [0, 255], integer labels.
+  """A source's arrays before the pipeline: examples of one modality, integer labels.
 
   Attributes:
-    x_train, x_test: images (N, H, W, C), uint8 or any numeric type with values in [0, 255].
+    x_train, x_test: images (N, H, W, C), uint8 or any numeric type with values in [0, 255];
+      or token ids, tabular features or sequences (`lth_tf.data.modality`).
     y_train, y_test: labels (N,), non-negative integers below `num_classes`.
     num_classes: the number of classes of the source.
   """
@@ -32,20 +34,21 @@ class RawData:
 
 @dataclasses.dataclass(frozen=True)
 class Splits:
-  """Normalised in-memory splits (x float32 NHWC, y int32) and the normalisation used.
+  """Normalised in-memory splits (x float32, or int32 token ids; y int32) and the normalisation.
 
-  The model input is `(raw_pixels / 255 - mean) / std`, per channel; `mean` and `std` are in the
-  [0, 1] pixel scale so that an exported model can normalise raw pixels itself. The arrays are
-  read-only: `load` caches and shares them.
+  For images the model input is `(raw_pixels / 255 - mean) / std`, per channel; `mean` and `std`
+  are in the [0, 1] pixel scale so that an exported model can normalise raw pixels itself. For
+  tabular features and sequences it is `(raw - mean) / std` per feature; token ids are fed as
+  they are (`lth_tf.data.modality`). The arrays are read-only: `load` caches and shares them.
 
   Attributes:
     x_train, y_train: the training examples (after the hold-out and any subset).
     x_val, y_val: the validation hold-out, taken from the source's training split.
     x_test, y_test: the source's test split.
     num_classes: classes after any class filter.
-    input_shape: (H, W, C).
-    mean, std: float32 per-channel statistics of the training split after the hold-out and
-      before any subset.
+    input_shape: one example's shape: (H, W, C) for images.
+    mean, std: float32 per-channel (per-feature) statistics of the training split after the
+      hold-out and before any subset; 0 and 1 for token ids.
     name: the dataset name as configured.
     digest: SHA-256 of the dtype, shape and bytes of every split's images and labels before
       normalisation: names the data an experiment trains on, whatever file it came from.
@@ -65,6 +68,7 @@ class Splits:
   name: str
   digest: str = ""
   augmentation: str = "none"
+  modality: str = "image"
 
   def batch(self, seed: int, size: int) -> Tuple[np.ndarray, np.ndarray]:
     """`size` training examples drawn without replacement by a generator seeded with `seed`
@@ -110,6 +114,22 @@ def as_nhwc(images: np.ndarray, what: str) -> np.ndarray:
     if not (np.isfinite(low) and np.isfinite(high) and 0 <= low and high <= 255):
       raise DataError(f"{what}: pixel values must be in [0, 255]; got [{low}, {high}]")
   return images
+
+
+def as_examples(x: np.ndarray, what: str) -> np.ndarray:
+  """Checks that `x` is a numeric array of examples (rank 2 to 4); what they are is the
+  pipeline's to check (`lth_tf.data.modality`).
+
+  Raises:
+    DataError: not numeric, or of rank below 2 or above 4.
+  """
+  x = np.asarray(x)
+  if x.dtype.kind not in "uif":
+    raise DataError(f"{what}: examples must be numeric; got dtype {x.dtype}")
+  if not 2 <= x.ndim <= 4:
+    raise DataError(f"{what}: expected images (N, H, W[, C]), token ids (N, T), tabular "
+                    f"features (N, F) or sequences (N, T, F); got shape {x.shape}")
+  return x
 
 
 def as_labels(labels: np.ndarray, count: int, what: str) -> np.ndarray:
@@ -179,8 +199,9 @@ def _hold_out(count: int, config: DatasetConfig):
   return np.sort(order[config.validation_size:]), np.sort(order[:config.validation_size])
 
 
-def channel_statistics(images: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-  """Per-channel mean and std of NHWC images in the [0, 1] pixel scale, as float32.
+def channel_statistics(images: np.ndarray, scale: float = 255.0) -> Tuple[np.ndarray, np.ndarray]:
+  """Per-channel (last-axis) mean and std of `images / scale` (for pixels: the [0, 1] scale), as
+  float32.
 
   Accumulated in float64 a chunk of examples at a time, so that large uint8 datasets are never
   copied whole.
@@ -196,7 +217,7 @@ def channel_statistics(images: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     centred = images[start:start + _STATS_CHUNK].reshape(-1, channels).astype(np.float64) - mean
     squares += np.einsum("ij,ij->j", centred, centred)
   std = np.sqrt(squares / max(count, 1))
-  return (mean / 255.0).astype(np.float32), np.maximum(std / 255.0, 1e-6).astype(np.float32)
+  return (mean / scale).astype(np.float32), np.maximum(std / scale, 1e-6).astype(np.float32)
 
 
 def _subset(y: np.ndarray, config: DatasetConfig, num_classes: int) -> np.ndarray:
@@ -228,13 +249,28 @@ def digest(*arrays: np.ndarray) -> str:
   return sha.hexdigest()
 
 
-def _normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-  out = x.astype(np.float32)  # a fresh array, normalised in place
-  out /= np.float32(255.0)
-  out -= mean
-  out /= std
+def _normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray,
+               modality: modality_lib.Modality) -> np.ndarray:
+  if not modality.normalised:
+    out = x.astype(np.int32 if modality.integer else np.float32)
+  else:
+    out = x.astype(np.float32)  # a fresh array, normalised in place
+    out /= np.float32(modality.scale)
+    out -= mean
+    out /= std
   out.setflags(write=False)
   return out
+
+
+def _check_modality(config: DatasetConfig, modality: modality_lib.Modality) -> None:
+  if modality.name == "image":
+    return
+  if config.augmentation != "none":
+    raise DataError(f"{config.name}: augmentation {config.augmentation!r} is for images; the "
+                    f"examples are {modality.shape}")
+  if config.image_size:
+    raise DataError(f"{config.name}: --image_size is for images; the examples are "
+                    f"{modality.shape}")
 
 
 def _frozen(labels: np.ndarray) -> np.ndarray:
@@ -247,9 +283,10 @@ def prepare(raw: RawData, config: DatasetConfig) -> Splits:
   """The pipeline: class filter, validation hold-out, statistics, subset, normalisation.
 
   Args:
-    raw: the source's arrays; images (N, H, W) or (N, H, W, C) in [0, 255], integer labels.
-    config: `classes`, `validation_size`, `split_seed`, `train_examples` and
-      `train_examples_per_class` are used; `name` is recorded.
+    raw: the source's arrays; images (N, H, W) or (N, H, W, C) in [0, 255], token ids,
+      tabular features or sequences (`config.modality`), integer labels.
+    config: `classes`, `validation_size`, `split_seed`, `train_examples`,
+      `train_examples_per_class` and `modality` are used; `name` is recorded.
 
   Returns:
     The splits. Statistics come from the training split after the hold-out and before the
@@ -260,10 +297,12 @@ def prepare(raw: RawData, config: DatasetConfig) -> Splits:
   """
   num_classes = int(raw.num_classes)
   _check_config(config, num_classes)
-  x_train = as_nhwc(raw.x_train, f"{config.name} x_train")
-  x_test = as_nhwc(raw.x_test, f"{config.name} x_test")
+  modality = modality_lib.resolve(config.modality, raw.x_train)
+  _check_modality(config, modality)
+  x_train = modality_lib.check(modality, raw.x_train, f"{config.name} x_train")
+  x_test = modality_lib.check(modality, raw.x_test, f"{config.name} x_test")
   if x_train.shape[1:] != x_test.shape[1:]:
-    raise DataError(f"{config.name}: train images {x_train.shape[1:]} and test images "
+    raise DataError(f"{config.name}: train examples {x_train.shape[1:]} and test examples "
                     f"{x_test.shape[1:]} differ in shape")
   y_train = as_labels(raw.y_train, len(x_train), f"{config.name} y_train")
   y_test = as_labels(raw.y_test, len(x_test), f"{config.name} y_test")
@@ -281,7 +320,10 @@ def prepare(raw: RawData, config: DatasetConfig) -> Splits:
   train_idx, val_idx = _hold_out(len(y_train), config)
   x_val, y_val = x_train[val_idx], y_train[val_idx]
   x_train, y_train = x_train[train_idx], y_train[train_idx]
-  mean, std = channel_statistics(x_train)
+  if modality.normalised:
+    mean, std = channel_statistics(x_train, modality.scale)
+  else:
+    mean, std = np.zeros(1, np.float32), np.ones(1, np.float32)
   if config.train_examples or config.train_examples_per_class:
     keep = _subset(y_train, config, num_classes)
     x_train, y_train = x_train[keep], y_train[keep]
@@ -289,9 +331,9 @@ def prepare(raw: RawData, config: DatasetConfig) -> Splits:
   std.setflags(write=False)
   fingerprint = digest(x_train, y_train, x_val, y_val, x_test, y_test)
   return Splits(
-      x_train=_normalise(x_train, mean, std), y_train=_frozen(y_train),
-      x_val=_normalise(x_val, mean, std), y_val=_frozen(y_val),
-      x_test=_normalise(x_test, mean, std), y_test=_frozen(y_test),
+      x_train=_normalise(x_train, mean, std, modality), y_train=_frozen(y_train),
+      x_val=_normalise(x_val, mean, std, modality), y_val=_frozen(y_val),
+      x_test=_normalise(x_test, mean, std, modality), y_test=_frozen(y_test),
       num_classes=num_classes, input_shape=tuple(int(d) for d in x_train.shape[1:]),
       mean=mean, std=std, name=config.name, digest=fingerprint,
-      augmentation=config.augmentation)
+      augmentation=config.augmentation, modality=modality.name)

@@ -5,7 +5,7 @@ import zlib
 
 import numpy as np
 
-from lth_tf.data.base import SCHEMES, RawData, as_labels, as_nhwc, inferred_classes
+from lth_tf.data.base import SCHEMES, RawData, as_examples, as_labels, inferred_classes
 from lth_tf.errors import DataError
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -37,7 +37,8 @@ def read(path: str) -> RawData:
   """Reads and checks a Keras-layout `.npz`.
 
   Args:
-    path: the file; images (N, H, W) or (N, H, W, C) in [0, 255], integer labels (N,) or (N, 1).
+    path: the file; images (N, H, W) or (N, H, W, C) in [0, 255] (or token ids, tabular
+      features, sequences: `lth_tf.data.modality`), integer labels (N,) or (N, 1).
 
   Returns:
     The arrays; `num_classes` is the largest training label plus one (a test label outside
@@ -57,10 +58,10 @@ def from_arrays(arrays, what: str) -> RawData:
     arrays: `x_train`, `y_train`, `x_test`, `y_test`.
     what: names the source in error messages.
   """
-  x_train = as_nhwc(arrays["x_train"], f"{what} x_train")
-  x_test = as_nhwc(arrays["x_test"], f"{what} x_test")
+  x_train = as_examples(arrays["x_train"], f"{what} x_train")
+  x_test = as_examples(arrays["x_test"], f"{what} x_test")
   if x_train.shape[1:] != x_test.shape[1:]:
-    raise DataError(f"{what}: train images {x_train.shape[1:]} and test images "
+    raise DataError(f"{what}: train examples {x_train.shape[1:]} and test examples "
                     f"{x_test.shape[1:]} differ in shape")
   y_train = as_labels(arrays["y_train"], len(x_train), f"{what} y_train")
   y_test = as_labels(arrays["y_test"], len(x_test), f"{what} y_test")

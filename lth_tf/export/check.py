@@ -34,7 +34,7 @@ def tflite_logits(model, images: np.ndarray, threads: Optional[int] = 2,
   out = interpreter.get_output_details()[0]
   interpreter.resize_tensor_input(inp["index"], [len(images), *images.shape[1:]])
   interpreter.allocate_tensors()
-  interpreter.set_tensor(inp["index"], images.astype(np.float32))
+  interpreter.set_tensor(inp["index"], images.astype(inp["dtype"]))
   interpreter.invoke()
   return np.array(interpreter.get_tensor(out["index"]))
 
@@ -45,7 +45,8 @@ def _runs_with_default_delegates(path: str, image: np.ndarray) -> bool:
   try:
     interpreter = Interpreter(model_path=path)
     interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None].astype(np.float32))
+    inp = interpreter.get_input_details()[0]
+    interpreter.set_tensor(inp["index"], image[None].astype(inp["dtype"]))
     interpreter.invoke()
   except (RuntimeError, ValueError):
     return False
@@ -61,9 +62,29 @@ def _sizes(path: str):
   return len(blob), len(gzip.compress(blob, 9))
 
 
+def top1(outputs: np.ndarray) -> np.ndarray:
+  """The predicted class of every row of a model's outputs: the largest logit or probability,
+  or for one sigmoid column (a binary model) whether it exceeds 1/2."""
+  outputs = np.asarray(outputs)
+  if outputs.ndim == 2 and outputs.shape[1] == 1:
+    return (outputs[:, 0] > 0.5).astype(np.int64)
+  return outputs.argmax(1)
+
+
+def _serve(path: str, images: np.ndarray) -> np.ndarray:
+  """The SavedModel's serving outputs (its first output key: logits, or the probabilities of a
+  model with a softmax or sigmoid head) for `images`."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  serve = tf.saved_model.load(path).signatures["serving_default"]
+  (name, spec), = serve.structured_input_signature[1].items()
+  key = sorted(serve.structured_outputs)[0]
+  return np.concatenate([serve(**{name: tf.constant(images[i:i + 1000].astype(spec.dtype.as_numpy_dtype))})
+                         [key].numpy() for i in range(0, len(images), 1000)])
+
+
 def check(directory: str, runs: int = 200) -> dict:
   reference = np.load(os.path.join(directory, "reference.npz"), allow_pickle=False)
-  images, labels, keras_top1 = reference["images"], reference["labels"], reference["logits"].argmax(1)
+  images, labels, keras_top1 = reference["images"], reference["labels"], top1(reference["logits"])
   results = {"examples": int(len(labels)),
              "keras_accuracy": float((keras_top1 == labels).mean()), "models": {}}
   from lth_tf.export import latency, xnnpack  # pylint: disable=import-outside-toplevel
@@ -80,10 +101,7 @@ def check(directory: str, runs: int = 200) -> dict:
   for path in paths:
     name = os.path.basename(path)
     if name == "saved_model":
-      import tensorflow as tf  # pylint: disable=import-outside-toplevel
-      serve = tf.saved_model.load(path).signatures["serving_default"]
-      logits = np.concatenate([serve(pixels=tf.constant(images[i:i + 1000].astype(np.float32)))
-                               ["logits"].numpy() for i in range(0, len(images), 1000)])
+      logits = _serve(path, images)
       extra = {}
     else:
       from lth_tf.export import tflite_sparse  # pylint: disable=import-outside-toplevel
@@ -94,11 +112,11 @@ def check(directory: str, runs: int = 200) -> dict:
       extra["nonzero_kernel_weights"] = sum(tflite_sparse.kernel_nonzeros(blob).values())
       extra["layers"] = [dataclasses.asdict(row) for row in xnnpack.analyse(blob)]
       extra["runs_with_default_delegates"] = _runs_with_default_delegates(path, images[0])
-    top1 = logits.argmax(1)
+    predicted = top1(logits)
     raw, zipped = _sizes(path)
     results["models"][name] = {
-        "agreement_with_keras": float((top1 == keras_top1).mean()),
-        "accuracy": float((top1 == labels).mean()),
+        "agreement_with_keras": float((predicted == keras_top1).mean()),
+        "accuracy": float((predicted == labels).mean()),
         "bytes": raw, "gzip_bytes": zipped, **extra}
   return results
 

@@ -39,7 +39,7 @@ def _int8(converter, representative: np.ndarray) -> None:
 
   def examples():
     for image in representative:
-      yield [image[None].astype(np.float32)]
+      yield [image[None].astype(np.int32 if image.dtype.kind in "ui" else np.float32)]
   converter.representative_dataset = examples
 
 
@@ -73,11 +73,21 @@ def _saved_model(model: keras.Model, out_dir: str, quantize: str, representative
   path = os.path.join(out_dir, "saved_model")
   tmp = os.path.join(out_dir, io.TEMP_PREFIX + "saved_model")
 
-  @tf.function(input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32,
-                                               name="pixels")])
-  def serve(pixels):
-    logits = model(pixels, training=False)
-    return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
+  # The input keeps the model's name and dtype (`pixels`, `tokens` or `features`); a model that
+  # returns logits serves logits and their softmax, one with a head (`lth_tf.models.heads`)
+  # serves what it returns.
+  name = model.inputs[0].name.split(":")[0]
+  head = model.layers[-1].name
+
+  @tf.function(input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], model.inputs[0].dtype,
+                                               name=name)])
+  def serve(inputs):
+    outputs = model(inputs, training=False)
+    if head == "softmax_head":
+      return {"probabilities": outputs}
+    if head == "sigmoid_head":
+      return {"probability": outputs}
+    return {"logits": outputs, "probabilities": tf.nn.softmax(outputs)}
 
   tf.saved_model.save(model, tmp, signatures={"serving_default": serve})
   if os.path.exists(path):

@@ -22,8 +22,8 @@ def _interpreter(path: str, threads: int, image: np.ndarray, builtin_only: bool 
     kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
   interpreter = Interpreter(model_path=path, num_threads=threads, **kwargs)
   interpreter.allocate_tensors()
-  interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
-                         image[None].astype(np.float32))
+  inp = interpreter.get_input_details()[0]
+  interpreter.set_tensor(inp["index"], image[None].astype(inp["dtype"]))
   return interpreter
 
 

@@ -7,6 +7,7 @@ from lth_tf.config import ModelConfig
 from lth_tf.errors import ConfigError
 from lth_tf.models.base import MODELS, ModelBuilder, count_weights
 from lth_tf.models.user import build_user_model
+from lth_tf.pruning import structure
 
 from lth_tf.registry import import_modules
 
@@ -62,5 +63,8 @@ def build(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int,
     raise ConfigError(f"num_classes must be >= 1; got {num_classes}")
   if not 0.0 <= config.dropout < 1.0:
     raise ConfigError(f"dropout must be in [0, 1); got {config.dropout}")
+  model = build_model(config, input_shape, int(num_classes), int(seed))
   # Under a mixed-precision policy the logits are cast back to float32 (a no-op otherwise).
-  return precision.float32_logits(build_model(config, input_shape, int(num_classes), int(seed)))
+  logits = precision.float32_logits(model) if model.inputs else model
+  structure.copy_head(model, logits)
+  return logits

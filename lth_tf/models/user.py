@@ -1,10 +1,14 @@
 """Your own model, named `package.module:function`: imported, built with its seed, checked."""
 from typing import Tuple
 
+import numpy as np
+
 from lth_tf import user_code
 from lth_tf.compat import keras
 from lth_tf.config import ModelConfig
 from lth_tf.errors import ConfigError
+from lth_tf.models import heads
+from lth_tf.pruning import structure
 
 
 def build_user_model(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int,
@@ -12,7 +16,10 @@ def build_user_model(config: ModelConfig, input_shape: Tuple[int, ...], num_clas
   """Calls the user's `function(input_shape, num_classes, seed)` and checks what it returns.
 
   Keras' global seeds are set from `seed` first, so a function whose initialisers take no seed
-  of their own still builds the same weights for the same seed.
+  of their own still builds the same weights for the same seed. A subclassed model is built by
+  calling it on one batch of `input_shape`. A softmax or binary sigmoid head is taken off
+  (`lth_tf.models.heads`), and layer names are made canonical (`lth_tf.pruning.structure`), so
+  that building the same function twice gives the same weight names.
   """
   user_code.check_pin("model", config.name, config.source_sha256)
   if config.dropout:
@@ -20,15 +27,44 @@ def build_user_model(config: ModelConfig, input_shape: Tuple[int, ...], num_clas
                       "dropout layers in your model function")
   function = user_code.load(config.name, "model")
   keras.utils.set_random_seed(int(seed))
-  model = function(tuple(input_shape), int(num_classes), int(seed))
+  what = repr(config.name)
+  model = _call(function, what, tuple(input_shape), int(num_classes), int(seed))
   if not isinstance(model, keras.Model):
-    raise ConfigError(f"model {config.name!r} returned {type(model).__name__}, not a tf_keras "
+    raise ConfigError(f"model {what} returned {type(model).__name__}, not a tf_keras "
                       "model (import keras as tf_keras, or set TF_USE_LEGACY_KERAS=1)")
   if not model.inputs:
-    raise ConfigError(f"model {config.name!r} is not built on an Input (a subclassed model?); "
-                      "return a functional or Sequential model so that it can be wrapped")
-  outputs = tuple(model.outputs[0].shape[1:]) if len(model.outputs) == 1 else ()
-  if outputs != (int(num_classes),):
-    raise ConfigError(f"model {config.name!r} must return one output of {num_classes} logits; "
-                      f"it returns {[tuple(o.shape[1:]) for o in model.outputs]}")
+    _build_subclassed(model, tuple(input_shape), what)
+  model, head = heads.logits_model(model, tuple(input_shape), int(num_classes), what)
+  outputs = _output_shapes(model, tuple(input_shape))
+  if outputs != [(int(num_classes),)]:
+    raise ConfigError(f"model {what} must return one output of {num_classes} logits; "
+                      f"it returns {outputs}")
+  structure.canonicalise(model)
+  structure.set_head(model, head)
   return model
+
+
+def _call(function, what: str, *args):
+  try:
+    return function(*args)
+  except Exception as error:  # the user's function failed: one line, its own message
+    raise ConfigError(f"model {what}: the function raised {type(error).__name__}: "
+                      f"{error}") from None
+
+
+def _build_subclassed(model: keras.Model, input_shape: Tuple[int, ...], what: str) -> None:
+  """Builds a subclassed model by calling it on one batch (it has no Input to be built on)."""
+  try:
+    model(np.zeros((1,) + input_shape, np.float32), training=False)
+  except Exception as error:  # the user's call failed on this input: one line
+    raise ConfigError(f"model {what} is subclassed and could not be built on inputs of shape "
+                      f"{input_shape}: {type(error).__name__}: {error}") from None
+  if not model.weights:
+    raise ConfigError(f"model {what} holds no weights after being called")
+
+
+def _output_shapes(model: keras.Model, input_shape: Tuple[int, ...]):
+  if model.inputs:
+    return [tuple(o.shape[1:]) for o in model.outputs]
+  out = model(np.zeros((1,) + input_shape, np.float32), training=False)
+  return [tuple(o.shape[1:]) for o in (out if isinstance(out, (list, tuple)) else [out])]

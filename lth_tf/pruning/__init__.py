@@ -18,9 +18,14 @@ _KERAS = {
     **{name: "wrapper" for name in ("MaskFreezeWrapper", "is_prunable", "masked_layers",
                                     "wrap_model")},
 }
+# Submodules that load TensorFlow, imported on first use.
+_KERAS_MODULES = ("masked_model", "structure", "wrapper")
 
 
 def __getattr__(name: str):
+  if name in _KERAS_MODULES:
+    import importlib  # pylint: disable=import-outside-toplevel
+    return importlib.import_module(f"{__name__}.{name}")
   if name not in _KERAS:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
   from lth_tf.pruning import masked_model, wrapper  # pylint: disable=import-outside-toplevel

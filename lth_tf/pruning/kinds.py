@@ -1,4 +1,5 @@
-"""Layer kinds: what each prunable weight is (stem, pointwise, depthwise, conv, fc, output), the
+"""Layer kinds: what each prunable weight is (stem, pointwise, depthwise, conv, fc, embedding,
+recurrent, attention, output), the
 per-layer rate each kind takes, and the kinds each `global_layers` choice ranks together.
 
 Kinds are data: `KINDS` maps a kind to its rate field, and `GLOBAL_SETS` maps a
@@ -12,6 +13,15 @@ sparse are the 1x1 convolutions, and only those (see `lth_tf.export.xnnpack`).
 tfmot's prune registry decides what is wrapped at all: it lists `DepthwiseConv2D` and
 `BatchNormalization` as supported with no prunable weight, so both stay dense under every
 scope; the `depthwise` kind is for a user's layer that declares its depthwise kernel prunable.
+
+The families of a user's model beyond images take `fc_rate` by default: an embedding table, the
+kernel and recurrent kernel of an LSTM, GRU or simple RNN, and the query, key, value and output
+projections of attention are matrices multiplied with their input, as a fully-connected layer's
+kernel is, and the lottery-ticket work on recurrent and attention networks (Yu et al., ICLR 2020:
+LSTM and Transformer language models) prunes their weight matrices by magnitude as it prunes
+fully-connected layers. No paper this project reproduces fixes a rate of their own, so none is
+invented: they are kinds of their own so that a per-weight rate or `--global_layers=all` reaches
+them, and the table `lth find` prints before training says which weights each kind holds.
 """
 from typing import Dict
 
@@ -23,6 +33,9 @@ KINDS: Dict[str, str] = {
     "depthwise": "conv_rate",
     "conv": "conv_rate",
     "fc": "fc_rate",
+    "embedding": "fc_rate",
+    "recurrent": "fc_rate",
+    "attention": "fc_rate",
     "output": "output_rate",
 }
 CONV_KINDS = frozenset({"stem", "pointwise", "depthwise", "conv"})
@@ -40,12 +53,19 @@ def is_conv(layer) -> bool:
                             keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D))
 
 
-def layer_kind(layer, first_conv: bool) -> str:
+# Families (`lth_tf.pruning.structure`) that are a kind of their own.
+_FAMILY_KINDS = ("embedding", "recurrent", "attention")
+
+
+def layer_kind(layer, first_conv: bool, family: str = "", classifier: bool = False) -> str:
   """The kind of a prunable layer; `first_conv`: it is the model's first convolution (the one
-  that reads the image)."""
+  that reads the image); `family`: its family in `lth_tf.pruning.structure`; `classifier`: the
+  model returns its output (a Dense classifier then is `output`, whatever its name)."""
   from lth_tf.compat import keras  # pylint: disable=import-outside-toplevel
-  if layer.name == "output":
+  if layer.name == "output" or (classifier and family == "fc"):
     return "output"
+  if family in _FAMILY_KINDS:
+    return family
   if isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)):
     return "depthwise"
   if is_conv(layer):

@@ -4,22 +4,14 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from lth_tf.compat import keras, tf
+from lth_tf.pruning import structure
 from lth_tf.pruning.kinds import KINDS, is_conv, layer_kind
 from lth_tf.pruning.mask import Mask
-from lth_tf.pruning.wrapper import masked_layers
-
-
-def _short_name(variable) -> str:
-  return variable.name.split("/")[-1].split(":")[0]
 
 
 def mask_pairs(model: keras.Model) -> List[Tuple[str, tf.Variable, tf.Variable]]:
   """(name, weight variable, mask variable) for every prunable weight, in model order."""
-  pairs = []
-  for wrapper in masked_layers(model):
-    for weight, mask, _ in wrapper.pruning_vars:
-      pairs.append((f"{wrapper.layer.name}/{_short_name(weight)}", weight, mask))
-  return pairs
+  return [(entry.name, entry.weight, entry.mask) for entry in structure.masked(model)]
 
 
 def prunable_shapes(model: keras.Model) -> Dict[str, Tuple[int, ...]]:
@@ -53,13 +45,14 @@ LAYER_KINDS = tuple(KINDS)
 
 def layer_kinds(model: keras.Model) -> Dict[str, str]:
   """The kind (`lth_tf.pruning.kinds.KINDS`) of every prunable weight: `stem` for the model's
-  first convolution, `depthwise`, `pointwise` (1x1), other `conv`, `fc`, and `output` for the
-  classifier layer, which is named `output`."""
+  first convolution, `depthwise`, `pointwise` (1x1), other `conv`, `fc`, `embedding`,
+  `recurrent`, `attention`, and `output` for the classifier: the layer named `output`, or the
+  weighted layer whose output the model returns."""
   kinds = {}
-  seen_conv = False
-  for wrapper in masked_layers(model):
-    kind = layer_kind(wrapper.layer, first_conv=is_conv(wrapper.layer) and not seen_conv)
-    seen_conv = seen_conv or is_conv(wrapper.layer)
-    for weight, _, _ in wrapper.pruning_vars:
-      kinds[f"{wrapper.layer.name}/{_short_name(weight)}"] = kind
+  entries = structure.masked(model)
+  stem = next((entry.layer for entry in entries if is_conv(entry.layer)), None)
+  classifier = structure.classifier_layer(model)
+  for entry in entries:
+    kinds[entry.name] = layer_kind(entry.layer, first_conv=entry.layer is stem,
+                                   family=entry.family, classifier=entry.layer is classifier)
   return kinds

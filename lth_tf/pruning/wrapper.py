@@ -1,14 +1,19 @@
-"""The mask-freeze extension of tfmot's pruning wrapper, and wrapping a whole model with it.
+"""The mask-freeze extension of tfmot's pruning wrapper, and wrapping a whole model for pruning.
 
-tfmot decides *which* weights are prunable (its prune registry and `PrunableLayer`) and
-carries one mask variable per prunable weight. Its wrapper would recompute those masks by
-top-k at every pruning step; `MaskFreezeWrapper` never does: its masks are set from outside
-(`lth_tf.pruning.masked_model.set_mask`) and the training loop keeps pruned weights at
-exactly zero (masked gradients and a re-mask after every optimizer step).
+tfmot decides *which* weights of a top-level layer are prunable (its prune registry and
+`PrunableLayer`) and carries one mask variable per prunable weight. Its wrapper would recompute
+those masks by top-k at every pruning step; `MaskFreezeWrapper` never does: its masks are set from
+outside (`lth_tf.pruning.masked_model.set_mask`) and the training loop keeps pruned weights at
+exactly zero (masked gradients and a re-mask after every optimizer step). Weights tfmot cannot
+wrap (inside nested models, `Bidirectional`, `TimeDistributed` and attention, or in a subclassed
+model) are pruned at their variables by the same loop, with masks kept beside the model
+(`lth_tf.pruning.structure`).
 """
 import inspect
 
-from lth_tf.compat import keras, prune_registry, prune_registry_weights, pruning_wrapper, tfmot
+from lth_tf.compat import keras, prune_registry, prune_registry_weights, pruning_wrapper, tf, tfmot
+from lth_tf.errors import ConfigError
+from lth_tf.pruning import structure
 
 
 class MaskFreezeWrapper(pruning_wrapper.PruneLowMagnitude):
@@ -30,9 +35,15 @@ class MaskFreezeWrapper(pruning_wrapper.PruneLowMagnitude):
     return self.layer.call(inputs, **kwargs)
 
 
+# Registry-supported layers that tfmot's wrapper cannot take: it reads the attention
+# projections' kernels before they are built. Their weights are pruned at the variables.
+_NOT_WRAPPED = (keras.layers.MultiHeadAttention,)
+
+
 def is_prunable(layer) -> bool:
-  """tfmot's rule: a registry-supported built-in layer, or one that declares prunable weights."""
-  if isinstance(layer, keras.layers.InputLayer):
+  """Whether a top-level layer is wrapped: tfmot's rule (a registry-supported built-in layer with
+  prunable weights, or one that declares them), except the layers in `_NOT_WRAPPED`."""
+  if isinstance(layer, (keras.layers.InputLayer,) + _NOT_WRAPPED):
     return False
   if isinstance(layer, tfmot.sparsity.keras.PrunableLayer) or hasattr(layer, "get_prunable_weights"):
     return True
@@ -43,11 +54,7 @@ def is_prunable(layer) -> bool:
   return True if listed is None else bool(listed)
 
 
-def wrap_model(model: keras.Model) -> keras.Model:
-  """Returns a copy of `model` whose prunable layers are wrapped in `MaskFreezeWrapper`.
-
-  Weights are copied from `model`; every mask starts as all ones.
-  """
+def _clone_wrapped(model: keras.Model) -> keras.Model:
   def clone(layer):
     fresh = layer.__class__.from_config(layer.get_config())
     return MaskFreezeWrapper(fresh) if is_prunable(layer) else fresh
@@ -56,6 +63,42 @@ def wrap_model(model: keras.Model) -> keras.Model:
   for source, target in zip(model.layers, wrapped.layers):
     inner = target.layer if isinstance(target, MaskFreezeWrapper) else target
     inner.set_weights(source.get_weights())
+  return wrapped
+
+
+def wrap_model(model: keras.Model) -> keras.Model:
+  """Returns `model` ready for pruning, every mask all ones.
+
+  A functional or Sequential model is copied (weights included) with its prunable top-level
+  layers in `MaskFreezeWrapper`; a subclassed model cannot be copied, so it is returned itself
+  and every weight is pruned at its variable. Either way layer names are made canonical
+  (`structure.canonicalise`), and the weights the wrappers do not cover get masks of their own.
+
+  Raises:
+    ConfigError: a subclassed model that has not been built (it holds no weights yet).
+  """
+  if model.inputs:
+    wrapped = _clone_wrapped(model)
+  else:
+    if not model.built or not model.weights:
+      raise ConfigError(f"{model.name} is a subclassed model with no weights yet: build it "
+                        "(call it on a batch) before pruning it")
+    wrapped = model
+  structure.canonicalise(wrapped)
+  structure.copy_head(model, wrapped)
+  by_wrapper = {}
+  for layer in masked_layers(wrapped):
+    for weight, mask, _ in layer.pruning_vars:
+      by_wrapper[weight.ref()] = mask
+  pruned, _ = structure.classify(wrapped)
+  entries = []
+  for entry in pruned:
+    mask = by_wrapper.get(entry.weight.ref())
+    if mask is None:
+      mask = tf.Variable(tf.ones(entry.weight.shape, entry.weight.dtype), trainable=False,
+                         name=f"lth_mask/{entry.name}".replace(":", "_"))
+    entries.append(structure.Masked(entry.name, entry.weight, mask, entry.layer, entry.family))
+  structure.attach_masks(wrapped, entries)
   return wrapped
 
 

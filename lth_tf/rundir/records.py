@@ -25,7 +25,8 @@ def data_record(data) -> Dict:
   """What `data.json` records of the data an experiment trains on."""
   return {"dataset": data.name, "sha256": data.digest, "train": int(len(data.y_train)),
           "validation": int(len(data.y_val)), "test": int(len(data.y_test)),
-          "num_classes": int(data.num_classes), "input_shape": list(data.input_shape)}
+          "num_classes": int(data.num_classes), "input_shape": list(data.input_shape),
+          "modality": data.modality}
 
 
 def check_data_record(path: str, data, directory: str,

@@ -51,6 +51,7 @@ class Ticket:
   mean: Tuple[float, ...] = ()
   std: Tuple[float, ...] = ()
   search_compute: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  modality: str = "image"
 
 
 def _sha256(path: str) -> str:
@@ -88,13 +89,14 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir
                {"experiment_hash": experiment_hash or config.experiment_hash(),
                 "code_version": __version__, "replicate": replicate, "level": level},
                splits.input_shape, splits.num_classes, splits.mean, splits.std,
-               _search_compute(layout, replicate, level))
+               _search_compute(layout, replicate, level), modality=splits.modality)
 
 
 def write(out_dir: str, mask: Mask, rewind_weights: Dict[str, np.ndarray],
           trained_weights: Dict[str, np.ndarray], config: ExperimentConfig,
           metrics: Dict[str, Any], provenance: Dict[str, Any], input_shape, num_classes: int,
-          mean, std, search_compute: Optional[Dict[str, Any]] = None) -> str:
+          mean, std, search_compute: Optional[Dict[str, Any]] = None,
+          modality: str = "image") -> str:
   """Writes a ticket (both files, checksummed) into `out_dir`, a new or empty directory or an
   existing ticket (replaced whole).
 
@@ -106,8 +108,11 @@ def write(out_dir: str, mask: Mask, rewind_weights: Dict[str, np.ndarray],
     metrics: the trained ticket's metrics (`early_stop_test_accuracy` and friends).
     provenance: where it came from.
     input_shape, num_classes: the model's input shape and class count.
-    mean, std: the input normalisation per channel, in the [0, 1] pixel scale.
+    mean, std: the input normalisation per channel, in the [0, 1] pixel scale (per feature
+      for tabular data and sequences; 0 and 1 for token ids).
     search_compute: what finding it cost, if known.
+    modality: what the inputs are (`lth_tf.data.modality`); export puts its preprocessing
+      inside the model.
   """
   _check_out_dir(out_dir, None)
   arrays = {}
@@ -127,7 +132,8 @@ def write(out_dir: str, mask: Mask, rewind_weights: Dict[str, np.ndarray],
       "weights_remaining": mask.weights_remaining(),
       "input_shape": [int(d) for d in input_shape],
       "num_classes": int(num_classes),
-      "normalization": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
+      "normalization": {"mean": [float(v) for v in mean], "std": [float(v) for v in std],
+                        "modality": str(modality)},
       **({"search_compute": search_compute} if search_compute else {}),
   }
   _write_atomically(out_dir, arrays, meta)
@@ -253,7 +259,7 @@ def read(path: str) -> Ticket:
                   tuple(int(d) for d in meta.get("input_shape", ())),
                   int(meta.get("num_classes", 0)), tuple(float(v) for v in norm.get("mean", ())),
                   tuple(float(v) for v in norm.get("std", ())),
-                  dict(meta.get("search_compute", {})))
+                  dict(meta.get("search_compute", {})), str(norm.get("modality", "image")))
   except (AttributeError, TypeError, ValueError) as error:
     raise TicketError(f"{path}: malformed {METADATA} ({error})") from None
 

@@ -5,30 +5,23 @@ import numpy as np
 
 from lth_tf.compat import keras
 from lth_tf.errors import TicketError
-from lth_tf.pruning import MaskFreezeWrapper
-
-
-def _state_variables(model: keras.Model):
-  """(name, variable) for every weight of the model except the pruning wrappers' own variables."""
-  for layer in model.layers:
-    inner = layer.layer if isinstance(layer, MaskFreezeWrapper) else layer
-    for variable in inner.weights:
-      yield f"{inner.name}/{variable.name.split('/')[-1].split(':')[0]}", variable
+from lth_tf.pruning import structure
 
 
 def named_variables(model: keras.Model):
-  """(`layer/variable` name, variable) for every weight, in model order (masks excluded)."""
-  return list(_state_variables(model))
+  """(name, variable) for every weight, in model order (masks excluded): names are paths of
+  canonical layer names (`lth_tf.pruning.structure.named_weights`), e.g. `fc1/kernel`."""
+  return structure.named_weights(model)
 
 
 def get_weights(model: keras.Model) -> Dict[str, np.ndarray]:
-  """All weights (trainable and not, e.g. batch-norm statistics) by `layer/variable` name."""
-  return {name: variable.numpy() for name, variable in _state_variables(model)}
+  """All weights (trainable and not, e.g. batch-norm statistics) by name."""
+  return {name: variable.numpy() for name, variable in named_variables(model)}
 
 
 def set_weights(model: keras.Model, weights: Dict[str, np.ndarray]) -> None:
   """Assigns weights saved by `get_weights`; names and shapes must match exactly."""
-  variables = dict(_state_variables(model))
+  variables = dict(named_variables(model))
   if set(variables) != set(weights):
     missing = sorted(set(variables) - set(weights))[:3]
     extra = sorted(set(weights) - set(variables))[:3]
@@ -38,4 +31,3 @@ def set_weights(model: keras.Model, weights: Dict[str, np.ndarray]) -> None:
       raise TicketError(
           f"weight {name!r} has shape {np.shape(weights[name])}, the model needs {tuple(variable.shape)}")
     variable.assign(weights[name])
-
