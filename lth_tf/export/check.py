@@ -24,7 +24,8 @@ def tflite_logits(model, images: np.ndarray, threads: Optional[int] = 2,
                   default_delegates: bool = False) -> np.ndarray:
   """The interpreter's outputs for `images` (one batch) of a TFLite model given as a path or as
   bytes: on the built-in kernels, or with the interpreter's default delegates (XNNPACK on CPU);
-  `threads` None: the interpreter's own default."""
+  `threads` None: the interpreter's own default. A model converted with a static batch of one
+  (recurrent layers: `lth_tf.export.formats`) is run one example at a time."""
   from ai_edge_litert.interpreter import Interpreter, OpResolverType  # pylint: disable=import-outside-toplevel
   source = {"model_content": model} if isinstance(model, (bytes, bytearray)) else {"model_path": model}
   if not default_delegates:
@@ -32,11 +33,18 @@ def tflite_logits(model, images: np.ndarray, threads: Optional[int] = 2,
   interpreter = Interpreter(num_threads=threads, **source)
   inp = interpreter.get_input_details()[0]
   out = interpreter.get_output_details()[0]
-  interpreter.resize_tensor_input(inp["index"], [len(images), *images.shape[1:]])
+  batches = [images]
+  if int(inp["shape_signature"][0]) == 1:
+    batches = [images[i:i + 1] for i in range(len(images))]
+  else:
+    interpreter.resize_tensor_input(inp["index"], [len(images), *images.shape[1:]])
   interpreter.allocate_tensors()
-  interpreter.set_tensor(inp["index"], images.astype(inp["dtype"]))
-  interpreter.invoke()
-  return np.array(interpreter.get_tensor(out["index"]))
+  outputs = []
+  for batch in batches:
+    interpreter.set_tensor(inp["index"], batch.astype(inp["dtype"]))
+    interpreter.invoke()
+    outputs.append(np.array(interpreter.get_tensor(out["index"])))
+  return np.concatenate(outputs)
 
 
 def _runs_with_default_delegates(path: str, image: np.ndarray) -> bool:

@@ -8,6 +8,7 @@ import numpy as np
 from lth_tf import io
 from lth_tf.compat import keras, tf
 from lth_tf.export import tflite_sparse
+from lth_tf.pruning import structure
 from lth_tf.registry import Registry
 
 FORMATS: Registry[Callable] = Registry("export format")
@@ -49,9 +50,23 @@ def _dense_float(converter, representative: np.ndarray) -> None:
   converter.optimizations = []
 
 
+def static_batch(model: keras.Model) -> bool:
+  """Whether the TFLite converter needs a static batch of one for `model`: its recurrent layers
+  run a while loop over tensor lists, which TFLite's built-in ops lower only at static shapes
+  (the converter's alternative, Select TF ops, needs TensorFlow's kernels in the interpreter)."""
+  return any(isinstance(layer, keras.layers.RNN) for layer in structure.descendants(model))
+
+
 def tflite_bytes(model: keras.Model, quantize: str, representative: np.ndarray,
                  encoding: str = "compact") -> bytes:
-  converter = tf.lite.TFLiteConverter.from_keras_model(model)
+  """The TFLite model of `model`, quantised and encoded; a model with recurrent layers is
+  converted at batch size one (`static_batch`)."""
+  if static_batch(model):
+    spec = tf.TensorSpec((1, *model.input_shape[1:]), model.inputs[0].dtype)
+    function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+  else:
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
   QUANTIZATIONS.get(quantize)(converter, representative)
   return ENCODINGS.get(encoding)(converter.convert())
 

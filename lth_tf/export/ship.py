@@ -88,9 +88,11 @@ def ship(ticket_ref: str, formats: List[str], quantize: str, out_dir: str, data_
 
 def _unmasked_kernel_nonzeros(model) -> int:
   """Non-zero weights of the convolution kernels a TFLite file holds that the mask does not
-  cover: depthwise kernels, which tfmot's prune registry leaves unwrapped (dense)."""
-  return int(sum(np.count_nonzero(layer.depthwise_kernel.numpy()) for layer in model.layers
-                 if isinstance(layer, keras.layers.DepthwiseConv2D)))
+  cover: depthwise kernels (of depthwise and separable convolutions, nested ones included),
+  which tfmot's prune registry leaves dense."""
+  depthwise = (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
+  return int(sum(np.count_nonzero(layer.depthwise_kernel.numpy())
+                 for layer in structure.descendants(model) if isinstance(layer, depthwise)))
 
 
 # Families whose pruned weights a TFLite file holds as the constant kernel of a matrix or
@@ -100,8 +102,15 @@ def _unmasked_kernel_nonzeros(model) -> int:
 _TFLITE_KERNEL_FAMILIES = frozenset({"conv", "fc", "custom", "depthwise"})
 
 
+# Convolutions whose TFLite ops (TRANSPOSE_CONV, CONV_3D) this check does not decode.
+_UNDECODED = (keras.layers.Conv2DTranspose, keras.layers.Conv3D)
+
+
 def _tflite_kernels_checkable(model) -> bool:
-  return {entry.family for entry in structure.masked(model)} <= _TFLITE_KERNEL_FAMILIES
+  """Whether every pruned weight is the kernel of a TFLite matrix or convolution op that
+  `tflite_sparse.kernel_nonzeros` decodes."""
+  return all(entry.family in _TFLITE_KERNEL_FAMILIES and not isinstance(entry.layer, _UNDECODED)
+             for entry in structure.masked(model))
 
 
 def _saved_model_nonzero(directory: str, ticket: tickets.Ticket) -> Optional[int]:

@@ -68,10 +68,11 @@ def top_layers(model: keras.Model) -> List:
   return [unwrap(layer) for layer in model.layers]
 
 
-def _descendants(layer):
+def descendants(layer):
+  """Every layer inside `layer`, depth first in model order (wrappers seen through)."""
   for child in children(layer):
     yield child
-    yield from _descendants(child)
+    yield from descendants(child)
 
 
 def canonicalise(model: keras.Model) -> keras.Model:
@@ -79,7 +80,7 @@ def canonicalise(model: keras.Model) -> keras.Model:
   to the name a fresh process would give it (see the module docstring). Idempotent; returns
   `model`."""
   groups = defaultdict(list)
-  for order, layer in enumerate(_descendants(model)):
+  for order, layer in enumerate(descendants(model)):
     if not layer.weights:
       continue
     parts = default_name_parts(layer)

@@ -21,6 +21,7 @@ import numpy as np
 
 from lth_tf.compat import keras, tf
 from lth_tf.errors import ConfigError
+from lth_tf.pruning import structure
 from lth_tf.pruning.wrapper import MaskFreezeWrapper
 from lth_tf.training import optimizers
 
@@ -41,8 +42,11 @@ def column_blocks(kernel_shape, shards: int) -> List[tuple]:
 def _chain(model: keras.Model) -> List[keras.layers.Layer]:
   """The model's layers in order, if each one's input is the previous one's output."""
   layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-  previous = model.inputs[0] if len(model.inputs) == 1 else None
+  previous = model.inputs[0] if model.inputs and len(model.inputs) == 1 else None
   for layer in layers:
+    if structure.children(structure.unwrap(layer)):
+      raise ConfigError(f"--dense_shards needs a model that is a chain of plain layers; "
+                        f"{model.name}'s layer {layer.name} holds layers of its own")
     if previous is None or layer.input is not previous:
       raise ConfigError(f"--dense_shards needs a model that is a chain of layers; "
                         f"{model.name}'s layer {layer.name} is not fed by the previous layer alone")
