@@ -39,8 +39,9 @@ class DatasetConfig:
       read; datasets of varying image size (`malaria`) need it.
     modality: what the examples are: `image`, `tokens` (integer ids for an Embedding, not
       normalised), `tabular` (N, F) or `sequence` (N, T, F) (both standardised per feature), or
-      `auto`: rank 4, or rank 3 with integer or [0, 255] values, is an image, other rank 3 a
-      sequence, rank 2 integers token ids, other rank 2 tabular (`lth_tf.data.modality`).
+      `auto`: rank 4, or rank 3 with integer or non-negative values, is an image, rank 3 with
+      a negative value a sequence, rank 2 integers token ids, other rank 2 tabular
+      (`lth_tf.data.modality`).
   """
   name: str = "fashion_mnist"
   validation_size: int = 5000

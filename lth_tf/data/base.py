@@ -8,6 +8,7 @@ import numpy as np
 from lth_tf.config import DatasetConfig
 from lth_tf.data import augment
 from lth_tf.data import modality as modality_lib
+from lth_tf.data.modality import as_nhwc  # noqa: F401  (re-exported: the sources' image check)
 from lth_tf.errors import DataError
 from lth_tf.registry import Registry
 
@@ -86,34 +87,6 @@ SOURCES: Registry[Source] = Registry("dataset")
 # `SCHEME:ARGUMENT` names (`npz:PATH`, `tfds:NAME`, `py:module:function`): (argument, data_dir,
 # image_size) -> RawData; each source module registers its scheme.
 SCHEMES: Registry[Source] = Registry("dataset scheme")
-
-
-def as_nhwc(images: np.ndarray, what: str) -> np.ndarray:
-  """Checks images and returns them as (N, H, W, C); grayscale (N, H, W) gains C = 1.
-
-  Args:
-    images: uint8 images, or any numeric type with values in [0, 255].
-    what: names the array in error messages.
-
-  Returns:
-    The images, not copied when already NHWC.
-
-  Raises:
-    DataError: wrong rank, channel count or dtype, or values outside [0, 255].
-  """
-  images = np.asarray(images)
-  if images.ndim == 3:
-    images = images[..., None]
-  if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
-    raise DataError(f"{what}: expected images of shape (N, H, W[, C]) with C in 1, 3, 4; "
-                    f"got {images.shape}")
-  if images.dtype.kind not in "uif":
-    raise DataError(f"{what}: images must be numeric; got dtype {images.dtype}")
-  if images.dtype != np.uint8 and images.size:
-    low, high = images.min(), images.max()
-    if not (np.isfinite(low) and np.isfinite(high) and 0 <= low and high <= 255):
-      raise DataError(f"{what}: pixel values must be in [0, 255]; got [{low}, {high}]")
-  return images
 
 
 def as_examples(x: np.ndarray, what: str) -> np.ndarray:

@@ -13,8 +13,8 @@ front of the network so that a client feeds raw inputs:
 | `sequence` | (N, T, F) finite numbers | float32 | `(x - mean) / std` per feature, over N and T |
 
 The rule `infer` applies when `--modality=auto` (the default), from the training `x` alone:
-rank 4 is an image; rank 3 is a grayscale image when its values are integers, or numbers in
-[0, 255], and a sequence otherwise; rank 2 is token ids when its dtype is an integer type, and
+rank 4 is an image; rank 3 is a grayscale image when its values are integers or not negative,
+and a sequence when it holds a negative number; rank 2 is token ids when its dtype is an integer type, and
 tabular features otherwise. Every image dataset lth_tf read before modalities existed is still
 an image. Any other choice is `--modality=NAME`. Augmentation and `--image_size` are for images
 only.
@@ -61,6 +61,35 @@ for _modality in (
 NAMES = tuple(MODALITIES.names())
 
 
+def as_nhwc(images: np.ndarray, what: str) -> np.ndarray:
+  """Checks images and returns them as (N, H, W, C); grayscale (N, H, W) gains C = 1.
+
+  Args:
+    images: uint8 images, or any numeric type with values in [0, 255].
+    what: names the array in error messages.
+
+  Returns:
+    The images, not copied when already NHWC.
+
+  Raises:
+    DataError: wrong rank, channel count or dtype, or values outside [0, 255].
+  """
+  images = np.asarray(images)
+  if images.ndim == 3:
+    images = images[..., None]
+  if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
+    raise DataError(f"{what}: expected images of shape (N, H, W[, C]) with C in 1, 3, 4; "
+                    f"got {images.shape}")
+  if images.dtype.kind not in "uif":
+    raise DataError(f"{what}: images must be numeric; got dtype {images.dtype}")
+  if images.dtype != np.uint8 and images.size:
+    low, high = images.min(), images.max()
+    if not (np.isfinite(low) and np.isfinite(high) and 0 <= low and high <= 255):
+      raise DataError(f"{what}: pixel values must be in [0, 255]; got [{low}, {high}] (not "
+                    "images? give --modality=sequence, tabular or tokens)")
+  return images
+
+
 def infer(x: np.ndarray) -> str:
   """The modality of training examples `x` by the rule in the module docstring."""
   x = np.asarray(x)
@@ -70,8 +99,7 @@ def infer(x: np.ndarray) -> str:
   if x.ndim == 3:
     if integer or not x.size:
       return "image"
-    low, high = float(np.min(x)), float(np.max(x))
-    return "image" if 0.0 <= low and high <= 255.0 else "sequence"
+    return "image" if float(np.min(x)) >= 0.0 else "sequence"
   if x.ndim == 2:
     return "tokens" if integer else "tabular"
   raise DataError(f"examples of shape {x.shape} are none of {', '.join(NAMES)} "
@@ -91,7 +119,6 @@ def check(modality: Modality, x: np.ndarray, what: str) -> np.ndarray:
   Raises:
     DataError: wrong rank or dtype, float token ids, negative ids, non-finite features.
   """
-  from lth_tf.data.base import as_nhwc  # pylint: disable=import-outside-toplevel
   if modality.name == "image":
     return as_nhwc(x, what)
   x = np.asarray(x)

@@ -8,8 +8,10 @@ import tempfile
 from typing import Callable, Iterable, Mapping, Tuple
 
 from lth_tf import branches, distribute, io, pruning, tickets
+from lth_tf.compat import keras
 from lth_tf.config import ExperimentConfig
 from lth_tf.errors import UserError
+from lth_tf.pruning import structure
 from lth_tf.rundir import SUMMARY_KEYS, BranchFiles, ExperimentLayout
 from lth_tf.training import loop
 
@@ -21,6 +23,22 @@ def check_budget(config: ExperimentConfig, data, strategy) -> None:
                     f"{len(data.y_train)} training examples")
   if distribute.uses_replica_steps(strategy):
     distribute.check_batch_size(strategy, config.training.batch_size, config.runtime.strategy)
+
+
+def check_modality(config: ExperimentConfig, model, data) -> None:
+  """Token ids go to a model that embeds them, and only such a model reads token ids: an
+  Embedding silently truncates real-valued inputs to integers, and any other first layer would
+  multiply ids as if they were measurements."""
+  embeds = any(isinstance(layer, keras.layers.Embedding) for layer in structure.descendants(model))
+  if data.modality == "tokens" and not embeds:
+    raise UserError(f"{config.dataset.name} holds token ids, but model {config.model.name} has "
+                    "no Embedding layer to read them (an image or feature model would multiply "
+                    "ids as numbers); give a model that embeds them, or --modality=tabular if "
+                    "they are integer features")
+  if data.modality != "tokens" and embeds:
+    raise UserError(f"model {config.model.name} embeds token ids, but {config.dataset.name} "
+                    f"holds {data.modality} data; give integer token ids (N, T) or "
+                    "--modality=tokens")
 
 
 def check_engine(config: ExperimentConfig, model, strategy) -> None:

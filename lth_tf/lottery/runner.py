@@ -61,8 +61,15 @@ class LotteryExperiment:
     with self.strategy.scope(), precision.policy(self.config.training.mixed_precision):
       model = pruning.wrap_model(models.build(
           self.config.model, self.data.input_shape, self.data.num_classes, seed=0))
+    preflight.check_modality(self.config, model, self.data)
+    if not pruning.mask_pairs(model):
+      _, dense = pruning.structure.classify(model)
+      why = "; ".join(f"{d.name}: {d.why}" for d in dense[:3]) or "it has no weights"
+      raise UserError(f"model {self.config.model.name} has no weight lth_tf can prune ({why})")
     kinds = pruning.layer_kinds(model)
     pruning.global_layers(self.config.pruning, kinds)
+    self.log("what is pruned (layer kinds and their rates: lth_tf.pruning.kinds):\n"
+             + pruning.pruning_table(model, kinds))
     preflight.check_strategy(self.config, self.branches)
     preflight.check_model_fits_strategy(self.config, model, kinds, self.log)
     preflight.check_engine(self.config, model, self.strategy)

@@ -14,7 +14,7 @@ from lth_tf.pruning.policy import (check_config, check_inputs, check_model, glob
 _KERAS = {
     **{name: "masked_model" for name in ("LAYER_KINDS", "apply_mask", "get_mask", "layer_kinds",
                                          "mask_pairs", "prunable_shapes", "prunable_weights",
-                                         "set_mask")},
+                                         "pruning_table", "set_mask")},
     **{name: "wrapper" for name in ("MaskFreezeWrapper", "is_prunable", "masked_layers",
                                     "wrap_model")},
 }
@@ -34,7 +34,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "Mask", "LAYER_KINDS", "apply_mask", "get_mask", "layer_kinds", "mask_pairs", "prunable_shapes",
-    "prunable_weights", "set_mask", "STRATEGIES", "PruneRequest", "random_mask_like",
+    "prunable_weights", "pruning_table", "set_mask", "STRATEGIES", "PruneRequest", "random_mask_like",
     "remaining_after", "MaskFreezeWrapper", "is_prunable", "masked_layers", "wrap_model",
     "global_layers", "layer_rates", "next_mask", "check_inputs", "has_scores", "scored_weights",
     "scores", "check_config", "check_model", "level_limit",

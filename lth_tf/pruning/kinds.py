@@ -50,7 +50,8 @@ GLOBAL_SETS = {
 def is_conv(layer) -> bool:
   from lth_tf.compat import keras  # pylint: disable=import-outside-toplevel
   return isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
-                            keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D))
+                            keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D,
+                            keras.layers.SeparableConv1D, keras.layers.SeparableConv2D))
 
 
 # Families (`lth_tf.pruning.structure`) that are a kind of their own.
@@ -71,6 +72,8 @@ def layer_kind(layer, first_conv: bool, family: str = "", classifier: bool = Fal
   if is_conv(layer):
     if first_conv:
       return "stem"
+    if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
+      return "pointwise"  # its pruned weight is the 1x1 pointwise kernel
     if all(k == 1 for k in layer.kernel_size) and getattr(layer, "groups", 1) == 1:
       return "pointwise"
     return "conv"

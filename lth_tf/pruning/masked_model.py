@@ -56,3 +56,23 @@ def layer_kinds(model: keras.Model) -> Dict[str, str]:
     kinds[entry.name] = layer_kind(entry.layer, first_conv=entry.layer is stem,
                                    family=entry.family, classifier=entry.layer is classifier)
   return kinds
+
+
+def pruning_table(model: keras.Model, kinds: Dict[str, str], shown: int = 3) -> str:
+  """What `model` prunes and what stays dense and why, one row per layer type, weight and
+  decision (a markdown table `lth find` prints before training)."""
+  pruned, dense = structure.classify(model)
+  rows: Dict[Tuple[str, str, str], List[str]] = {}
+  for entry in pruned:
+    kind = kinds.get(entry.name, "")
+    key = (type(entry.layer).__name__, entry.name.rsplit("/", 1)[-1],
+           f"pruned: {kind} ({KINDS.get(kind, '')})")
+    rows.setdefault(key, []).append(entry.name.rsplit("/", 1)[0])
+  for entry in dense:
+    key = (type(entry.layer).__name__, entry.name.rsplit("/", 1)[-1], f"dense: {entry.why}")
+    rows.setdefault(key, []).append(entry.name.rsplit("/", 1)[0])
+  lines = ["| layer type | weight | decision | layers |", "|---|---|---|---|"]
+  for (kind, weight, decision), layers in rows.items():
+    names = ", ".join(layers[:shown]) + (f" and {len(layers) - shown} more" if len(layers) > shown else "")
+    lines.append(f"| {kind} | {weight} | {decision} | {names} |")
+  return "\n".join(lines)

@@ -156,6 +156,9 @@ class Rule:
   why_dense: str = ""
 
 
+_SEPARABLE = "depthwise kernel: tfmot's rule prunes the pointwise kernel only"
+
+
 def _rules():
   layers = keras.layers
   recurrent = ("kernel", "recurrent_kernel")
@@ -165,8 +168,8 @@ def _rules():
                                     "none (a few weights per channel)")),
       (layers.DepthwiseConv1D, Rule((), "depthwise", "depthwise kernel: tfmot's registry "
                                     "prunes none (a few weights per channel)")),
-      (layers.SeparableConv1D, Rule(("pointwise_kernel",), "conv")),
-      (layers.SeparableConv2D, Rule(("pointwise_kernel",), "conv")),
+      (layers.SeparableConv1D, Rule(("pointwise_kernel",), "conv", _SEPARABLE)),
+      (layers.SeparableConv2D, Rule(("pointwise_kernel",), "conv", _SEPARABLE)),
       (layers.Conv1D, Rule(("kernel",), "conv")),
       (layers.Conv2D, Rule(("kernel",), "conv")),
       (layers.Conv3D, Rule(("kernel",), "conv")),
@@ -274,10 +277,10 @@ def _why_dense(layer, variable, rule: Optional[Rule], declared) -> str:
   short = _short_name(variable)
   if declared is not None:
     return "not in the layer's get_prunable_weights()"
-  if rule is not None and rule.why_dense:
-    return rule.why_dense
   if "bias" in short:
     return "bias"
+  if rule is not None and rule.why_dense:
+    return rule.why_dense
   if rule is not None:
     return f"{type(layer).__name__}: only {', '.join(rule.attributes)} pruned"
   return (f"no pruning rule for {type(layer).__name__} (declare its prunable weights with "

@@ -28,6 +28,7 @@ from lth_tf import compute, distribute, models, pruning, tickets, user_code
 from lth_tf import data as data_lib
 from lth_tf.branches import derive_seed
 from lth_tf.config import ExperimentConfig, PruningConfig, TransferConfig, validate
+from lth_tf.data import modality
 from lth_tf.data.base import as_nhwc, prepare
 from lth_tf.errors import TicketError, UserError
 from lth_tf.lottery import preflight
@@ -76,6 +77,25 @@ def target_config(ticket, base: ExperimentConfig, transfer: TransferConfig,
       model=ticket.config.model,
       training=training,
       pruning=PruningConfig(rewind_iteration=rewind, ticket_sha256=ticket.sha256)))
+
+
+def _adapter(raw, config: ExperimentConfig, ticket) -> adapters.Adapter:
+  """The adapter from the target's examples to the ticket's input: images are adapted by the
+  rule of `lth_tf.transfer.adapters`; other modalities must match the ticket's modality and
+  input shape exactly."""
+  kind = modality.resolve(config.dataset.modality, raw.x_train)
+  if kind.name != ticket.modality:
+    raise TicketError(f"the ticket was found on {ticket.modality} inputs, "
+                      f"{config.dataset.name} holds {kind.name} data")
+  if kind.name == "image":
+    return adapters.choose(as_nhwc(raw.x_train[:1], config.dataset.name).shape[1:],
+                           ticket.input_shape)
+  shape = tuple(np.shape(raw.x_train)[1:])
+  if shape != tuple(ticket.input_shape):
+    raise TicketError(f"the ticket's model reads {ticket.modality} of shape "
+                      f"{tuple(ticket.input_shape)}; {config.dataset.name} has {shape} (only "
+                      "images are adapted)")
+  return adapters.Adapter(shape, shape, ())
 
 
 def transfer_hash(config: ExperimentConfig, target_ticket_sha256: str) -> str:
@@ -168,8 +188,7 @@ class TransferExperiment:
     models.check(config.model)
     raw = data_lib.read_raw(config.dataset.name, config.runtime.data_dir,
                             config.dataset.image_size)
-    self.adapter = adapters.choose(as_nhwc(raw.x_train[:1], config.dataset.name).shape[1:],
-                                   self.ticket.input_shape)
+    self.adapter = _adapter(raw, config, self.ticket)
     self.data = prepare(adapters.adapt_raw(raw, self.adapter), config.dataset)
     self.layout = ExperimentLayout(config.runtime.root_dir, transfer_hash(
         config, self.target_ticket.sha256 if self.target_ticket else ""))

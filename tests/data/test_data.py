@@ -204,7 +204,8 @@ def test_npz_source(tmp_path):
     ({"y_train": np.arange(599) % 10}, "600 images but 599 labels"),
     ({"y_train": np.linspace(0, 9, 600)}, "labels must be integers"),
     ({"y_train": -np.ones(600, np.int64)}, "negative labels"),
-    ({"x_train": np.zeros((600, 8), np.uint8)}, "expected images of shape"),
+    ({"x_train": np.zeros((600,), np.uint8)}, r"expected images \(N, H, W\[, C\]\), token ids"),
+    ({"x_train": np.zeros((600, 8), np.uint8)}, "differ in shape"),  # token ids, not images
     ({"x_train": np.full((600, 6, 6), 300.0)}, r"pixel values must be in \[0, 255\]"),
     ({"x_train": np.zeros((600, 6, 6), np.complex64)}, "must be numeric"),
     ({"x_test": np.zeros((100, 5, 5), np.uint8)}, "differ in shape"),
@@ -212,7 +213,7 @@ def test_npz_source(tmp_path):
 def test_npz_content_errors(tmp_path, overrides, message):
   name = _save_npz(tmp_path / "bad.npz", _raw(shape=(6, 6)), **overrides)
   with pytest.raises(DataError, match=message):
-    data_lib.read_raw(name, str(tmp_path))
+    data_lib.load(DatasetConfig(name=name, validation_size=50), str(tmp_path))
 
 
 def _stray(labels, *values):
