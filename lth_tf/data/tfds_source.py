@@ -1,4 +1,5 @@
-"""TensorFlow Datasets: any image-classification dataset by name, loaded whole into memory.
+"""TensorFlow Datasets: any classification dataset by name whose supervised input is an image or a
+numeric array (features, sequences, token ids), loaded whole into memory.
 
 With an image size (`--image_size`) every image is resized inside the `tf.data` pipeline before
 the examples are gathered (`lth_tf.data.sizing`): datasets of varying image size (`malaria`) can
@@ -10,7 +11,7 @@ from typing import Sequence, Tuple
 import numpy as np
 
 from lth_tf.data import sizing
-from lth_tf.data.base import SCHEMES, RawData, as_labels, as_nhwc, inferred_classes
+from lth_tf.data.base import SCHEMES, RawData, as_examples, as_labels, inferred_classes
 from lth_tf.errors import DataError
 
 SPLITS = ("train", "test")
@@ -45,17 +46,26 @@ def _builder(name: str, data_dir: str):
 
 
 def _check_features(name: str, builder, resized: bool = False) -> int:
-  """Checks `image` and `label` features, of fixed shape unless the images are `resized`;
-  returns the number of classes (0: unknown)."""
+  """Checks the supervised input (an `image`, or a numeric array of fixed shape) and `label`
+  features, of fixed shape unless the images are `resized`; returns the number of classes (0:
+  unknown)."""
   features = builder.info.features
-  if "image" not in features or "label" not in features:
-    raise DataError(f"TFDS dataset {name!r} is not an image-classification dataset "
-                    f"(needs `image` and `label` features; has {', '.join(features)})")
-  shape = getattr(features["image"], "shape", None)
+  keys = tuple(builder.info.supervised_keys or ("image", "label"))
+  if len(keys) != 2 or keys[0] not in features or keys[1] not in features:
+    raise DataError(f"TFDS dataset {name!r} is not a classification dataset of one input and a "
+                    f"label (its supervised keys: {keys}; features: {', '.join(features)})")
+  inputs, label = features[keys[0]], features[keys[1]]
+  dtype = getattr(inputs, "dtype", None)
+  if getattr(inputs, "shape", None) is None or dtype is None or not (
+      dtype.is_integer or dtype.is_floating):
+    raise DataError(f"TFDS dataset {name!r}: its input {keys[0]!r} is not a numeric array "
+                    f"(lth_tf reads images, features, sequences and token ids, not "
+                    f"{type(inputs).__name__})")
+  shape = getattr(inputs, "shape", None)
   if shape is not None and None in tuple(shape) and not resized:
     raise DataError(f"TFDS dataset {name!r} has images of varying size {tuple(shape)}; "
                     "give --image_size=HEIGHT,WIDTH to resize them as they are read")
-  return int(getattr(features["label"], "num_classes", 0) or 0)
+  return int(getattr(label, "num_classes", 0) or 0)
 
 
 def prepare(name: str, data_dir: str) -> str:
@@ -104,8 +114,8 @@ def read(name: str, data_dir: str, image_size: Sequence[int] = (),
     raise DataError(f"TFDS dataset {name!r} is not available in {data_dir} ({_first_line(error)}); "
                     f"install it with `lth data install` (offline sources) or `lth data install "
                     f"--tfds_datasets={name}` where the internet is reachable") from None
-  x_train = as_nhwc(train[0], f"{name} train")
-  x_test = as_nhwc(test[0], f"{name} test")
+  x_train = as_examples(train[0], f"{name} train")
+  x_test = as_examples(test[0], f"{name} test")
   y_train = as_labels(train[1], len(x_train), f"{name} train")
   y_test = as_labels(test[1], len(x_test), f"{name} test")
   num_classes = num_classes or inferred_classes(y_train)

@@ -62,9 +62,11 @@ def tflite_bytes(model: keras.Model, quantize: str, representative: np.ndarray,
   """The TFLite model of `model`, quantised and encoded; a model with recurrent layers is
   converted at batch size one (`static_batch`)."""
   if static_batch(model):
+    # The graph of one traced call, frozen: saving the whole Keras model first (what
+    # `from_keras_model` does) traces every recurrent layer's functions again, ten times slower.
     spec = tf.TensorSpec((1, *model.input_shape[1:]), model.inputs[0].dtype)
     function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
   else:
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
   QUANTIZATIONS.get(quantize)(converter, representative)

@@ -9,6 +9,7 @@ enabled branch (`lth_tf.branches`) from its plan.
 Training a branch and writing its files is `branch_run`; the directory's lock, config and
 summary are `directory`; the checks before anything is written are `preflight`.
 """
+import os
 from typing import Callable, Dict, List, Mapping
 
 from lth_tf import branches as branches_lib
@@ -68,8 +69,9 @@ class LotteryExperiment:
       raise UserError(f"model {self.config.model.name} has no weight lth_tf can prune ({why})")
     kinds = pruning.layer_kinds(model)
     pruning.global_layers(self.config.pruning, kinds)
-    self.log("what is pruned (layer kinds and their rates: lth_tf.pruning.kinds):\n"
-             + pruning.pruning_table(model, kinds))
+    if self.writes and not os.path.exists(self.layout.config_file):  # a new experiment
+      self.log("what is pruned (layer kinds and their rates: lth_tf.pruning.kinds):\n"
+               + pruning.pruning_table(model, kinds))
     preflight.check_strategy(self.config, self.branches)
     preflight.check_model_fits_strategy(self.config, model, kinds, self.log)
     preflight.check_engine(self.config, model, self.strategy)

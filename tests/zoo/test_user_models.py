@@ -326,3 +326,14 @@ def test_the_modality_is_recorded_in_data_json_and_the_ticket(user_dir):
   assert record["modality"] == "tokens"
   tickets.save(result.directory, 0, 1, "ticket", data_dir=".")
   assert tickets.read("ticket").modality == "tokens"
+
+
+def test_a_tfds_dataset_of_features_is_read_as_tabular_data(tmp_path):
+  """TFDS `iris`: supervised input `features`, a float vector of 4 (mock data, no download)."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  from lth_tf.data import tfds_source  # pylint: disable=import-outside-toplevel
+  with tfds.testing.mock_data(num_examples=60):
+    raw = tfds_source.read("iris", str(tmp_path), splits=("train[:50%]", "train[50%:]"))
+  assert raw.x_train.shape[1:] == (4,) and raw.x_train.dtype.kind == "f"
+  splits = prepare(raw, DatasetConfig(name="tfds:iris", validation_size=5))
+  assert splits.modality == "tabular" and splits.mean.shape == (4,)
