@@ -27,6 +27,7 @@ import numpy as np
 from lth_tf import __version__, compute, io, models, pruning, training
 from lth_tf import data as data_lib
 from lth_tf.config import ExperimentConfig
+from lth_tf.data.modality import NAMES as MODALITY_NAMES
 from lth_tf.errors import ConfigError, CorruptFileError, TicketError
 from lth_tf.rundir import SUMMARY_KEYS, BranchFiles, ExperimentLayout, states
 from lth_tf.pruning import Mask
@@ -252,14 +253,18 @@ def read(path: str) -> Ticket:
     raise TicketError(f"{path}: invalid config in {METADATA} ({error})") from None
   rewind = {k[len("rewind/"):]: v for k, v in arrays.items() if k.startswith("rewind/")}
   trained = {k[len("trained/"):]: v for k, v in arrays.items() if k.startswith("trained/")}
+  norm = meta.get("normalization", {})
+  kind = norm.get("modality", "image") if isinstance(norm, dict) else "image"
+  if kind not in MODALITY_NAMES:
+    raise TicketError(f"{path}: unknown input modality {kind!r} in {METADATA} "
+                      f"(one of {', '.join(MODALITY_NAMES)})")
   try:
-    norm = meta.get("normalization", {})
     return Ticket(Mask.from_dict(masks), rewind, config, dict(meta.get("metrics", {})),
                   dict(meta.get("provenance", {})), meta["sha256"], trained,
                   tuple(int(d) for d in meta.get("input_shape", ())),
                   int(meta.get("num_classes", 0)), tuple(float(v) for v in norm.get("mean", ())),
                   tuple(float(v) for v in norm.get("std", ())),
-                  dict(meta.get("search_compute", {})), str(norm.get("modality", "image")))
+                  dict(meta.get("search_compute", {})), kind)
   except (AttributeError, TypeError, ValueError) as error:
     raise TicketError(f"{path}: malformed {METADATA} ({error})") from None
 
@@ -346,7 +351,8 @@ def describe(ticket: Ticket, where: str) -> str:
            f"code version {ticket.provenance.get('code_version')}",
            f"  rewind iteration {ticket.config.pruning.rewind_iteration}, "
            f"trained {ticket.config.training.iterations} iterations with "
-           f"{ticket.config.training.optimizer} lr {ticket.config.training.learning_rate}"]
+           f"{ticket.config.training.optimizer} lr {ticket.config.training.learning_rate}",
+           f"  inputs: {ticket.modality} of shape {tuple(ticket.input_shape)}"]
   for name, density in ticket.mask.layer_densities().items():
     lines.append(f"  {name:<30} {100 * density:6.2f}% of {ticket.mask[name].size:,}")
   return "\n".join(lines)
