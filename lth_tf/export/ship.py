@@ -13,7 +13,8 @@ from lth_tf.pruning import structure
 from lth_tf.compat import keras, tf
 from lth_tf.data.modality import MODALITIES, raw_inputs
 from lth_tf.errors import TicketError, UserError
-from lth_tf.export.formats import ENCODINGS, FORMATS, QUANTIZATIONS, export, tflite_bytes
+from lth_tf.export.formats import (ENCODINGS, FORMATS, QUANTIZATIONS, export, static_batch,
+                                   tflite_bytes)
 from lth_tf.export import xnnpack
 from lth_tf.export.inference import inference_model
 
@@ -79,6 +80,7 @@ def ship(ticket_ref: str, formats: List[str], quantize: str, out_dir: str, data_
   results["exported_nonzero_kernel_weights"] = _saved_model_nonzero(staging, ticket)
   results["weights_remaining"] = ticket.mask.weights_remaining()
   results["tflite_kernels_checked"] = _tflite_kernels_checkable(model)
+  results["tflite_static_batch"] = static_batch(client_model)
   results["tflite_encoding"] = encoding
   results["failures"] = _failures(results, quantize)
   io.write_json(os.path.join(staging, "check.json"), results)
@@ -215,6 +217,16 @@ def table(results: Dict) -> str:
                    f"{len(m['layers'])} layers run sparse here, {eligible} would where XNNPACK "
                    f"has sparse kernels; {results.get('runtime_sparse_kernels', '')}):\n")
       lines.append(xnnpack.table([xnnpack.LayerRow(**row) for row in m["layers"]]))
+  if results.get("tflite_static_batch"):
+    lines.append("\nThe TFLite models take a batch of one: the converter lowers the recurrent "
+                 "layers' loops to TFLite's built-in ops only at a static shape (without this, it "
+                 "needs Select TF ops: `converter.target_spec.supported_ops = [TFLITE_BUILTINS, "
+                 "SELECT_TF_OPS]` and TensorFlow's kernels in the app); they were checked one "
+                 "example at a time.")
+  if not results.get("tflite_kernels_checked", True):
+    lines.append("\nThe TFLite files' non-zero kernel weights are not compared with the mask: "
+                 "embedding tables, recurrent kernels and attention projections are gathered, "
+                 "split per gate or reshaped by the converter; the SavedModel's are compared.")
   lines.append(f"\nTFLite sparse encoding: {results.get('tflite_encoding', 'compact')}; weights remaining "
                f"{100 * results['weights_remaining']:.2f}%; mask keeps "
                f"{results['mask_nonzero_weights']:,} prunable weights{held}; Keras accuracy "
