@@ -3,7 +3,6 @@ pruned where tfmot says, pinned to their modules' content, and refused in one li
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 
 import launcher
+from conftest import user_modules
 from lth_tf import api, io, models, pruning, tickets, user_code
 from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, PruningConfig,
                            RuntimeConfig, TrainingConfig)
@@ -26,11 +26,7 @@ HERE = os.path.join(ROOT, "tests", "user_code")
 @pytest.fixture
 def user_dir(tmp_path, monkeypatch):
   """A directory outside the package holding the user's modules, as the current directory."""
-  for name in ("my_models.py", "my_data.py"):
-    shutil.copy(os.path.join(HERE, name), tmp_path / name)
-  monkeypatch.chdir(tmp_path)
-  monkeypatch.syspath_prepend(str(tmp_path))
-  return tmp_path
+  return user_modules(tmp_path, monkeypatch, HERE, ("my_models.py", "my_data.py"))
 
 
 def _config(root, model="my_models:small_cnn", dataset="synthetic", **pruning_fields):

@@ -3,7 +3,6 @@ pruned (or left dense, with the reason), pruned weights and their optimizer slot
 softmax and sigmoid heads, and data that is not images."""
 import json
 import os
-import shutil
 import sys
 
 import numpy as np
@@ -24,14 +23,6 @@ from zoo import zoo_data, zoo_models
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-
-@pytest.fixture
-def user_dir(tmp_path, monkeypatch):
-  for name in ("zoo_models.py", "zoo_data.py"):
-    shutil.copy(os.path.join(HERE, name), tmp_path / name)
-  monkeypatch.chdir(tmp_path)
-  monkeypatch.syspath_prepend(str(tmp_path))
-  return tmp_path
 
 
 def _build(name: str, shape, classes=3, seed=0):

@@ -6,9 +6,7 @@ entry of `zoo_models.ZOO`."""
 import csv
 import json
 import os
-import shutil
 
-import numpy as np
 import pytest
 
 from lth_tf import api, io, pruning, tickets
@@ -19,15 +17,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 from zoo import zoo_models  # noqa: E402
 
-
-@pytest.fixture
-def user_dir(tmp_path, monkeypatch):
-  """The zoo's modules in the current directory, as a user's own files."""
-  for name in ("zoo_models.py", "zoo_data.py"):
-    shutil.copy(os.path.join(HERE, name), tmp_path / name)
-  monkeypatch.chdir(tmp_path)
-  monkeypatch.syspath_prepend(str(tmp_path))
-  return tmp_path
 
 
 def _find(model: str, data: str, root: str, **settings):
