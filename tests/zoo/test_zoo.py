@@ -44,6 +44,10 @@ def test_the_zoo_finds_saves_and_exports(model, user_dir):
   assert results["failures"] == [], results["failures"]
   for name, row in results["models"].items():
     assert row["agreement_with_keras"] >= ship.FLOAT_AGREEMENT, name
+  # The exported model on raw inputs (its preprocessing and head inside) is the trained ticket:
+  # its accuracy is the one the experiment measured on the pipeline's normalised inputs.
+  measured = tickets.read(out).metrics["final_test_accuracy"]
+  assert results["keras_accuracy"] == pytest.approx(measured, abs=1.5 / results["examples"])
 
 
 def _lth(cwd, *args):
