@@ -6,7 +6,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import lth_tf.compat  # noqa: E402,F401  (chooses tf_keras before any test imports TensorFlow)
 
 import shutil  # noqa: E402
+import sys  # noqa: E402
 
+# tests/ on the path under Bazel too, whose targets run one test file from the runfiles root.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import launcher  # noqa: E402
 from lth_tf.export import ship  # noqa: E402
 
