@@ -9,7 +9,8 @@
 importable from its module, so that a resumed run, a saved ticket and an export can build it
 again). `data` is a dataset name (`fashion_mnist`, `tfds:NAME`, `npz:PATH`,
 `py:package.module:function`), the four arrays `x_train, y_train, x_test, y_test` (images in
-[0, 255]), or a pair of `tf.data` datasets of (image, label) for training and test. Arrays and
+[0, 255], token ids, tabular features or sequences: `lth_tf.data.modality`), or a pair of
+`tf.data` datasets of (example, label) for training and test. Arrays and
 datasets are stored once in `<root_dir>/datasets/<digest>.npz`, named by their content, and the
 experiment reads them from there. Every other setting is a flag of `lth find`, by its flag name.
 """
