@@ -164,7 +164,7 @@ class TicketSearch:
   def save(self, out_dir: str, model_spec: str, dataset: Union[str, DatasetConfig],
            mean: Sequence[float] = (0.0,), std: Sequence[float] = (1.0,),
            test_data: Optional[Tuple[np.ndarray, np.ndarray]] = None, batch_size: int = 0,
-           modality: str = "image") -> str:
+           modality: str = "image", input_shape: Optional[Sequence[int]] = None) -> str:
     """Saves the current level (its mask, θk and the trained weights) as a ticket that
     `lth tickets show`, `lth export`, `lth train --ticket` and `lth transfer` read.
 
@@ -181,6 +181,7 @@ class TicketSearch:
       batch_size: the batch size you trained with (recorded).
       modality: what the inputs are (`image`, `tokens`, `tabular`, `sequence`: see
         `lth_tf.data.modality`); `mean` and `std` are then per feature, of raw values.
+      input_shape: one example's shape; needed for a subclassed model only.
     """
     MODALITIES.get(modality)
     if self.level == 0:
@@ -197,8 +198,12 @@ class TicketSearch:
         pruning=PruningConfig(strategy=self.strategy, levels=self.level,
                               rewind_iteration=min(self.rewind_iteration, training.iterations - 1),
                               rewind_optimizer=self.rewind_optimizer))))
-    input_shape = tuple(int(d) for d in self.model.input_shape[1:])
-    num_classes = int(self.model.output_shape[-1])
+    if not self.model.inputs and input_shape is None:
+      raise UserError("save: a subclassed model has no input shape of its own; give "
+                      "input_shape (one example's shape)")
+    input_shape = tuple(int(d) for d in (input_shape or self.model.input_shape[1:]))
+    num_classes = (int(self.model.output_shape[-1]) if self.model.inputs else
+                   int(self.model(np.zeros((1,) + input_shape, np.float32)).shape[-1]))
     check = pruning.wrap_model(models.build(config.model, input_shape, num_classes, seed=0))
     try:
       set_weights(check, self.rewind_weights)

@@ -39,6 +39,12 @@ def check_modality(config: ExperimentConfig, model, data) -> None:
     raise UserError(f"model {config.model.name} embeds token ids, but {config.dataset.name} "
                     f"holds {data.modality} data; give integer token ids (N, T) or "
                     "--modality=tokens")
+  if config.pruning.strategy == "synflow" and (embeds or not model.inputs):
+    raise UserError(f"--pruning_strategy=synflow scores model {config.model.name} on one "
+                    "all-ones input: " + ("it would look up one token id and score every other "
+                                          "embedding row 0" if embeds else
+                                          "a subclassed model has no input shape to build it")
+                    + "; choose another strategy")
 
 
 def check_engine(config: ExperimentConfig, model, strategy) -> None:

@@ -64,6 +64,10 @@ def build(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int,
   if not 0.0 <= config.dropout < 1.0:
     raise ConfigError(f"dropout must be in [0, 1); got {config.dropout}")
   model = build_model(config, input_shape, int(num_classes), int(seed))
+  if not model.inputs and keras.mixed_precision.global_policy().compute_dtype != "float32":
+    raise ConfigError(f"model {config.name!r} is subclassed: under --mixed_precision its logits "
+                      "would stay in reduced precision (lth_tf casts a functional model's "
+                      "outputs to float32 with a layer it adds); return a functional model")
   # Under a mixed-precision policy the logits are cast back to float32 (a no-op otherwise).
   logits = precision.float32_logits(model) if model.inputs else model
   structure.copy_head(model, logits)

@@ -52,15 +52,13 @@ def logits_model(model: keras.Model, input_shape: Tuple[int, ...], num_classes: 
     ConfigError: a head whose loss lth_tf cannot match (see the module docstring).
   """
   layers = output_layers(model)
-  if not layers:
-    _check_subclassed(model, input_shape, what)
-    return model, "logits"
-  if len(layers) != 1:
+  if len(layers) > 1:
     return model, "logits"  # several outputs: refused by the output check
-  layer = layers[0]
-  head = _activation_name(layer)
-  if not head:
+  head = _activation_name(layers[0]) if layers else ""
+  if not head:  # a subclassed model, or a softmax written as an op (`tf.nn.softmax(x)`)
+    _check_probabilities(model, input_shape, what)
     return model, "logits"
+  layer = layers[0]
   units = int(model.outputs[0].shape[-1])
   if head == "sigmoid" and not (units == 1 and num_classes == 2):
     raise ConfigError(f"model {what} ends in a sigmoid over {units} outputs for {num_classes} "
@@ -77,16 +75,18 @@ def logits_model(model: keras.Model, input_shape: Tuple[int, ...], num_classes: 
   return keras.Model(model.inputs, logits, name=model.name), head
 
 
-def _check_subclassed(model: keras.Model, input_shape: Tuple[int, ...], what: str) -> None:
-  """Refuses a subclassed model whose outputs on a random batch look like probabilities (when
-  built eagerly; a model built in a graph, to look at its layers, is not run)."""
+def _check_probabilities(model: keras.Model, input_shape: Tuple[int, ...], what: str) -> None:
+  """Refuses a model whose head lth_tf cannot take off (a subclassed model, a softmax written as
+  an op) when its outputs on a random batch look like probabilities (when built eagerly; a model
+  built in a graph, to look at its layers, is not run)."""
   if not tf.executing_eagerly():
     return
   probe = np.random.default_rng(0).uniform(size=(4,) + tuple(input_shape)).astype(np.float32)
   out = np.asarray(model(probe, training=False))
   if out.ndim == 2 and out.shape[1] > 1 and out.min() >= 0 and np.allclose(out.sum(1), 1, atol=1e-4):
-    raise ConfigError(f"model {what} returns probabilities (its outputs sum to 1): a subclassed "
-                      "model must return logits; drop its softmax")
+    raise ConfigError(f"model {what} returns probabilities (its outputs sum to 1) from a head "
+                      "lth_tf cannot take off (a subclassed model, or a softmax written as an op): "
+                      "return logits, or end in a Dense layer with activation='softmax'")
 
 
 def restore_head(model: keras.Model, logits) -> object:

@@ -44,8 +44,11 @@ def snake_case(class_name: str) -> str:
 def default_name_parts(layer) -> Optional[Tuple[str, int]]:
   """(prefix, counter) when `layer.name` is a Keras default name (`dense_3` → ('dense', 3),
   `forward_lstm` → ('forward_lstm', 0)); None for a name the user chose."""
-  snake = re.escape(snake_case(type(layer).__name__))
-  match = re.fullmatch(rf"((?:forward_|backward_)?{snake})(?:_(\d+))?", layer.name)
+  snakes = [snake_case(type(layer).__name__)]
+  if isinstance(layer, keras.Model):
+    snakes.append("model")  # Keras names a functional model `model`, `model_1`, ...
+  snake = "|".join(re.escape(name) for name in snakes)
+  match = re.fullmatch(rf"((?:forward_|backward_)?(?:{snake}))(?:_(\d+))?", layer.name)
   if match is None:
     return None
   return match.group(1), int(match.group(2) or 0)
@@ -123,9 +126,12 @@ def named_weights(model: keras.Model) -> List[Tuple[str, tf.Variable]]:
   layers = top_layers(model)
   pairs = [pair for layer in layers for pair in _layer_weights(layer, layer.name)]
   covered = {v.ref() for _, v in pairs}
-  # A subclassed model may own variables itself (`add_weight` in the model).
+  wrappers = {v.ref() for layer in model.layers
+              if isinstance(layer, pruning_wrapper.PruneLowMagnitude) for v in layer.weights}
+  # A subclassed model may own variables itself (`add_weight` in the model); the wrappers' own
+  # variables (mask, threshold, step) are not weights of the model.
   pairs += [(_short_name(v), v) for v in model.weights
-            if v.ref() not in covered and not _is_wrapper_variable(model, v)]
+            if v.ref() not in covered and v.ref() not in wrappers]
   for name, variable in pairs:
     if variable.ref() in seen:
       continue
@@ -136,14 +142,6 @@ def named_weights(model: keras.Model) -> List[Tuple[str, tf.Variable]]:
     names[name] = variable
     out.append((name, variable))
   return out
-
-
-def _is_wrapper_variable(model, variable) -> bool:
-  for layer in model.layers:
-    if isinstance(layer, pruning_wrapper.PruneLowMagnitude):
-      if any(variable is v for v in layer.weights if all(v is not w for w in layer.layer.weights)):
-        return True
-  return False
 
 
 # ---- which weights are pruned --------------------------------------------------------------

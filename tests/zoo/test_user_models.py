@@ -40,6 +40,9 @@ def _everything():
   block = keras.Sequential([keras.layers.Dense(5), keras.layers.Dense(5)])
   b = block(keras.layers.Flatten()(b))
   b = keras.layers.EinsumDense("ab,bc->ac", output_shape=4)(b)
+  inner_inputs = keras.Input((4,))
+  tower = keras.Model(inner_inputs, keras.layers.Dense(4)(inner_inputs))  # a nested functional
+  b = tower(b)
   c = keras.layers.GRU(3)(inputs)
   d = keras.layers.SimpleRNN(3)(inputs)
   e = keras.layers.Conv1D(4, 3)(inputs)
@@ -62,13 +65,14 @@ EVERYTHING_PRUNED = {
     "sequential/dense_1/kernel": "fc",
     "sequential/dense_2/kernel": "fc",
     "einsum_dense/kernel": "fc",
+    "model/kernel": "fc",
     "gru/kernel": "recurrent",
     "gru/recurrent_kernel": "recurrent",
     "simple_rnn/kernel": "recurrent",
     "simple_rnn/recurrent_kernel": "recurrent",
     "conv1d/kernel": "stem",
     "separable_conv1d/pointwise_kernel": "pointwise",
-    "dense_3/kernel": "output",
+    "dense_4/kernel": "output",
 }
 
 
@@ -88,7 +92,8 @@ def test_names_are_those_of_a_first_build_in_a_fresh_process():
   """A fresh process names the first Dense `dense`: canonical names are those (so directories
   written before canonical names existed, by a fresh process, keep their names)."""
   names = list(get_weights(structure.canonicalise(_everything())))
-  assert "dense_3/kernel" in names and "sequential/dense_1/kernel" in names
+  assert "dense_4/kernel" in names and "sequential/dense_1/kernel" in names
+  assert "model/kernel" in names  # the nested functional model, whatever Keras numbered it
   assert "bidirectional/forward_lstm/kernel" in names
 
 
@@ -220,6 +225,11 @@ class Probabilities(keras.Model):
 def subclassed_softmax(input_shape, num_classes, seed):
   return Probabilities(num_classes)
 
+def softmax_op(input_shape, num_classes, seed):
+  import tensorflow as tf
+  inputs = keras.Input(input_shape)
+  return keras.Model(inputs, tf.nn.softmax(keras.layers.Dense(num_classes)(inputs)))
+
 def softmax_layer(input_shape, num_classes, seed):
   inputs = keras.Input(input_shape)
   x = keras.layers.Dense(num_classes)(inputs)
@@ -229,6 +239,8 @@ def softmax_layer(input_shape, num_classes, seed):
     models.build(ModelConfig(name="heads:sigmoid3"), (4,), 3, 0)
   with pytest.raises(ConfigError, match="returns probabilities"):
     models.build(ModelConfig(name="heads:subclassed_softmax"), (4,), 3, 0)
+  with pytest.raises(ConfigError, match="returns probabilities"):
+    models.build(ModelConfig(name="heads:softmax_op"), (4,), 3, 0)
   model = models.build(ModelConfig(name="heads:softmax_layer"), (4,), 3, 0)
   assert structure.head(model) == "softmax"
   out = model(np.ones((2, 4), np.float32)).numpy()
@@ -303,6 +315,10 @@ def test_an_image_model_on_token_data_is_refused_before_anything_is_written(user
              batch_size=16, validation_size=20, root_dir="runs", data_dir=".",
              progress=False, log=lambda line: None)
   assert not os.path.exists("runs") or not [p for p in os.listdir("runs") if p != "datasets"]
+  with pytest.raises(UserError, match="one token id"):  # SynFlow's all-ones input
+    api.find("zoo_models:text_cnn", "py:zoo_data:tokens", levels=1, iterations=10,
+             eval_every=10, batch_size=16, validation_size=20, root_dir="runs", data_dir=".",
+             pruning_strategy="synflow", progress=False, log=lambda line: None)
   with pytest.raises(UserError, match="embeds token ids"):  # float features into an Embedding
     api.find("zoo_models:text_cnn", "py:zoo_data:tabular", levels=1, iterations=10,
              eval_every=10, batch_size=16, validation_size=20, root_dir="runs", data_dir=".",
