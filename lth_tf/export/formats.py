@@ -8,6 +8,7 @@ import numpy as np
 from lth_tf import io
 from lth_tf.compat import keras, tf
 from lth_tf.export import tflite_sparse
+from lth_tf.models import heads
 from lth_tf.pruning import structure
 from lth_tf.registry import Registry
 
@@ -100,10 +101,8 @@ def _saved_model(model: keras.Model, out_dir: str, quantize: str, representative
                                                name=name)])
   def serve(inputs):
     outputs = model(inputs, training=False)
-    if head == "softmax_head":
-      return {"probabilities": outputs}
-    if head == "sigmoid_head":
-      return {"probability": outputs}
+    if head in heads.SERVING_OUTPUTS:
+      return {heads.SERVING_OUTPUTS[head]: outputs}
     return {"logits": outputs, "probabilities": tf.nn.softmax(outputs)}
 
   tf.saved_model.save(model, tmp, signatures={"serving_default": serve})

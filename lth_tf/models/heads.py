@@ -19,6 +19,8 @@ from lth_tf.errors import ConfigError
 from lth_tf.pruning import structure
 
 _PROBABILITIES = ("softmax", "sigmoid")
+# The layer that puts a head back on an exported model -> the serving output it returns.
+SERVING_OUTPUTS = {"softmax_head": "probabilities", "sigmoid_head": "probability"}
 
 
 class BinaryLogits(keras.layers.Layer):

@@ -234,7 +234,8 @@ def _in_attention(ancestors) -> bool:
 
 def classify(model: keras.Model) -> Tuple[List[Prunable], List[Dense]]:
   """Every weight of `model`, pruned (`Prunable`, in model order) or left dense (`Dense`)."""
-  names = {v.ref(): n for n, v in named_weights(model)}
+  named = named_weights(model)
+  names = {v.ref(): n for n, v in named}
   wrapped = {}
   for layer in model.layers:
     if isinstance(layer, pruning_wrapper.PruneLowMagnitude):
@@ -265,7 +266,7 @@ def classify(model: keras.Model) -> Tuple[List[Prunable], List[Dense]]:
 
   for layer in top_layers(model):
     visit(layer, ())
-  order = {n: i for i, (n, _) in enumerate(named_weights(model))}
+  order = {n: i for i, (n, _) in enumerate(named)}
   pruned.sort(key=lambda p: order[p.name])
   dense.sort(key=lambda d: order[d.name])
   return pruned, dense
