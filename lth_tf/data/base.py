@@ -71,11 +71,18 @@ class Splits:
   augmentation: str = "none"
   modality: str = "image"
 
-  def batch(self, seed: int, size: int) -> Tuple[np.ndarray, np.ndarray]:
-    """`size` training examples drawn without replacement by a generator seeded with `seed`
-    (all of them if the split is smaller): what a strategy scores a network on."""
-    rng = np.random.default_rng(seed)
-    index = np.sort(rng.permutation(len(self.y_train))[:size])
+  def batch(self, seed: int, size: int, per_class: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    """Training examples drawn without replacement by a generator seeded with `seed`, in
+    training-set order: what a strategy scores a network on. `size` examples of the whole split
+    (all of them if it is smaller), or with `per_class` `size` examples of every class (all of
+    a class that has fewer), the balanced batch of GraSP's reference code."""
+    order = np.random.default_rng(seed).permutation(len(self.y_train))
+    if per_class:
+      labels = self.y_train[order]
+      index = np.concatenate([order[labels == label][:size] for label in np.unique(labels)])
+    else:
+      index = order[:size]
+    index = np.sort(index)
     return self.x_train[index], self.y_train[index]
 
 

@@ -463,3 +463,23 @@ def test_every_dataset_scheme_refuses_a_missing_source_in_one_line(scheme, tmp_p
     data_lib.read_raw(f"{scheme}:{missing}", str(tmp_path))
   assert missing in str(error.value) and "\n" not in str(error.value)
 
+
+
+def test_a_scoring_batch_is_drawn_class_by_class():
+  """GraSP's and SNIP's default batch: ten examples of every class (all of a class with fewer),
+  seeded, in training-set order; without `per_class`, a uniform draw of the whole split."""
+  labels = np.array([0] * 60 + [1] * 25 + [2] * 4)
+  np.random.default_rng(0).shuffle(labels)
+  x = np.arange(len(labels), dtype=np.float32)[:, None]
+  splits = data_lib.Splits(x, labels, x[:1], labels[:1], x[:1], labels[:1], 3, (1,),
+                           np.zeros(1, np.float32), np.ones(1, np.float32), "unbalanced")
+  images, y = splits.batch(5, 10, per_class=True)
+  assert np.bincount(y, minlength=3).tolist() == [10, 10, 4]
+  assert np.array_equal(y, labels[images[:, 0].astype(int)])  # pairs kept
+  assert np.all(np.diff(images[:, 0]) > 0)  # training-set order, no repeats
+  again = splits.batch(5, 10, per_class=True)
+  assert np.array_equal(images, again[0]) and np.array_equal(y, again[1])
+  assert not np.array_equal(images, splits.batch(6, 10, per_class=True)[0])
+  uniform = [np.bincount(splits.batch(seed, 24)[1], minlength=3) for seed in range(20)]
+  assert any(count[2] != 4 or count[0] != 10 for count in uniform)
+  assert all(count.sum() == 24 for count in uniform)

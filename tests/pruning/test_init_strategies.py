@@ -45,16 +45,17 @@ def _tiny():
 def _request(model, weights, mask, batch, **kwargs):
   asked = []
 
-  def draw(seed, size):
-    asked.append((seed, size))
+  def draw(seed, size, per_class=False):
+    asked.append((seed, size, per_class))
     return batch
 
   request = PruneRequest({n: weights[n] for n in mask}, mask, model=model, batch=draw, **kwargs)
   return request, asked
 
 
-def _hand(weights, mask, x, y):
-  """The masked network's loss gradient g and Hessian-gradient product Hg, by hand."""
+def _hand(weights, mask, x, y, temperature=1.0):
+  """The masked network's gradient g of the loss on the logits divided by `temperature`, and its
+  Hessian-gradient product Hg, by hand."""
   w1 = weights["fc1/kernel"].astype(np.float64) * mask["fc1/kernel"]
   w2 = weights["output/kernel"].astype(np.float64) * mask["output/kernel"]
   b1, b2 = weights["fc1/bias"].astype(np.float64), weights["output/bias"].astype(np.float64)
@@ -62,18 +63,18 @@ def _hand(weights, mask, x, y):
   a = x @ w1 + b1
   d = (a > 0).astype(np.float64)
   h = d * a
-  z = h @ w2 + b2
+  z = (h @ w2 + b2) / temperature
   p = np.exp(z - z.max(1, keepdims=True))
   p /= p.sum(1, keepdims=True)
-  e = (p - np.eye(N_OUT)[y]) / n  # ∂L/∂z for the mean cross-entropy
+  e = (p - np.eye(N_OUT)[y]) / (n * temperature)  # ∂L/∂(hW + b) for the mean cross-entropy
   g1 = (x.T @ (d * (e @ w2.T))) * mask["fc1/kernel"]
   g2 = (h.T @ e) * mask["output/kernel"]
   # Hg = the derivative of the gradient along v = g (masked): d/dε g(θ + ε v) at ε = 0.
   v1, v2 = g1, g2
   dh = d * (x @ v1)
-  dz = dh @ w2 + h @ v2
+  dz = (dh @ w2 + h @ v2) / temperature
   dp = p * dz - p * (p * dz).sum(1, keepdims=True)  # (diag(p) − p pᵀ) dz
-  de = dp / n
+  de = dp / (n * temperature)
   hg1 = (x.T @ (d * (de @ w2.T + e @ v2.T))) * mask["fc1/kernel"]
   hg2 = (dh.T @ e + h.T @ de) * mask["output/kernel"]
   return {"fc1/kernel": g1, "output/kernel": g2}, {"fc1/kernel": hg1, "output/kernel": hg2}
@@ -88,18 +89,24 @@ def test_snip_scores_are_the_masked_gradient_times_the_weights():
     expected = np.abs(grads[name] * weights[name] * mask[name])
     np.testing.assert_allclose(scores[name], expected, rtol=1e-4, atol=1e-7)
     assert (scores[name][~mask[name]] == 0).all()
-  assert asked == [(5, 10 * N_OUT)]  # one seeded batch, ten examples per class
+  assert asked == [(5, 10, True)]  # one seeded batch, ten examples of every class
 
 
-def test_grasp_scores_are_minus_weights_times_the_hessian_gradient_product():
+def test_grasp_scores_are_minus_weights_times_the_hessian_gradient_product_at_temperature_200():
   model, weights, mask, (x, y) = _tiny()
-  request, _ = _request(model, weights, mask, (x, y))
+  request, asked = _request(model, weights, mask, (x, y))
   scores = grasp_scores(request)
-  _, products = _hand(weights, mask, x.astype(np.float64), y)
+  _, products = _hand(weights, mask, x.astype(np.float64), y, temperature=200.0)
   for name in mask:
     expected = -weights[name].astype(np.float64) * mask[name] * products[name]
-    np.testing.assert_allclose(scores[name], expected, rtol=1e-4, atol=1e-8)
-  assert any(np.abs(scores[name]).max() > 1e-4 for name in mask)  # not trivially zero
+    np.testing.assert_allclose(scores[name], expected, rtol=1e-4, atol=1e-12)
+  assert any(np.abs(scores[name]).max() > 1e-8 for name in mask)  # not trivially zero
+  assert asked == [(0, 10, True)]  # ten examples of every class, drawn class by class
+  # Without the temperature the products are another vector, not a multiple of these.
+  _, cold = _hand(weights, mask, x.astype(np.float64), y)
+  live = {n: mask[n] & (np.abs(cold[n]) > 1e-12) for n in mask}
+  ratio = np.concatenate([(products[n][live[n]] / cold[n][live[n]]) for n in mask])
+  assert np.ptp(ratio) > 1e-3 * np.abs(ratio).max()
   # GraSP prunes the highest S: the kept weights are those of lowest S.
   kept = STRATEGIES.get("grasp")(PruneRequest(
       request.weights, mask, global_layers=tuple(mask), global_rate=0.5, model=model,
@@ -135,7 +142,7 @@ def _hand_synflow(weights, mask):
 
 def test_synflow_scores_are_the_path_norm_formula_and_data_free():
   model, weights, mask, (x, y) = _tiny()
-  before = get_weights(model)
+  set_weights(model, weights)
   plain, _ = _request(model, weights, mask, (x, y))
   scores = synflow_scores(plain)
   for name, expected in _hand_synflow(weights, mask).items():
@@ -147,8 +154,24 @@ def test_synflow_scores_are_the_path_norm_formula_and_data_free():
     again = synflow_scores(request)
     assert all(np.array_equal(again[n], scores[n]) for n in mask)
   assert asked == []
-  after = get_weights(model)  # the absolute values were put back
-  assert all(np.array_equal(after[n], before[n] * (mask[n] if n in mask else 1)) for n in before)
+
+
+@pytest.mark.parametrize("name", ["snip", "grasp", "synflow"])
+def test_scoring_never_changes_the_model_it_scores(name):
+  """A strategy scoring in several steps sets a sparser mask at each step; the model holds its
+  own mask, weights and every other variable again afterwards (the early-bird watch scores the
+  dense training's live model)."""
+  model, weights, mask, (x, y) = _tiny()
+  pruning.set_mask(model, Mask.ones_like(mask))  # a dense training's model
+  before = [variable.numpy().copy() for variable in model.weights]
+  request, _ = _request(model, weights, mask, (x, y), global_layers=tuple(mask), global_rate=0.5,
+                        score_iterations=5)
+  pruned = STRATEGIES.get(name)(request)
+  assert pruned.num_remaining() < mask.num_remaining()
+  after = [variable.numpy() for variable in model.weights]
+  assert all(np.array_equal(a, b) for a, b in zip(after, before))
+  assert pruning.get_mask(model) == Mask.ones_like(mask)
+  assert all(np.count_nonzero(get_weights(model)[n]) == mask[n].size for n in mask)
 
 
 @pytest.mark.parametrize("rate,rounds", [(0.2, 1), (0.5, 2), (0.9, 1), (0.2, 7)])

@@ -30,11 +30,13 @@ class PruneRequest:
     model: the wrapped Keras model holding `weights` (all of its weights, not only the
       prunable ones) under `mask`, for strategies that score with gradients or a forward
       pass; or None where no model is at hand.
-    batch: `(seed, size) -> (images, labels)`: a seeded batch of normalised training examples,
-      or None.
+    batch: `(seed, size, per_class=False) -> (images, labels)`: a seeded batch of normalised
+      training examples (`size` of them, or `size` of every class with `per_class`;
+      `Splits.batch`), or None.
     score_iterations: score-and-prune steps this round takes, at an exponential density
       schedule ending at the asked density; 0: the strategy's own (`PruningStrategy.iterations`).
-    score_examples: training examples a gradient strategy scores on; 0: ten per class.
+    score_examples: training examples a gradient strategy scores on, drawn from the whole split;
+      0: ten of every class, drawn class by class.
     kinds: each prunable weight's layer kind (`lth_tf.pruning.kinds`: `fc`, `pointwise`,
       `depthwise`, ...), for a strategy whose rule depends on it; empty where none is known.
     nm: (N, M) of the `nm` strategy: keep N of every M consecutive weights along a kernel's
@@ -48,7 +50,7 @@ class PruneRequest:
   rounds: int = 1
   seed: int = 0
   model: Optional[Any] = None
-  batch: Optional[Callable[[int, int], Tuple[np.ndarray, np.ndarray]]] = None
+  batch: Optional[Callable[..., Tuple[np.ndarray, np.ndarray]]] = None
   score_iterations: int = 0
   score_examples: int = 0
   kinds: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -233,12 +235,14 @@ def prune_in_steps(request: PruneRequest, score: Callable[[PruneRequest], Scores
   return mask
 
 
-EXAMPLES_PER_CLASS = 10  # GraSP's default batch: ten training examples per class
+EXAMPLES_PER_CLASS = 10  # GraSP's default batch: ten training examples of every class
 
 
 def score_batch(request: PruneRequest, name: str) -> Tuple[np.ndarray, np.ndarray]:
-  """The seeded batch a gradient strategy scores on: `score_examples` training examples, or
-  ten per class of the model's output."""
+  """The seeded batch a gradient strategy scores on: ten training examples of every class, drawn
+  class by class as GraSP's reference code does (`GraSP_fetch_data`); or with
+  `score_examples` that many examples of the whole training split, whatever their classes."""
   require(request, name, "model", "batch")
-  size = request.score_examples or EXAMPLES_PER_CLASS * int(request.model.output_shape[-1])
-  return request.batch(request.seed, size)
+  if request.score_examples:
+    return request.batch(request.seed, request.score_examples)
+  return request.batch(request.seed, EXAMPLES_PER_CLASS, per_class=True)
