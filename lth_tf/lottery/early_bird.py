@@ -1,14 +1,21 @@
 """Level 0 watched for an early-bird ticket (You et al., ICLR 2020).
 
-At every evaluation of the dense training the watch computes the mask the next prune would
-produce (level 1's mask, by the configured policy and strategy) and its normalised Hamming
-distance to the previous evaluation's mask, and writes the distance into that evaluation's curve
-row (`rundir.MASK_DISTANCE`; the row is checkpointed and written with the curve, so a resumed
-run keeps the distances). With `--early_bird_threshold` the watch ends the dense training at
-the first evaluation at or after the rewind iteration k (θk must exist) where the early-bird
-rule draws the ticket; level 1 then prunes the weights there, which gives exactly the drawn mask.
+With `--early_bird_threshold` (and levels to follow), the watch computes at every evaluation of
+the dense training the mask the next prune would produce (level 1's mask, by the configured
+policy and strategy, on the weights the model holds there) and its normalised Hamming distance
+to the previous evaluation's mask, and writes the distance into that evaluation's curve row
+(`rundir.MASK_DISTANCE`; the row is checkpointed and written with the curve, so a resumed run
+keeps the distances). It ends the dense training at the first evaluation at or after the rewind
+iteration k (θk must exist) where the early-bird rule draws the ticket; level 1 then prunes the
+weights there with the same call, which gives exactly the drawn mask.
+
+Only a strategy whose level-1 mask follows the dense training's weights has a ticket to draw
+(`PruningStrategy.watches_training`: magnitude, N:M); the configuration refuses a threshold
+under the others (`pruning.check_config`). Scoring does not change the model it scores
+(`pruning.saliency`). Without a threshold there is no watch: the dense training computes no
+mask and records no distance.
 """
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from lth_tf import pruning
 from lth_tf.config import ExperimentConfig
@@ -57,3 +64,11 @@ class MaskWatch:
     self.previous = mask
     return (iteration >= self.config.pruning.rewind_iteration
             and self.rule.draws([row.get(MASK_DISTANCE) for row in rows]))
+
+
+def watch_for(config: ExperimentConfig, replicate, batch, seed: int,
+              mask: pruning.Mask) -> Optional[MaskWatch]:
+  """Level 0's watch (arguments as `MaskWatch`), or None: no threshold, or no level follows."""
+  if not config.pruning.levels or not EarlyBirdRule(config.pruning.early_bird_threshold).on:
+    return None
+  return MaskWatch(config, replicate, batch, seed, mask)

@@ -1,9 +1,9 @@
 """The level loop of iterative magnitude pruning: train, prune, rewind to θk, repeat; resumable.
 
 Level 0 trains the dense network from θ0 and captures θk (weights and optimizer state at the
-rewind iteration k; in a rewind sweep, θk of every k that shares it, `share_level_0`); when
-levels follow, it records at every evaluation how far the mask the next prune would produce
-moved, and with an early-bird threshold ends where it settled (`early_bird`). Level L prunes
+rewind iteration k; in a rewind sweep, θk of every k that shares it, `share_level_0`); with an
+early-bird threshold, it records at every evaluation how far the mask the next prune would
+produce moved, and ends where it settled (`early_bird`). Level L prunes
 the previous level's trained ticket (iterative) or the dense network (one-shot) and trains each
 enabled branch (`lth_tf.branches`) from its plan.
 Training a branch and writing its files is `branch_run`; the directory's lock, config and
@@ -18,10 +18,9 @@ from lth_tf import distribute, io, models, precision, pruning, tickets, user_cod
 from lth_tf.compat import tf
 from lth_tf.config import ExperimentConfig, validate
 from lth_tf.errors import UserError
-from lth_tf.lottery import preflight, processes
+from lth_tf.lottery import early_bird, preflight, processes
 from lth_tf.lottery.branch_run import BranchRun
 from lth_tf.lottery.directory import RunDirectory
-from lth_tf.lottery.early_bird import MaskWatch
 from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.rundir import (BranchFiles, ExperimentLayout, check_data_record, check_engine_record,
                            check_optimizer_record, record_data, record_engine, record_optimizer,
@@ -183,9 +182,8 @@ class LotteryExperiment:
       # Level 0 is the saved ticket: its mask and weights, from iteration k, fresh optimizer.
       dense_mask = self.ticket.mask
       first = branches_lib.BranchPlan(self.ticket.mask, self.ticket.rewind_weights, None, k)
-    # The mask distances of the dense training, and its early-bird stop (`early_bird`).
-    watch = (MaskWatch(self.config, replicate, self.data.batch, seed, dense_mask)
-             if self.config.pruning.levels else None)
+    # With an early-bird threshold: the mask distances of the dense training, and its stop.
+    watch = early_bird.watch_for(self.config, replicate, self.data.batch, seed, dense_mask)
 
     def on_iteration(iteration: int, rows) -> bool:
       capture_rewind(iteration)  # first: a stop at or after k finds θk captured

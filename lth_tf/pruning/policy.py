@@ -79,14 +79,24 @@ def check_inputs(pruning: PruningConfig, available: Iterable[str], where: str) -
 
 def check_config(pruning: PruningConfig) -> None:
   """Refuses, in one line before anything trains, an option of another strategy set away from
-  its default (`PruningStrategy.options`, e.g. `--nm` without `--pruning_strategy=nm`), and
-  more levels than the strategy's mask changes in (`PruningStrategy.final_after`)."""
+  its default (`PruningStrategy.options`, e.g. `--nm` without `--pruning_strategy=nm`), an
+  early-bird threshold under a strategy whose level-1 mask does not follow the dense training
+  (`PruningStrategy.watches_training`), and more levels than the strategy's mask changes in
+  (`PruningStrategy.final_after`)."""
   chosen = strategy(pruning)
   for name in STRATEGIES.names():
     for option in record(STRATEGIES.get(name)).options:
       if option not in chosen.options and getattr(pruning, option) != getattr(_DEFAULTS, option):
         raise ConfigError(f"--{option} is read by --pruning_strategy={name} only; this "
                           f"experiment prunes with --pruning_strategy={pruning.strategy}")
+  if pruning.early_bird_threshold and not chosen.watches_training:
+    what = ("scores θk, the weights a level restarts from" if chosen.at_init
+            else "does not read the weights' values")
+    raise ConfigError(
+        f"--early_bird_threshold watches the dense training for the mask level 1 would prune, "
+        f"but --pruning_strategy={pruning.strategy} {what}: its level-1 mask is the same "
+        "wherever the dense training stops, so there is no early-bird ticket to draw (use a "
+        "strategy that scores the trained weights, such as magnitude)")
   if chosen.final_after and pruning.levels > chosen.final_after:
     raise ConfigError(
         f"--pruning_strategy={pruning.strategy} reaches its final mask in {chosen.final_after} "

@@ -12,7 +12,6 @@ from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, Runti
                            TrainingConfig, validate)
 from lth_tf.errors import ConfigError, TicketError, WriteError
 from lth_tf.lottery import LotteryExperiment
-from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.pruning import Mask
 from lth_tf.pruning.early_bird import EarlyBirdRule
 from lth_tf.rundir import MASK_DISTANCE, BranchFiles
@@ -76,12 +75,17 @@ def test_threshold_zero_never_draws():
 ITERATIONS, EVERY, K = 100, 5, 10
 
 
-def _config(root, threshold=0.0, levels=1):
+# A watch that never draws: more distances asked for than the training has evaluations.
+NEVER = ITERATIONS // EVERY + 1
+
+
+def _config(root, threshold=0.0, levels=1, window=5, strategy="magnitude"):
   return ExperimentConfig(
       dataset=DatasetConfig(name="synthetic", validation_size=500),
       training=TrainingConfig(iterations=ITERATIONS, eval_every=EVERY, batch_size=50),
       pruning=PruningConfig(levels=levels, fc_rate=0.5, output_rate=0.2, rewind_iteration=K,
-                            early_bird_threshold=threshold),
+                            early_bird_threshold=threshold, early_bird_window=window,
+                            strategy=strategy),
       runtime=RuntimeConfig(root_dir=str(root), data_dir=str(root), progress=False))
 
 
@@ -96,10 +100,11 @@ def _distances(experiment):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-  """A full run (distances recorded, nothing drawn), then the same experiment with a threshold
-  that the full run's distances cross halfway: the early-bird run."""
+  """A full run watched by a rule that cannot draw (distances recorded, nothing drawn), then
+  the same experiment with a threshold that the full run's distances cross halfway: the
+  early-bird run."""
   root = tmp_path_factory.mktemp("early_bird")
-  full = LotteryExperiment(_config(root / "full"), log=lambda line: None)
+  full = LotteryExperiment(_config(root / "full", 1.0, window=NEVER), log=lambda line: None)
   full.run()
   iterations, distances = _distances(full)
   # Just above the largest of five distances in the middle of the run: the rule draws there at
@@ -128,13 +133,23 @@ def test_the_dense_training_records_the_mask_distance_at_every_evaluation(runs):
   assert distances[0] is None and all(0.0 <= d <= 1.0 for d in distances[1:])
   assert distances[1] > distances[-1]  # the mask settles
   assert MASK_DISTANCE in open(_level(full, 0).curve_csv).readline()
-  # Each distance is that of the masks the weights there give: the last one is level 1's mask.
+  # The last mask watched is that of the final weights: level 1's mask.
   level1 = Mask.from_dict(io.read_arrays(_level(full, 1).mask))
-  replicate = ReplicateModel(full.config, full.data, 0, full.strategy)
-  again = pruning.next_mask(full.config.pruning, replicate.kinds,
-                            io.read_arrays(_level(full, 0).final_weights),
-                            Mask.ones_like(level1), seed=0)
-  assert again == level1
+  assert _by_hand(io.read_arrays(_level(full, 0).final_weights), level1) == level1
+
+
+def _by_hand(weights, like):
+  """Layerwise magnitude pruning of the dense network at the test's rates, written here: each
+  layer keeps its n − round(rate · n) weights of largest |w|."""
+  arrays = {}
+  for name in like:
+    magnitude = np.abs(weights[name]).reshape(-1)
+    rate = 0.2 if name.startswith("output") else 0.5
+    keep = magnitude.size - int(np.floor(rate * magnitude.size + 0.5))
+    kept = np.zeros(magnitude.size, bool)
+    kept[np.argsort(-magnitude, kind="stable")[:keep]] = True
+    arrays[name] = kept.reshape(weights[name].shape)
+  return Mask.from_dict(arrays)
 
 
 def test_the_dense_training_stops_exactly_when_five_distances_are_below(runs):
@@ -151,13 +166,14 @@ def test_the_dense_training_stops_exactly_when_five_distances_are_below(runs):
 
 
 def test_the_levels_continue_from_the_drawn_mask(runs):
-  _, bird, _ = runs
+  full, bird, _ = runs
   final = io.read_arrays(_level(bird, 0).final_weights)
-  replicate = ReplicateModel(bird.config, bird.data, 0, bird.strategy)
-  drawn = pruning.next_mask(bird.config.pruning, replicate.kinds, final,
-                            Mask.ones_like({n: final[n] for n in replicate.kinds}), seed=0)
   level1 = Mask.from_dict(io.read_arrays(_level(bird, 1).mask))
-  assert level1 == drawn
+  # The mask of the weights where the dense training stopped, computed without lth_tf's code;
+  # its distance to the previous evaluation's mask is the last one the watch recorded, as in the
+  # full run at that evaluation.
+  assert level1 == _by_hand(final, level1)
+  assert level1 != Mask.from_dict(io.read_arrays(_level(full, 1).mask))
   for name, density in level1.layer_densities().items():  # the density level 1 asks for
     assert density == pytest.approx(0.8 if name.startswith("output") else 0.5, abs=1e-2)
   # Level 1 is the ticket of the drawn mask: θk ⊙ m from k, trained to the end.
@@ -214,6 +230,56 @@ def test_bad_early_bird_settings_are_refused(changes, message):
   config = _config("runs")
   with pytest.raises(ConfigError, match=message):
     validate(config.replace(pruning=dataclasses.replace(config.pruning, **changes)))
+
+
+@pytest.mark.parametrize("strategy", ["magnitude_init", "snip", "grasp", "synflow", "random",
+                                      "erk", "uniform"])
+def test_a_threshold_is_refused_where_level_1_does_not_prune_the_trained_weights(strategy,
+                                                                                 tmp_path):
+  """Strategies that score θk, or no weight value at all, give level 1 the same mask wherever
+  the dense training stops: no ticket to draw. Refused in one line, nothing written."""
+  config = _config(tmp_path, 0.1, strategy=strategy)
+  with pytest.raises(ConfigError, match="no early-bird ticket to draw"):
+    LotteryExperiment(config, log=lambda line: None)
+  assert not os.path.exists(os.path.join(tmp_path, config.experiment_hash()))
+
+
+def _calls_to(monkeypatch, name):
+  """Counts the calls to strategy `name` (a magnitude strategy that counts)."""
+  calls = []
+
+  def counting(request):
+    calls.append(request.mask.num_remaining())
+    return pruning.STRATEGIES.get("magnitude")(request)
+
+  monkeypatch.setitem(pruning.STRATEGIES._entries, name,  # pylint: disable=protected-access
+                      counting)
+  return calls
+
+
+def test_without_a_threshold_the_dense_training_scores_nothing(tmp_path, monkeypatch):
+  calls = _calls_to(monkeypatch, "counted")
+  config = _config(tmp_path, strategy="counted", levels=2)
+  experiment = LotteryExperiment(config, log=lambda line: None)
+  experiment.run()
+  assert len(calls) == 2  # level 1 and level 2 only, not the 21 evaluations of level 0
+  assert all(MASK_DISTANCE not in row for row in io.read_json(_level(experiment, 0).curve_json))
+
+
+def test_a_multi_step_strategy_leaves_the_dense_training_dense(tmp_path):
+  """SynFlow scores in steps on the model; level 0 of an experiment with levels to follow is
+  the same dense training as without them, with no weight at zero."""
+  runs = {}
+  for levels in (0, 1):
+    config = _config(tmp_path / str(levels), levels=levels, strategy="synflow")
+    config = config.replace(pruning=dataclasses.replace(config.pruning, score_iterations=10))
+    experiment = LotteryExperiment(config, log=lambda line: None)
+    experiment.run()
+    runs[levels] = io.read_arrays(_level(experiment, 0).final_weights)
+  assert runs[1].keys() == runs[0].keys()
+  for name, value in runs[0].items():
+    np.testing.assert_array_equal(runs[1][name], value)
+  assert np.count_nonzero(runs[1]["fc1/kernel"] == 0) == 0
 
 
 def test_the_hash_is_unchanged_when_off():

@@ -90,6 +90,9 @@ class PruningStrategy:
     final_after: its mask stops changing after this many pruning rounds (N:M: 1, a fixed
       pattern), so an experiment with more levels is refused before training; it keeps its
       pattern's count, not the rates'. 0: no limit.
+    reads_weights: its mask depends on the values of the weights it is given (random pruning's
+      does not). With `at_init` False, the mask level 1 prunes depends on how long the dense
+      network trained, which is what the early-bird watch follows (`watches_training`).
     options: the `PruningConfig` fields only this strategy reads (N:M: `nm`); under any other
       strategy they must keep their defaults.
     check: `PruneRequest -> notes`: the strategy's check of a model's prunable weights before
@@ -105,6 +108,7 @@ class PruningStrategy:
   iterations: int = 1
   global_only: bool = False
   final_after: int = 0
+  reads_weights: bool = True
   options: Tuple[str, ...] = ()
   check: Optional[Callable[[PruneRequest], Tuple[str, ...]]] = None
   summary: str = ""
@@ -112,6 +116,14 @@ class PruningStrategy:
   def __post_init__(self):
     if self.score is None and self.prune is None:
       raise ValueError("a strategy record needs a score or a prune function")
+
+  @property
+  def watches_training(self) -> bool:
+    """Whether the mask it prunes level 1 with follows the dense training's weights: it scores
+    the trained weights (not θk, `at_init`) and reads their values (`reads_weights`). Only such
+    a strategy has an early-bird ticket to draw: the others give level 1 the same mask wherever
+    the dense training stops."""
+    return self.reads_weights and not self.at_init
 
   @property
   def inputs(self) -> Tuple[str, ...]:
