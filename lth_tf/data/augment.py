@@ -71,16 +71,22 @@ def crop_flip(images, uniforms, fill):
 AUGMENTATIONS.add("crop_flip", Augmentation(draws=3, apply=crop_flip))
 
 
-def step_key(seed: int, iteration):
-  """The stateless key of iteration `iteration`'s draws for data-order seed `seed`."""
+def step_key(seed, iteration):
+  """The stateless key of iteration `iteration`'s draws for data-order seed `seed` (an int or
+  an int64 tensor)."""
   return tf.random.experimental.stateless_fold_in(
-      tf.constant([int(seed), STREAM], tf.int64), tf.cast(iteration, tf.int64), alg="philox")
+      tf.stack([tf.cast(seed, tf.int64), tf.constant(STREAM, tf.int64)]),
+      tf.cast(iteration, tf.int64), alg="philox")
 
 
 class Augmenter:
   """Augments a trainer's batches: `augmenter(images, iteration, first, total)` is the graph
   function that augments the examples [first, first + N) of iteration `iteration`'s global batch
   of `total` examples.
+
+  The seed is a variable read by the graph at every step: setting `seed` (the trainer does when
+  its data order changes, e.g. the copies of `lth stability`) changes the draws of the steps
+  that follow, in graph functions already traced too.
 
   Args:
     name: a registered augmentation.
@@ -91,13 +97,21 @@ class Augmenter:
   def __init__(self, name: str, seed: int, fill: np.ndarray):
     self.name = name
     self.augmentation = AUGMENTATIONS.get(name)
-    self.seed = int(seed)
+    self._seed = tf.Variable(int(seed), dtype=tf.int64, trainable=False, name="lth_augment_seed")
     self.fill = tf.constant(np.asarray(fill, np.float32))
+
+  @property
+  def seed(self) -> int:
+    return int(self._seed.numpy())
+
+  @seed.setter
+  def seed(self, value: int) -> None:
+    self._seed.assign(int(value))
 
   def draws(self, iteration, total: int):
     """The uniforms of every example of iteration `iteration`'s global batch: [total, draws]."""
     return tf.random.stateless_uniform([total, self.augmentation.draws],
-                                       seed=step_key(self.seed, iteration), alg="philox")
+                                       seed=step_key(self._seed, iteration), alg="philox")
 
   def __call__(self, images, iteration, first=0, total: Optional[int] = None):
     count = int(images.shape[0])

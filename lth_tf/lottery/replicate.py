@@ -37,8 +37,9 @@ class ReplicateModel:
       return get_weights(self.build_plain(seed))
 
   def set_data_order(self, seed: int) -> None:
-    """Makes the trainings that follow draw their batches in the order of `seed` (the replicate
-    seed until then); the initial weights and the start states are not changed."""
+    """Makes the trainings that follow draw their batches in the order of `seed`, and augment
+    them with its draws (the replicate seed until then): the SGD noise of Frankle et al. 2020,
+    "random data order and augmentation". The initial weights and start states are unchanged."""
     self.trainer.seed = seed
 
   def load_state(self, weights, mask: pruning.Mask, optimizer_state) -> None:

@@ -70,7 +70,9 @@ def recompute(model: keras.Model, batches: Sequence[np.ndarray]) -> None:
   """Sets every BatchNorm layer's moving mean and variance to the mean, over `batches`, of its
   batch statistics in training mode (each layer sees the earlier layers normalised by their
   batch statistics, as in training): the layer's own update with momentum i / (i + 1) at the
-  i-th batch is that running average."""
+  i-th batch is that running average. The variance averaged is the one the layer's own update
+  takes: biased after a Dense layer (Keras's unfused kernel), Bessel-corrected (n − 1 over the
+  batch × height × width values of a channel) after a convolution (the fused kernel)."""
   layers = batch_norm_layers(model)
   if not layers:
     return

@@ -115,6 +115,7 @@ class Trainer:
     self.data = data
     self.config = training
     self.runtime = runtime
+    self._augment = None
     self.seed = seed
     self.strategy = strategy or tf.distribute.get_strategy()
     self.schedule = schedules.from_config(training)
@@ -157,6 +158,17 @@ class Trainer:
 
   # ---- graph functions ----------------------------------------------------------------------
 
+
+  @property
+  def seed(self) -> int:
+    """The data-order seed: the batches' order and their augmentation draws follow it."""
+    return self._seed
+
+  @seed.setter
+  def seed(self, value: int) -> None:
+    self._seed = int(value)
+    if self._augment is not None:
+      self._augment.seed = self._seed
   def gradients(self, x, y, pruned: bool = True):
     """Training loss and the gradients the optimizer applies: weight decay added, masks applied.
 

@@ -276,8 +276,9 @@ def _accuracy(model):
 @pytest.mark.parametrize("rule", ["recompute", "interpolate"])
 def test_batch_norm_statistics_follow_the_rule(rule):
   """`recompute`: at every point the moving mean and variance are the average, over the fixed
-  training batches, of the batch mean and (biased) variance of that point's network; they are
-  neither the endpoints' nor interpolated ones. `interpolate`: they are interpolated."""
+  training batches, of the batch mean and variance of that point's network (after a Dense
+  layer: the biased variance, Keras's unfused kernel); they are neither the endpoints' nor
+  interpolated ones. `interpolate`: they are interpolated."""
   model = _batch_norm_model()
   rng = np.random.default_rng(2)
   endpoints = []
@@ -303,3 +304,30 @@ def test_batch_norm_statistics_follow_the_rule(rule):
                                atol=1e-5)
     np.testing.assert_allclose(variance, np.mean([h.var(0) for h in hidden], 0), rtol=1e-4)
   assert model.get_layer("bn1").momentum == 0.99  # restored after the recomputation
+
+
+def test_convolutional_batch_norm_averages_unbiased_variances():
+  """After a convolution Keras runs BatchNorm's fused kernel, whose moving variance takes the
+  Bessel-corrected batch variance (n − 1 over the batch × height × width values of a
+  channel): `recompute` averages those."""
+  inputs = keras.Input(shape=(5, 5, 2))
+  conv = keras.layers.Conv2D(3, 3, name="conv1")(inputs)
+  normalised = keras.layers.BatchNormalization(name="bn1")(conv)
+  outputs = keras.layers.Dense(2, name="output")(keras.layers.Flatten()(normalised))
+  model = keras.Model(inputs, outputs)
+  rng = np.random.default_rng(4)
+  weights = {name: rng.normal(size=value.shape).astype(np.float32)
+             for name, value in get_weights(model).items()}
+  weights["bn1/moving_variance"] = np.full(3, 9.0, np.float32)
+  batches = [rng.normal(size=(4, 5, 5, 2)).astype(np.float32) for _ in range(3)]
+  evaluator = interpolate.PathEvaluator(
+      model, _accuracy(model), {"train": (batches[0], np.zeros(4, np.int64))},
+      Mask.from_dict({"conv1/kernel": np.ones((3, 3, 2, 3), bool)}), "recompute", batches)
+  evaluator.at(weights)
+  mean, variance = (get_weights(model)[f"bn1/moving_{s}"] for s in ("mean", "variance"))
+  probe = keras.Model(inputs, conv)  # the convolution at the point's weights
+  maps = [probe(x, training=False).numpy().reshape(-1, 3) for x in batches]
+  np.testing.assert_allclose(mean, np.mean([m.mean(0) for m in maps], 0), rtol=1e-5, atol=1e-5)
+  unbiased = np.mean([m.var(0, ddof=1) for m in maps], 0)
+  np.testing.assert_allclose(variance, unbiased, rtol=1e-4)
+  assert not np.allclose(variance, np.mean([m.var(0) for m in maps], 0), rtol=1e-3)
