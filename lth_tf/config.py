@@ -547,6 +547,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check_choice(p.rewind_optimizer, REWIND_OPTIMIZER, "rewind_optimizer")
   _check_choice(r.engine, ENGINES, "engine")
   for name in p.branches:
+    _check(name not in branches.RETIRED, f"branches: {name!r} {branches.RETIRED.get(name)}")
     _check(name in branches.listable("find"),
            f"branches: {name!r} is not a branch --branches can add (those: "
            f"{', '.join(branches.listable('find')) or 'none registered'}; reinit and random_prune "

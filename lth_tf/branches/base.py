@@ -163,6 +163,14 @@ class Branch:
 
 BRANCHES: Registry[Branch] = Registry("branch")
 
+# Branch names that are no longer trained, and what to use instead. Directories an older run
+# trained under them are still read and reported (as branches of no registered record).
+RETIRED = {
+    "shuffle": "retired on 2026-12-07: it was the random_prune control under another name (a "
+               "random mask with the ticket's per-layer counts, from θk, under the level's "
+               "optimizer policy: Frankle et al. 2021's layerwise shuffle); give --random_prune",
+}
+
 
 def register(branch: Branch) -> Branch:
   BRANCHES.add(branch.name, branch)

@@ -1,4 +1,9 @@
-"""Control: a random mask with the ticket's per-layer counts, from the same θk and optimizer."""
+"""Control: a random mask with the ticket's per-layer counts, from the same θk and optimizer.
+
+This is also the "random shuffling" ablation of Frankle et al. 2021 (the ticket's mask permuted
+within each layer: its per-layer densities, nothing else) and open_lth's layerwise random
+pruning: a uniformly random permutation of a layer's mask is a uniformly random mask of its
+count. (A `shuffle` branch trained it a second time under that name until 2026-12-07.)"""
 from lth_tf.branches.base import ALWAYS, Branch, BranchContext, BranchPlan, register
 
 

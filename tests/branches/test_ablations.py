@@ -1,6 +1,7 @@
-"""The ablations of Frankle et al. 2021 as branches: `shuffle` keeps each layer's count and moves
-the mask; `invert` keeps exactly the lowest-ranked weights at the ticket's per-layer counts; and
-`lth find` with a pruning-at-initialisation strategy and both ablations, end to end."""
+"""The ablations of Frankle et al. 2021 as branches: the layerwise shuffle is the random_prune
+control (each layer's count kept, the mask moved; the `shuffle` name is retired); `invert` keeps
+exactly the lowest-ranked weights at the ticket's per-layer counts; and `lth find` with a
+pruning-at-initialisation strategy and both ablations, end to end."""
 import json
 import os
 import sys
@@ -12,8 +13,9 @@ from absl import flags as absl_flags
 from lth_tf import cli, data, distribute, io, pruning
 from lth_tf.branches import BRANCHES, BranchContext
 from lth_tf.branches.invert import inverted
-from lth_tf.config import DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig, TrainingConfig
-from lth_tf.errors import UserError
+from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
+                           TrainingConfig, validate)
+from lth_tf.errors import ConfigError, UserError
 from lth_tf.lottery import ExperimentLayout, LotteryExperiment
 from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.pruning import STRATEGIES, Mask, PruneRequest, remaining_after
@@ -40,16 +42,22 @@ def _context(mask, seed=0, tag=1, scores=None):
                        source_mask=SOURCE_MASK, scores=scores)
 
 
-def test_shuffle_keeps_each_layers_count_and_moves_the_mask():
+def test_the_layerwise_shuffle_keeps_each_layers_count_and_moves_the_mask():
   ticket = _ticket(layer_rates=RATES)
-  plans = {(seed, tag): BRANCHES.get("shuffle").plan(_context(ticket, seed, tag)).mask
+  plans = {(seed, tag): BRANCHES.get("random_prune").plan(_context(ticket, seed, tag)).mask
            for seed in (0, 1) for tag in (1, 2)}
   for mask in plans.values():
     assert mask.layer_counts() == ticket.layer_counts()
     for name in mask:  # moved within every layer, not only somewhere
       assert not np.array_equal(mask[name], ticket[name])
   assert len(set(plans.values())) == 4  # seeded per replicate and level
-  assert BRANCHES.get("shuffle").plan(_context(ticket)).mask == plans[(0, 1)]
+  assert BRANCHES.get("random_prune").plan(_context(ticket)).mask == plans[(0, 1)]
+
+
+def test_the_retired_shuffle_name_is_refused_with_what_to_use():
+  with pytest.raises(ConfigError, match="'shuffle' retired on 2026-12-07.*give --random_prune"):
+    validate(ExperimentConfig(pruning=PruningConfig(levels=1, branches=("shuffle",))))
+  assert "shuffle" not in BRANCHES
 
 
 @pytest.mark.parametrize("scope", [dict(layer_rates=RATES),
@@ -118,10 +126,11 @@ def snip_one_shot(tmp_path_factory):
   root = tmp_path_factory.mktemp("snip")
   code = _lth("find", "--dataset=synthetic", "--validation_size=500", "--iterations=20",
               "--eval_every=20", "--batch_size=50", "--levels=2", "--mode=one_shot",
-              "--pruning_strategy=snip", "--branches=shuffle,invert", "--progress=false",
+              "--pruning_strategy=snip", "--random_prune", "--branches=invert", "--progress=false",
               f"--root_dir={root}", f"--data_dir={root}")
   assert code == 0
-  config = _config(root, levels=2, mode="one_shot", strategy="snip", branches=("shuffle", "invert"))
+  config = _config(root, levels=2, mode="one_shot", strategy="snip", branches=("invert",),
+                   random_prune=True)
   return config, ExperimentLayout.for_config(config)
 
 
@@ -153,7 +162,7 @@ def test_find_with_snip_one_shot_and_the_ablations(snip_one_shot):
   config, layout = snip_one_shot
   rows = json.load(open(layout.summary_file))
   assert [(r["level"], r["branch"]) for r in rows] == [(0, "ticket")] + [
-      (level, branch) for level in (1, 2) for branch in ("ticket", "shuffle", "invert")]
+      (level, branch) for level in (1, 2) for branch in ("ticket", "random_prune", "invert")]
   theta_k = states.read(io, layout.rewind_file(0)).weights
   trained = io.read_arrays(BranchFiles(layout.branch_dir(0, 0, "ticket")).final_weights)
   dense = Mask.ones_like({n: theta_k[n] for n in _mask(layout, 1, "ticket")})
@@ -166,7 +175,7 @@ def test_find_with_snip_one_shot_and_the_ablations(snip_one_shot):
     at_init, scores = _snip_at(config, theta_k, dense, level)
     assert ticket == at_init
     assert ticket != _snip_at(config, trained, dense, level)[0]
-    shuffle = _mask(layout, level, "shuffle")
+    shuffle = _mask(layout, level, "random_prune")
     assert shuffle.layer_counts() == ticket.layer_counts() and shuffle != ticket
     invert = _mask(layout, level, "invert")
     assert invert == inverted(ticket, dense, scores)

@@ -71,6 +71,27 @@ def test_every_control_differs_from_the_ticket(name):
   assert not _same_plan(ticket, control)
 
 
+def _random_mask_from_theta_k(name) -> bool:
+  """Whether branch `name` plans what random_prune does: θk from k under the level's policy, and
+  a mask with the ticket's per-layer counts drawn anew for every seed."""
+  contexts = [_context(seed=seed) for seed in (3, 4, 5)]
+  plans = [BRANCHES.get(name).plan(context) for context in contexts]
+  return (all(plan.start_iteration == K and plan.optimizer_state is context.rewind_optimizer
+              and all(np.array_equal(plan.start_weights[n], context.rewind_weights[n])
+                      for n in context.rewind_weights)
+              and plan.mask.layer_counts() == context.mask.layer_counts()
+              and plan.mask != context.mask for plan, context in zip(plans, contexts))
+          and len(set(plans[i].mask for i in range(len(plans)))) == len(plans))
+
+
+def test_no_two_controls_are_one_control():
+  """Two names for one control confuse tables and figures: the layerwise shuffle of Frankle et
+  al. 2021 is random_prune (a shuffle of a layer's mask is a uniformly random mask of its
+  count), and no other branch trains it again."""
+  assert [name for name in BRANCHES.names() if BRANCHES.get(name).control
+          and _random_mask_from_theta_k(name)] == ["random_prune"]
+
+
 @pytest.mark.parametrize("name", BRANCHES.names())
 def test_every_record_is_complete(name):
   record = BRANCHES.get(name)
