@@ -58,9 +58,13 @@ class BranchContext:
       ticket; `lth transfer`: the ticket's trained weights), e.g. for learning-rate rewinding.
     source_mask: the mask those weights were trained under (every surviving weight of `mask`
       is in it), e.g. for branches that choose among the same survivors.
-    scores: `() -> scores by weight name` (higher kept): the pruning strategy's ranking of the
-      weights of `source_mask` that `mask` was cut from, computed when called; None where the
-      strategy ranks by no score (a branch that needs it says so in `Branch.needs`).
+    scores: `(among=None) -> scores by weight name` (higher kept): the pruning strategy's
+      ranking of the weights `mask` was cut from, computed when called, on the weights of
+      `among` (by default `source_mask`; a strategy that scores in steps re-scores on each
+      step's mask); None where the strategy ranks by no score (a branch that needs it says so
+      in `Branch.needs`).
+    score_steps: the score-and-prune steps the strategy took from `source_mask` to `mask`
+      (SynFlow: 100 by default; 1 for a single scoring pass).
   """
   seed: int
   level: int
@@ -74,7 +78,8 @@ class BranchContext:
   target_ticket: Optional[Any] = None
   source_weights: Optional[Dict[str, np.ndarray]] = None
   source_mask: Optional[Any] = None
-  scores: Optional[Callable[[], Mapping[str, np.ndarray]]] = None
+  scores: Optional[Callable[..., Mapping[str, np.ndarray]]] = None
+  score_steps: int = 1
 
   def seed_for(self, name: str) -> int:
     """The seed of branch `name`'s own random draws at this level."""

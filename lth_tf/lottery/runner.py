@@ -5,7 +5,7 @@ rewind iteration k; in a rewind sweep, θk of every k that shares it, `share_lev
 early-bird threshold, it records at every evaluation how far the mask the next prune would
 produce moved, and ends where it settled (`early_bird`). Level L prunes
 the previous level's trained ticket (iterative) or the dense network (one-shot) and trains each
-enabled branch (`lth_tf.branches`) from its plan.
+enabled branch (`lth_tf.branches`) from its plan, planned from the level's context (`level`).
 Training a branch and writing its files is `branch_run`; the directory's lock, config and
 summary are `directory`; the checks before anything is written are `preflight`.
 """
@@ -21,11 +21,12 @@ from lth_tf.errors import UserError
 from lth_tf.lottery import early_bird, preflight, processes
 from lth_tf.lottery.branch_run import BranchRun
 from lth_tf.lottery.directory import RunDirectory
+from lth_tf.lottery.level import level_context
 from lth_tf.lottery.replicate import ReplicateModel
-from lth_tf.rundir import (BranchFiles, ExperimentLayout, check_data_record, check_engine_record,
+from lth_tf.rundir import (ExperimentLayout, check_data_record, check_engine_record,
                            check_optimizer_record, record_data, record_engine, record_optimizer,
                            states)
-from lth_tf.training import engines, get_weights, optimizers, set_weights
+from lth_tf.training import engines, get_weights, optimizers
 
 
 class LotteryExperiment:
@@ -192,68 +193,12 @@ class LotteryExperiment:
     self.trainer.run(replicate, seed, 0, "ticket", first, on_iteration,
                      boundaries=tuple(sorted(captures)))
     rewind = states.read(self.store, rewind_file)
-    rewind_optimizer = None if self.config.pruning.rewind_optimizer == "fresh" else rewind.optimizer
 
     for level in range(1, self.config.pruning.levels + 1):
       if all(self.store.exists(self.trainer.files(seed, level, b).metrics) for b in self.branches):
         continue
       self.directory.where = f"during replicate {seed} level {level}"
-      source_weights, source_mask = self._source(seed, level, dense_mask)
-      # The weights the strategy scores: the source's trained ones, or θk for a strategy that
-      # prunes at initialisation.
-      scored = pruning.scored_weights(self.config.pruning, source_weights, rewind.weights)
-      context = branches_lib.BranchContext(
-          seed=seed, level=level, tag=level,
-          mask=self._level_mask(replicate, seed, level, scored, source_mask),
-          rewind_weights=rewind.weights, rewind_optimizer=rewind_optimizer, rewind_iteration=k,
-          initial_weights=replicate.initial_weights, fresh_weights=replicate.fresh_weights,
-          source_weights=source_weights, source_mask=source_mask,
-          scores=self._scores(replicate, seed, scored, source_mask))
+      context = level_context(self.config, self.layout, self.store, replicate, self.data.batch,
+                              seed, level, rewind, dense_mask)
       for branch in self.branches:  # finished branches are skipped
         self.trainer.run(replicate, seed, level, branch, branches_lib.plan_of(branch, context))
-
-  def _source(self, seed: int, level: int, dense_mask: pruning.Mask):
-    """The trained ticket `level` prunes (the previous level's, or the dense network's in
-    one-shot mode): its final weights and the mask it trained under."""
-    return level_source(self.config, self.layout, self.store, seed, level, dense_mask)
-
-  def _level_mask(self, replicate: ReplicateModel, seed: int, level: int,
-                  weights, previous: pruning.Mask) -> pruning.Mask:
-    """The ticket mask of `level`: the saved one, or the source's mask pruned by the strategy
-    scoring `weights` (`pruning.scored_weights`)."""
-    saved = BranchFiles(self.layout.branch_dir(seed, level, "ticket")).mask
-    if self.store.exists(saved):
-      return pruning.Mask.from_dict(self.store.read_arrays(saved))
-    one_shot = self.config.pruning.mode == "one_shot"
-    set_weights(replicate.model, weights)  # for strategies that score with the model
-    pruning.set_mask(replicate.model, previous)
-    return pruning.next_mask(self.config.pruning, replicate.kinds, weights, previous,
-                             rounds=level if one_shot else 1, seed=seed, model=replicate.model,
-                             batch=self.data.batch)
-
-  def _scores(self, replicate: ReplicateModel, seed: int, weights, source_mask: pruning.Mask):
-    """`BranchContext.scores`: the strategy's ranking of the source mask's weights, computed
-    when a branch asks (on the model, loaded here: branches train on it in between); None for
-    a strategy that ranks by no score."""
-    if not pruning.has_scores(self.config.pruning):
-      return None
-
-    def scores():
-      set_weights(replicate.model, weights)
-      pruning.set_mask(replicate.model, source_mask)
-      return pruning.scores(self.config.pruning, replicate.kinds, weights, source_mask, seed=seed,
-                            model=replicate.model, batch=self.data.batch)
-
-    return scores
-
-
-def level_source(config: ExperimentConfig, layout: ExperimentLayout, store, seed: int, level: int,
-                 dense_mask: pruning.Mask):
-  """The trained ticket level `level` (>= 1) of replicate `seed` is pruned from: its final
-  weights and the mask it trained under (one-shot: the dense network and `dense_mask`)."""
-  one_shot = config.pruning.mode == "one_shot"
-  source = BranchFiles(layout.branch_dir(seed, 0 if one_shot else level - 1, "ticket"))
-  weights = store.read_arrays(source.final_weights)
-  if one_shot:
-    return weights, dense_mask
-  return weights, pruning.Mask.from_dict(store.read_arrays(source.mask))

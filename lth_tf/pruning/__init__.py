@@ -8,7 +8,7 @@ from lth_tf.pruning.mask import Mask
 from lth_tf.pruning.strategies import STRATEGIES, PruneRequest, random_mask_like, remaining_after
 from lth_tf.pruning.policy import (check_config, check_inputs, check_model, global_layers,
                                    has_scores, layer_rates, level_limit, next_mask,
-                                   scored_weights, scores)
+                                   score_steps, scored_weights, scores)
 
 # The Keras side: name → the module that defines it.
 _KERAS = {
@@ -36,6 +36,7 @@ __all__ = [
     "Mask", "LAYER_KINDS", "apply_mask", "get_mask", "layer_kinds", "mask_pairs", "prunable_shapes",
     "prunable_weights", "pruning_table", "set_mask", "STRATEGIES", "PruneRequest", "random_mask_like",
     "remaining_after", "MaskFreezeWrapper", "is_prunable", "masked_layers", "wrap_model",
-    "global_layers", "layer_rates", "next_mask", "check_inputs", "has_scores", "scored_weights",
+    "global_layers", "layer_rates", "next_mask", "check_inputs", "has_scores", "score_steps",
+    "scored_weights",
     "scores", "check_config", "check_model", "level_limit",
 ]

@@ -166,6 +166,15 @@ def next_mask(pruning: PruningConfig, kinds: Mapping[str, str],
       request(pruning, kinds, weights, mask, rounds, seed, overrides, model, batch))
 
 
+def score_steps(pruning: PruningConfig) -> int:
+  """The score-and-prune steps the configured strategy takes per pruning call (its own, or
+  `score_iterations`); 1 for a strategy that does not rank by a score."""
+  chosen = strategy(pruning)
+  if chosen.score is None:
+    return 1
+  return max(1, pruning.score_iterations or chosen.iterations)
+
+
 def has_scores(pruning: PruningConfig) -> bool:
   """Whether the configured strategy ranks weights by a score (what `scores` returns)."""
   return strategy(pruning).score is not None

@@ -30,7 +30,8 @@ from lth_tf.errors import ConfigError, CorruptFileError, UserError
 from lth_tf.lottery.branch_run import BranchRun
 from lth_tf.lottery.directory import RunDirectory
 from lth_tf.lottery.replicate import ReplicateModel
-from lth_tf.lottery.runner import LotteryExperiment, level_source
+from lth_tf.lottery.level import level_context
+from lth_tf.lottery.runner import LotteryExperiment
 from lth_tf.rundir import BranchFiles, ExperimentLayout, check_data_record, states
 from lth_tf.stability import interpolate, plot, record
 
@@ -208,28 +209,18 @@ class StabilityExperiment:
 
   def plan(self, replicate: ReplicateModel, rewind: states.TrainingState, seed: int,
            level: int, branch: str) -> branches_lib.BranchPlan:
-    """The branch's plan, built as the level loop built it; level 0: the dense network (or a
-    saved ticket's mask) from the rewind point, as a level's ticket starts.
+    """The branch's plan, from the level's context as the level loop builds it (`level`):
+    level 0: the dense network (or a saved ticket's mask) from the rewind point, as a level's
+    ticket starts.
 
     Raises:
       UserError: the plan no longer gives the mask the experiment's branch trained with.
     """
     store = self.directory.store
-    mask = pruning.Mask.from_dict(store.read_arrays(
-        BranchFiles(self.layout.branch_dir(seed, level, "ticket")).mask))
-    source_weights = source_mask = None
-    if level:
-      dense = pruning.Mask.from_dict(store.read_arrays(
-          BranchFiles(self.layout.branch_dir(seed, 0, "ticket")).mask))
-      source_weights, source_mask = level_source(self.config, self.layout, store, seed, level,
-                                                 dense)
-    fresh = self.config.pruning.rewind_optimizer == "fresh"
-    context = branches_lib.BranchContext(
-        seed=seed, level=level, tag=level, mask=mask, rewind_weights=rewind.weights,
-        rewind_optimizer=None if fresh else rewind.optimizer,
-        rewind_iteration=self.config.pruning.rewind_iteration,
-        initial_weights=replicate.initial_weights, fresh_weights=replicate.fresh_weights,
-        source_weights=source_weights, source_mask=source_mask)
+    dense = pruning.Mask.from_dict(store.read_arrays(
+        BranchFiles(self.layout.branch_dir(seed, 0, "ticket")).mask))
+    context = level_context(self.config, self.layout, store, replicate, self.data.batch, seed,
+                            level, rewind, dense)
     plan = branches_lib.plan_of(branch, context)
     trained = BranchFiles(self.layout.branch_dir(seed, level, branch)).mask
     if store.exists(trained) and pruning.Mask.from_dict(store.read_arrays(trained)) != plan.mask:

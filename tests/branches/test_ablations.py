@@ -19,6 +19,7 @@ from lth_tf.errors import ConfigError, UserError
 from lth_tf.lottery import ExperimentLayout, LotteryExperiment
 from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.pruning import STRATEGIES, Mask, PruneRequest, remaining_after
+from lth_tf.pruning.strategies.base import exponential_schedule
 from lth_tf.pruning.strategies.magnitude import magnitude_scores
 from lth_tf.rundir import BranchFiles, states
 from lth_tf.training import set_weights
@@ -225,3 +226,69 @@ def test_iterative_pruning_at_init_prunes_theta_k_under_each_levels_mask(tmp_pat
     dropped = np.concatenate([np.abs(theta_k[n][previous[n] & ~ticket[n]]) for n in ticket])
     assert kept.min() >= dropped.max()
     previous = ticket
+
+
+# ---- an iterative strategy's invert, planned by lth find and by lth stability ------------------
+
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def synflow_invert(tmp_path_factory):
+  """SynFlow in 4 steps, one level, the invert branch (the flags, the config, the layout)."""
+  root = tmp_path_factory.mktemp("synflow_invert")
+  common = ["--dataset=synthetic", "--validation_size=500", "--iterations=20", "--eval_every=20",
+            "--batch_size=50", "--levels=1", "--pruning_strategy=synflow",
+            f"--score_iterations={STEPS}", "--branches=invert", "--progress=false",
+            f"--root_dir={root}", f"--data_dir={root}"]
+  assert _lth("find", *common) == 0
+  config = _config(root, levels=1, strategy="synflow", score_iterations=STEPS,
+                   branches=("invert",))
+  return common, config, ExperimentLayout.for_config(config)
+
+
+def _synflow_inverted_by_hand(config, theta_k, source, ticket):
+  """Synaptic-Flow's invert written out: at every step, SynFlow's scores of θk under the mask so
+  far, and in every layer the lowest-scoring survivors at that step's count of the ticket's
+  exponential schedule."""
+  splits = data.load(config.dataset, config.runtime.data_dir)
+  replicate = ReplicateModel(config, splits, 0, distribute.make_strategy(config.runtime))
+  set_weights(replicate.model, theta_k)
+  current = source
+  for step in range(STEPS):
+    scores = pruning.scores(config.pruning, replicate.kinds, theta_k, current, seed=0,
+                            model=replicate.model, batch=splits.batch)
+    arrays = {}
+    for name in current:
+      start, end = int(source[name].sum()), int(ticket[name].sum())
+      count = exponential_schedule(start, end, STEPS)[step]
+      values = np.where(current[name], scores[name], np.inf).reshape(-1)
+      keep = np.zeros(values.size, bool)
+      keep[np.argsort(values, kind="stable")[:count]] = True
+      arrays[name] = keep.reshape(current[name].shape)
+    current = Mask.from_dict(arrays)
+  one_pass = inverted(ticket, source, pruning.scores(config.pruning, replicate.kinds, theta_k,
+                                                     source, seed=0, model=replicate.model))
+  return current, one_pass
+
+
+def test_an_iterative_strategy_is_inverted_inside_every_step(synflow_invert):
+  _, config, layout = synflow_invert
+  theta_k = states.read(io, layout.rewind_file(0)).weights
+  ticket = _mask(layout, 1, "ticket")
+  dense = Mask.ones_like({n: theta_k[n] for n in ticket})
+  expected, one_pass = _synflow_inverted_by_hand(config, theta_k, dense, ticket)
+  invert = _mask(layout, 1, "invert")
+  assert invert == expected
+  assert invert != one_pass  # the steps matter: one inverted pass is another mask
+  assert invert.layer_counts() == ticket.layer_counts()
+
+
+def test_stability_plans_the_invert_branch_as_find_did(synflow_invert):
+  flags, _, layout = synflow_invert
+  assert _lth("stability", *flags, "--stability_levels=1", "--stability_branches=invert",
+              "--stability_points=2", "--stability_train_examples=200") == 0
+  pair = layout.stability_pair(0, 1, "invert")
+  for copy in (0, 1):
+    assert Mask.from_dict(io.read_arrays(pair.copy(copy).mask)) == _mask(layout, 1, "invert")
+  assert io.read_json(pair.path)["branch"] == "invert"
