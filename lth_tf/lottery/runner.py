@@ -68,10 +68,10 @@ class LotteryExperiment:
       why = "; ".join(f"{d.name}: {d.why}" for d in dense[:3]) or "it has no weights"
       raise UserError(f"model {self.config.model.name} has no weight lth_tf can prune ({why})")
     kinds = pruning.layer_kinds(model)
-    pruning.global_layers(self.config.pruning, kinds)
+    ranked = pruning.global_layers(self.config.pruning, kinds)
     if self.writes and not os.path.exists(self.layout.config_file):  # a new experiment
       self.log("what is pruned (layer kinds and their rates: lth_tf.pruning.kinds):\n"
-               + pruning.pruning_table(model, kinds))
+               + pruning.pruning_table(model, kinds, global_layers=ranked))
     preflight.check_strategy(self.config, self.branches)
     preflight.check_model_fits_strategy(self.config, model, kinds, self.log)
     preflight.check_engine(self.config, model, self.strategy)

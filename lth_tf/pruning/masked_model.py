@@ -1,5 +1,5 @@
 """Masks on a wrapped Keras model: read, set, enforce, and the layer kinds that pick per-layer rates."""
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -58,15 +58,24 @@ def layer_kinds(model: keras.Model) -> Dict[str, str]:
   return kinds
 
 
-def pruning_table(model: keras.Model, kinds: Dict[str, str], shown: int = 3) -> str:
+def pruning_table(model: keras.Model, kinds: Dict[str, str], shown: int = 3,
+                  global_layers: Optional[Tuple[str, ...]] = None) -> str:
   """What `model` prunes and what stays dense and why, one row per layer type, weight and
-  decision (a markdown table `lth find` prints before training)."""
+  decision (a markdown table `lth find` prints before training). `global_layers`: the weights
+  ranked together at `global_rate` under global scope (`pruning.global_layers`); None when
+  every weight is pruned at its kind's rate."""
   pruned, dense = structure.classify(model)
+  ranked = set(global_layers or ())
   rows: Dict[Tuple[str, str, str], List[str]] = {}
   for entry in pruned:
     kind = kinds.get(entry.name, "")
-    key = (type(entry.layer).__name__, entry.name.rsplit("/", 1)[-1],
-           f"pruned: {kind} ({KINDS.get(kind, '')})")
+    if global_layers is None:
+      decision = f"pruned: {kind} ({KINDS.get(kind, '')})"
+    elif entry.name in ranked:
+      decision = f"pruned: {kind} (ranked globally at global_rate)"
+    else:
+      decision = f"dense: {kind}, outside the global ranking (--global_layers)"
+    key = (type(entry.layer).__name__, entry.name.rsplit("/", 1)[-1], decision)
     rows.setdefault(key, []).append(entry.name.rsplit("/", 1)[0])
   for entry in dense:
     key = (type(entry.layer).__name__, entry.name.rsplit("/", 1)[-1], f"dense: {entry.why}")

@@ -115,6 +115,14 @@ def test_every_family_is_pruned_or_left_dense_with_a_reason():
   table = pruning.pruning_table(model, pruning.layer_kinds(model))
   assert "| MultiHeadAttention |" not in table  # its projections are rows of their own
   assert "| EinsumDense | kernel | pruned: attention (fc_rate) |" in table
+  # Ranked globally (a pruning-at-initialisation strategy): one rate, and outside the ranked
+  # kinds nothing is pruned.
+  kinds = pruning.layer_kinds(model)
+  ranked = tuple(name for name, kind in kinds.items() if kind == "attention")
+  table = pruning.pruning_table(model, kinds, global_layers=ranked)
+  assert "| EinsumDense | kernel | pruned: attention (ranked globally at global_rate) |" in table
+  assert "(fc_rate)" not in table
+  assert "dense: fc, outside the global ranking (--global_layers)" in table
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
