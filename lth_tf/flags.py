@@ -38,11 +38,14 @@ def flag_name(part: str, field: str) -> str:
 def _field_help(cls) -> Dict[str, str]:
   """Per-field help text from the dataclass docstring's `Attributes:` section."""
   doc = cls.__doc__ or ""
+  fields = {field.name for field in dataclasses.fields(cls)}
   helps, current = {}, None
   for line in doc.split("Attributes:")[-1].splitlines():
-    match = re.match(r"\s{4}([a-z0-9_, ]+):\s*(.*)", line)
-    if match:
-      names = [n.strip() for n in match.group(1).split(",")]
+    # A field's entry starts at four spaces with its name(s); a continuation line is indented
+    # further and may hold a colon of its own ("all: every layer").
+    match = re.match(r" {4}([a-z0-9_][a-z0-9_, ]*):\s*(.*)", line)
+    names = [n.strip() for n in match.group(1).split(",")] if match else []
+    if names and set(names) <= fields:
       for name in names:
         helps[name] = match.group(2)
       current = names

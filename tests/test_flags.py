@@ -35,6 +35,22 @@ def test_every_config_field_is_a_flag_with_its_docstring_as_help(part, field):
   assert flag.help.startswith(f"[{part}] ") and flag.help != f"[{part}] {field}"
 
 
+@pytest.mark.parametrize("part, field", FIELDS, ids=lambda v: str(v))
+def test_a_help_text_is_the_whole_docstring_entry(part, field):
+  """A continuation line of a docstring entry that holds a colon ("convolutions only: ...") is
+  part of the entry, not a field of its own that cuts the help short."""
+  cls = type(getattr(config_lib.ExperimentConfig(), part))
+  entry = cls.__doc__.split("Attributes:")[-1].split(f"\n    {field}:")
+  if len(entry) < 2:
+    pytest.skip("documented together with other fields")
+  lines = [entry[1].splitlines()[0].strip()]
+  for line in entry[1].splitlines()[1:]:
+    if not line.startswith("      "):
+      break
+    lines.append(line.strip())
+  assert lth_flags._field_help(cls)[field] == " ".join(lines)  # pylint: disable=protected-access
+
+
 def _other_value(value):
   if isinstance(value, bool):
     return "true" if not value else "false", (not value)
