@@ -42,6 +42,10 @@ class DatasetConfig:
       `auto`: rank 4, or rank 3 with integer or non-negative values, is an image, rank 3 with
       a negative value a sequence, rank 2 integers token ids, other rank 2 tabular
       (`lth_tf.data.modality`).
+    num_classes: the class count of a source that does not declare one (`npz:`, `py:`, a TFDS
+      dataset without class names); 0 infers it as the largest training label plus one and
+      then refuses classes with no training example. Declared, labels must be below it and a
+      class may have no training example (a subset of a larger label space).
   """
   name: str = "fashion_mnist"
   validation_size: int = 5000
@@ -53,6 +57,7 @@ class DatasetConfig:
   augmentation: str = "none"
   image_size: Tuple[int, ...] = ()
   modality: str = "auto"
+  num_classes: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

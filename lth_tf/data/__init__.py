@@ -36,7 +36,8 @@ def installed_path(name: str, data_dir: str) -> str:
 def _installed_or_tfds(name: str, data_dir: str, image_size=()) -> RawData:
   installed = installed_path(name, data_dir)
   if os.path.exists(installed):
-    return dataclasses.replace(npz.read(installed), num_classes=DECLARED_CLASSES[name])
+    return dataclasses.replace(npz.read(installed), num_classes=DECLARED_CLASSES[name],
+                               declared=True)
   return tfds_source.read(name, data_dir, image_size)
 
 

@@ -1,7 +1,7 @@
 """`Splits` and the one pipeline every source goes through: filter, hold out, subset, normalise."""
 import dataclasses
 import hashlib
-from typing import Callable, Tuple
+from typing import Callable, List, Tuple
 
 import numpy as np
 
@@ -25,12 +25,15 @@ class RawData:
       or token ids, tabular features or sequences (`lth_tf.data.modality`).
     y_train, y_test: labels (N,), non-negative integers below `num_classes`.
     num_classes: the number of classes of the source.
+    declared: the source declares `num_classes` (a registered dataset, a TFDS dataset with
+      class names); False where it was inferred from the training labels (`inferred_classes`).
   """
   x_train: np.ndarray
   y_train: np.ndarray
   x_test: np.ndarray
   y_test: np.ndarray
   num_classes: int
+  declared: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,9 +139,54 @@ def inferred_classes(y_train: np.ndarray) -> int:
   """The class count of a source that does not declare one: the largest training label plus one.
 
   The test split is not consulted: a test label outside the training classes is an error in
-  `prepare`, never an extra output of the model.
+  `prepare`, never an extra output of the model; so is a class with no training example
+  (`class_count`), unless the user declares the count.
   """
   return int(y_train.max(initial=-1)) + 1
+
+
+def _missing(present: np.ndarray, shown: int = 5) -> List[int]:
+  """Up to `shown` labels below `present`'s largest that `present` (sorted, distinct) lacks,
+  found from its gaps (nothing is allocated per missing label)."""
+  out: List[int] = []
+  previous = -1
+  for label in present.tolist():
+    out.extend(range(previous + 1, min(label, previous + 1 + shown - len(out))))
+    if len(out) >= shown:
+      break
+    previous = label
+  return out
+
+
+def class_count(raw: RawData, config, y_train: np.ndarray, what: str) -> int:
+  """The model's class count: the source's declared one, the user's `num_classes`, or the
+  inferred one, whose every class must have a training example; at least two classes must.
+
+  Raises:
+    DataError: a declared count the user contradicts, an inferred count with classes no training
+      example has (a stray label would add outputs, a huge one allocate them), or fewer than two
+      classes among the training labels; one line, before anything is allocated per class.
+  """
+  present = np.unique(y_train)
+  count = raw.num_classes
+  if config.num_classes:
+    if raw.declared and config.num_classes != raw.num_classes:
+      raise DataError(f"{what}: the dataset declares {raw.num_classes} classes; --num_classes="
+                      f"{config.num_classes} is for a source that declares none")
+    count = config.num_classes
+  elif not raw.declared and len(present) < count:
+    gaps = _missing(present)
+    more = count - len(present) - len(gaps)
+    raise DataError(
+        f"{what}: classes {', '.join(map(str, gaps))}{f' and {more} more' if more else ''} have "
+        f"no training example, but the largest label {int(present[-1])} would give the model "
+        f"{count} outputs; relabel the classes 0..n-1, or declare the class count with "
+        "--num_classes (a subset of a larger label space)")
+  if len(present) < 2:
+    raise DataError(f"{what}: the training labels hold {len(present)} class"
+                    f"{'' if len(present) == 1 else 'es'} ({', '.join(map(str, present))}); a "
+                    "classifier needs at least two")
+  return count
 
 
 def _check_labels(labels: np.ndarray, num_classes: int, what: str) -> None:
@@ -275,7 +323,12 @@ def prepare(raw: RawData, config: DatasetConfig) -> Splits:
   Raises:
     DataError: inconsistent settings, or too few examples for them.
   """
-  num_classes = int(raw.num_classes)
+  if config.num_classes < 0:
+    raise DataError(f"num_classes must be >= 0 (0: inferred); got {config.num_classes}")
+  y_train = as_labels(raw.y_train, len(raw.x_train), f"{config.name} y_train")
+  if not len(y_train):
+    raise DataError(f"{config.name}: the training split is empty")
+  num_classes = class_count(raw, config, y_train, f"{config.name} y_train")
   _check_config(config, num_classes)
   modality = modality_lib.resolve(config.modality, raw.x_train)
   _check_modality(config, modality)
@@ -284,10 +337,7 @@ def prepare(raw: RawData, config: DatasetConfig) -> Splits:
   if x_train.shape[1:] != x_test.shape[1:]:
     raise DataError(f"{config.name}: train examples {x_train.shape[1:]} and test examples "
                     f"{x_test.shape[1:]} differ in shape")
-  y_train = as_labels(raw.y_train, len(x_train), f"{config.name} y_train")
   y_test = as_labels(raw.y_test, len(x_test), f"{config.name} y_test")
-  if not len(y_train):
-    raise DataError(f"{config.name}: the training split is empty")
   _check_labels(y_train, num_classes, f"{config.name} y_train")
   _check_labels(y_test, num_classes, f"{config.name} y_test")
   if config.classes:

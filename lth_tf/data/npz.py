@@ -41,8 +41,9 @@ def read(path: str) -> RawData:
       features, sequences: `lth_tf.data.modality`), integer labels (N,) or (N, 1).
 
   Returns:
-    The arrays; `num_classes` is the largest training label plus one (a test label outside
-    these classes is refused by the pipeline).
+    The arrays; `num_classes` is the largest training label plus one, not declared (the
+    pipeline refuses a test label outside these classes, and a class with no training example
+    unless the user declares the count: `base.class_count`).
 
   Raises:
     DataError: a missing, corrupt or truncated file, missing arrays, object arrays, wrong
@@ -65,7 +66,7 @@ def from_arrays(arrays, what: str) -> RawData:
                     f"{x_test.shape[1:]} differ in shape")
   y_train = as_labels(arrays["y_train"], len(x_train), f"{what} y_train")
   y_test = as_labels(arrays["y_test"], len(x_test), f"{what} y_test")
-  return RawData(x_train, y_train, x_test, y_test, inferred_classes(y_train))
+  return RawData(x_train, y_train, x_test, y_test, inferred_classes(y_train), declared=False)
 
 
 @SCHEMES.register("npz")

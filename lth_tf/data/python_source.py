@@ -13,7 +13,8 @@ def read(spec: str, data_dir: str, image_size=()) -> RawData:
   """Calls `function()` and checks that it returns `x_train, y_train, x_test, y_test`.
 
   Images are (N, H, W) or (N, H, W, C) in [0, 255] (the pipeline normalises them), labels
-  integers; the class count is the largest training label plus one.
+  integers; the class count is the largest training label plus one, every class below it with
+  a training example (`base.class_count`), unless `--num_classes` declares it.
 
   Raises:
     ConfigError: a malformed spec, a missing module or function.

@@ -42,4 +42,5 @@ def resize_raw(raw: RawData, image_size: Sequence[int]) -> RawData:
   if not size_of(image_size):
     return raw
   return RawData(resize_images(raw.x_train, image_size, "x_train"), raw.y_train,
-                 resize_images(raw.x_test, image_size, "x_test"), raw.y_test, raw.num_classes)
+                 resize_images(raw.x_test, image_size, "x_test"), raw.y_test, raw.num_classes,
+                 raw.declared)

@@ -118,8 +118,8 @@ def read(name: str, data_dir: str, image_size: Sequence[int] = (),
   x_test = as_examples(test[0], f"{name} test")
   y_train = as_labels(train[1], len(x_train), f"{name} train")
   y_test = as_labels(test[1], len(x_test), f"{name} test")
-  num_classes = num_classes or inferred_classes(y_train)
-  return RawData(x_train, y_train, x_test, y_test, num_classes)
+  return RawData(x_train, y_train, x_test, y_test, num_classes or inferred_classes(y_train),
+                 declared=bool(num_classes))
 
 
 @SCHEMES.register("tfds")

@@ -100,4 +100,5 @@ def adapt_raw(raw: RawData, adapter: Adapter) -> RawData:
   if not adapter.steps:
     return raw
   return RawData(adapter(as_nhwc(raw.x_train, "x_train")), raw.y_train,
-                 adapter(as_nhwc(raw.x_test, "x_test")), raw.y_test, raw.num_classes)
+                 adapter(as_nhwc(raw.x_test, "x_test")), raw.y_test, raw.num_classes,
+                 raw.declared)

@@ -240,6 +240,47 @@ def test_npz_labels_outside_the_training_classes_and_empty_splits_are_refused(
     data_lib.load(DatasetConfig(name=name, validation_size=50), str(tmp_path))
 
 
+@pytest.mark.parametrize("y_train, message", [
+    # One stray training label of 99 among 0..9 would give a 100-class output layer.
+    (_stray(np.arange(600) % 10, 99), r"classes 10, 11, 12, 13, 14 and 84 more have no training "
+                                      r"example, but the largest label 99 would give the model "
+                                      r"100 outputs"),
+    # A label of 1,000,000,000: refused before anything is allocated per class.
+    (_stray(np.arange(600) % 10, 10 ** 9), r"classes 10, 11, 12, 13, 14 and 999999985 more"),
+    (np.arange(600) % 10 + 3, r"classes 0, 1, 2 have no training example"),
+    (np.zeros(600, np.int64), r"the training labels hold 1 class \(0\); a classifier needs at "
+                              "least two"),
+    (np.full(600, 4), r"classes 0, 1, 2, 3 have no training example"),
+], ids=["stray", "huge", "gap", "one_class", "one_class_above_zero"])
+def test_a_training_split_whose_labels_skip_classes_is_refused_in_one_line(tmp_path, y_train,
+                                                                           message):
+  name = _save_npz(tmp_path / "bad.npz", _raw(shape=(6, 6)), y_train=y_train,
+                   y_test=np.arange(100) % 2)
+  with pytest.raises(DataError, match=message) as refused:
+    data_lib.load(DatasetConfig(name=name, validation_size=50), str(tmp_path))
+  assert "\n" not in str(refused.value)
+
+
+def test_a_declared_class_count_allows_classes_without_training_examples(tmp_path):
+  """A subset of a larger label space: the user says how many classes there are."""
+  y_train = np.arange(600) % 10 * 2  # the even labels of 0..19
+  name = _save_npz(tmp_path / "even.npz", _raw(shape=(6, 6)), y_train=y_train,
+                   y_test=np.arange(100) % 10 * 2)
+  with pytest.raises(DataError, match="classes 1, 3, 5, 7, 9 and 4 more"):
+    data_lib.load(DatasetConfig(name=name, validation_size=50), str(tmp_path))
+  splits = data_lib.load(DatasetConfig(name=name, validation_size=50, num_classes=20),
+                         str(tmp_path))
+  assert splits.num_classes == 20
+  with pytest.raises(DataError, match=r"y_train: 120 labels outside 0\.\.15"):
+    data_lib.load(DatasetConfig(name=name, validation_size=50, num_classes=16), str(tmp_path))
+  with pytest.raises(DataError, match="1 class"):  # declared or not, two classes must train
+    prepare(RawData(*(_raw().x_train, np.zeros(600, np.int64), _raw().x_test,
+                      np.zeros(100, np.int64)), 10), DatasetConfig(validation_size=10))
+  # A registered dataset declares its count: --num_classes may not contradict it.
+  with pytest.raises(DataError, match="declares 10 classes; --num_classes=12"):
+    prepare(_raw(), DatasetConfig(validation_size=10, num_classes=12))
+
+
 def test_labels_outside_a_declared_class_count_and_emptied_test_splits_are_refused():
   raw = _raw()
   declared = RawData(raw.x_train, _stray(raw.y_train, 10, 12), raw.x_test, raw.y_test, 10)
