@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -62,8 +63,30 @@ def ship(ticket_ref: str, formats: List[str], quantize: str, out_dir: str, data_
   chosen = rng.choice(len(splits.x_train), min(200, len(splits.x_train)), replace=False)
   representative = raw_inputs(MODALITIES.get(splits.modality), splits.x_train[chosen],
                               splits.mean, splits.std)
-  staging = out_dir.rstrip("/") + ".partial"
-  shutil.rmtree(staging, ignore_errors=True)
+  # A staging directory of this call's own (never a name the user may hold), moved into place
+  # whole at the end and removed on any failure; a killed export leaves `<out>.partial-*`.
+  parent = os.path.dirname(os.path.abspath(out_dir))
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=os.path.basename(os.path.abspath(out_dir)) + ".partial-",
+                             dir=parent)
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(staging, 0o777 & ~umask)  # as a directory made by makedirs would be
+  try:
+    results = _export_into(staging, client_model, model, ticket, splits, images, logits,
+                           representative, formats, quantize, encoding, latency_runs)
+    if os.path.exists(out_dir):
+      os.rmdir(out_dir)
+    os.replace(staging, out_dir)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+  return results
+
+
+def _export_into(staging, client_model, model, ticket, splits, images, logits, representative,
+                 formats, quantize, encoding, latency_runs):
+  """Writes every format, the reference outputs and the check's results into `staging`."""
   export(client_model, staging, formats, quantize, representative, encoding)
   dense_path = os.path.join(staging, "model_dense_float.tflite")
   with io.atomic_path(dense_path) as tmp:
@@ -86,9 +109,6 @@ def ship(ticket_ref: str, formats: List[str], quantize: str, out_dir: str, data_
   io.write_json(os.path.join(staging, "check.json"), results)
   io.write_text(os.path.join(staging, "size_latency.md"), table(results))
   os.remove(os.path.join(staging, "reference.npz"))
-  if os.path.exists(out_dir):
-    os.rmdir(out_dir)
-  os.replace(staging, out_dir)
   return results
 
 

@@ -27,6 +27,9 @@ def ticket_path(tmp_path_factory):
 
 def test_float_export_parity_zeros_and_sizes(ticket_path, tmp_path):
   out = tmp_path / "float"
+  # A directory of the user's that happens to be named like a staging directory is not touched.
+  (tmp_path / "float.partial").mkdir()
+  (tmp_path / "float.partial" / "mine.txt").write_text("keep me")
   results = ship.ship(ticket_path, ["saved_model", "tflite"], "none", str(out), str(tmp_path),
                       latency_runs=20)
   assert results["failures"] == []
@@ -42,8 +45,16 @@ def test_float_export_parity_zeros_and_sizes(ticket_path, tmp_path):
   assert models["model_none.tflite"]["bytes"] < models["model_dense_float.tflite"]["bytes"] / 5
   assert models["model_none.tflite"]["latency_ms_1_threads"] > 0
   assert (out / "size_latency.md").read_text().startswith("| model |")
-  assert not os.path.exists(str(out) + ".partial")
+  assert (tmp_path / "float.partial" / "mine.txt").read_text() == "keep me"
+  assert sorted(os.listdir(tmp_path)) == ["float", "float.partial"]  # no staging left behind
+  assert oct(os.stat(out).st_mode & 0o777) == oct(0o777 & ~_umask())
   assert not (out / "reference.npz").exists()
+
+
+def _umask():
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
 
 
 def test_saved_model_takes_raw_pixels(ticket_path, tmp_path):
