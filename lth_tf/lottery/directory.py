@@ -27,6 +27,9 @@ class RunDirectory:
     store: the files (on the chief) or their in-memory copies (other workers).
     where: what the run is doing now ("during replicate 0 level 2 branch reinit"), for the
       message of an interrupted run; set by whoever trains.
+    seeds: every replicate the directory holds, once `write_config` has run: the seeds an
+      earlier run recorded and this run's (a rerun with other `--seeds` adds replicates, it
+      never drops the finished ones from the summary).
   """
 
   def __init__(self, layout: ExperimentLayout, writes: bool):
@@ -34,6 +37,7 @@ class RunDirectory:
     self.writes = writes
     self.store = ArtifactStore(writes)
     self.where = ""
+    self.seeds: Tuple[int, ...] = ()
 
   def locked(self, body: Callable[[Optional[int]], List[Dict]],
              deterministic: bool = False) -> List[Dict]:
@@ -55,13 +59,21 @@ class RunDirectory:
 
   def write_config(self, resolved: Dict, flags_text: str = "",
                    check_previous: Optional[Callable[[str], None]] = None) -> None:
-    """Writes `config.json` (with the experiment hash) and `flags.txt`; `check_previous` is
-    given the path of the config a previous run recorded, if there is one, and may refuse it."""
+    """Writes `config.json` (with the experiment hash, and every replicate the directory holds:
+    `seeds`) and `flags.txt`; `check_previous` is given the path of the config a previous run
+    recorded, if there is one, and may refuse it."""
+    seeds = tuple(resolved["runtime"]["seeds"])
     if not self.writes:
+      self.seeds = seeds
       return
     resolved = dict(resolved, experiment_hash=self.layout.experiment_hash)
-    if check_previous is not None and os.path.exists(self.layout.config_file):
-      check_previous(self.layout.config_file)
+    if os.path.exists(self.layout.config_file):
+      if check_previous is not None:
+        check_previous(self.layout.config_file)
+      recorded = io.read_json(self.layout.config_file).get("runtime", {}).get("seeds", ())
+      seeds = tuple(sorted(set(seeds) | {int(seed) for seed in recorded}))
+    self.seeds = seeds
+    resolved["runtime"] = dict(resolved["runtime"], seeds=list(seeds))
     io.write_json(self.layout.config_file, resolved)
     if flags_text:
       io.write_text(self.layout.flags_file, flags_text)

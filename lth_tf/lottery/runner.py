@@ -140,9 +140,10 @@ class LotteryExperiment:
       if getattr(previous, part) != getattr(self.config, part):
         raise UserError(f"{path} describes a different experiment ({part})")
 
-  def branch_slots(self):
-    """(seed, level, branch) of every branch the experiment trains, in summary order."""
-    for seed in self.config.runtime.seeds:
+  def branch_slots(self, seeds=None):
+    """(seed, level, branch) of every branch the experiment trains for `seeds` (this run's by
+    default), in summary order."""
+    for seed in self.config.runtime.seeds if seeds is None else seeds:
       for level in range(self.config.pruning.levels + 1):
         for branch in self.branches if level else ("ticket",):
           yield seed, level, branch
@@ -157,7 +158,8 @@ class LotteryExperiment:
       self.write_summary()
 
   def write_summary(self) -> List[Dict]:
-    return self.directory.write_summary(self.branch_slots())
+    """The summary of every replicate the directory holds (`RunDirectory.seeds`)."""
+    return self.directory.write_summary(self.branch_slots(self.directory.seeds or None))
 
   # ---- levels -------------------------------------------------------------------------------
 

@@ -273,14 +273,15 @@ class TransferExperiment:
         "search_compute": self.search_compute(),
     }
 
-  def branch_slots(self):
-    """Every branch of a transfer trains at level 0."""
-    for seed in self.config.runtime.seeds:
+  def branch_slots(self, seeds=None):
+    """Every branch of a transfer trains at level 0 (for `seeds`, this run's by default)."""
+    for seed in self.config.runtime.seeds if seeds is None else seeds:
       for branch in self.branches:
         yield seed, 0, branch
 
   def write_summary(self) -> List[Dict]:
-    return self.directory.write_summary(self.branch_slots())
+    """The summary of every replicate the directory holds (`RunDirectory.seeds`)."""
+    return self.directory.write_summary(self.branch_slots(self.directory.seeds or None))
 
   def run(self) -> List[Dict]:
     """Trains what is not finished yet and returns the summary rows."""

@@ -242,6 +242,27 @@ def test_rerunning_skips_finished_work(rewound):
   assert os.path.getmtime(metrics) == stamp
 
 
+def test_a_rerun_with_other_seeds_adds_replicates_and_drops_none(tmp_path):
+  """`--seeds=0,1`, then `--seeds=1` (or `--seeds=2`): the summary, compute record and
+  config.json hold every replicate the directory trained, not the last run's only."""
+  config = _config(tmp_path, levels=1, reinit=False, random_prune=False)
+  config = config.replace(training=TrainingConfig(iterations=20, eval_every=20, batch_size=50))
+  first = LotteryExperiment(_with_runtime(config, seeds=(0, 1)), log=lambda line: None)
+  rows = first.run()
+  assert sorted({row["replicate"] for row in rows}) == [0, 1]
+  for seeds, expected in (((1,), [0, 1]), ((2,), [0, 1, 2])):
+    again = LotteryExperiment(_with_runtime(config, seeds=seeds), log=lambda line: None)
+    assert again.layout.directory == first.layout.directory
+    rows = again.run()
+    summary = io.read_json(again.layout.summary_file)
+    assert sorted({row["replicate"] for row in summary}) == expected
+    assert rows == summary and len(summary) == 2 * len(expected)
+    assert io.read_json(again.layout.config_file)["runtime"]["seeds"] == expected
+    assert io.read_json(again.layout.compute_file)["total"]["runs"] == 2 * len(expected)
+  from lth_tf.stability.experiment import read_config  # pylint: disable=import-outside-toplevel
+  assert read_config(first.layout.directory).runtime.seeds == (0, 1, 2)
+
+
 def test_same_seed_gives_the_same_masks(rewound, tmp_path):
   config, experiment, rows, starts = rewound
   other = dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, root_dir=str(tmp_path)))
