@@ -148,17 +148,28 @@ def _check_on(model, config: ExperimentConfig, runtime: RuntimeConfig) -> None:
   loop.check_engine(model, config.training, runtime, tf.distribute.get_strategy())
 
 
-def read_record(path: str, directory_exists: bool) -> Optional[Dict]:
-  """The directory's engine record; for a directory from before the record, the engine of
-  that time (one operation at a time, unless it was given); None for a new directory."""
+def read_record(path: str, trained_before: bool) -> Optional[Dict]:
+  """The directory's engine record; for a directory that trained before the record existed
+  (`trained_before`), the engine of that time (one operation at a time, unless it was given);
+  None for a new directory, and for one a run left before anything trained (killed between
+  writing `config.json` and `engine.json`): the engine is chosen as for a new one."""
   if os.path.exists(path):
     try:
       return io.read_json(path)
     except Exception:  # pylint: disable=broad-except
       return None  # the record's own check reports it, with how to fix it
-  if directory_exists:
+  if trained_before:
     return {"fused_optimizer": False, "dense_shards": 1}
   return None
+
+
+def trained_before_record(config_file: str) -> bool:
+  """Whether the experiment directory of `config_file` holds training from a run (a replicate
+  directory): `engine.json` is written before any, so a directory with training and no record
+  is from before the record (2026-12-02)."""
+  directory = os.path.dirname(config_file)
+  return os.path.exists(config_file) and any(
+      name.startswith("replicate_") for name in os.listdir(directory))
 
 
 def resolve(config: ExperimentConfig, input_shape: Sequence[int], num_classes: int,
@@ -168,6 +179,7 @@ def resolve(config: ExperimentConfig, input_shape: Sequence[int], num_classes: i
     with tf.Graph().as_default(), precision.policy(config.training.mixed_precision):
       model = models.build(config.model, tuple(input_shape), num_classes, seed=0)
       return model, any(isinstance(layer, CONVOLUTIONS) for layer in model.layers)
-  runtime, line = choose(config, probe, read_record(engine_file, os.path.exists(config_file)))
+  runtime, line = choose(config, probe,
+                         read_record(engine_file, trained_before_record(config_file)))
   log(line)
   return config.replace(runtime=runtime)

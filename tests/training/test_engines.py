@@ -77,10 +77,38 @@ def test_a_recorded_engine_is_continued_and_an_old_directory_keeps_the_plain_eng
     assert (runtime.dense_shards, runtime.fused_optimizer) == expected
     assert "recorded in the experiment directory" in line
   engine_file, config_file = tmp_path / "engine.json", tmp_path / "config.json"
-  assert engines.read_record(str(engine_file), directory_exists=False) is None
+  assert engines.read_record(str(engine_file), trained_before=False) is None
   config_file.write_text("{}")
-  old = engines.read_record(str(engine_file), directory_exists=True)
+  assert not engines.trained_before_record(str(config_file))  # a config and nothing trained
+  (tmp_path / "replicate_0").mkdir()
+  assert engines.trained_before_record(str(config_file))
+  old = engines.read_record(str(engine_file), trained_before=True)
   assert engines.from_record(config.runtime, old) == config.runtime  # one op at a time
+
+
+def test_a_run_cut_before_its_engine_record_chooses_the_engine_afresh(tmp_path, monkeypatch):
+  """Killed (here: a full disk) after `config.json` and before `engine.json`: the rerun is a
+  new experiment's, with the engine a new run chooses and the same results, not the engine of
+  the directories that predate the record."""
+  from lth_tf import io  # pylint: disable=import-outside-toplevel
+  from lth_tf.errors import WriteError  # pylint: disable=import-outside-toplevel
+  cut, whole = _config(tmp_path / "cut"), _config(tmp_path / "whole")
+  monkeypatch.setattr(io, "_fault_hits", {})
+  monkeypatch.setenv("LTH_FAULT_ENOSPC_AT", "write:data.json@1")
+  with pytest.raises(WriteError):
+    LotteryExperiment(cut, log=lambda line: None).run()
+  monkeypatch.delenv("LTH_FAULT_ENOSPC_AT")
+  layout = LotteryExperiment(cut, log=lambda line: None).layout
+  assert os.path.exists(layout.config_file) and not os.path.exists(layout.engine_file)
+  lines = []
+  rerun = LotteryExperiment(cut, log=lines.append)
+  rerun.run()
+  uninterrupted = LotteryExperiment(whole, log=lambda line: None)
+  uninterrupted.run()
+  assert not any("recorded in the experiment directory" in line for line in lines)
+  assert io.read_json(layout.engine_file) == io.read_json(uninterrupted.layout.engine_file)
+  assert (io.read_json(layout.summary_file) ==
+          io.read_json(uninterrupted.layout.summary_file))
 
 
 def test_the_probe_sees_convolutions_and_the_engine_check_refuses_rmsprop():
