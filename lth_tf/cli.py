@@ -274,7 +274,7 @@ def _stability(args: List[str]) -> int:
 # Per command: the `[tag]`s of the flags it reads, in the order its help shows them, and the
 # flags of other groups it reads too.
 COMMAND_FLAGS = {
-    "train": (("dataset", "model", "training", "runtime"), ()),
+    "train": (("dataset", "model", "training", "runtime"), ("rewind_iteration",)),
     "find": (("dataset", "model", "training", "pruning", "runtime"), ()),
     "transfer": (("transfer", "dataset", "training", "pruning", "runtime"), ()),
     "tune": (("tune", "dataset", "model", "training", "pruning", "runtime"), ()),
@@ -345,6 +345,19 @@ def _parse(argv: List[str]) -> List[str]:
   return []
 
 
+def _refuse_foreign_flags(name: str) -> None:
+  """A flag of another command (`lth find --formats=onnx`) is an error, not silently ignored."""
+  if name not in COMMAND_FLAGS:
+    return
+  given = lth_flags.foreign(*COMMAND_FLAGS[name])
+  if given:
+    flag, owners = given[0]
+    others = ", ".join(f"--{other}" for other, _ in given[1:])
+    raise UserError(f"--{flag} is a flag of {' and '.join(owners)}, which lth {name} does not "
+                    f"read" + (f" (nor {others})" if others else "") +
+                    f"; see lth {name} --help")
+
+
 def _terminate(signum, frame) -> None:
   """SIGTERM stops a command as Ctrl-C does: files stay sound, the lock is released."""
   raise Interrupted(signum)
@@ -358,6 +371,7 @@ def _main(argv: List[str]) -> None:
     sys.exit(USAGE_EXIT)
   try:
     command = COMMANDS.get(argv[1])
+    _refuse_foreign_flags(argv[1])
     sys.exit(command(argv[2:]))
   except UserError as error:
     _fail(str(error))

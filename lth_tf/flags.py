@@ -321,6 +321,20 @@ def _tags(flag) -> Tuple[str, ...]:
   return tuple(t.strip() for t in match.group(1).split(",")) if match else ()
 
 
+def foreign(tags: Tuple[str, ...], extra: Tuple[str, ...]) -> List[Tuple[str, Tuple[str, ...]]]:
+  """The lth flags given (command line or flagfile) that a command reading the flags of `tags`
+  and `extra` does not read: (name, the tags it belongs to) of each; absl's own flags (no tag)
+  are never foreign, and retired ones say why they are retired where they are read."""
+  out = []
+  for name in sorted(set(FLAGS)):
+    flag = FLAGS[name]
+    owners = _tags(flag)
+    if (flag.present and owners and "retired" not in owners and not set(owners) & set(tags)
+        and name not in extra):
+      out.append((name, owners))
+  return out
+
+
 def _describe(flag) -> List[str]:
   text = re.sub(r"^\[[^\]]+\]\s*", "", flag.help or "")
   default = flag.default

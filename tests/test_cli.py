@@ -61,6 +61,11 @@ _BAD_INPUT = [
     (["train", *FAST, "--seeds=-1"], "seeds must be in [0, 2147483647]; got -1"),
     (["train", *FAST, "--learning_rate=inf"], "learning_rate must be a finite number; got inf"),
     (["export", "--ticket=t", "--out=o", "--latency_runs=0"], "latency_runs must be >= 1"),
+    # A flag of another command is refused, not ignored.
+    (["find", "--level=2", "--formats=onnx"], "--formats is a flag of export, which lth find "
+                                              "does not read (nor --level)"),
+    (["export", "--ticket=t", "--out=o", "--levels=3"], "--levels is a flag of pruning, which "
+                                                        "lth export does not read"),
 ]
 
 
@@ -107,8 +112,9 @@ def bad_input_runs(tmp_path_factory):
   runs = []
   for index, args in enumerate(cases):
     directory = tmp_path_factory.mktemp(f"bad{index}")
+    root = [] if args[0] == "export" else [f"--root_dir={directory / 'runs'}"]  # not read there
     runs.append((" ".join(args), str(directory / "runs"),
-                 [*args, f"--root_dir={directory / 'runs'}", f"--data_dir={directory}"]))
+                 [*args, *root, f"--data_dir={directory}"]))
   outcomes = lth_in_one_process([argv for _, _, argv in runs])
   return {key: (code, stderr, root) for (key, root, _), (code, stderr) in zip(runs, outcomes)}
 
