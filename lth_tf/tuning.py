@@ -158,18 +158,27 @@ def _objective() -> kt.Objective:
 
 ORACLES: Registry[Callable[[TuningConfig], kt.Oracle]] = Registry("tuner")
 
+# keras-tuner replaces a seed of 0 (falsy) by a random one; the search's seed 0 is given to it as
+# this value instead, so that every seed reproduces its search.
+ZERO_SEED = 2 ** 31 - 1
+
+
+def oracle_seed(tuning: TuningConfig) -> int:
+  """The seed keras-tuner's oracle gets for `tuning.tuner_seed`."""
+  return tuning.tuner_seed or ZERO_SEED
+
 
 @ORACLES.register("random")
 def _random(tuning: TuningConfig) -> kt.Oracle:
   return kt.oracles.RandomSearchOracle(objective=_objective(), max_trials=tuning.max_trials,
-                                       seed=tuning.tuner_seed)
+                                       seed=oracle_seed(tuning))
 
 
 @ORACLES.register("bayesian")
 def _bayesian(tuning: TuningConfig) -> kt.Oracle:
   try:
     return kt.oracles.BayesianOptimizationOracle(
-        objective=_objective(), max_trials=tuning.max_trials, seed=tuning.tuner_seed,
+        objective=_objective(), max_trials=tuning.max_trials, seed=oracle_seed(tuning),
         num_initial_points=min(tuning.max_trials, 3))
   except ImportError:
     raise ConfigError("--tuner=bayesian needs scipy and scikit-learn: "
@@ -179,7 +188,7 @@ def _bayesian(tuning: TuningConfig) -> kt.Oracle:
 @ORACLES.register("hyperband")
 def _hyperband(tuning: TuningConfig) -> kt.Oracle:
   oracle = kt.oracles.HyperbandOracle(objective=_objective(), max_epochs=tuning.hyperband_budget,
-                                      factor=2, seed=tuning.tuner_seed)
+                                      factor=2, seed=oracle_seed(tuning))
   oracle.max_trials = tuning.max_trials  # the base oracle stops creating trials at this count
   return oracle
 

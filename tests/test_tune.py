@@ -83,6 +83,18 @@ def test_a_tiny_random_search_ranks_trials_and_writes_the_best_flagfile(tmp_path
   assert [r["trial"] for r in again["rows"]] == [r["trial"] for r in rows]
 
 
+@pytest.mark.parametrize("name", ["random", "hyperband", "bayesian"])
+def test_every_tuner_seed_reproduces_its_search_seed_zero_too(name):
+  """keras-tuner replaces a seed of 0 by a random one: the default seed must reproduce too."""
+  seeds = []
+  for tuner_seed in (0, 0, 3):
+    try:
+      seeds.append(tuning.ORACLES.get(name)(TuningConfig(max_trials=2, tuner_seed=tuner_seed)).seed)
+    except ConfigError:  # an environment without keras-tuner's bayesian extra
+      pytest.skip("keras-tuner's bayesian extra is not installed")
+  assert seeds[0] == seeds[1] != seeds[2] == 3
+
+
 def test_every_tuner_builds_and_hyperband_budgets_scale_the_iterations(tmp_path):
   settings = TuningConfig(max_trials=3, hyperband_budget=4, target_weights_remaining=0.2)
   for name in tuning.ORACLES.names():
