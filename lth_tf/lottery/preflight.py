@@ -63,6 +63,17 @@ def check_strategy(config: ExperimentConfig, names: Iterable[str]) -> None:
                      f"--pruning_strategy={config.pruning.strategy}")
 
 
+def check_levels(config: ExperimentConfig, kinds: Mapping[str, str],
+                 shapes: Mapping[str, Tuple[int, ...]]) -> None:
+  """Refuses levels past the one whose round would prune no weight (`pruning.first_idle_level`):
+  they would train the same mask again (and `--levels=1000000000` would enumerate its slots)."""
+  idle = pruning.first_idle_level(config.pruning, kinds, shapes)
+  if idle is not None:
+    raise UserError(f"--levels={config.pruning.levels}: level {idle} would prune no weight (the "
+                    "rates round to zero on what earlier levels leave), nor would any level "
+                    f"after it; give --levels={idle - 1} or fewer, or higher rates")
+
+
 def check_model_fits_strategy(config: ExperimentConfig, model, kinds: Mapping[str, str],
                               log: Callable[[str], None]) -> None:
   """The strategy's own check of the wrapped model's prunable weights, whose layer kinds are

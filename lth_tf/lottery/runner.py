@@ -73,6 +73,7 @@ class LotteryExperiment:
       self.log("what is pruned (layer kinds and their rates: lth_tf.pruning.kinds):\n"
                + pruning.pruning_table(model, kinds, global_layers=ranked))
     preflight.check_strategy(self.config, self.branches)
+    preflight.check_levels(self.config, kinds, pruning.prunable_shapes(model))
     preflight.check_model_fits_strategy(self.config, model, kinds, self.log)
     preflight.check_engine(self.config, model, self.strategy)
     if self.ticket is not None:

@@ -6,7 +6,8 @@ compare`) does not start it.
 """
 from lth_tf.pruning.mask import Mask
 from lth_tf.pruning.strategies import STRATEGIES, PruneRequest, random_mask_like, remaining_after
-from lth_tf.pruning.policy import (check_config, check_inputs, check_model, global_layers,
+from lth_tf.pruning.policy import (check_config, check_inputs, check_model, first_idle_level,
+                                   global_layers,
                                    has_scores, layer_rates, level_limit, next_mask,
                                    score_steps, scored_weights, scores)
 
@@ -38,5 +39,5 @@ __all__ = [
     "remaining_after", "MaskFreezeWrapper", "is_prunable", "masked_layers", "wrap_model",
     "global_layers", "layer_rates", "next_mask", "check_inputs", "has_scores", "score_steps",
     "scored_weights",
-    "scores", "check_config", "check_model", "level_limit",
+    "scores", "check_config", "check_model", "level_limit", "first_idle_level",
 ]

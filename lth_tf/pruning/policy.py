@@ -10,7 +10,7 @@ from lth_tf.errors import ConfigError
 from lth_tf.pruning.kinds import GLOBAL_SETS, KINDS
 from lth_tf.pruning.mask import Mask
 from lth_tf.pruning.strategies import STRATEGIES, PruneRequest
-from lth_tf.pruning.strategies.base import INPUTS, PruningStrategy, record
+from lth_tf.pruning.strategies.base import INPUTS, PruningStrategy, number_to_prune, record
 
 
 def strategy(pruning: PruningConfig) -> PruningStrategy:
@@ -102,6 +102,29 @@ def check_config(pruning: PruningConfig) -> None:
         f"--pruning_strategy={pruning.strategy} reaches its final mask in {chosen.final_after} "
         f"pruning round(s) (a fixed pattern: more rounds give the same mask); --levels="
         f"{pruning.levels} asks for more: give --levels={chosen.final_after}")
+
+
+def first_idle_level(pruning: PruningConfig, kinds: Mapping[str, str],
+                     shapes: Mapping[str, Tuple[int, ...]]) -> Optional[int]:
+  """The first level up to `pruning.levels` whose round prunes no weight (the rates round to
+  zero on every layer's survivors: the mask would never change again), or None. Walks the
+  counts round by round, stopping there: never as many steps as a huge `levels` asks."""
+  if strategy(pruning).final_after:
+    return None  # its own count, checked by `check_config`
+  sizes = {name: int(np.prod(shape)) for name, shape in shapes.items()}
+  ranked = global_layers(pruning, kinds)
+  if ranked is None:
+    rates = layer_rates(pruning, kinds)
+    groups = {name: (sizes[name], rates[name]) for name in rates}
+  else:
+    groups = {"global": (sum(sizes[name] for name in ranked), pruning.global_rate)}
+  counts = {name: count for name, (count, _) in groups.items()}
+  for level in range(1, pruning.levels + 1):
+    pruned = {name: number_to_prune(counts[name], groups[name][1]) for name in counts}
+    if not any(pruned.values()):
+      return level
+    counts = {name: counts[name] - pruned[name] for name in counts}
+  return None
 
 
 def level_limit(pruning: PruningConfig, levels: int) -> int:

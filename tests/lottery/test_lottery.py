@@ -340,6 +340,27 @@ def test_a_live_lock_refuses_and_a_stale_lock_is_taken_over(tmp_path):
   assert len(rows) == 1 and not os.path.exists(lock)
 
 
+def test_levels_past_the_last_one_that_prunes_are_refused_before_anything_is_written(tmp_path):
+  """Past the level where the rates round to zero on every layer's survivors, a level would
+  train the same mask again: refused in one line, nothing written; a huge count as fast,
+  without enumerating its levels."""
+  counts = {"fc1": 784 * 300, "fc2": 300 * 100, "output": 100 * 10}  # LeNet-300-100's kernels
+  rates = {"fc1": 0.5, "fc2": 0.5, "output": 0.2}
+  idle = 1
+  while True:  # the first level at which no layer loses a weight, by hand
+    after = {n: c - int(np.floor(rates[n] * c + 0.5)) for n, c in counts.items()}
+    if after == counts:
+      break
+    counts, idle = after, idle + 1
+  for levels in (idle, idle + 5, 10 ** 9):
+    config = _config(tmp_path, levels=levels)
+    with pytest.raises(UserError, match=f"--levels={levels}: level {idle} would prune no weight"
+                                        f".*give --levels={idle - 1} or fewer"):
+      LotteryExperiment(config, log=lambda line: None)
+    assert not os.path.exists(ExperimentLayout.for_config(config).directory)
+  LotteryExperiment(_config(tmp_path, levels=idle - 1), log=lambda line: None)  # the last one
+
+
 def test_rewind_beyond_training_is_rejected(tmp_path):
   with pytest.raises(ConfigError, match="rewind_iteration"):
     LotteryExperiment(_config(tmp_path, rewind_iteration=60))
