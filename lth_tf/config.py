@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import numbers
+import typing
 from typing import Any, Dict, Tuple
 
 from lth_tf import branches
@@ -386,10 +387,12 @@ def _part_from_dict(part_cls, values: Dict[str, Any]):
     raise ConfigError(f"unknown {part_cls.__name__} fields: {', '.join(sorted(unknown))}")
   kwargs = {}
   for name, value in values.items():
-    if isinstance(known[name].default, tuple):
+    if isinstance(known[name].default, tuple) and isinstance(value, (list, tuple)):
       value = tuple(value)
     kwargs[name] = value
-  return part_cls(**kwargs)
+  part = part_cls(**kwargs)
+  check_types(part)
+  return part
 
 
 def _non_default_fields(part) -> Dict[str, Any]:
@@ -486,6 +489,41 @@ def _check_choice(value: str, choices, name: str) -> None:
 MAX_SEED = 2 ** 31 - 1
 
 
+def _is_a(value, hint) -> bool:
+  """Whether `value` has the annotated type `hint` (bool, int, float, str, a tuple of one of
+  them); an int is a float, a bool is no number."""
+  if hint is bool:
+    return isinstance(value, bool)
+  if hint is int:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+  if hint is float:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+  if hint is str:
+    return isinstance(value, str)
+  if typing.get_origin(hint) is tuple:
+    element = typing.get_args(hint)[0]
+    return isinstance(value, (tuple, list)) and all(_is_a(item, element) for item in value)
+  return True
+
+
+def _type_name(hint) -> str:
+  if typing.get_origin(hint) is tuple:
+    return f"a list of {_type_name(typing.get_args(hint)[0])}"
+  return {bool: "true or false", int: "an integer", float: "a number",
+          str: "a string"}.get(hint, str(hint))
+
+
+def check_types(part) -> None:
+  """Every field of a config part has its annotated type (a `config.json` edited by hand, or a
+  keyword of the Python API: `iterations=100.0`); one-line `ConfigError` otherwise."""
+  hints = typing.get_type_hints(type(part))
+  for field in dataclasses.fields(part):
+    value = getattr(part, field.name)
+    if not _is_a(value, hints[field.name]):
+      raise ConfigError(f"{field.name} must be {_type_name(hints[field.name])}; got "
+                        f"{value!r} ({type(value).__name__})")
+
+
 def _check_finite(*parts) -> None:
   """Every float field is a finite number (a flag accepts `inf` and `nan`)."""
   for part in parts:
@@ -515,6 +553,8 @@ def _check_seed(seed: int, name: str) -> None:
 def validate(config: ExperimentConfig) -> ExperimentConfig:
   """Checks ranges and consistency; raises `ConfigError` with a one-line message."""
   d, t, p, r = config.dataset, config.training, config.pruning, config.runtime
+  for part in (d, config.model, t, p, r):
+    check_types(part)
   _check_finite(d, config.model, t, p, r)
   _check(d.validation_size > 0,
          f"validation_size must be > 0 (early stopping needs it); got {d.validation_size}")

@@ -60,6 +60,29 @@ def test_from_dict_drops_the_retired_runtime_settings_of_older_directories():
     c.ExperimentConfig.from_dict({"training": {"batch_variants": True}})
 
 
+@pytest.mark.parametrize("part, field, value, message", [
+    ("training", "iterations", 100.0, r"iterations must be an integer; got 100\.0 \(float\)"),
+    ("training", "iterations", "100", r"iterations must be an integer; got '100' \(str\)"),
+    ("training", "learning_rate", True, r"learning_rate must be a number; got True \(bool\)"),
+    ("pruning", "reinit", 1, r"reinit must be true or false; got 1 \(int\)"),
+    ("dataset", "classes", [1, 2.5], r"classes must be a list of an integer"),
+    ("runtime", "seeds", 0, r"seeds must be a list of an integer; got 0"),
+    ("model", "name", 5, r"name must be a string"),
+])
+def test_a_field_of_the_wrong_type_is_refused_in_one_line(part, field, value, message):
+  """A hand-edited `config.json` (read by every command that reads one) and a keyword of the
+  Python API alike."""
+  data = c.ExperimentConfig().to_dict()
+  data[part][field] = value
+  with pytest.raises(ConfigError, match=message):
+    c.ExperimentConfig.from_dict(data)
+  if not isinstance(value, list) or part != "dataset":
+    built = dataclasses.replace(getattr(c.ExperimentConfig(), part), **{field: value})
+    with pytest.raises(ConfigError, match=message):
+      c.validate(c.ExperimentConfig().replace(**{part: built}))
+  assert c.ExperimentConfig.from_dict(c.ExperimentConfig().to_dict()) == c.ExperimentConfig()
+
+
 def test_from_dict_rejects_unknown_fields():
   with pytest.raises(ConfigError, match="unknown"):
     c.ExperimentConfig.from_dict({"training": {"learning_rat": 1.0}})
