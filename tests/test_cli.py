@@ -223,6 +223,30 @@ def _pickle_payload(ticket):
   (ticket / "ticket.json").write_text(json.dumps(meta))
 
 
+def _resign(ticket, arrays=None, **meta_changes):
+  """Rewrites the ticket's arrays and metadata and signs them again: a forger's ticket."""
+  import hashlib
+  np_module = __import__("numpy")
+  path = ticket / "ticket.npz"
+  if arrays is not None:
+    with np_module.load(path) as data:
+      current = {key: data[key] for key in data.files}
+    current.update(arrays)
+    np_module.savez(path, **current)
+  meta = json.loads((ticket / "ticket.json").read_text())
+  meta.update(meta_changes)
+  meta["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+  meta["metadata_sha256"] = metadata_digest(meta)
+  (ticket / "ticket.json").write_text(json.dumps(meta))
+
+
+def _mask_shape(ticket, shape):
+  np_module = __import__("numpy")
+  with np_module.load(ticket / "ticket.npz") as data:
+    key = next(k for k in data.files if k.startswith("mask_shape/"))
+  _resign(ticket, {key: np_module.array(shape, np_module.int64)})
+
+
 def _malformed_json(ticket):
   (ticket / "ticket.json").write_text("{not json")
 
@@ -233,6 +257,12 @@ _DAMAGES = [
     (_pickle_payload, "refused|not a readable|corrupt"),
     (_malformed_json, "not valid JSON"),
     (lambda t: (t / "ticket.npz").unlink(), "ticket.npz is missing"),
+    # Signed again after the edit: shapes that would allocate exabytes, or that say nothing.
+    (lambda t: _mask_shape(t, [4294967296, 4294967296]), "mask .* declares shape"),
+    (lambda t: _mask_shape(t, [-1, -1]), "mask .* declares shape"),
+    (lambda t: _resign(t, input_shape=[4294967296, 4294967296, 1]), "input shape"),
+    (lambda t: _resign(t, input_shape=[-1, -1]), "input shape"),
+    (lambda t: _resign(t, num_classes=10 ** 12), "class count"),
 ]
 
 

@@ -17,6 +17,7 @@ to such a ticket whose `ticket.npz` still matches its checksum (`lth tickets sig
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -237,14 +238,15 @@ def read(path: str) -> Ticket:
     raise TicketError(f"{path}: checksum mismatch: {METADATA} was modified or corrupted")
   if _sha256(arrays_path) != meta.get("sha256"):
     raise TicketError(f"{path}: checksum mismatch: {ARRAYS} was modified or truncated")
+  _check_sizes(path, meta)
   arrays = io.read_arrays(arrays_path)
   masks = {}
   for key, packed in arrays.items():
     if key.startswith("mask/"):
       name = key[len("mask/"):]
-      shape = tuple(int(d) for d in arrays.get(f"mask_shape/{name}", ()))
-      size = int(np.prod(shape)) if shape else -1
-      if size < 0 or packed.dtype != np.uint8 or packed.size != (size + 7) // 8:
+      shape = _declared_shape(path, f"mask {name!r}", arrays.get(f"mask_shape/{name}", ()))
+      size = math.prod(shape)
+      if packed.dtype != np.uint8 or packed.size != (size + 7) // 8:
         raise TicketError(f"{path}: mask {name!r} does not match its recorded shape")
       masks[name] = np.unpackbits(packed)[:size].reshape(shape).astype(bool)
   try:
@@ -267,6 +269,37 @@ def read(path: str) -> Ticket:
                   dict(meta.get("search_compute", {})), kind)
   except (AttributeError, TypeError, ValueError) as error:
     raise TicketError(f"{path}: malformed {METADATA} ({error})") from None
+
+
+# What a ticket may declare before anything is allocated from it: a weight of at most 2^34
+# entries, of rank 1 to 5; an input of at most 2^28 values, of rank 1 to 3; 2 to 2^24 classes.
+MAX_WEIGHT_SIZE, MAX_INPUT_SIZE, MAX_CLASSES = 2 ** 34, 2 ** 28, 2 ** 24
+
+
+def _declared_shape(path: str, what: str, values, rank=(1, 5), limit=MAX_WEIGHT_SIZE):
+  """A shape a ticket declares, checked with Python integers: positive dimensions, a rank and
+  a size in range; a one-line `TicketError` otherwise."""
+  try:
+    shape = tuple(int(d) for d in np.asarray(values).reshape(-1).tolist())
+  except (TypeError, ValueError):
+    shape = ()
+  if (not rank[0] <= len(shape) <= rank[1] or min(shape) < 1 or math.prod(shape) > limit):
+    raise TicketError(f"{path}: {what} declares shape {list(shape) or values!r}: not a shape "
+                      f"of at most {limit} positive entries")
+  return shape
+
+
+def _check_sizes(path: str, meta: Dict[str, Any]) -> None:
+  """The model's input shape and class count in `ticket.json`, before a model is built."""
+  shape = meta.get("input_shape", ())
+  if shape:
+    if not isinstance(shape, list) or not all(isinstance(d, int) for d in shape):
+      raise TicketError(f"{path}: the input shape {shape!r} is not a list of integers")
+    _declared_shape(path, "the input shape", shape, (1, 3), MAX_INPUT_SIZE)
+  classes = meta.get("num_classes", 0)
+  if classes and (not isinstance(classes, int) or not 2 <= classes <= MAX_CLASSES):
+    raise TicketError(f"{path}: the class count {classes!r} is not an integer in [2, "
+                      f"{MAX_CLASSES}]")
 
 
 def sign(path: str) -> str:
