@@ -154,10 +154,10 @@ def _tickets(args: List[str]) -> int:
       raise UserError("usage: lth tickets save --experiment_dir=DIR --level=L [--replicate=S] --out=DIR")
     path = tickets.save(values["experiment_dir"], values["replicate"], values["level"], values["out"],
                         lth_flags.command_values("data_dir")["data_dir"])
-    print(tickets.describe(tickets.read(path), path))
+    print(tickets.describe(tickets.read(path, consent=False), path))
     return 0
   if action == "show" and len(args) == 2:
-    print(tickets.describe(tickets.read(tickets.resolve(args[1])), args[1]))
+    print(tickets.describe(tickets.read(tickets.resolve(args[1]), consent=False), args[1]))
     return 0
   if action == "list" and len(args) == 1:
     for name, ticket in tickets.shipped():
@@ -280,7 +280,7 @@ COMMAND_FLAGS = {
     "tune": (("tune", "dataset", "model", "training", "pruning", "runtime"), ()),
     "tickets": (("tickets save",), ("data_dir",)),
     "export": (("export",), ("ticket", "data_dir")),
-    "report": (("report",), ()),
+    "report": (("report",), ("out",)),
     "masks": (("masks compare",), ()),
 
     "stability": (("stability", "dataset", "model", "training", "pruning", "runtime"),
@@ -372,6 +372,7 @@ def _main(argv: List[str]) -> None:
   try:
     command = COMMANDS.get(argv[1])
     _refuse_foreign_flags(argv[1])
+    lth_flags.trust_given_code()
     sys.exit(command(argv[2:]))
   except UserError as error:
     _fail(str(error))

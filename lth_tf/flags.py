@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Tuple
 from absl import flags
 
 from lth_tf import config as config_lib
+from lth_tf import user_code
 
 FLAGS = flags.FLAGS
 # The one config field whose flag also takes a comma-separated list: `lth find` runs a rewind
@@ -125,6 +126,23 @@ def define_command_flags() -> None:
   flags.DEFINE_integer("latency_runs", 200, "[export] timed interpreter runs per model and thread count")
   flags.DEFINE_list("tfds_datasets", [], "[data install] TFDS datasets to download and prepare "
                     "into --data_dir (needs the internet)")
+  flags.DEFINE_list("trust_code", [], "[runtime, export, tickets save] the user code (model and "
+                    "dataset functions, as the ticket or config.json names them: "
+                    "package.module:function, py:package.module:function) that a ticket or an "
+                    "experiment directory may run; by default they may name only registered "
+                    "models and datasets (lth tickets show says what a ticket names)")
+
+
+def trust_given_code() -> None:
+  """Lets tickets and experiment directories run the user code this command line names: its
+  own --model, --dataset and --target_dataset, and --trust_code."""
+  define_command_flags()
+  define_transfer_flags()
+  names = list(FLAGS["trust_code"].value or [])
+  for name in ("model", "dataset", "target_dataset"):
+    if name in FLAGS and FLAGS[name].present:
+      names.append(FLAGS[name].value)
+  user_code.trust(names)
 
 
 def define_transfer_flags() -> None:

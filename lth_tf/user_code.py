@@ -1,4 +1,6 @@
-"""A user's own function named as `package.module:function` (a model or a dataset): import, digest.
+"""A user's own function named as `package.module:function` (a model or a dataset): import,
+digest, and consent (code a ticket or an experiment directory names runs only when the user
+named that code: `check_consent`).
 
 The module is imported as `python -m` would import it: from the current directory first, then
 `PYTHONPATH` and the installed packages. Its source file's SHA-256 pins the experiment: an edited
@@ -140,3 +142,39 @@ def pin_sources(config):
     if spec is not None and not section.source_sha256:
       changes[part] = dataclasses.replace(section, source_sha256=digest(spec, part))
   return config.replace(**changes) if changes else config
+
+
+# ---- consent: code a ticket or an experiment directory names ----------------------------------
+
+# The user code a ticket or an experiment directory may run in this process: the names (as the
+# config writes them, `package.module:function` or `py:package.module:function`) the user gave
+# on the command line (`--model`, `--dataset`, `--target_dataset`, `--trust_code`) or to
+# `trust`. A file is data: what it names runs only when the user named that exact code.
+_trusted = set()
+TRUST_FLAG = "trust_code"
+
+
+def trust(names) -> None:
+  """Allows tickets and experiment directories to run the user code `names` (config names)."""
+  _trusted.update(str(name) for name in names if name)
+
+
+def named_code(config) -> Tuple[str, ...]:
+  """The user code an `ExperimentConfig` names (model and dataset functions), by config name."""
+  names = []
+  for part in ("model", "dataset"):
+    name = getattr(config, part).name
+    if _source_spec(part, name) is not None:
+      names.append(name)
+  return tuple(names)
+
+
+def check_consent(config, source: str) -> None:
+  """Refuses, in one line and before anything is imported, a config read from a file (`source`:
+  a ticket, an experiment directory) that names user code the user did not name."""
+  untrusted = [name for name in named_code(config) if name not in _trusted]
+  if untrusted:
+    raise ConfigError(
+        f"{source} names code that would run: {', '.join(untrusted)}; a ticket or an "
+        "experiment directory may name only registered models and datasets unless you name "
+        f"that code yourself: add --{TRUST_FLAG}={','.join(untrusted)} if you trust it")

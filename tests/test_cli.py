@@ -473,3 +473,73 @@ def test_help_requests_exit_0_from_the_command_line():
     result = lth(*argv)
     assert result.returncode == 0, (argv, result.stderr)
   assert "--[no]reinit" in lth("find", "--helpfull").stdout
+
+
+# ---- a forged ticket runs nothing the user did not name ----------------------------------------
+
+ZEN = "Beautiful is better than ugly"
+
+
+def _forge(ticket_dir, target, model=None, dataset=None):
+  """A copy of the ticket naming other code, signed again (its checksums recomputed)."""
+  ticket = _copy_ticket(ticket_dir, target)
+  meta = json.loads((ticket / "ticket.json").read_text())
+  if model:
+    meta["config"]["model"]["name"] = model
+  if dataset:
+    meta["config"]["dataset"]["name"] = dataset
+  _resign(ticket, config=meta["config"])
+  return ticket
+
+
+def test_a_forged_ticket_runs_no_code_the_user_did_not_name(ticket_dir, tmp_path):
+  data_dir = os.path.dirname(ticket_dir)
+  zen = _forge(ticket_dir, tmp_path / "zen", model="this:x")
+  abort = _forge(ticket_dir, tmp_path / "abort", dataset="py:os:abort")
+  runs = {
+      "export": ["export", f"--ticket={zen}", f"--out={tmp_path / 'out'}", f"--data_dir={data_dir}"],
+      "transfer": ["transfer", f"--ticket={zen}", "--target_dataset=synthetic",
+                   f"--root_dir={tmp_path / 'runs'}", f"--data_dir={data_dir}"],
+      "train": ["train", f"--ticket={zen}", f"--root_dir={tmp_path / 'runs'}",
+                f"--data_dir={data_dir}"],
+      "export a dataset": ["export", f"--ticket={abort}", f"--out={tmp_path / 'out'}",
+                           f"--data_dir={data_dir}"],
+  }
+  for what, args in runs.items():
+    result = lth(*args)
+    assert result.returncode == 2, (what, result.returncode, result.stderr)
+    assert "names code that would run" in result.stderr and "--trust_code=" in result.stderr
+    assert ZEN not in result.stdout + result.stderr, what
+  assert not os.path.exists(tmp_path / "out") and not os.path.exists(tmp_path / "runs")
+  shown = lth("tickets", "show", str(zen))  # data only: says what it would run
+  assert shown.returncode == 0 and "runs code: this:x (only with --trust_code=this:x)" in shown.stdout
+  assert ZEN not in shown.stdout
+  # Named by the user, the code runs: consent is the only gate.
+  trusted = lth(*runs["export"], "--trust_code=this:x")
+  assert ZEN in trusted.stdout + trusted.stderr
+
+
+def test_a_module_inside_a_ticket_and_a_symlinked_ticket_file_are_not_followed(ticket_dir,
+                                                                              tmp_path):
+  data_dir = os.path.dirname(ticket_dir)
+  ticket = _forge(ticket_dir, tmp_path / "carrier", model="evil:model")
+  marker = tmp_path / "ran"
+  (ticket / "evil.py").write_text(f"open({str(marker)!r}, 'w').close()\n"
+                                  "def model(*args):\n  raise SystemExit(0)\n")
+  elsewhere = tmp_path / "cwd"
+  elsewhere.mkdir()
+  args = ["export", f"--ticket={ticket}", f"--out={tmp_path / 'out'}", f"--data_dir={data_dir}"]
+  refused = lth(*args, cwd=str(elsewhere))
+  assert refused.returncode == 2 and "names code that would run: evil:model" in refused.stderr
+  # Even trusted, a module is looked for where the user's own modules are (the current
+  # directory, PYTHONPATH), never in the ticket.
+  trusted = lth(*args, "--trust_code=evil:model", cwd=str(elsewhere))
+  assert trusted.returncode == 2 and "no module named 'evil'" in trusted.stderr
+  assert not marker.exists()
+  linked = _copy_ticket(ticket_dir, tmp_path / "linked")
+  (tmp_path / "outside.json").write_text((linked / "ticket.json").read_text())
+  (linked / "ticket.json").unlink()
+  (linked / "ticket.json").symlink_to(tmp_path / "outside.json")
+  for command in (["tickets", "show", str(linked)], args[:1] + [f"--ticket={linked}"] + args[2:]):
+    result = lth(*command)
+    assert result.returncode == 2 and "ticket.json is a symbolic link" in result.stderr

@@ -131,7 +131,8 @@ def _lth(cwd, *args):
                       text=True, env=env, cwd=cwd)
 
 
-def test_your_model_and_data_from_the_command_line_through_report_ticket_and_export(user_dir):
+def test_your_model_and_data_from_the_command_line_through_report_ticket_and_export(user_dir,
+                                                                                   monkeypatch):
   found = _lth(user_dir, "find", "--model=my_models:small_cnn", "--dataset=py:my_data:load",
                "--levels=2", "--reinit", "--conv_rate=0.2", "--fc_rate=0.5",
                "--iterations=60", "--eval_every=30", "--batch_size=50", "--validation_size=200",
@@ -154,10 +155,21 @@ def test_your_model_and_data_from_the_command_line_through_report_ticket_and_exp
   # start-up fewer each); `lth find` and `lth export` run as real commands.
   written = report.build([str(directory)], str(user_dir / "report"))
   assert "| 2 |" in open(written["report.md"]).read()
+  # The directory names user code: it runs only when the user names that code.
+  monkeypatch.setattr(user_code, "_trusted", set())
+  with pytest.raises(ConfigError, match="--trust_code=my_models:small_cnn,py:my_data:load"):
+    tickets.save(str(directory), 0, 2, str(user_dir / "ticket"), ".")
+  user_code.trust(["my_models:small_cnn", "py:my_data:load"])
   saved = tickets.save(str(directory), 0, 2, str(user_dir / "ticket"), ".")
-  assert "my_models:small_cnn" in tickets.describe(tickets.read(saved), saved)
+  assert "runs code: my_models:small_cnn, py:my_data:load" in tickets.describe(
+      tickets.read(saved), saved)
+  refused = _lth(user_dir, "export", "--ticket=ticket", "--formats=tflite", "--out=exported",
+                 "--data_dir=.", "--latency_runs=3")
+  assert refused.returncode == 2 and "names code that would run" in refused.stderr
+  assert not os.path.exists(user_dir / "exported")
   exported = _lth(user_dir, "export", "--ticket=ticket", "--formats=tflite", "--out=exported",
-                  "--data_dir=.", "--latency_runs=3")
+                  "--data_dir=.", "--latency_runs=3",
+                  "--trust_code=my_models:small_cnn,py:my_data:load")
   assert exported.returncode == 0, exported.stderr + exported.stdout
   mask = pruning.Mask.from_dict(io.read_arrays(
       str(directory / "replicate_0" / "level_2" / "ticket" / "mask.npz")))

@@ -95,7 +95,7 @@ def from_experiment(directory: str, levels: Optional[Sequence[int]] = None,
 def from_ticket(name_or_path: str) -> LabelledMask:
   """A saved ticket's mask (`lth_tf.tickets`, which loads TensorFlow: only when one is given)."""
   from lth_tf import tickets  # pylint: disable=import-outside-toplevel
-  ticket = tickets.read(tickets.resolve(name_or_path))
+  ticket = tickets.read(tickets.resolve(name_or_path), consent=False)  # its mask only
   provenance = ticket.provenance
   return LabelledMask(str(provenance.get("experiment_hash") or name_or_path),
                       provenance.get("replicate"), provenance.get("level"), "ticket", ticket.mask,

@@ -25,7 +25,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from lth_tf import __version__, compute, io, models, pruning, training
+from lth_tf import __version__, compute, io, models, pruning, training, user_code
 from lth_tf import data as data_lib
 from lth_tf.config import ExperimentConfig
 from lth_tf.data.modality import NAMES as MODALITY_NAMES
@@ -79,6 +79,7 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir
     config = ExperimentConfig.from_dict(resolved)
   except (ConfigError, AttributeError, TypeError, ValueError) as error:
     raise CorruptFileError(f"{config_path}: not an experiment config ({error})") from None
+  user_code.check_consent(config, f"the experiment directory {experiment_dir}")
   layout = ExperimentLayout(os.path.dirname(os.path.abspath(experiment_dir)),
                             os.path.basename(os.path.abspath(experiment_dir)))
   files = BranchFiles(layout.branch_dir(replicate, level, "ticket"))
@@ -216,10 +217,17 @@ def _search_compute(layout: ExperimentLayout, replicate: int, level: int) -> Dic
   return out
 
 
-def read(path: str) -> Ticket:
-  """Reads and verifies a ticket directory; any corruption or mismatch is a `TicketError`."""
+def read(path: str, consent: bool = True) -> Ticket:
+  """Reads and verifies a ticket directory; any corruption or mismatch is a `TicketError`.
+
+  With `consent` (what every command that builds the ticket's model or reads its data asks),
+  a ticket that names user code the user did not name (`user_code.check_consent`) is refused
+  before anything is imported; `lth tickets show` reads it without, and says what it names."""
   meta_path, arrays_path = os.path.join(path, METADATA), os.path.join(path, ARRAYS)
   for required in (meta_path, arrays_path):
+    if os.path.islink(required):
+      raise TicketError(f"{path}: {os.path.basename(required)} is a symbolic link; a ticket's "
+                        "files must be its own")
     if not os.path.isfile(required):
       raise TicketError(f"{path} is not a ticket: {os.path.basename(required)} is missing")
   try:
@@ -253,6 +261,8 @@ def read(path: str) -> Ticket:
     config = ExperimentConfig.from_dict(meta["config"])
   except (ConfigError, AttributeError, KeyError, TypeError, ValueError) as error:
     raise TicketError(f"{path}: invalid config in {METADATA} ({error})") from None
+  if consent:
+    user_code.check_consent(config, f"the ticket {path}")
   rewind = {k[len("rewind/"):]: v for k, v in arrays.items() if k.startswith("rewind/")}
   trained = {k[len("trained/"):]: v for k, v in arrays.items() if k.startswith("trained/")}
   norm = meta.get("normalization", {})
@@ -386,20 +396,26 @@ def describe(ticket: Ticket, where: str) -> str:
            f"trained {ticket.config.training.iterations} iterations with "
            f"{ticket.config.training.optimizer} lr {ticket.config.training.learning_rate}",
            f"  inputs: {ticket.modality} of shape {tuple(ticket.input_shape)}"]
+  code = user_code.named_code(ticket.config)
+  lines.append(f"  runs code: {', '.join(code)} (only with --trust_code={','.join(code)})"
+               if code else "  runs code: none (a registered model and dataset)")
   for name, density in ticket.mask.layer_densities().items():
     lines.append(f"  {name:<30} {100 * density:6.2f}% of {ticket.mask[name].size:,}")
   return "\n".join(lines)
 
 
-def load(name_or_path: str, trained: bool = False):
+def load(name_or_path: str, trained: bool = False, trust: Tuple[str, ...] = ()):
   """The model with the ticket applied: a shipped ticket's name or a ticket directory.
 
   Args:
     name_or_path: a ticket in `saved_tickets/` by name, or a ticket directory.
     trained: False gives the ticket itself (mask ⊙ rewind weights, ready to train); True gives
       the trained sparse network the ticket reached.
+    trust: the user code the ticket may run (its model function as the ticket names it,
+      `package.module:function`): a ticket naming code you did not name is refused.
 
   Returns:
     A Keras model wrapped with frozen masks (strip with tfmot's `strip_pruning` to deploy).
   """
+  user_code.trust(trust)
   return build_model(read(resolve(name_or_path)), trained=trained)

@@ -83,15 +83,18 @@ def test_every_other_command_on_an_attention_model_with_unnamed_layers(user_dir)
        "--out=masks")
   rows = list(csv.DictReader(open(user_dir / "masks" / "masks.csv")))
   assert {"multi_head_attention/query/kernel", "dense_1/kernel"} <= {r["layer"] for r in rows}
+  # The directory and its ticket name the user's code: it runs when the user names it.
+  trust = "--trust_code=zoo_models:attention,py:zoo_data:images"
   _lth(user_dir, "stability", f"--experiment_dir={directory}", "--stability_levels=1",
        "--stability_branches=ticket", "--stability_points=3",
-       "--stability_train_examples=100")
+       "--stability_train_examples=100", trust)
   assert (directory / "stability.json").exists()
   _lth(user_dir, "tickets", "save", f"--experiment_dir={directory}", "--level=2", "--out=ticket",
-       "--data_dir=.")
+       "--data_dir=.", trust)
   _lth(user_dir, "transfer", "--ticket=ticket", "--target_dataset=py:zoo_data:images",
        "--target_classes=0,1", "--iterations=20", "--eval_every=20", "--batch_size=32",
-       "--validation_size=20", "--root_dir=transfer", "--data_dir=.", "--progress=false")
+       "--validation_size=20", "--root_dir=transfer", "--data_dir=.", "--progress=false",
+       "--trust_code=zoo_models:attention")
   assert list((user_dir / "transfer").glob("*/summary.json"))
 
 
