@@ -1,7 +1,8 @@
 """A lottery ticket with your own model.fit: LeNet-300-100 on Fashion-MNIST, IMP with rewinding.
 
     python examples/keras_fit.py --data_dir=data --out=runs/keras_fit_ticket
-    lth tickets show runs/keras_fit_ticket && lth export --ticket=runs/keras_fit_ticket --out=...
+    lth tickets show runs/keras_fit_ticket
+    lth export --ticket=runs/keras_fit_ticket --trust_code=examples.keras_fit:build_model --out=...
 
 Needs Fashion-MNIST installed offline (`bash scripts/setup.sh` puts it in ./data). Run it from
 the project's root, so that `examples.keras_fit:build_model` can be imported again by `lth`.

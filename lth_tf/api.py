@@ -103,8 +103,10 @@ def train(model: Union[str, Callable], data: Any, log: Callable[[str], None] = p
 
 def _config(model: Union[str, Callable], data: Any, settings) -> ExperimentConfig:
   config = with_fields(ExperimentConfig(), **settings)
-  return with_fields(config, model=model_name(model),
-                     dataset=dataset_name(data, config.runtime.root_dir))
+  config = with_fields(config, model=model_name(model),
+                       dataset=dataset_name(data, config.runtime.root_dir))
+  user_code.trust(user_code.named_code(config))  # named by the caller: its directory may run it
+  return config
 
 
 def model_name(model: Union[str, Callable]) -> str:

@@ -198,6 +198,7 @@ class TicketSearch:
         pruning=PruningConfig(strategy=self.strategy, levels=self.level,
                               rewind_iteration=min(self.rewind_iteration, training.iterations - 1),
                               rewind_optimizer=self.rewind_optimizer))))
+    user_code.trust(user_code.named_code(config))  # named by the caller: its tickets may run it
     if not self.model.inputs and input_shape is None:
       raise UserError("save: a subclassed model has no input shape of its own; give "
                       "input_shape (one example's shape)")

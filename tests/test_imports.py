@@ -21,6 +21,9 @@ LAZY = {
     "lth_tf.pruning.strategies.grasp": "the gradients load TensorFlow: only when a mask is scored",
     "lth_tf.pruning.strategies.synflow": "the gradients load TensorFlow: only when a mask is scored",
     "lth_tf.pruning.kinds": "the layer classes load TensorFlow: only when a model's kinds are read",
+    "lth_tf.branches.invert": "the strategies' step schedule is in lth_tf.pruning, whose "
+                              "strategies import the config, which imports the branches: read "
+                              "when an iterative strategy's invert is planned",
     "lth_tf.report.sweep": "the stability records' reader is in lth_tf.stability, which loads "
                            "TensorFlow: only when a rewind sweep has stability records",
 }
