@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from lth_tf import branches, io, user_code
-from lth_tf.config import ExperimentConfig, with_fields
+from lth_tf.config import ExperimentConfig, validate, with_fields
 from lth_tf.data import npz
 from lth_tf.data.base import digest
 from lth_tf.errors import ConfigError, DataError
@@ -103,6 +103,7 @@ def train(model: Union[str, Callable], data: Any, log: Callable[[str], None] = p
 
 def _config(model: Union[str, Callable], data: Any, settings) -> ExperimentConfig:
   config = with_fields(ExperimentConfig(), **settings)
+  validate(with_fields(config, model=model_name(model)))  # before arrays are stored for `data`
   config = with_fields(config, model=model_name(model),
                        dataset=dataset_name(data, config.runtime.root_dir))
   user_code.trust(user_code.named_code(config))  # named by the caller: its directory may run it

@@ -425,7 +425,7 @@ def with_fields(config: ExperimentConfig, **values: Any) -> ExperimentConfig:
   """`config` with fields set by their flag names, e.g. `levels=5, model="conv2", seeds=(0, 1)`.
 
   Raises:
-    ConfigError: a name that is no config field (the message lists the closest ones).
+    ConfigError: a name that is no config field, or a value of the wrong type.
   """
   where = {field_name(part, f.name): (part, f.name)
            for part in [f.name for f in dataclasses.fields(ExperimentConfig)]
@@ -437,8 +437,11 @@ def with_fields(config: ExperimentConfig, **values: Any) -> ExperimentConfig:
   for name, value in values.items():
     part, field = where[name]
     changes.setdefault(part, {})[field] = tuple(value) if isinstance(value, list) else value
-  return config.replace(**{part: dataclasses.replace(getattr(config, part), **fields)
-                           for part, fields in changes.items()})
+  parts = {part: dataclasses.replace(getattr(config, part), **fields)
+           for part, fields in changes.items()}
+  for part in parts.values():
+    check_types(part)  # a wrong type is one line here, not a TypeError where it is first used
+  return config.replace(**parts)
 
 
 def experiment_hash(config: ExperimentConfig) -> str:

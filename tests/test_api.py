@@ -82,3 +82,19 @@ def test_bad_model_or_data_is_refused_before_anything_is_written(tmp_path):
   with pytest.raises(DataError, match="the train split must be a tf.data dataset"):
     api.find("lenet300_100", ([1], [2]), root_dir=str(tmp_path), **FAST)
   assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"iterations": 100.0}, r"iterations must be an integer; got 100\.0"),
+    ({"seeds": 3}, "seeds must be a list of an integer; got 3"),
+    ({"root_dir": 5, "data_dir": "elsewhere"}, "root_dir must be a string"),
+    ({"levels": -1}, "levels must be >= 0"),
+])
+def test_a_setting_of_the_wrong_type_or_range_is_one_line_and_stores_no_arrays(tmp_path,
+                                                                               settings,
+                                                                               message):
+  """Refused before the arrays given as data are stored under `root_dir/datasets/`."""
+  settings = {**FAST, "root_dir": str(tmp_path), **settings}
+  with pytest.raises(ConfigError, match=message):
+    api.find("lenet300_100", _arrays(), **settings)
+  assert not os.listdir(tmp_path)
