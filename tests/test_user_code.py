@@ -104,11 +104,19 @@ def test_a_user_model_that_returns_the_wrong_thing_is_refused(user_dir):
       "  return keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))\n"
       "def not_a_model(input_shape, num_classes, seed):\n"
       "  return 42\n"
+      "def slash(input_shape, num_classes, seed):\n"
+      "  inputs = keras.Input(input_shape)\n"
+      "  hidden = keras.layers.Dense(8, name='a/b')(keras.layers.Flatten()(inputs))\n"
+      "  return keras.Model(inputs, keras.layers.Dense(num_classes)(hidden))\n"
       "raise_at_import = False\n")
   with pytest.raises(ConfigError, match="must return one output of 10 logits"):
     LotteryExperiment(_config(user_dir / "runs", model="bad_models:three_outputs"))
   with pytest.raises(ConfigError, match="returned int, not a tf_keras model"):
     LotteryExperiment(_config(user_dir / "runs", model="bad_models:not_a_model"))
+  # Weight names are layer paths joined by '/': a layer named a/b would be read as b inside a
+  # (it ended in a KeyError after config.json was written).
+  with pytest.raises(ConfigError, match="layer name 'a/b' holds '/'.*rename the layer"):
+    LotteryExperiment(_config(user_dir / "runs", model="bad_models:slash"))
   (user_dir / "raising.py").write_text("raise RuntimeError('broken on purpose')\n"
                                        "def build(a, b, c):\n  pass\n")
   with pytest.raises(ConfigError, match="importing 'raising' failed: RuntimeError: broken on"):

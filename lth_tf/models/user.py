@@ -39,9 +39,20 @@ def build_user_model(config: ModelConfig, input_shape: Tuple[int, ...], num_clas
   if outputs != [(int(num_classes),)]:
     raise ConfigError(f"model {what} must return one output of {num_classes} logits; "
                       f"it returns {outputs}")
+  _check_layer_names(model, what)
   structure.canonicalise(model)
   structure.set_head(model, head)
   return model
+
+
+def _check_layer_names(model: keras.Model, what: str) -> None:
+  """Refuses a layer name holding `/`: weight names are layer paths joined by `/`
+  (`encoder/dense/kernel`), so `a/b` would read as a layer `b` inside a layer `a`."""
+  for layer in structure.descendants(model):
+    if "/" in layer.name:
+      raise ConfigError(f"model {what}: layer name {layer.name!r} holds '/', which lth_tf's "
+                        "weight names use between a layer and what it holds; rename the layer "
+                        f"(e.g. {layer.name.replace('/', '_')!r})")
 
 
 def _call(function, what: str, *args):
