@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from typing import Any, Dict, Optional, Tuple
@@ -170,13 +171,37 @@ def _check_out_dir(out_dir: str, experiment_dir: Optional[str]) -> None:
                       "empty directory")
 
 
+def _staging_prefix(out: str) -> str:
+  """The prefix of the staging directories of saves to `out` (`tempfile.mkdtemp` adds 8
+  characters of its own)."""
+  return io.TEMP_PREFIX + os.path.basename(out) + "-"
+
+
+def _recover(out: str) -> None:
+  """Finishes what a save to `out` killed before its end left beside it: the previous ticket,
+  moved aside between the save's two renames, is put back where `out` is missing; staging
+  directories are removed."""
+  parent = os.path.dirname(out)
+  own = re.compile(re.escape(_staging_prefix(out)) + r"[a-z0-9_]{8}(\.previous)?$")
+  for name in sorted(os.listdir(parent)):
+    path = os.path.join(parent, name)
+    if not own.match(name) or not os.path.isdir(path):
+      continue
+    if name.endswith(".previous") and not os.path.exists(out):
+      os.replace(path, out)
+    else:
+      shutil.rmtree(path, ignore_errors=True)
+
+
 def _write_atomically(out_dir: str, arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> None:
   """Writes both files into a staging directory beside `out_dir`, then swaps it in: a failed
-  save leaves `out_dir` as it was (absent, empty, or the previous ticket)."""
+  save leaves `out_dir` as it was (absent, empty, or the previous ticket); a killed one leaves
+  what the next save to `out_dir` finishes first (`_recover`)."""
   out = os.path.abspath(out_dir)
   parent = os.path.dirname(out)
   os.makedirs(parent, exist_ok=True)
-  staging = tempfile.mkdtemp(dir=parent, prefix=io.TEMP_PREFIX + os.path.basename(out))
+  _recover(out)
+  staging = tempfile.mkdtemp(dir=parent, prefix=_staging_prefix(out))
   previous = staging + ".previous"
   try:
     arrays_path = os.path.join(staging, ARRAYS)
@@ -187,6 +212,7 @@ def _write_atomically(out_dir: str, arrays: Dict[str, np.ndarray], meta: Dict[st
     os.chmod(staging, 0o755)
     if os.path.isdir(out) and os.listdir(out):
       os.replace(out, previous)
+      io.fault_point("tickets:swap")  # tests: a kill between the two renames
     os.replace(staging, out)
   finally:
     shutil.rmtree(staging, ignore_errors=True)

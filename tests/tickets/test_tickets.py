@@ -219,6 +219,27 @@ def test_a_failed_save_leaves_nothing_behind(finished, tmp_path, monkeypatch):
   assert open(os.path.join(previous, "ticket.json")).read() == original
 
 
+def test_a_save_killed_between_its_renames_loses_nothing_and_the_next_save_cleans_up(finished,
+                                                                                     tmp_path):
+  """SIGKILL after the previous ticket was moved aside and before the new one took its place:
+  `--out` is missing and two staging directories remain; the next save to `--out` puts the
+  previous ticket back first, then replaces it whole, and leaves no staging directory."""
+  root, experiment, ticket = finished
+  out = _copy(ticket, tmp_path / "out")
+  _copy(ticket, tmp_path / "out-2")  # another ticket whose name starts alike: never touched
+  killed = launcher.run(
+      [sys.executable, "-m", "lth_tf.cli", "tickets", "save", f"--experiment_dir={experiment}",
+       "--level=1", f"--out={out}", f"--data_dir={root}"], capture_output=True, text=True,
+      env=dict(ENV, LTH_FAULT_KILL_AT="tickets:swap@1"), cwd=ROOT)
+  assert killed.returncode == -9, killed.stderr
+  left = sorted(os.listdir(tmp_path))
+  assert "out" not in left and any(name.endswith(".previous") for name in left)
+  tickets.save(experiment, 0, 1, out)  # the next save to --out
+  assert sorted(os.listdir(tmp_path)) == ["out", "out-2"]
+  assert tickets.read(out).mask == tickets.read(ticket).mask
+  assert tickets.read(str(tmp_path / "out-2")).mask == tickets.read(ticket).mask
+
+
 # ---- a damaged experiment directory ------------------------------------------------------------
 
 def _truncate(path):
