@@ -157,9 +157,10 @@ class PruningConfig:
       training (level 0) at the first evaluation at or after `rewind_iteration` where the last
       `early_bird_window` distances between the masks the next prune would produce at
       consecutive evaluations are all below this (the paper: 0.1), and prune the levels from
-      there. 0 trains level 0 its full length. The distances (normalised Hamming: the fraction
-      of prunable weights whose keep/prune differs) are recorded in level 0's curve either way
-      when `levels` >= 1.
+      there. 0 trains level 0 its full length and computes no mask there. The distances
+      (normalised Hamming: the fraction of prunable weights whose keep/prune differs) are
+      recorded in level 0's curve. Only for a strategy whose level-1 mask follows the trained
+      weights (magnitude, nm); refused with the others.
     early_bird_window: how many consecutive mask distances must be below
       `early_bird_threshold` (the paper: 5).
     nm: `N:M` of `--pruning_strategy=nm`: keep N of every M consecutive weights along each
