@@ -25,8 +25,8 @@ from lth_tf import branches, io, user_code
 from lth_tf.config import ExperimentConfig, validate, with_fields
 from lth_tf.data import npz
 from lth_tf.data.base import digest
-from lth_tf.errors import ConfigError, DataError
-from lth_tf.lottery import LotteryExperiment
+from lth_tf.errors import ConfigError, DataError, UserError
+from lth_tf.lottery import ExperimentLayout, LotteryExperiment
 from lth_tf.lottery.sweep import RewindSweep
 from lth_tf.report import plots, tables
 
@@ -92,13 +92,29 @@ def find(model: Union[str, Callable], data: Any, log: Callable[[str], None] = pr
   Raises:
     UserError: bad settings, model or data, before anything is written.
   """
-  return run(_config(model, data, settings), log=log)
+  return _run_refusing_cleanly(_config(model, data, settings), log)
 
 
 def train(model: Union[str, Callable], data: Any, log: Callable[[str], None] = print,
           **settings: Any) -> Result:
   """Trains one dense network (level 0 of `find`, no controls)."""
-  return run(branches.ticket_only(_config(model, data, dict(settings, levels=0))), log=log)
+  config = _config(model, data, dict(settings, levels=0))
+  return _run_refusing_cleanly(branches.ticket_only(config), log)
+
+
+def _run_refusing_cleanly(config: ExperimentConfig, log: Callable[[str], None]) -> Result:
+  """`run`; where it refuses the experiment before writing its directory, the arrays this call
+  stored for `data` (`dataset_name`) are removed too: a refused call leaves nothing behind."""
+  stored = _stored.pop(config.dataset.name, None)
+  try:
+    return run(config, log=log)
+  except UserError:
+    if stored and not os.path.exists(ExperimentLayout.for_config(config).config_file):
+      os.remove(stored)
+      folder = os.path.dirname(stored)
+      if not os.listdir(folder):
+        os.rmdir(folder)
+    raise
 
 
 def _config(model: Union[str, Callable], data: Any, settings) -> ExperimentConfig:
@@ -128,7 +144,12 @@ def dataset_name(data: Any, root_dir: str) -> str:
   path = os.path.join(root_dir, "datasets", f"{name}.npz")
   if not os.path.exists(path):
     io.write_arrays(path, arrays)
+    _stored[f"npz:{path}"] = path
   return f"npz:{path}"
+
+
+# Arrays `dataset_name` stored in this process and no experiment has used yet, by dataset name.
+_stored: Dict[str, str] = {}
 
 
 def _arrays(data: Any) -> Dict[str, np.ndarray]:

@@ -98,3 +98,16 @@ def test_a_setting_of_the_wrong_type_or_range_is_one_line_and_stores_no_arrays(t
   with pytest.raises(ConfigError, match=message):
     api.find("lenet300_100", _arrays(), **settings)
   assert not os.listdir(tmp_path)
+
+
+def test_data_refused_after_its_arrays_were_stored_leaves_nothing_behind(tmp_path):
+  """Arrays pass the settings' checks and are stored, then the data is refused (one class):
+  the stored copy goes too, so a refused call leaves nothing behind."""
+  x_train, y_train, x_test, y_test = _arrays()
+  one_class = (x_train, np.zeros_like(y_train), x_test, np.zeros_like(y_test))
+  with pytest.raises(DataError, match="1 class"):
+    api.find("lenet300_100", one_class, root_dir=str(tmp_path), **FAST)
+  assert not os.listdir(tmp_path)
+  result = api.find("lenet300_100", _arrays(), root_dir=str(tmp_path), **dict(FAST, levels=0))
+  assert os.listdir(tmp_path / "datasets")  # an experiment that ran keeps its arrays
+  assert result.rows
