@@ -27,7 +27,7 @@
 # engine it started with). Resumable: re-run to continue (a resumed call's wall seconds cover
 # only that call).
 # A check at tiny scale (about 7.5 minutes on 2 cores, nothing written under benchmarks/):
-#   ITERATIONS=60 EVAL_EVERY=30 LEVELS=3 ROOT=/tmp/pai_tiny OUT=/tmp/pai_tiny/report \
+#   ITERATIONS=60 EVAL_EVERY=30 LEVELS=3 ROOT=runs/pai_tiny OUT=runs/pai_tiny/report \
 #     bash benchmarks/pai_lenet300.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
