@@ -17,7 +17,7 @@ experiment reads them from there. Every other setting is a flag of `lth find`, b
 import dataclasses
 import os
 import sys
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -92,20 +92,20 @@ def find(model: Union[str, Callable], data: Any, log: Callable[[str], None] = pr
   Raises:
     UserError: bad settings, model or data, before anything is written.
   """
-  return _run_refusing_cleanly(_config(model, data, settings), log)
+  return _run_refusing_cleanly(*_config(model, data, settings), log)
 
 
 def train(model: Union[str, Callable], data: Any, log: Callable[[str], None] = print,
           **settings: Any) -> Result:
   """Trains one dense network (level 0 of `find`, no controls)."""
-  config = _config(model, data, dict(settings, levels=0))
-  return _run_refusing_cleanly(branches.ticket_only(config), log)
+  config, stored = _config(model, data, dict(settings, levels=0))
+  return _run_refusing_cleanly(branches.ticket_only(config), stored, log)
 
 
-def _run_refusing_cleanly(config: ExperimentConfig, log: Callable[[str], None]) -> Result:
+def _run_refusing_cleanly(config: ExperimentConfig, stored: Optional[str],
+                          log: Callable[[str], None]) -> Result:
   """`run`; where it refuses the experiment before writing its directory, the arrays this call
-  stored for `data` (`dataset_name`) are removed too: a refused call leaves nothing behind."""
-  stored = _stored.pop(config.dataset.name, None)
+  stored for its data (`stored`, a path) are removed too: a refused call leaves nothing behind."""
   try:
     return run(config, log=log)
   except UserError:
@@ -117,13 +117,16 @@ def _run_refusing_cleanly(config: ExperimentConfig, log: Callable[[str], None]) 
     raise
 
 
-def _config(model: Union[str, Callable], data: Any, settings) -> ExperimentConfig:
+def _config(model: Union[str, Callable], data: Any,
+            settings) -> Tuple[ExperimentConfig, Optional[str]]:
+  """The experiment's config, and the path of the arrays stored for `data` by this call (None
+  where none were stored)."""
   config = with_fields(ExperimentConfig(), **settings)
   validate(with_fields(config, model=model_name(model)))  # before arrays are stored for `data`
-  config = with_fields(config, model=model_name(model),
-                       dataset=dataset_name(data, config.runtime.root_dir))
+  dataset, stored = _dataset(data, config.runtime.root_dir)
+  config = with_fields(config, model=model_name(model), dataset=dataset)
   user_code.trust(user_code.named_code(config))  # named by the caller: its directory may run it
-  return config
+  return config, stored
 
 
 def model_name(model: Union[str, Callable]) -> str:
@@ -135,21 +138,23 @@ def model_name(model: Union[str, Callable]) -> str:
 
 def dataset_name(data: Any, root_dir: str) -> str:
   """The config name of `data`: a name as given; arrays or datasets stored by content."""
+  return _dataset(data, root_dir)[0]
+
+
+def _dataset(data: Any, root_dir: str) -> Tuple[str, Optional[str]]:
+  """(`dataset_name`, the path of the arrays stored now, or None: a name, or arrays stored
+  before)."""
   if isinstance(data, str):
-    return data
+    return data, None
   if callable(data):
-    return "py:" + _function_spec(data, "dataset")
+    return "py:" + _function_spec(data, "dataset"), None
   arrays = _arrays(data)
   name = digest(*(arrays[key] for key in npz.KEYS))[:16]
   path = os.path.join(root_dir, "datasets", f"{name}.npz")
-  if not os.path.exists(path):
-    io.write_arrays(path, arrays)
-    _stored[f"npz:{path}"] = path
-  return f"npz:{path}"
-
-
-# Arrays `dataset_name` stored in this process and no experiment has used yet, by dataset name.
-_stored: Dict[str, str] = {}
+  if os.path.exists(path):
+    return f"npz:{path}", None
+  io.write_arrays(path, arrays)
+  return f"npz:{path}", path
 
 
 def _arrays(data: Any) -> Dict[str, np.ndarray]:

@@ -73,14 +73,15 @@ class LotteryExperiment:
       self.log("what is pruned (layer kinds and their rates: lth_tf.pruning.kinds):\n"
                + pruning.pruning_table(model, kinds, global_layers=ranked))
     preflight.check_strategy(self.config, self.branches)
-    preflight.check_levels(self.config, kinds, pruning.prunable_shapes(model))
+    shapes = pruning.prunable_shapes(model)
+    preflight.check_levels(self.config, kinds, shapes)
     preflight.check_model_fits_strategy(self.config, model, kinds, self.log)
     preflight.check_engine(self.config, model, self.strategy)
     if self.ticket is not None:
       tickets.apply(self.ticket, model)
     slots = list(self.branch_slots())
     preflight.check_saved_masks(self.layout, [s for s in slots if s[1] > 0],
-                                pruning.prunable_shapes(model))
+                                shapes)
     preflight.check_finished_metrics(self.layout, slots)
     preflight.check_level_sources(self.config, self.layout, slots)
     preflight.check_writable(self.config.runtime.root_dir)
