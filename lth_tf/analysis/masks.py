@@ -13,8 +13,7 @@ from lth_tf import io
 from lth_tf.analysis import overlap
 from lth_tf.errors import TicketError, UserError
 from lth_tf.pruning.mask import Mask
-from lth_tf.report import files
-from lth_tf.rundir import BranchFiles, ExperimentLayout
+from lth_tf.rundir import FinishedExperiment
 
 DEFAULT_BRANCHES = ("ticket", "target_ticket")
 
@@ -70,15 +69,8 @@ def from_experiment(directory: str, levels: Optional[Sequence[int]] = None,
     UserError: not an experiment directory, no finished branch yet, none of those asked for, or a
       damaged file (one line naming it).
   """
-  directory = directory.rstrip("/") or directory
-  name = os.path.basename(os.path.abspath(directory))
-  layout = ExperimentLayout(os.path.dirname(os.path.abspath(directory)), name)
-  if not os.path.isfile(layout.config_file):
-    raise UserError(f"{directory} is not an experiment directory (no config.json)")
-  files.config(directory)
-  if not os.path.isfile(layout.summary_file):
-    raise UserError(f"{directory} has no finished branch yet (no summary.json): no masks to compare")
-  rows = files.summary(directory)
+  experiment = FinishedExperiment(directory)
+  name, rows = experiment.name, experiment.rows
   chosen = sorted({(r["replicate"], r["level"], r["branch"]) for r in rows
                    if r["branch"] in branches and (levels is None or r["level"] in levels)},
                   key=lambda slot: (slot[0], slot[1], list(branches).index(slot[2])))
@@ -87,7 +79,7 @@ def from_experiment(directory: str, levels: Optional[Sequence[int]] = None,
     raise UserError(f"{directory} has no finished {' or '.join(branches)} branch{where}: "
                     "no masks to compare")
   return [LabelledMask(name, seed, level, branch,
-                       read_mask(BranchFiles(layout.branch_dir(seed, level, branch)).mask),
+                       read_mask(experiment.branch_files(seed, level, branch).mask),
                        f"{name} r{seed} L{level} {branch}")
           for seed, level, branch in chosen]
 

@@ -23,7 +23,7 @@ from lth_tf.lottery.branch_run import BranchRun
 from lth_tf.lottery.directory import RunDirectory
 from lth_tf.lottery.level import level_context
 from lth_tf.lottery.replicate import ReplicateModel
-from lth_tf.rundir import (ExperimentLayout, check_data_record, check_engine_record,
+from lth_tf.rundir import (ExperimentLayout, finished, check_data_record, check_engine_record,
                            check_optimizer_record, record_data, record_engine, record_optimizer,
                            states)
 from lth_tf.training import engines, get_weights, optimizers
@@ -130,11 +130,9 @@ class LotteryExperiment:
   def _check_previous(self, path: str) -> None:
     """Refuses a directory whose recorded config is another experiment."""
     try:
-      previous = io.read_json(path)
-      previous.pop("experiment_hash", None)
       # Fields added since that run take their defaults, exactly as in the hash.
-      previous = ExperimentConfig.from_dict(previous)
-    except (UserError, AttributeError, TypeError, ValueError) as error:
+      previous = finished.parse_config(path, io.read_json(path)).config
+    except UserError as error:
       raise UserError(f"{path} is not a readable experiment config ({error}); delete it and "
                       "rerun to write it again from these flags (the directory is named by "
                       "their hash)") from None

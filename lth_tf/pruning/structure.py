@@ -24,7 +24,7 @@ Which weights are pruned:
 import dataclasses
 import re
 from collections import defaultdict
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from lth_tf.compat import (inbound_layers, keras, output_layers, pruning_wrapper, rename_layers,
                            sublayers, tf, tfmot)

@@ -2,10 +2,8 @@
 (recorded at every evaluation, `rundir.MASK_DISTANCE`) and, where the early-bird rule drew the
 ticket, the training compute the draw saved against training the dense network its full length
 (the dense level's FLOPs per iteration times the iterations it did not train)."""
-import os
 from typing import Dict, List, Optional, Tuple
 
-from lth_tf import io
 from lth_tf.rundir import MASK_DISTANCE
 
 Curve = List[Tuple[int, float]]  # (iteration, distance) of every evaluation with a distance
@@ -24,14 +22,14 @@ def distances(experiment) -> Dict[int, Curve]:
 
 
 def threshold(experiment) -> float:
-  return float(experiment.config["pruning"].get("early_bird_threshold", 0.0))
+  return float(experiment.config.pruning.early_bird_threshold)
 
 
 def drawn(experiment) -> Dict[int, int]:
   """Per replicate whose dense training the early-bird rule ended, the iteration of the draw."""
   if threshold(experiment) <= 0:
     return {}
-  end = int(experiment.config["training"]["iterations"])
+  end = experiment.config.training.iterations
   out = {}
   for replicate in distances(experiment):
     curve = experiment.branch_json(replicate, 0, "ticket", "curve_json")
@@ -44,7 +42,7 @@ def drawn(experiment) -> Dict[int, int]:
 
 def saved_flops(experiment) -> Tuple[float, float]:
   """(FLOPs the draws saved, FLOPs the dense levels spent), summed over the replicates."""
-  end = int(experiment.config["training"]["iterations"])
+  end = experiment.config.training.iterations
   saved = spent = 0.0
   for replicate, iteration in drawn(experiment).items():
     metrics = experiment.branch_json(replicate, 0, "ticket", "metrics")
@@ -62,12 +60,12 @@ def section(experiment) -> List[str]:
   if not curves:
     return []
   draws = drawn(experiment)
-  end = int(experiment.config["training"]["iterations"])
+  end = experiment.config.training.iterations
   if not draws:
     last = ", ".join(f"{curve[-1][1]:.4f}" for curve in curves.values())
     return [f"Mask distance between consecutive evaluations of the dense level: last {last} "
             "(no early-bird draw: dense training ran its full length).", ""]
-  window = int(experiment.config["pruning"].get("early_bird_window", 5))
+  window = experiment.config.pruning.early_bird_window
   where = (f"iteration {next(iter(draws.values()))} of {end}" if len(draws) == 1 else
            f"iterations {', '.join(str(i) for i in draws.values())} of {end} (replicates "
            f"{', '.join(str(r) for r in draws)})")
@@ -80,9 +78,5 @@ def section(experiment) -> List[str]:
 
 
 def _total_flops(experiment) -> Optional[float]:
-  path = os.path.join(experiment.directory, "compute.json")
-  if not os.path.exists(path):
-    return None
-  total = io.read_json(path)
-  value = total.get("total", {}).get("train_flops") if isinstance(total, dict) else None
-  return float(value) if isinstance(value, (int, float)) else None
+  total = experiment.compute_totals()
+  return None if total is None else float(total["train_flops"])

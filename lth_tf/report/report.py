@@ -5,10 +5,9 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 from lth_tf import io
-from lth_tf.errors import CorruptFileError, UserError
-from lth_tf.rundir import BranchFiles, ExperimentLayout
+from lth_tf.rundir import FinishedExperiment
 from lth_tf.rundir import sweep as sweep_record
-from lth_tf.report import early_bird, files, plots, tables
+from lth_tf.report import early_bird, plots, tables
 from lth_tf.report import sweep as sweep_report
 from lth_tf.report import transfer as transfer_report
 
@@ -18,38 +17,24 @@ FIGURES = {
 }
 
 
-class Experiment:
-  """A finished (or partly finished) experiment directory, read-only."""
-
-  def __init__(self, directory: str):
-    self.directory = directory.rstrip("/")
-    summary = os.path.join(self.directory, "summary.json")
-    if not os.path.isfile(summary):
-      raise UserError(f"{directory} is not an experiment directory (no summary.json)")
-    self.rows = files.summary(self.directory)
-    self.config = files.config(self.directory)
-    self.layout = ExperimentLayout(os.path.dirname(os.path.abspath(self.directory)),
-                                   os.path.basename(os.path.abspath(self.directory)))
+class Experiment(FinishedExperiment):
+  """A finished (or partly finished) experiment directory as the report names it."""
 
   @property
   def label(self) -> str:
     """Model, dataset, optimizer, mode and rewind iteration, plus dropout and mixed precision
     where they are set, so that overlaid experiments can be told apart."""
-    p, t, m = self.config["pruning"], self.config["training"], self.config["model"]
+    p, t, m = self.config.pruning, self.config.training, self.config.model
     extras = []
-    if m.get("dropout", 0.0):
-      extras.append(f"dropout={m['dropout']:g}")
-    if t.get("mixed_precision", "none") != "none":
-      extras.append(t["mixed_precision"])
-    if p.get("early_bird_threshold", 0.0):
-      extras.append(f"early_bird={p['early_bird_threshold']:g}")
-    return " ".join([m["name"], self.config["dataset"]["name"], t["optimizer"], p["mode"],
-                     f"k={p['rewind_iteration']}"] + extras
+    if m.dropout:
+      extras.append(f"dropout={m.dropout:g}")
+    if t.mixed_precision != "none":
+      extras.append(t.mixed_precision)
+    if p.early_bird_threshold:
+      extras.append(f"early_bird={p.early_bird_threshold:g}")
+    return " ".join([m.name, self.config.dataset.name, t.optimizer, p.mode,
+                     f"k={p.rewind_iteration}"] + extras
                     + [f"({os.path.basename(self.directory)})"])
-
-  def branch_json(self, replicate: int, level: int, branch: str, name: str):
-    path = getattr(BranchFiles(self.layout.branch_dir(replicate, level, branch)), name)
-    return files.branch_json(path, name)
 
 
 def csv_text(experiments: Sequence[Experiment]) -> str:
@@ -82,16 +67,9 @@ def density_table(experiment: Experiment) -> str:
 
 def compute_line(experiment: Experiment) -> str:
   """Iterations, wall time and training FLOPs the experiment spent (see lth_tf/compute.py)."""
-  path = os.path.join(experiment.directory, "compute.json")
-  if not os.path.exists(path):
+  total = experiment.compute_totals()
+  if total is None:
     return "Compute: not recorded (the experiment predates compute accounting)."
-  total = io.read_json(path)
-  total = total.get("total") if isinstance(total, dict) else None
-  if not isinstance(total, dict) or not all(
-      isinstance(total.get(key), (int, float))
-      for key in ("runs", "iterations_trained", "wall_time_s", "train_flops")):
-    raise CorruptFileError(f"{path}: not an experiment's compute totals; rerun the experiment "
-                           "to rewrite it")
   return (f"Compute: {total['runs']} trainings, {total['iterations_trained']} iterations, "
           f"{total['wall_time_s'] / 3600:.2f} h wall time, {total['train_flops']:.3g} training "
           "FLOPs (kept weights only).")
@@ -115,9 +93,8 @@ def build(directories: Sequence[str], out_dir: str, curve_levels: Optional[List[
       everything += sweeps[-1].experiments.values()
     else:
       everything.append(Experiment(directory))
-  experiments = [e for e in everything if not transfer_report.is_transfer(e.config)]
-  transfers = [transfer_report.TransferRun.read(e.directory) for e in everything
-               if transfer_report.is_transfer(e.config)]
+  experiments = [e for e in everything if not e.recorded.is_transfer]
+  transfers = [transfer_report.TransferRun(e) for e in everything if e.recorded.is_transfer]
   # Everything is read (and checked) before anything is written.
   curves, sections = {}, ["# Lottery-ticket report", ""]
   for experiment in experiments:

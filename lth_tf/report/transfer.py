@@ -8,18 +8,15 @@ per branch. The cost section sets the ticket's search cost (recorded with the ti
 see `lth_tf.compute`) against the accuracy it bought and the training FLOPs its sparsity saves,
 and divides the search cost over the experiments in the report that reuse the same ticket.
 """
-import dataclasses
 import math
-import os
 from collections import defaultdict
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from lth_tf import branches as branches_lib
-from lth_tf.errors import UserError
-from lth_tf.rundir import BranchFiles, ExperimentLayout
-from lth_tf.report import files, plots
+from lth_tf.rundir import FinishedExperiment
+from lth_tf.report import plots
 
 # The branches `lth transfer` trains (`lth_tf.branches`), in table order; the controls after the
 # ticket get a gain column each.
@@ -27,40 +24,25 @@ BRANCHES = branches_lib.trained_by("transfer")
 CONTROLS = tuple(name for name in BRANCHES if branches_lib.BRANCHES.get(name).control)
 
 
-def is_transfer(config: Dict) -> bool:
-  return config.get("kind") == "transfer"
-
-
-@dataclasses.dataclass
 class TransferRun:
-  """A transfer experiment directory, read-only."""
-  directory: str
-  config: Dict
-  rows: List[Dict]
-  metrics: List[Dict]
+  """A transfer experiment directory, read-only: its summary rows and each row's metrics."""
 
-  @classmethod
-  def read(cls, directory: str) -> "TransferRun":
-    directory = directory.rstrip("/")
-    config, rows = files.config(directory), files.summary(directory)
-    if not is_transfer(config) or not isinstance(config.get("transfer"), dict):
-      raise UserError(f"{directory} is not a transfer experiment")
-    layout = ExperimentLayout(os.path.dirname(os.path.abspath(directory)),
-                              os.path.basename(os.path.abspath(directory)))
-    metrics = []
-    for row in rows:
-      path = BranchFiles(layout.branch_dir(row["replicate"], row["level"], row["branch"])).metrics
-      metrics.append(files.branch_json(path, "metrics") or dict(row))
-    return cls(directory, config, rows, metrics)
+  def __init__(self, experiment: FinishedExperiment):
+    self.directory = experiment.directory
+    self.config = experiment.config
+    self.recorded = experiment.recorded
+    self.rows = experiment.rows
+    self.metrics = [experiment.branch_json(row["replicate"], row["level"], row["branch"],
+                                           "metrics") or dict(row) for row in experiment.rows]
 
   @property
   def transfer(self) -> Dict:
-    return self.config["transfer"]
+    return self.recorded.transfer
 
   @property
   def target(self) -> str:
-    classes = self.config["dataset"]["classes"]
-    return self.config["dataset"]["name"] + (f"[{','.join(map(str, classes))}]" if classes else "")
+    classes = self.config.dataset.classes
+    return self.config.dataset.name + (f"[{','.join(map(str, classes))}]" if classes else "")
 
   @property
   def source(self) -> str:
@@ -71,31 +53,31 @@ class TransferRun:
 
   @property
   def optimizer(self) -> str:
-    return self.config["training"]["optimizer"]
+    return self.config.training.optimizer
 
   @property
   def per_class(self) -> float:
     """Training examples per class (the budget, or the full split's average)."""
-    budget = self.config["dataset"]["train_examples_per_class"]
+    budget = self.config.dataset.train_examples_per_class
     return float(budget or self.transfer["train_examples"] / self.transfer["num_classes"])
 
   @property
   def budget_label(self) -> str:
-    budget = self.config["dataset"]["train_examples_per_class"]
+    budget = self.config.dataset.train_examples_per_class
     return str(budget) if budget else f"full ({self.transfer['train_examples']})"
 
   @property
   def group(self) -> Tuple:
     """Runs that differ only in their budget share a figure panel."""
-    t = self.config["training"]
-    return (self.transfer["source"]["sha256"], self.target, self.optimizer, t["iterations"],
-            t["learning_rate"])
+    t = self.config.training
+    return (self.transfer["source"]["sha256"], self.target, self.optimizer, t.iterations,
+            t.learning_rate)
 
   @property
   def group_label(self) -> str:
-    t = self.config["training"]
-    return (f"{self.source} -> {self.target}\n{self.optimizer} lr {t['learning_rate']:g}, "
-            f"{t['iterations']} it, {self.config['model']['name']}")
+    t = self.config.training
+    return (f"{self.source} -> {self.target}\n{self.optimizer} lr {t.learning_rate:g}, "
+            f"{t.iterations} it, {self.config.model.name}")
 
   def stat(self, branch: str, key: str = "early_stop_test_accuracy") -> Tuple[float, float, int]:
     values = [m[key] for m in self.metrics if m["branch"] == branch and m.get(key) is not None]

@@ -9,11 +9,12 @@ from lth_tf.rundir.records import (MASK_DISTANCE, SUMMARY_KEYS, check_data_recor
                                    check_engine_record, check_optimizer_record, data_record,
                                    engine_record, optimizer_record, record_data, record_engine,
                                    record_optimizer)
-from lth_tf.rundir import states, sweep
+from lth_tf.rundir import finished, states, sweep
+from lth_tf.rundir.finished import FinishedExperiment, RecordedConfig, read_config
 from lth_tf.rundir.states import TrainingState
 
 __all__ = ["DATA_FILE", "ENGINE_FILE", "OPTIMIZER_FILE", "BranchFiles", "ExperimentLayout",
-           "MASK_DISTANCE", "StabilityFiles", "SUMMARY_KEYS", "check_data_record",
-           "check_engine_record", "check_optimizer_record", "data_record", "engine_record",
-           "optimizer_record", "record_data", "record_engine", "record_optimizer", "states",
-           "sweep", "SweepLayout", "TrainingState"]
+           "FinishedExperiment", "finished", "MASK_DISTANCE", "RecordedConfig", "StabilityFiles",
+           "SUMMARY_KEYS", "check_data_record", "check_engine_record", "check_optimizer_record",
+           "data_record", "engine_record", "optimizer_record", "read_config", "record_data",
+           "record_engine", "record_optimizer", "states", "sweep", "SweepLayout", "TrainingState"]

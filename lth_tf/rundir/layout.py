@@ -35,6 +35,12 @@ class ExperimentLayout:
   def for_config(cls, config: ExperimentConfig) -> "ExperimentLayout":
     return cls(config.runtime.root_dir, config.experiment_hash())
 
+  @classmethod
+  def from_directory(cls, directory: str) -> "ExperimentLayout":
+    """The layout of the experiment directory `directory` (its name is its hash)."""
+    directory = os.path.abspath(directory)
+    return cls(os.path.dirname(directory), os.path.basename(directory))
+
   @property
   def directory(self) -> str:
     return os.path.join(self.root, self.experiment_hash)

@@ -24,7 +24,7 @@ import numpy as np
 
 from lth_tf import branches as branches_lib
 from lth_tf import data as data_lib
-from lth_tf import distribute, io, pruning, user_code
+from lth_tf import distribute, pruning, rundir
 from lth_tf.config import ExperimentConfig, StabilityConfig, validate, validate_stability
 from lth_tf.errors import ConfigError, CorruptFileError, UserError
 from lth_tf.lottery.branch_run import BranchRun
@@ -46,19 +46,14 @@ def data_seeds(seed: int, level: int, branch: str) -> Tuple[int, ...]:
 
 
 def read_config(experiment_dir: str) -> ExperimentConfig:
-  """The config an experiment directory recorded; one line if there is none, it is damaged, or
-  it names user code the user did not name (`user_code.check_consent`)."""
-  path = os.path.join(experiment_dir, "config.json")
-  if not os.path.exists(path):
-    raise UserError(f"{experiment_dir} is not an experiment directory (no config.json)")
-  resolved = io.read_json(path)
+  """The config an experiment directory recorded (`rundir.read_config`), checked as `lth find`
+  checks it, for training its copies."""
+  recorded = rundir.read_config(experiment_dir, runs_code=True)
   try:
-    resolved.pop("experiment_hash", None)
-    config = validate(ExperimentConfig.from_dict(resolved))
-  except (ConfigError, AttributeError, TypeError, ValueError) as error:
-    raise CorruptFileError(f"{path}: not an experiment config ({error})") from None
-  user_code.check_consent(config, f"the experiment directory {experiment_dir}")
-  return config
+    return validate(recorded.config)
+  except ConfigError as error:
+    raise CorruptFileError(f"{os.path.join(experiment_dir, rundir.finished.CONFIG_FILE)}: not "
+                           f"an experiment config ({error})") from None
 
 
 class StabilityExperiment:
@@ -99,7 +94,7 @@ class StabilityExperiment:
     if data_dir is not None:
       runtime["data_dir"] = data_dir
     config = config.replace(runtime=dataclasses.replace(config.runtime, **runtime))
-    layout = ExperimentLayout(os.path.dirname(directory), os.path.basename(directory))
+    layout = ExperimentLayout.from_directory(directory)
     return cls(config, layout, settings, distribute.make_strategy(config.runtime), log=log)
 
   @classmethod

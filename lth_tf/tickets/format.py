@@ -31,7 +31,7 @@ from lth_tf import data as data_lib
 from lth_tf.config import ExperimentConfig
 from lth_tf.data.modality import NAMES as MODALITY_NAMES
 from lth_tf.errors import ConfigError, CorruptFileError, TicketError
-from lth_tf.rundir import SUMMARY_KEYS, BranchFiles, ExperimentLayout, states
+from lth_tf.rundir import BranchFiles, ExperimentLayout, finished, states
 from lth_tf.pruning import Mask
 
 FORMAT_VERSION = 1
@@ -70,26 +70,20 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir
 
   The dataset is read (from `data_dir`) to record the model's input shape and normalisation.
   """
-  config_path = os.path.join(experiment_dir, "config.json")
-  if not os.path.exists(config_path):
+  if not os.path.isfile(os.path.join(experiment_dir, finished.CONFIG_FILE)):
     raise TicketError(f"{experiment_dir} is not an experiment directory (no config.json)")
   _check_out_dir(out_dir, experiment_dir)
-  resolved = io.read_json(config_path)
-  try:
-    experiment_hash = resolved.pop("experiment_hash", "")
-    config = ExperimentConfig.from_dict(resolved)
-  except (ConfigError, AttributeError, TypeError, ValueError) as error:
-    raise CorruptFileError(f"{config_path}: not an experiment config ({error})") from None
-  user_code.check_consent(config, f"the experiment directory {experiment_dir}")
-  layout = ExperimentLayout(os.path.dirname(os.path.abspath(experiment_dir)),
-                            os.path.basename(os.path.abspath(experiment_dir)))
+  recorded = finished.read_config(experiment_dir, runs_code=True)
+  config, experiment_hash = recorded.config, recorded.experiment_hash
+  layout = ExperimentLayout.from_directory(experiment_dir)
   files = BranchFiles(layout.branch_dir(replicate, level, "ticket"))
   if not files.is_finished():
     raise TicketError(f"replicate {replicate} level {level} of {experiment_dir} is not finished")
   mask = Mask.from_dict(io.read_arrays(files.mask))
   rewind = states.read(io, layout.rewind_file(replicate))
   splits = data_lib.load(config.dataset, data_dir)
-  return write(out_dir, mask, rewind.weights, io.read_arrays(files.final_weights), config, _branch_metrics(files.metrics),
+  return write(out_dir, mask, rewind.weights, io.read_arrays(files.final_weights), config,
+               finished.branch_metrics(files.metrics),
                {"experiment_hash": experiment_hash or config.experiment_hash(),
                 "code_version": __version__, "replicate": replicate, "level": level},
                splits.input_shape, splits.num_classes, splits.mean, splits.std,
@@ -219,22 +213,13 @@ def _write_atomically(out_dir: str, arrays: Dict[str, np.ndarray], meta: Dict[st
     shutil.rmtree(previous, ignore_errors=True)
 
 
-def _branch_metrics(path: str) -> Dict[str, Any]:
-  """A finished branch's metrics.json, checked to be one."""
-  metrics = io.read_json(path)
-  if not isinstance(metrics, dict) or any(key not in metrics for key in SUMMARY_KEYS):
-    raise CorruptFileError(f"{path}: not a finished branch's metrics (delete the branch "
-                           "directory and rerun the experiment to retrain it)")
-  return metrics
-
-
 def _search_compute(layout: ExperimentLayout, replicate: int, level: int) -> Dict[str, Any]:
   """What finding the ticket cost: its ticket branch at levels 0..level (controls excluded);
   empty when a level predates compute accounting."""
   records = []
   for current in range(level + 1):
     files = BranchFiles(layout.branch_dir(replicate, current, "ticket"))
-    metrics = _branch_metrics(files.metrics) if files.is_finished() else {}
+    metrics = finished.branch_metrics(files.metrics) if files.is_finished() else {}
     if metrics.get("train_flops") is None:
       return {}
     records.append(metrics)

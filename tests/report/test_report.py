@@ -134,7 +134,7 @@ def test_overlaid_experiments_are_labelled_by_what_sets_them_apart(tmp_path):
 def test_reading_results_does_not_start_tensorflow():
   # The report and the run directory's layout and schemas are plain Python and numpy.
   code = ("import sys\n"
-          "import lth_tf.report.report, lth_tf.report.transfer, lth_tf.report.files, lth_tf.rundir\n"
+          "import lth_tf.report.report, lth_tf.report.transfer, lth_tf.analysis.masks, lth_tf.rundir\n"
           "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras'))\n"
           "assert not loaded, loaded[:5]\n")
   result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
