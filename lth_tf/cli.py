@@ -152,8 +152,9 @@ def _tickets(args: List[str]) -> int:
     values["experiment_dir"] = (values["experiment_dir"] or [None])[0]
     if None in values.values():
       raise UserError("usage: lth tickets save --experiment_dir=DIR --level=L [--replicate=S] --out=DIR")
+    extra = lth_flags.command_values("data_dir", "carry_examples")
     path = tickets.save(values["experiment_dir"], values["replicate"], values["level"], values["out"],
-                        lth_flags.command_values("data_dir")["data_dir"])
+                        extra["data_dir"], extra["carry_examples"])
     print(tickets.describe(tickets.read(path, consent=False), path))
     return 0
   if action == "show" and len(args) == 2:

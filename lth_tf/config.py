@@ -491,6 +491,8 @@ def _check_choice(value: str, choices, name: str) -> None:
 
 # Seeds reach NumPy, Keras and TensorFlow generators; every one takes [0, 2**31).
 MAX_SEED = 2 ** 31 - 1
+# Sizes allocated from a setting: an image side resized to, points on a stability path.
+MAX_IMAGE_SIDE, MAX_PATH_POINTS = 4096, 1000
 
 
 def _is_a(value, hint) -> bool:
@@ -568,8 +570,10 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check(not (d.train_examples and d.train_examples_per_class),
          "give train_examples or train_examples_per_class, not both")
   _check_choice(d.modality, MODALITIES, "modality")
-  _check(not d.image_size or (len(d.image_size) == 2 and min(d.image_size) > 0),
-         f"image_size must be empty or (height, width) > 0; got {list(d.image_size)}")
+  _check(not d.image_size or (len(d.image_size) == 2 and 0 < min(d.image_size)
+                              and max(d.image_size) <= MAX_IMAGE_SIDE),
+         f"image_size must be empty or (height, width) in [1, {MAX_IMAGE_SIDE}]; got "
+         f"{list(d.image_size)}")
   _check(0.0 <= config.model.dropout < 1.0, f"dropout must be in [0, 1); got {config.model.dropout}")
   _check_choice(t.optimizer, OPTIMIZERS, "optimizer")
   _check(t.learning_rate > 0, f"learning_rate must be > 0; got {t.learning_rate}")
@@ -703,7 +707,8 @@ def validate_tuning(tuning: TuningConfig) -> TuningConfig:
 
 def validate_stability(stability: StabilityConfig) -> StabilityConfig:
   """Checks the ranges of a stability config (names are checked against the experiment)."""
-  _check(stability.points >= 1, f"stability_points must be >= 1; got {stability.points}")
+  _check(1 <= stability.points <= MAX_PATH_POINTS,
+         f"stability_points must be in [1, {MAX_PATH_POINTS}]; got {stability.points}")
   _check(stability.train_examples >= 1,
          f"stability_train_examples must be >= 1; got {stability.train_examples}")
   _check(stability.normalisation_batches >= 1, "stability_normalisation_batches must be >= 1; "

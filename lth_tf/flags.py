@@ -110,6 +110,11 @@ def define_command_flags() -> None:
                        "against k (default: every measured level)")
   flags.DEFINE_integer("level", None, "[tickets save] the level to save as a ticket")
   flags.DEFINE_integer("replicate", 0, "[tickets save] the replicate (seed) to save")
+  flags.DEFINE_integer("carry_examples", 1000, "[tickets save] for an experiment on your own "
+                       "dataset (py:): the test examples the ticket carries, with 200 training "
+                       "examples, for `lth export` to check and calibrate on without running "
+                       "your dataset code (they are your data: 0 carries none, and exporting "
+                       "then needs --trust_code)")
   flags.DEFINE_string("out", None, "[tickets save, export, masks compare] output directory")
   flags.DEFINE_list("compare_tickets", [], "[masks compare] saved tickets (names or directories) "
                     "whose masks are compared too")

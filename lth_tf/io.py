@@ -5,6 +5,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -231,3 +232,88 @@ def _same_file(fd: int, path: str) -> bool:
     return False
   held = os.fstat(fd)
   return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+# ---- a directory written whole: tickets, reports --------------------------------------------
+
+def _staging_prefix(out: str) -> str:
+  """The prefix of the staging directories of writes to `out` (`tempfile.mkdtemp` adds 8
+  characters of its own)."""
+  return TEMP_PREFIX + os.path.basename(out) + "-"
+
+
+@contextlib.contextmanager
+def _flocked(path: str, blocking: bool = True) -> Iterator[bool]:
+  """An `flock` on the directory `path` (released when the holder dies, however it dies);
+  yields False, without waiting, where `blocking` is off and another process holds it."""
+  fd = os.open(path, os.O_RDONLY)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+      yield False
+      return
+    yield True
+  finally:
+    os.close(fd)
+
+
+def _recover(out: str) -> None:
+  """Finishes what writes to `out` killed before their end left beside it (called with the
+  parent's lock held, so no swap is under way): the previous content, moved aside between a
+  swap's two renames, is put back where `out` is missing, and removed otherwise; staging
+  directories whose writer is gone (their lock is free) are removed."""
+  parent = os.path.dirname(out)
+  own = re.compile(re.escape(_staging_prefix(out)) + r"[a-z0-9_]{8}(\.previous)?$")
+  for name in sorted(os.listdir(parent)):
+    path = os.path.join(parent, name)
+    if not own.match(name) or not os.path.isdir(path):
+      continue
+    if name.endswith(".previous"):
+      if not os.path.exists(out):
+        os.replace(path, out)
+      else:
+        shutil.rmtree(path, ignore_errors=True)
+      continue
+    with _flocked(path, blocking=False) as free:
+      if free:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def published_directory(out_dir: str, fault_label: str = "") -> Iterator[str]:
+  """Yields a new, empty staging directory beside `out_dir`; once the body succeeds it becomes
+  `out_dir` whole, replacing what was there (the caller has checked that this is its own
+  earlier output). A reader of `out_dir` sees the old content or the new one, never a mix.
+
+  - A failure removes the staging directory and leaves `out_dir` as it was.
+  - A killed write leaves a staging directory (or, between the swap's two renames, the old
+    content moved aside) that the next write to `out_dir` finishes first (`_recover`).
+  - Concurrent writes to `out_dir` each stage their own directory; their swaps are serialised
+    by a lock on the parent directory, so the last to finish wins, whole.
+
+  `fault_label` names the moment between the two renames for fault-injection tests.
+  """
+  out = os.path.abspath(out_dir)
+  parent = os.path.dirname(out)
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(dir=parent, prefix=_staging_prefix(out))
+  previous = staging + ".previous"
+  try:
+    with _flocked(staging):  # marks the staging directory as in use by this process
+      yield staging
+      umask = os.umask(0)
+      os.umask(umask)
+      os.chmod(staging, 0o777 & ~umask)  # as a directory made by makedirs would be
+      with _flocked(parent):
+        _recover(out)
+        if os.path.isdir(out) and os.listdir(out):
+          os.replace(out, previous)
+          if fault_label:
+            fault_point(fault_label)
+        elif os.path.isdir(out):
+          os.rmdir(out)
+        os.replace(staging, out)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(previous, ignore_errors=True)

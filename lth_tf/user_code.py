@@ -159,20 +159,26 @@ def trust(names) -> None:
   _trusted.update(str(name) for name in names if name)
 
 
-def named_code(config) -> Tuple[str, ...]:
+def is_trusted(name: str) -> bool:
+  """Whether the user named the code `name` (a config name) in this process."""
+  return name in _trusted
+
+
+def named_code(config, parts=("model", "dataset")) -> Tuple[str, ...]:
   """The user code an `ExperimentConfig` names (model and dataset functions), by config name."""
   names = []
-  for part in ("model", "dataset"):
+  for part in parts:
     name = getattr(config, part).name
     if _source_spec(part, name) is not None:
       names.append(name)
   return tuple(names)
 
 
-def check_consent(config, source: str) -> None:
+def check_consent(config, source: str, parts=("model", "dataset")) -> None:
   """Refuses, in one line and before anything is imported, a config read from a file (`source`:
-  a ticket, an experiment directory) that names user code the user did not name."""
-  untrusted = [name for name in named_code(config) if name not in _trusted]
+  a ticket, an experiment directory) that names user code the user did not name (among the
+  config's `parts` that will run)."""
+  untrusted = [name for name in named_code(config, parts) if name not in _trusted]
   if untrusted:
     raise ConfigError(
         f"{source} names code that would run: {', '.join(untrusted)}; a ticket or an "

@@ -519,6 +519,34 @@ def test_a_forged_ticket_runs_no_code_the_user_did_not_name(ticket_dir, tmp_path
   assert ZEN in trusted.stdout + trusted.stderr
 
 
+def test_a_ticket_carrying_its_examples_exports_without_running_its_dataset(ticket_dir,
+                                                                            tmp_path):
+  """A forged ticket naming `py:os:abort` as its dataset, carrying the examples export reads:
+  `lth export` without --trust_code exports it from those examples and never calls the
+  dataset; `lth tickets show` says so. Carried examples that do not fit the model are refused."""
+  from lth_tf import data as data_lib  # pylint: disable=import-outside-toplevel
+  from lth_tf.config import DatasetConfig  # pylint: disable=import-outside-toplevel
+  from lth_tf.data import export_sample  # pylint: disable=import-outside-toplevel
+  data_dir = os.path.dirname(ticket_dir)
+  splits = data_lib.load(DatasetConfig(name="synthetic", validation_size=500), data_dir)
+  carried = export_sample.from_splits(splits, "", 300).arrays()
+  ticket = _forge(ticket_dir, tmp_path / "carrier", dataset="py:os:abort")
+  _resign(ticket, carried)
+  shown = lth("tickets", "show", str(ticket))
+  assert "export reads: the 300 test examples the ticket carries" in shown.stdout, shown.stdout
+  out = tmp_path / "out"
+  result = lth("export", f"--ticket={ticket}", f"--out={out}", "--formats=tflite",
+               "--latency_runs=2", f"--data_dir={tmp_path / 'nowhere'}")
+  assert result.returncode == 0, result.stderr
+  check = json.loads((out / "check.json").read_text())
+  assert check["examples"] == 300 and check["examples_from"].endswith("the ticket carries")
+  assert "300 test examples (the 300 test examples the ticket carries)" in result.stdout
+  bad = _copy_ticket(ticket, tmp_path / "bad")
+  _resign(bad, {"export/test_inputs": carried["export/test_inputs"][:, :5]})
+  refused = lth("export", f"--ticket={bad}", f"--out={tmp_path / 'out2'}", f"--data_dir={data_dir}")
+  assert refused.returncode == 2 and "export sample's test_inputs has shape" in refused.stderr
+
+
 def test_a_module_inside_a_ticket_and_a_symlinked_ticket_file_are_not_followed(ticket_dir,
                                                                               tmp_path):
   data_dir = os.path.dirname(ticket_dir)

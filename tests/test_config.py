@@ -123,6 +123,9 @@ def test_from_dict_rejects_unknown_fields():
     ("runtime", {"eval_batch_size": 0}, "eval_batch_size must be > 0"),
     ("runtime", {"replicate_processes": 0}, "replicate_processes must be >= 1"),
     ("runtime", {"logical_devices": -1}, "logical_devices must be >= 0"),
+    # A size allocated from a setting is bounded before anything is allocated.
+    ("dataset", {"image_size": (100000, 100000)}, r"image_size must be .* in \[1, 4096\]"),
+    ("dataset", {"image_size": (32, 0)}, r"image_size must be .* in \[1, 4096\]"),
 ])
 def test_validation_errors(part, changes, message):
   base = c.ExperimentConfig()
@@ -151,3 +154,9 @@ def test_valid_edge_values_are_accepted():
   c.validate(base.replace(runtime=c.RuntimeConfig(seeds=(0, 2 ** 31 - 1)),
                           dataset=c.DatasetConfig(split_seed=2 ** 31 - 1)))
   c.validate_tuning(c.TuningConfig(tuner_seed=0, target_weights_remaining=1.0))
+
+
+@pytest.mark.parametrize("points", [0, 10 ** 9])
+def test_stability_path_points_are_bounded(points):
+  with pytest.raises(ConfigError, match=r"stability_points must be in \[1, 1000\]"):
+    c.validate_stability(c.StabilityConfig(points=points))

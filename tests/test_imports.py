@@ -24,8 +24,6 @@ LAZY = {
     "lth_tf.branches.invert": "the strategies' step schedule is in lth_tf.pruning, whose "
                               "strategies import the config, which imports the branches: read "
                               "when an iterative strategy's invert is planned",
-    "lth_tf.report.sweep": "the stability records' reader is in lth_tf.stability, which loads "
-                           "TensorFlow: only when a rewind sweep has stability records",
 }
 
 

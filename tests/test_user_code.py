@@ -173,12 +173,20 @@ def test_your_model_and_data_from_the_command_line_through_report_ticket_and_exp
       tickets.read(saved), saved)
   refused = _lth(user_dir, "export", "--ticket=ticket", "--formats=tflite", "--out=exported",
                  "--data_dir=.", "--latency_runs=3")
-  assert refused.returncode == 2 and "names code that would run" in refused.stderr
+  assert refused.returncode == 2 and "names code that would run: my_models:small_cnn;" in refused.stderr
   assert not os.path.exists(user_dir / "exported")
+  # The ticket carries the examples export reads: exporting it runs no dataset code, so only
+  # the model need be trusted, and the dataset's module need not even exist any more.
+  ticket = tickets.read(saved)
+  assert ticket.export_data is not None and len(ticket.export_data.calibration) == 200
+  assert "export reads: the " in tickets.describe(ticket, saved)
+  os.rename(user_dir / "my_data.py", user_dir / "my_data.py.gone")
   exported = _lth(user_dir, "export", "--ticket=ticket", "--formats=tflite", "--out=exported",
-                  "--data_dir=.", "--latency_runs=3",
-                  "--trust_code=my_models:small_cnn,py:my_data:load")
+                  "--data_dir=.", "--latency_runs=3", "--trust_code=my_models:small_cnn")
   assert exported.returncode == 0, exported.stderr + exported.stdout
+  check = json.loads((user_dir / "exported" / "check.json").read_text())
+  assert check["examples_from"].endswith("test examples the ticket carries")
+  assert check["examples"] == len(ticket.export_data.test_labels) and not check["failures"]
   mask = pruning.Mask.from_dict(io.read_arrays(
       str(directory / "replicate_0" / "level_2" / "ticket" / "mask.npz")))
   # The sparse TFLite model's kernels, decoded back from the file, hold exactly the mask's

@@ -15,6 +15,8 @@ import glob
 import gzip
 import os
 import sys
+import threading
+import time
 from typing import Optional
 
 import numpy as np
@@ -129,13 +131,54 @@ def check(directory: str, runs: int = 200) -> dict:
   return results
 
 
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+# Exit status of a check whose caller died: nothing is written.
+CALLER_GONE = 3
+
+
+def _follow(caller: int) -> None:
+  """Ends this process when `caller` (the `lth export` that started it) is gone: at once where
+  the kernel can tell (Linux: the parent's death signal, when the caller is the parent), and
+  otherwise within a second, so that a killed export's check never writes afterwards."""
+  if sys.platform.startswith("linux") and os.getppid() == caller:
+    import ctypes  # pylint: disable=import-outside-toplevel
+    import signal  # pylint: disable=import-outside-toplevel
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+
+  def watch():
+    while _alive(caller):
+      time.sleep(0.5)
+    os._exit(CALLER_GONE)  # pylint: disable=protected-access
+
+  if not _alive(caller):
+    os._exit(CALLER_GONE)  # pylint: disable=protected-access
+  threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--dir", required=True)
   parser.add_argument("--runs", type=int, default=200)
+  parser.add_argument("--caller", type=int, default=0,
+                      help="the pid of the export that started the check: it ends with it")
   args = parser.parse_args(argv)
+  if args.caller:
+    _follow(args.caller)
+  results = check(args.dir, args.runs)
+  if args.caller and not _alive(args.caller):
+    return CALLER_GONE
   from lth_tf import io  # pylint: disable=import-outside-toplevel
-  io.write_json(os.path.join(args.dir, "check.json"), check(args.dir, args.runs))
+  io.write_json(os.path.join(args.dir, "check.json"), results)
   return 0
 
 

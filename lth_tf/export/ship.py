@@ -9,7 +9,8 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from lth_tf import data as data_lib
-from lth_tf import io, pruning, tickets
+from lth_tf import io, pruning, tickets, user_code
+from lth_tf.data import export_sample
 from lth_tf.pruning import structure
 from lth_tf.compat import keras, tf
 from lth_tf.data.modality import MODALITIES, raw_inputs
@@ -33,6 +34,25 @@ def raw_test_pixels(splits: data_lib.Splits) -> np.ndarray:
   return raw_inputs(MODALITIES.get(splits.modality), splits.x_test, splits.mean, splits.std)
 
 
+def export_data(ticket: tickets.Ticket, data_dir: str) -> export_sample.ExportData:
+  """The examples the export reads (`lth_tf.data.export_sample`): from the ticket's dataset
+  where reading it runs no code the user did not name (a registered dataset, or user code named
+  with `--trust_code`), otherwise from the examples the ticket carries; a ticket of untrusted
+  dataset code that carries none is refused in one line before anything is imported."""
+  dataset = ticket.config.dataset.name
+  if (dataset.startswith(user_code.PY_SCHEME) and not user_code.is_trusted(dataset)
+      and ticket.export_data is not None):
+    return ticket.export_data
+  user_code.check_consent(ticket.config, "the ticket", parts=("dataset",))
+  splits = data_lib.load(ticket.config.dataset, data_dir)
+  if tuple(splits.input_shape) != tuple(ticket.input_shape):
+    raise TicketError(f"the ticket expects inputs {ticket.input_shape}, the data has {splits.input_shape}")
+  if splits.modality != ticket.modality:
+    raise TicketError(f"the ticket was found on {ticket.modality} inputs, the data is "
+                      f"{splits.modality}")
+  return export_sample.from_splits(splits, f"the test split of {dataset}")
+
+
 def ship(ticket_ref: str, formats: List[str], quantize: str, out_dir: str, data_dir: str,
          latency_runs: int = 200, encoding: str = "compact") -> Dict:
   """Exports, checks parity, measures size and latency; returns the check results."""
@@ -42,27 +62,19 @@ def ship(ticket_ref: str, formats: List[str], quantize: str, out_dir: str, data_
   ENCODINGS.get(encoding)
   if os.path.exists(out_dir) and os.listdir(out_dir):
     raise UserError(f"--out {out_dir} exists and is not empty")
-  ticket = tickets.read(tickets.resolve(ticket_ref))
+  path = tickets.resolve(ticket_ref)
+  ticket = tickets.read(path, consent=False)
+  user_code.check_consent(ticket.config, f"the ticket {path}", parts=("model",))
   if not ticket.trained_weights:
     raise TicketError(f"{ticket_ref} holds no trained weights to export")
+  data = export_data(ticket, data_dir)
   model = tickets.build_model(ticket, trained=True)
-  splits = data_lib.load(ticket.config.dataset, data_dir)
-  if tuple(splits.input_shape) != tuple(ticket.input_shape):
-    raise TicketError(f"the ticket expects inputs {ticket.input_shape}, the data has {splits.input_shape}")
-  if splits.modality != ticket.modality:
-    raise TicketError(f"the ticket was found on {ticket.modality} inputs, the data is "
-                      f"{splits.modality}")
   client_model = inference_model(model, ticket.mean, ticket.std, ticket.modality,
                                  ticket.input_shape)
   nonzero = sum(int(np.count_nonzero(w)) for _, w, _ in pruning.mask_pairs(model))
   if nonzero > ticket.mask.num_remaining():
     raise TicketError("the trained weights are not sparse under the ticket's mask")
-  images = raw_test_pixels(splits)
-  logits = client_model.predict(images, batch_size=2000, verbose=0)
-  rng = np.random.default_rng(0)
-  chosen = rng.choice(len(splits.x_train), min(200, len(splits.x_train)), replace=False)
-  representative = raw_inputs(MODALITIES.get(splits.modality), splits.x_train[chosen],
-                              splits.mean, splits.std)
+  logits = client_model.predict(data.test_inputs, batch_size=2000, verbose=0)
   # A staging directory of this call's own (never a name the user may hold), moved into place
   # whole at the end and removed on any failure; a killed export leaves `<out>.partial-*`.
   parent = os.path.dirname(os.path.abspath(out_dir))
@@ -73,8 +85,8 @@ def ship(ticket_ref: str, formats: List[str], quantize: str, out_dir: str, data_
   os.umask(umask)
   os.chmod(staging, 0o777 & ~umask)  # as a directory made by makedirs would be
   try:
-    results = _export_into(staging, client_model, model, ticket, splits, images, logits,
-                           representative, formats, quantize, encoding, latency_runs)
+    results = _export_into(staging, client_model, model, ticket, data, logits, formats,
+                           quantize, encoding, latency_runs)
     if os.path.exists(out_dir):
       os.rmdir(out_dir)
     os.replace(staging, out_dir)
@@ -84,19 +96,20 @@ def ship(ticket_ref: str, formats: List[str], quantize: str, out_dir: str, data_
   return results
 
 
-def _export_into(staging, client_model, model, ticket, splits, images, logits, representative,
-                 formats, quantize, encoding, latency_runs):
+def _export_into(staging, client_model, model, ticket, data, logits, formats, quantize, encoding,
+                 latency_runs):
   """Writes every format, the reference outputs and the check's results into `staging`."""
+  representative = data.calibration
   export(client_model, staging, formats, quantize, representative, encoding)
   dense_path = os.path.join(staging, "model_dense_float.tflite")
   with io.atomic_path(dense_path) as tmp:
     with open(tmp, "wb") as handle:
       handle.write(tflite_bytes(client_model, "dense_float", representative))
   io.write_arrays(os.path.join(staging, "reference.npz"),
-                  {"images": images, "labels": splits.y_test, "logits": logits})
+                  {"images": data.test_inputs, "labels": data.test_labels, "logits": logits})
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   run_check([sys.executable, "-m", "lth_tf.export.check", f"--dir={staging}",
-             f"--runs={latency_runs}"], check=True, env=env)
+             f"--runs={latency_runs}", f"--caller={os.getpid()}"], check=True, env=env)
   results = io.read_json(os.path.join(staging, "check.json"))
   results["mask_nonzero_weights"] = ticket.mask.num_remaining()
   results["unmasked_kernel_nonzero_weights"] = _unmasked_kernel_nonzeros(model)
@@ -105,6 +118,7 @@ def _export_into(staging, client_model, model, ticket, splits, images, logits, r
   results["tflite_kernels_checked"] = _tflite_kernels_checkable(model)
   results["tflite_static_batch"] = static_batch(client_model)
   results["tflite_encoding"] = encoding
+  results["examples_from"] = data.source
   results["failures"] = _failures(results, quantize)
   io.write_json(os.path.join(staging, "check.json"), results)
   io.write_text(os.path.join(staging, "size_latency.md"), table(results))
@@ -250,5 +264,6 @@ def table(results: Dict) -> str:
   lines.append(f"\nTFLite sparse encoding: {results.get('tflite_encoding', 'compact')}; weights remaining "
                f"{100 * results['weights_remaining']:.2f}%; mask keeps "
                f"{results['mask_nonzero_weights']:,} prunable weights{held}; Keras accuracy "
-               f"{100 * results['keras_accuracy']:.2f}% on {results['examples']:,} test images.")
+               f"{100 * results['keras_accuracy']:.2f}% on {results['examples']:,} test examples"
+               f"{' (' + results['examples_from'] + ')' if results.get('examples_from') else ''}.")
   return "\n".join(lines)

@@ -11,8 +11,9 @@ import numpy as np
 from lth_tf import io
 from lth_tf.analysis import masks as masks_lib
 from lth_tf.analysis import overlap
+from lth_tf import figures
 from lth_tf.errors import UserError
-from lth_tf.report import plots
+from lth_tf.report import report
 
 CSV_FIELDS = ["mask_a", "mask_b", "relation", "layer", "weights", "kept_a", "kept_b", "both",
               "random_both", "jaccard", "random_jaccard", "a_in_b", "random_a_in_b", "b_in_a",
@@ -74,7 +75,7 @@ def figure(masks: Sequence[masks_lib.LabelledMask], pairs: Sequence[masks_lib.Pa
   """Two heat maps over every pair of masks: the Jaccard index, and it ÷ the random baseline."""
   jaccard, ratio = matrices(len(masks), pairs)
   side = max(4.0, 0.45 * len(masks) + 2.5)
-  fig, axes = plots.plt.subplots(1, 2, figsize=(2 * side + 1.5, side), squeeze=False)
+  fig, axes = figures.new(1, 2, figsize=(2 * side + 1.5, side), squeeze=False)
   labels = [f"{index}: {item.label}" for index, item in enumerate(masks)]
   panels = ((jaccard, "Jaccard index of the kept weights", "viridis", 0.0, 1.0, "{:.2f}"),
             (ratio, "Jaccard ÷ two independent random masks", "magma", 0.0,
@@ -92,7 +93,7 @@ def figure(masks: Sequence[masks_lib.LabelledMask], pairs: Sequence[masks_lib.Pa
           axis.text(j, i, text.format(value), ha="center", va="center", fontsize=6,
                     color="white" if value < 0.5 * (low + high) else "black")
     fig.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
-  return plots.save(fig, path)
+  return figures.save(fig, path)
 
 
 def _pct(value: float) -> str:
@@ -149,6 +150,10 @@ def build(directories: Sequence[str], tickets: Sequence[str], out_dir: str,
     raise UserError(f"only {len(masks)} mask found ({', '.join(m.label for m in masks)}): give "
                     "more levels, replicates or experiments to compare")
   pairs = masks_lib.compare(masks)
+  return report.publish(out_dir, lambda staging: _write(staging, masks, pairs))
+
+
+def _write(out_dir: str, masks, pairs) -> Dict[str, str]:
   written = {name: os.path.join(out_dir, name) for name in ("masks.csv", "masks.png", "masks.md")}
   io.write_text(written["masks.csv"], csv_text(masks, pairs))
   figure(masks, pairs, written["masks.png"])

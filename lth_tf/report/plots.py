@@ -1,26 +1,14 @@
 """Figures from summary rows and learning curves, as the lottery-ticket papers draw them."""
-import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import matplotlib
+import matplotlib.ticker
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-
-from lth_tf import branches as branches_lib  # noqa: E402
-from lth_tf import io  # noqa: E402
-from lth_tf.report.tables import aggregate  # noqa: E402
+from lth_tf import branches as branches_lib
+from lth_tf import figures
+from lth_tf.figures import save
+from lth_tf.report.tables import aggregate
 
 Series = Tuple[str, List[Dict]]  # (experiment label, summary rows)
-
-
-def save(figure, path: str) -> str:
-  figure.tight_layout()
-  with io.atomic_path(path) as tmp:
-    figure.savefig(tmp, format="png", dpi=120)
-  plt.close(figure)
-  return os.path.abspath(path)
 
 
 def metric_vs_weights(series: Sequence[Series], metric: str, ylabel: str, path: str,
@@ -28,9 +16,9 @@ def metric_vs_weights(series: Sequence[Series], metric: str, ylabel: str, path: 
   """One line per experiment and branch: mean ± std over replicates against weights remaining
   (log axis, dense on the left); each experiment's dense level is a dashed reference line (one
   line for all with `shared_dense`: a rewind sweep's experiments share their dense level)."""
-  figure, axis = plt.subplots(figsize=(7.5, 4.8))
+  figure, axis = figures.new(figsize=(7.5, 4.8))
   ticks = set()
-  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  colors = figures.colors()
   for index, (label, rows) in enumerate(series):
     stats = aggregate(rows)
     dense = stats.get((0, "ticket"))
@@ -70,7 +58,7 @@ def metric_vs_rewind(series: Sequence[Tuple[str, List[Tuple[int, float, float]]]
                      ylabel: str, path: str, scale: float = 100.0) -> str:
   """One line per label: (k, mean, std) points against the rewind iteration k, error bars over
   replicates (symmetric-log axis, so that k = 0 is drawn): the papers' stability figure."""
-  figure, axis = plt.subplots(figsize=(7.5, 4.8))
+  figure, axis = figures.new(figsize=(7.5, 4.8))
   ks = sorted({point[0] for _, points in series for point in points})
   for label, points in series:
     points = sorted(points)
@@ -95,7 +83,7 @@ def accuracy_vs_weights(rows: List[Dict], path: str) -> str:
 
 def learning_curves(curves: Dict[str, List[Dict]], path: str) -> str:
   """Test accuracy against iteration, one line per labelled curve (the paper's Figure 3)."""
-  figure, axis = plt.subplots(figsize=(7.5, 4.8))
+  figure, axis = figures.new(figsize=(7.5, 4.8))
   for label, curve in curves.items():
     axis.plot([row["iteration"] for row in curve], [100 * row["test_accuracy"] for row in curve],
               label=label)
@@ -111,8 +99,8 @@ def mask_distances(series: Sequence[Tuple[str, List[Tuple[int, float]], float, O
   """The early-bird figure: the normalised Hamming distance between the masks of consecutive
   evaluations of the dense training, one line per experiment (label, curve, threshold or 0,
   iteration of the draw or None), its threshold dashed and its draw starred (log axis)."""
-  figure, axis = plt.subplots(figsize=(7.5, 4.8))
-  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  figure, axis = figures.new(figsize=(7.5, 4.8))
+  colors = figures.colors()
   for index, (label, curve, threshold, drawn) in enumerate(series):
     color = colors[index % len(colors)]
     axis.plot([p[0] for p in curve], [max(p[1], 1e-6) for p in curve], marker=".", color=color,

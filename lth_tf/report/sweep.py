@@ -3,8 +3,7 @@ test accuracy against weights remaining; where `lth stability` measured the k's,
 against k at each measured level (the figure Frankle et al., ICML 2020, choose k by); a table.
 
 The sweep's experiments are read as any experiment (`report.Experiment`), and their stability
-records with `lth_tf.stability.record` (its package loads TensorFlow: only when there are
-records to read).
+records with `lth_tf.rundir.stability`.
 """
 import csv
 import io as _io
@@ -14,6 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from lth_tf import io
 from lth_tf.errors import UserError
 from lth_tf.report import plots, tables
+from lth_tf.rundir import stability as stability_record
 from lth_tf.rundir import sweep as sweep_record
 
 CSV_FIELDS = ("sweep", "rewind_iteration", "experiment", "level", "branch", "weights_remaining",
@@ -43,8 +43,7 @@ class Sweep:
     for k, experiment_read in self.experiments.items():
       path = experiment_read.layout.stability_file
       if os.path.exists(path):
-        from lth_tf.stability import record  # pylint: disable=import-outside-toplevel
-        for row in record.summary(record.read(path)):
+        for row in stability_record.summary(stability_record.read(path)):
           self.instability[row["level"], row["branch"], k] = row
 
   def measured(self, level: Optional[int]) -> Dict[Tuple[int, str], List[Tuple[int, float, float]]]:

@@ -15,8 +15,9 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from lth_tf import branches as branches_lib
+from lth_tf.errors import UserError
 from lth_tf.rundir import FinishedExperiment
-from lth_tf.report import plots
+from lth_tf import figures
 
 # The branches `lth transfer` trains (`lth_tf.branches`), in table order; the controls after the
 # ticket get a gain column each.
@@ -34,6 +35,13 @@ class TransferRun:
     self.rows = experiment.rows
     self.metrics = [experiment.branch_json(row["replicate"], row["level"], row["branch"],
                                            "metrics") or dict(row) for row in experiment.rows]
+
+  @classmethod
+  def read(cls, directory: str) -> "TransferRun":
+    experiment = FinishedExperiment(directory)
+    if not experiment.recorded.is_transfer:
+      raise UserError(f"{directory} is not a transfer experiment")
+    return cls(experiment)
 
   @property
   def transfer(self) -> Dict:
@@ -149,7 +157,7 @@ def figure(runs: Sequence[TransferRun], path: str) -> str:
   count = len(groups)
   columns = min(count, 3)
   rows = int(math.ceil(count / columns))
-  fig, axes = plots.plt.subplots(rows, columns, figsize=(5.2 * columns, 4.2 * rows), squeeze=False)
+  fig, axes = figures.new(rows, columns, figsize=(5.2 * columns, 4.2 * rows), squeeze=False)
   for axis, (_, members) in zip(axes.flat, sorted(groups.items())):
     members = sorted(members, key=lambda r: r.per_class)
     for branch in BRANCHES:
@@ -171,7 +179,7 @@ def figure(runs: Sequence[TransferRun], path: str) -> str:
     axis.legend(fontsize=7)
   for axis in list(axes.flat)[count:]:
     axis.set_visible(False)
-  return plots.save(fig, path)
+  return figures.save(fig, path)
 
 
 def _flops(value) -> str:

@@ -9,11 +9,14 @@ one entry per k in increasing order; each experiment is the ordinary directory
 `<root>/<experiment hash>/` of a run with that k alone. It needs no TensorFlow to read.
 """
 import os
+import re
 from typing import List, Tuple
 
 from lth_tf import io
 from lth_tf.errors import CorruptFileError, UserError
 from lth_tf.rundir.layout import SWEEP_FILE, ExperimentLayout, SweepLayout
+
+_HASH = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
 def write(layout: SweepLayout, experiments: List[Tuple[int, str]]) -> None:
@@ -39,11 +42,14 @@ def read(directory: str) -> List[Tuple[int, ExperimentLayout]]:
   layout = SweepLayout.from_directory(directory)
   record = io.read_json(layout.record_file)
   entries = record.get("experiments") if isinstance(record, dict) else None
+  # An experiment is named by its hash, a directory beside the sweeps: never a path (`..`, `/`)
+  # that would make the report read a directory elsewhere.
   if not isinstance(entries, list) or not entries or not all(
       isinstance(e, dict) and isinstance(e.get("rewind_iteration"), int)
-      and isinstance(e.get("experiment_hash"), str) for e in entries):
+      and isinstance(e.get("experiment_hash"), str) and _HASH.match(e["experiment_hash"])
+      for e in entries):
     raise CorruptFileError(f"{layout.record_file}: not a rewind sweep's record (experiments "
-                           "with rewind_iteration and experiment_hash); rerun the sweep to "
-                           "write it again")
+                           "with rewind_iteration and experiment_hash, a directory name); rerun "
+                           "the sweep to write it again")
   return sorted(((e["rewind_iteration"], layout.experiment(e["experiment_hash"]))
                  for e in entries), key=lambda item: item[0])

@@ -33,7 +33,8 @@ from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.lottery.level import level_context
 from lth_tf.lottery.runner import LotteryExperiment
 from lth_tf.rundir import BranchFiles, ExperimentLayout, check_data_record, states
-from lth_tf.stability import interpolate, plot, record
+from lth_tf.rundir import stability as record
+from lth_tf.stability import interpolate, plot
 
 COPIES = 2
 Pair = Tuple[int, int, str]  # (replicate seed, level, branch)

@@ -1,22 +1,17 @@
 """The figure of `lth stability`: error against the interpolation coefficient α, per pair."""
 from typing import Dict, Iterable
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from lth_tf import branches as branches_lib  # noqa: E402
-from lth_tf.report.plots import save  # noqa: E402
-from lth_tf.stability.record import by_pair  # noqa: E402
+from lth_tf import branches as branches_lib
+from lth_tf import figures
+from lth_tf.rundir.stability import by_pair
 
 
 def error_vs_alpha(pairs: Iterable[Dict], path: str) -> str:
   """Test error (left) and training-subset error (right), in %, against α: one line per
   (level, branch, k) and replicate, in the branch's style; the legend gives the mean
   instability. Returns the written path."""
-  figure, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True)
-  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  figure, axes = figures.new(1, 2, figsize=(11, 4.5), sharex=True)
+  colors = figures.colors()
   for index, ((level, branch, k), group) in enumerate(sorted(by_pair(pairs).items())):
     marker, linestyle = branches_lib.style(branch)
     color = colors[index % len(colors)]
@@ -35,4 +30,4 @@ def error_vs_alpha(pairs: Iterable[Dict], path: str) -> str:
     axis.set_title(f"Linear path between two copies: {title}")
     axis.grid(alpha=0.3)
   axes[0].legend(fontsize=7)
-  return save(figure, path)
+  return figures.save(figure, path)

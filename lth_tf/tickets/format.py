@@ -3,7 +3,9 @@
 A ticket is a directory with two files:
 - `ticket.npz`: `mask/<weight>` bit-packed keep-bits (`numpy.packbits`) with `mask_shape/<weight>`,
   `rewind/<weight>` the weights the ticket starts from (θk, unmasked) and `trained/<weight>` the
-  weights it reached when trained, for every weight of the model, batch-norm statistics included.
+  weights it reached when trained, for every weight of the model, batch-norm statistics included;
+  for a ticket of a `py:` dataset, `export/...`, the examples export reads
+  (`lth_tf.data.export_sample`), so that exporting it runs no dataset code.
 - `ticket.json`: the experiment config, the level's metrics, provenance (experiment hash, code
   version, replicate, level), the model's input shape, class count and input normalisation, the
   SHA-256 of `ticket.npz` (`sha256`, what `--ticket_sha256` pins) and `metadata_sha256`, the
@@ -19,15 +21,13 @@ import hashlib
 import json
 import math
 import os
-import re
-import shutil
-import tempfile
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
 from lth_tf import __version__, compute, io, models, pruning, training, user_code
 from lth_tf import data as data_lib
+from lth_tf.data import export_sample
 from lth_tf.config import ExperimentConfig
 from lth_tf.data.modality import NAMES as MODALITY_NAMES
 from lth_tf.errors import ConfigError, CorruptFileError, TicketError
@@ -55,6 +55,7 @@ class Ticket:
   std: Tuple[float, ...] = ()
   search_compute: Dict[str, Any] = dataclasses.field(default_factory=dict)
   modality: str = "image"
+  export_data: Optional[export_sample.ExportData] = None
 
 
 def _sha256(path: str) -> str:
@@ -65,11 +66,16 @@ def _sha256(path: str) -> str:
   return digest.hexdigest()
 
 
-def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir: str = "data") -> str:
+def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir: str = "data",
+         carry_examples: int = export_sample.CARRIED_TEST_EXAMPLES) -> str:
   """Saves level `level` of replicate `replicate` of a finished experiment as a ticket.
 
   The dataset is read (from `data_dir`) to record the model's input shape and normalisation.
+  A ticket of a `py:` dataset (user code) carries the examples export reads, the first
+  `carry_examples` test examples (0: none), so that exporting it runs no dataset code.
   """
+  if not isinstance(carry_examples, int) or isinstance(carry_examples, bool) or carry_examples < 0:
+    raise TicketError(f"carry_examples must be a count >= 0; got {carry_examples!r}")
   if not os.path.isfile(os.path.join(experiment_dir, finished.CONFIG_FILE)):
     raise TicketError(f"{experiment_dir} is not an experiment directory (no config.json)")
   _check_out_dir(out_dir, experiment_dir)
@@ -82,19 +88,24 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir
   mask = Mask.from_dict(io.read_arrays(files.mask))
   rewind = states.read(io, layout.rewind_file(replicate))
   splits = data_lib.load(config.dataset, data_dir)
+  carried = None
+  if carry_examples and config.dataset.name.startswith(user_code.PY_SCHEME):
+    carried = export_sample.from_splits(splits, "", carry_examples)
   return write(out_dir, mask, rewind.weights, io.read_arrays(files.final_weights), config,
                finished.branch_metrics(files.metrics),
                {"experiment_hash": experiment_hash or config.experiment_hash(),
                 "code_version": __version__, "replicate": replicate, "level": level},
                splits.input_shape, splits.num_classes, splits.mean, splits.std,
-               _search_compute(layout, replicate, level), modality=splits.modality)
+               _search_compute(layout, replicate, level), modality=splits.modality,
+               export_data=carried)
 
 
 def write(out_dir: str, mask: Mask, rewind_weights: Dict[str, np.ndarray],
           trained_weights: Dict[str, np.ndarray], config: ExperimentConfig,
           metrics: Dict[str, Any], provenance: Dict[str, Any], input_shape, num_classes: int,
           mean, std, search_compute: Optional[Dict[str, Any]] = None,
-          modality: str = "image") -> str:
+          modality: str = "image",
+          export_data: Optional[export_sample.ExportData] = None) -> str:
   """Writes a ticket (both files, checksummed) into `out_dir`, a new or empty directory or an
   existing ticket (replaced whole).
 
@@ -111,6 +122,7 @@ def write(out_dir: str, mask: Mask, rewind_weights: Dict[str, np.ndarray],
     search_compute: what finding it cost, if known.
     modality: what the inputs are (`lth_tf.data.modality`); export puts its preprocessing
       inside the model.
+    export_data: the examples export reads, carried by the ticket (`data.export_sample`).
   """
   _check_out_dir(out_dir, None)
   arrays = {}
@@ -122,6 +134,8 @@ def write(out_dir: str, mask: Mask, rewind_weights: Dict[str, np.ndarray],
     arrays[f"rewind/{name}"] = value * mask[name] if name in mask else value
   for name, value in trained_weights.items():
     arrays[f"trained/{name}"] = value
+  if export_data is not None:
+    arrays.update(export_data.arrays())
   meta = {
       "format_version": FORMAT_VERSION,
       "config": config.to_dict(),
@@ -165,52 +179,16 @@ def _check_out_dir(out_dir: str, experiment_dir: Optional[str]) -> None:
                       "empty directory")
 
 
-def _staging_prefix(out: str) -> str:
-  """The prefix of the staging directories of saves to `out` (`tempfile.mkdtemp` adds 8
-  characters of its own)."""
-  return io.TEMP_PREFIX + os.path.basename(out) + "-"
-
-
-def _recover(out: str) -> None:
-  """Finishes what a save to `out` killed before its end left beside it: the previous ticket,
-  moved aside between the save's two renames, is put back where `out` is missing; staging
-  directories are removed."""
-  parent = os.path.dirname(out)
-  own = re.compile(re.escape(_staging_prefix(out)) + r"[a-z0-9_]{8}(\.previous)?$")
-  for name in sorted(os.listdir(parent)):
-    path = os.path.join(parent, name)
-    if not own.match(name) or not os.path.isdir(path):
-      continue
-    if name.endswith(".previous") and not os.path.exists(out):
-      os.replace(path, out)
-    else:
-      shutil.rmtree(path, ignore_errors=True)
-
-
 def _write_atomically(out_dir: str, arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> None:
-  """Writes both files into a staging directory beside `out_dir`, then swaps it in: a failed
-  save leaves `out_dir` as it was (absent, empty, or the previous ticket); a killed one leaves
-  what the next save to `out_dir` finishes first (`_recover`)."""
-  out = os.path.abspath(out_dir)
-  parent = os.path.dirname(out)
-  os.makedirs(parent, exist_ok=True)
-  _recover(out)
-  staging = tempfile.mkdtemp(dir=parent, prefix=_staging_prefix(out))
-  previous = staging + ".previous"
-  try:
+  """Writes both files into a staging directory beside `out_dir`, then swaps it in whole
+  (`io.published_directory`): a failed save leaves `out_dir` as it was (absent, empty, or the
+  previous ticket); a killed one leaves what the next save to `out_dir` finishes first."""
+  with io.published_directory(out_dir, fault_label="tickets:swap") as staging:
     arrays_path = os.path.join(staging, ARRAYS)
     io.write_arrays(arrays_path, arrays)
     meta = dict(meta, sha256=_sha256(arrays_path))
     meta[METADATA_DIGEST] = metadata_digest(meta)
     io.write_json(os.path.join(staging, METADATA), meta)
-    os.chmod(staging, 0o755)
-    if os.path.isdir(out) and os.listdir(out):
-      os.replace(out, previous)
-      io.fault_point("tickets:swap")  # tests: a kill between the two renames
-    os.replace(staging, out)
-  finally:
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(previous, ignore_errors=True)
 
 
 def _search_compute(layout: ExperimentLayout, replicate: int, level: int) -> Dict[str, Any]:
@@ -282,12 +260,20 @@ def read(path: str, consent: bool = True) -> Ticket:
     raise TicketError(f"{path}: unknown input modality {kind!r} in {METADATA} "
                       f"(one of {', '.join(MODALITY_NAMES)})")
   try:
+    input_shape = tuple(int(d) for d in meta.get("input_shape", ()))
+    num_classes = int(meta.get("num_classes", 0))
+    carried = export_sample.from_arrays(arrays, input_shape, num_classes, "")
+    if carried is not None:
+      carried = dataclasses.replace(carried, source=f"the {len(carried.test_labels):,} test "
+                                    "examples the ticket carries")
+  except (TypeError, ValueError) as error:
+    raise TicketError(f"{path}: {error}") from None
+  try:
     return Ticket(Mask.from_dict(masks), rewind, config, dict(meta.get("metrics", {})),
                   dict(meta.get("provenance", {})), meta["sha256"], trained,
-                  tuple(int(d) for d in meta.get("input_shape", ())),
-                  int(meta.get("num_classes", 0)), tuple(float(v) for v in norm.get("mean", ())),
+                  input_shape, num_classes, tuple(float(v) for v in norm.get("mean", ())),
                   tuple(float(v) for v in norm.get("std", ())),
-                  dict(meta.get("search_compute", {})), kind)
+                  dict(meta.get("search_compute", {})), kind, carried)
   except (AttributeError, TypeError, ValueError) as error:
     raise TicketError(f"{path}: malformed {METADATA} ({error})") from None
 
@@ -410,9 +396,24 @@ def describe(ticket: Ticket, where: str) -> str:
   code = user_code.named_code(ticket.config)
   lines.append(f"  runs code: {', '.join(code)} (only with --trust_code={','.join(code)})"
                if code else "  runs code: none (a registered model and dataset)")
+  lines.append(f"  export reads: {export_source(ticket)}")
   for name, density in ticket.mask.layer_densities().items():
     lines.append(f"  {name:<30} {100 * density:6.2f}% of {ticket.mask[name].size:,}")
   return "\n".join(lines)
+
+
+def export_source(ticket: Ticket) -> str:
+  """Where `lth export` reads the examples for int8 calibration and the parity check."""
+  dataset = ticket.config.dataset.name
+  if not dataset.startswith(user_code.PY_SCHEME):
+    return f"the dataset {dataset} (from --data_dir; no code of the ticket's)"
+  if user_code.is_trusted(dataset):
+    return f"the dataset {dataset} (your code, named with --trust_code)"
+  if ticket.export_data is not None:
+    return (f"{ticket.export_data.source} and {len(ticket.export_data.calibration)} training "
+            f"examples for int8 calibration (its dataset {dataset} is not run)")
+  return (f"the dataset {dataset}: your code, which runs only with --trust_code={dataset} "
+          "(the ticket carries no examples)")
 
 
 def load(name_or_path: str, trained: bool = False, trust: Tuple[str, ...] = ()):

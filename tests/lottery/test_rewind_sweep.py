@@ -20,7 +20,7 @@ from lth_tf.lottery.sweep import LEVEL_0_FILES, RewindSweep
 from lth_tf.report import plots, report
 from lth_tf.rundir import BranchFiles, ExperimentLayout, states
 from lth_tf.rundir import sweep as sweep_record
-from lth_tf.stability import record as stability_record
+from lth_tf.rundir import stability as stability_record
 
 # 10 and 30 fall between evaluations (every 20): θk ends a graph chunk of its own there.
 KS = (0, 10, 30)

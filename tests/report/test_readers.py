@@ -135,3 +135,17 @@ def test_reading_names_no_code_and_running_asks_consent(tmp_path):
     with pytest.raises(UserError, match="names code that would run: this:x"):
       reader(directory, str(tmp_path / "out"))
 
+
+
+@pytest.mark.parametrize("named", ["../elsewhere", "/etc", "..", "a/b", ""])
+def test_a_sweep_record_names_experiments_by_hash_never_by_path(tmp_path, named):
+  """A sweep's record naming a path instead of a hash would send the report to read a directory
+  outside the sweep's root."""
+  from lth_tf.errors import CorruptFileError  # pylint: disable=import-outside-toplevel
+  from lth_tf.report import report  # pylint: disable=import-outside-toplevel
+  from lth_tf.rundir import SweepLayout, sweep  # pylint: disable=import-outside-toplevel
+  layout = SweepLayout(str(tmp_path / "runs"), "abcdef123456")
+  sweep.write(layout, [(0, "0123456789ab"), (10, named)])
+  with pytest.raises(CorruptFileError, match="not a rewind sweep's record"):
+    report.build([layout.directory], str(tmp_path / "out"))
+  assert not os.path.exists(tmp_path / "out")

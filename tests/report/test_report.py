@@ -14,6 +14,8 @@ from lth_tf.errors import UserError
 from lth_tf.lottery import BranchFiles, ExperimentLayout
 from lth_tf.report import report, tables
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 def _fabricate(root, name, seeds=(0, 1), levels=4, config=None):
   layout = ExperimentLayout(str(root), name)
@@ -142,6 +144,25 @@ def test_reading_results_does_not_start_tensorflow():
   assert result.returncode == 0, result.stderr
 
 
+def test_figures_leave_the_users_matplotlib_backend_and_pyplot_alone(tmp_path):
+  """A notebook's backend (here svg) survives importing the API and writing every kind of
+  figure, and no figure is left open in pyplot."""
+  directory, _ = _fabricate(tmp_path / "runs", "aaaa", seeds=(0,), levels=2)
+  code = ("import matplotlib\n"
+          "matplotlib.use('svg')\n"
+          "import matplotlib.pyplot as plt\n"
+          "import lth_tf.api, lth_tf.stability.plot, lth_tf.report.masks\n"
+          "from lth_tf.report import report\n"
+          f"report.build([{directory!r}], {str(tmp_path / 'out')!r})\n"
+          "lth_tf.stability.plot.error_vs_alpha([], " + repr(str(tmp_path / "s.png")) + ")\n"
+          "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
+          "assert plt.get_fignums() == [], plt.get_fignums()\n")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert result.returncode == 0, result.stderr[-2000:]
+  _has_content(str(tmp_path / "out" / "accuracy_vs_weights.png"))
+
+
 def test_a_table_of_one_replicate_has_no_error_bars(tmp_path):
   _, rows = _fabricate(tmp_path, "single", seeds=(0,), levels=2)
   one = tables.level_table(rows)
@@ -152,10 +173,11 @@ def test_a_table_of_one_replicate_has_no_error_bars(tmp_path):
 
 
 def test_the_accuracy_figure_marks_the_dense_network(tmp_path):
+  from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
   from lth_tf.report import plots  # pylint: disable=import-outside-toplevel
   _, rows = _fabricate(tmp_path, "single", seeds=(0,), levels=2)
   drawn = {}
-  real_savefig = plots.plt.Figure.savefig
+  real_savefig = Figure.savefig
 
   def record(figure, *args, **kwargs):
     axis = figure.axes[0]
@@ -164,12 +186,76 @@ def test_the_accuracy_figure_marks_the_dense_network(tmp_path):
                            if line.get_label() == "dense (level 0)"]
     return real_savefig(figure, *args, **kwargs)
 
-  plots.plt.Figure.savefig = record
+  Figure.savefig = record
   try:
     plots.metric_vs_weights([("single", rows)], "early_stop_test_accuracy", "acc",
                             str(tmp_path / "a.png"))
   finally:
-    plots.plt.Figure.savefig = real_savefig
+    Figure.savefig = real_savefig
   dense = next(r for r in rows if r["level"] == 0)["early_stop_test_accuracy"]
   assert "dense (level 0)" in drawn["labels"]
   assert drawn["dense_line"] == [pytest.approx(100 * dense)]
+
+
+# ---- the report directory is replaced whole --------------------------------------------------
+
+def _report_in_process(directories, out, fault=""):
+  """`report.build` in a fresh interpreter (no TensorFlow), optionally killed at a fault point."""
+  code = f"from lth_tf.report import report\nreport.build({directories!r}, {out!r})\n"
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  if fault:
+    env["LTH_FAULT_KILL_AT"] = fault
+  return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env,
+                          stderr=subprocess.PIPE, text=True)
+
+
+def _contents(directory):
+  return {name: open(os.path.join(directory, name), "rb").read()
+          for name in sorted(os.listdir(directory))}
+
+
+@pytest.mark.parametrize("fault", ["write:learning_curves.png@1", "write:report.md@1"])
+def test_a_killed_report_leaves_the_earlier_report_whole(tmp_path, fault):
+  """Killed while writing (after some of its figures, or at its text), the report of another
+  experiment leaves `--out` exactly the earlier report; the next report to `--out` replaces it
+  and leaves nothing of the killed one beside it."""
+  first, _ = _fabricate(tmp_path / "runs", "aaaa", seeds=(0,), levels=2)
+  second, _ = _fabricate(tmp_path / "runs", "bbbbbb", seeds=(0, 1), levels=3)
+  out = str(tmp_path / "reports" / "out")
+  report.build([first], out)
+  before = _contents(out)
+  killed = _report_in_process([second], out, fault)
+  killed.wait(timeout=300)
+  assert killed.returncode == -9, killed.stderr.read()
+  assert _contents(out) == before
+  report.build([second], out)
+  assert "bbbbbb" in open(os.path.join(out, "report.md")).read()
+  assert sorted(os.listdir(tmp_path / "reports")) == ["out"]
+
+
+def test_concurrent_reports_to_one_directory_leave_one_of_them_whole(tmp_path):
+  """Two reports of different experiments written to one `--out` at once: both succeed, and
+  `--out` is one of the two reports byte for byte (figures, table and text together)."""
+  first, _ = _fabricate(tmp_path / "runs", "aaaa", seeds=(0,), levels=2)
+  second, _ = _fabricate(tmp_path / "runs", "bbbbbb", seeds=(0, 1), levels=3)
+  alone = {}
+  for directory in (first, second):
+    report.build([directory], str(tmp_path / os.path.basename(directory)))
+    alone[directory] = _contents(str(tmp_path / os.path.basename(directory)))
+  out = str(tmp_path / "shared")
+  for _ in range(3):
+    runs = [_report_in_process([directory], out) for directory in (first, second, first, second)]
+    for run in runs:
+      assert run.wait(timeout=300) == 0, run.stderr.read()
+    assert _contents(out) in list(alone.values())
+  assert sorted(os.listdir(tmp_path)) == ["aaaa", "bbbbbb", "runs", "shared"]
+
+
+def test_a_report_refuses_to_replace_a_directory_of_other_files(tmp_path):
+  directory, _ = _fabricate(tmp_path / "runs", "aaaa", seeds=(0,), levels=1)
+  out = tmp_path / "notes"
+  out.mkdir()
+  (out / "draft.txt").write_text("mine")
+  with pytest.raises(UserError, match="holds files that no report writes .draft.txt."):
+    report.build([directory], str(out))
+  assert sorted(os.listdir(out)) == ["draft.txt"]

@@ -17,7 +17,8 @@ from lth_tf.lottery.branch_run import BranchRun
 from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.pruning import Mask
 from lth_tf.rundir import BranchFiles, states
-from lth_tf.stability import StabilityExperiment, data_seeds, interpolate, record
+from lth_tf.rundir import stability as record
+from lth_tf.stability import StabilityExperiment, data_seeds, interpolate
 from lth_tf.training import get_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
