@@ -571,3 +571,14 @@ def test_a_module_inside_a_ticket_and_a_symlinked_ticket_file_are_not_followed(t
   for command in (["tickets", "show", str(linked)], args[:1] + [f"--ticket={linked}"] + args[2:]):
     result = lth(*command)
     assert result.returncode == 2 and "ticket.json is a symbolic link" in result.stderr
+
+
+def test_an_error_after_tensorflow_starts_is_still_one_line():
+  """TensorFlow's native start-up lines (CUDA stubs, the CPU feature guard) are not printed
+  around lth's one-line error, with no TF_CPP_MIN_LOG_LEVEL set by the user."""
+  env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+  result = subprocess.run([sys.executable, "-m", "lth_tf.cli", "export", "--ticket=/nowhere",
+                           "--out=/nowhere/out"], capture_output=True, text=True, env=env,
+                          cwd=ROOT)
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines() == ["lth: error: no ticket named or at '/nowhere'"]

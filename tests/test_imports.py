@@ -3,6 +3,7 @@ a module must not start TensorFlow (the command line, reading results) or an opt
 dependency is needed."""
 import ast
 import os
+import sys
 
 import lth_tf
 
@@ -122,3 +123,26 @@ def test_the_cycle_check_finds_a_cycle():
 def test_function_level_imports_only_where_a_reason_is_given():
   _, lazy = _graph()
   assert set(lazy) <= set(LAZY), sorted(set(lazy) - set(LAZY))
+
+
+def test_the_entry_points_are_the_packages_own_attributes_loaded_on_first_use():
+  """`lth_tf.find(...)`, as the API's docstring writes it, is `lth_tf.api.find`, loaded on first
+  use (that `import lth_tf` starts no TensorFlow: tests/report/test_report.py); an unknown name
+  is an AttributeError."""
+  import launcher  # pylint: disable=import-outside-toplevel
+  code = ("import lth_tf\n"
+          "assert 'lth_tf.api' not in __import__('sys').modules\n"
+          "from lth_tf import api, keras_fit, tickets\n"
+          "assert lth_tf.find is api.find and lth_tf.train is api.train\n"
+          "assert lth_tf.TicketSearch is keras_fit.TicketSearch\n"
+          "assert lth_tf.load_ticket is tickets.load\n"
+          "assert 'find' in dir(lth_tf)\n"
+          "try:\n"
+          "  lth_tf.nothing\n"
+          "except AttributeError:\n"
+          "  pass\n"
+          "else:\n"
+          "  raise SystemExit('no AttributeError')\n")
+  result = launcher.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        cwd=os.path.dirname(ROOT))
+  assert result.returncode == 0, result.stderr[-2000:]
