@@ -26,9 +26,10 @@ from lth_tf.config import ExperimentConfig, validate, with_fields
 from lth_tf.data import npz
 from lth_tf.data.base import digest
 from lth_tf.errors import ConfigError, DataError, UserError
-from lth_tf.lottery import ExperimentLayout, LotteryExperiment
+from lth_tf.lottery import LotteryExperiment
 from lth_tf.lottery.sweep import RewindSweep
 from lth_tf.report import plots, tables
+from lth_tf.rundir import finished
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +52,9 @@ def run(config: ExperimentConfig, flags_text: str = "",
   rows = experiment.run()
   plot = ""
   if experiment.writes:
-    plot = plots.accuracy_vs_weights(
-        rows, os.path.join(experiment.layout.directory, "accuracy_vs_weights.png"))
+    plot = plots.accuracy_vs_weights(  # of every level the directory holds
+        experiment.summary_rows, os.path.join(experiment.layout.directory,
+                                              "accuracy_vs_weights.png"))
   return Result(experiment.layout.directory, rows, plot, experiment.config)
 
 
@@ -109,7 +111,7 @@ def _run_refusing_cleanly(config: ExperimentConfig, stored: Optional[str],
   try:
     return run(config, log=log)
   except UserError:
-    if stored and not os.path.exists(ExperimentLayout.for_config(config).config_file):
+    if stored and not os.path.exists(finished.layout_for(config)[0].config_file):
       os.remove(stored)
       folder = os.path.dirname(stored)
       if not os.listdir(folder):

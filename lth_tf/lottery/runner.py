@@ -9,6 +9,7 @@ enabled branch (`lth_tf.branches`) from its plan, planned from the level's conte
 Training a branch and writing its files is `branch_run`; the directory's lock, config and
 summary are `directory`; the checks before anything is written are `preflight`.
 """
+import dataclasses
 import os
 from typing import Callable, Dict, List, Mapping
 
@@ -37,9 +38,17 @@ class LotteryExperiment:
   def __init__(self, config: ExperimentConfig, flags_text: str = "",
                log: Callable[[str], None] = print):
     config = validate(user_code.pin_sources(config))
-    self.layout = ExperimentLayout.for_config(config)
+    self.layout, recorded_levels = finished.layout_for(config)
+    # The levels the directory's summary holds: more levels extend a directory, fewer read a
+    # prefix of it (`rundir.finished.layout_for`).
+    self.summary_levels = max(config.pruning.levels, recorded_levels)
+    self.summary_rows: List[Dict] = []  # after `run`: every level the directory holds
     self.flags_text = flags_text
     self.log = log
+    if recorded_levels != config.pruning.levels and recorded_levels:
+      log(f"experiment {self.layout.experiment_hash} records {recorded_levels} levels: "
+          + (f"extending it to {config.pruning.levels}" if config.pruning.levels > recorded_levels
+             else f"reading levels 0 to {config.pruning.levels} of it"))
     models.check(config.model)
     pruning.STRATEGIES.get(config.pruning.strategy)
     distribute.STRATEGIES.get(config.runtime.strategy)
@@ -100,7 +109,9 @@ class LotteryExperiment:
     return self.directory.locked(self._run_locked, self.config.runtime.deterministic)
 
   def _run_locked(self, lock_fd) -> List[Dict]:
-    self.directory.write_config(self.config.to_dict(), self.flags_text, self._check_previous)
+    recorded = self.config.replace(pruning=dataclasses.replace(self.config.pruning,
+                                                               levels=self.summary_levels))
+    self.directory.write_config(recorded.to_dict(), self.flags_text, self._check_previous)
     if self.writes:
       record_data(self.layout.data_file, self.data, self.layout.directory)
       record_engine(self.layout.engine_file, self.config.runtime, self.layout.directory)
@@ -114,7 +125,9 @@ class LotteryExperiment:
     else:
       for seed in seeds:
         self._run_replicate(seed)
-    return self.write_summary()
+    self.summary_rows = self.write_summary()  # every level the directory holds
+    levels = self.config.pruning.levels
+    return [row for row in self.summary_rows if row["level"] <= levels]
 
   def run_replicate(self, seed: int) -> None:
     """Trains (or resumes) one replicate without taking the directory lock or writing the
@@ -136,15 +149,16 @@ class LotteryExperiment:
       raise UserError(f"{path} is not a readable experiment config ({error}); delete it and "
                       "rerun to write it again from these flags (the directory is named by "
                       "their hash)") from None
-    for part in ExperimentConfig.SCIENTIFIC_PARTS:
-      if getattr(previous, part) != getattr(self.config, part):
-        raise UserError(f"{path} describes a different experiment ({part})")
+    if not finished.extends(previous, self.config):
+      part = next(part for part in ExperimentConfig.SCIENTIFIC_PARTS
+                  if getattr(previous, part) != getattr(self.config, part))
+      raise UserError(f"{path} describes a different experiment ({part})")
 
-  def branch_slots(self, seeds=None):
+  def branch_slots(self, seeds=None, levels=None):
     """(seed, level, branch) of every branch the experiment trains for `seeds` (this run's by
-    default), in summary order."""
+    default) and levels 0 to `levels` (this run's by default), in summary order."""
     for seed in self.config.runtime.seeds if seeds is None else seeds:
-      for level in range(self.config.pruning.levels + 1):
+      for level in range((self.config.pruning.levels if levels is None else levels) + 1):
         for branch in self.branches if level else ("ticket",):
           yield seed, level, branch
 
@@ -159,7 +173,8 @@ class LotteryExperiment:
 
   def write_summary(self) -> List[Dict]:
     """The summary of every replicate the directory holds (`RunDirectory.seeds`)."""
-    return self.directory.write_summary(self.branch_slots(self.directory.seeds or None))
+    return self.directory.write_summary(self.branch_slots(self.directory.seeds or None,
+                                                          self.summary_levels))
 
   # ---- levels -------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ runs only with the user's consent (`user_code.check_consent`).
 """
 import dataclasses
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from lth_tf import io, user_code
 from lth_tf.config import ExperimentConfig
@@ -123,6 +123,58 @@ def branch_curve(path: str) -> List[Dict[str, Any]]:
 
 
 _BRANCH_READERS = {"metrics": branch_metrics, "curve_json": branch_curve}
+
+
+def _but_levels(config: ExperimentConfig, levels: int) -> Tuple:
+  """The scientific parts of `config` with its level count set to `levels`."""
+  pruning = dataclasses.replace(config.pruning, levels=levels)
+  return tuple(pruning if part == "pruning" else getattr(config, part)
+               for part in ExperimentConfig.SCIENTIFIC_PARTS)
+
+
+def extends(recorded: ExperimentConfig, config: ExperimentConfig) -> bool:
+  """Whether `config` is the experiment `recorded` with another level count, so that one
+  directory holds both: every level trains the same whatever the count, except that an
+  early-bird watch runs only in an experiment that prunes (levels >= 1)."""
+  if _but_levels(recorded, 0) != _but_levels(config, 0):
+    return False
+  watched = config.pruning.early_bird_threshold > 0
+  return not watched or (recorded.pruning.levels > 0) == (config.pruning.levels > 0)
+
+
+def layout_for(config: ExperimentConfig) -> Tuple[ExperimentLayout, int]:
+  """The directory of the experiment `config` describes, and the level count it records (0 for
+  a new one).
+
+  The level count is part of the directory's hash (the hashes of existing directories and
+  presets stay as they were), but not of the experiment: a run asking for more levels than a
+  directory of the same experiment records extends that directory, and one asking for fewer
+  reads a prefix of it. The directory named by this config's own hash is used where it exists;
+  otherwise the one of the same experiment recording the most levels (`extends`), if any.
+  Directories whose `config.json` cannot be read are left to the commands that read them.
+  """
+  exact = ExperimentLayout.for_config(config)
+  if os.path.isfile(exact.config_file):
+    try:
+      return exact, parse_config(exact.config_file, io.read_json(exact.config_file)).config.pruning.levels
+    except UserError:
+      return exact, 0  # the run's own check of the previous config says what is wrong
+  root = config.runtime.root_dir
+  found = []
+  for name in sorted(os.listdir(root)) if os.path.isdir(root) else ():
+    path = os.path.join(root, name, CONFIG_FILE)
+    if not os.path.isfile(path):
+      continue
+    try:
+      recorded = parse_config(path, io.read_json(path))
+    except UserError:
+      continue
+    if not recorded.is_transfer and extends(recorded.config, config):
+      found.append((recorded.config.pruning.levels, name))
+  if not found:
+    return exact, 0
+  levels, name = max(found)
+  return ExperimentLayout(root, name), levels
 
 
 class FinishedExperiment:

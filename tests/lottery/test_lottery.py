@@ -889,3 +889,49 @@ def test_json_files_are_strict_and_non_finite_values_are_written_as_null(rewound
                        "n": np.float64("nan"), "ok": 1})
   with open(path) as handle:
     assert strict(handle.read()) == {"loss": None, "rows": [None, 0.5, None], "n": None, "ok": 1}
+
+
+def test_more_levels_extend_a_finished_experiment_and_fewer_read_a_prefix(tmp_path):
+  """`--levels=1`, then `--levels=2` in the same root: the one directory (its name, the hash of
+  the first run, unchanged) gains level 2 without retraining levels 0 and 1, and ends equal to a
+  run of two levels from scratch; `--levels=1` again trains nothing and returns levels 0 and 1,
+  leaving the directory's summary of both levels whole."""
+  config = _config(tmp_path / "runs", levels=1, reinit=True, random_prune=False)
+  config = config.replace(training=TrainingConfig(iterations=20, eval_every=20, batch_size=50))
+  two = config.replace(pruning=dataclasses.replace(config.pruning, levels=2))
+  first = LotteryExperiment(config, log=lambda line: None)
+  first.run()
+  level_1 = BranchFiles(first.layout.branch_dir(0, 1, "ticket")).metrics
+  before = os.stat(level_1).st_mtime_ns
+  lines = []
+  extended = LotteryExperiment(two, log=lines.append)
+  assert extended.layout.directory == first.layout.directory
+  assert first.layout.experiment_hash == config.experiment_hash() != two.experiment_hash()
+  assert any("records 1 levels: extending it to 2" in line for line in lines), lines
+  rows = extended.run()
+  assert os.stat(level_1).st_mtime_ns == before  # not trained again
+  assert sorted({row["level"] for row in rows}) == [0, 1, 2]
+  assert io.read_json(first.layout.config_file)["pruning"]["levels"] == 2
+  root = tmp_path / "runs"
+  assert [name for name in os.listdir(root) if (root / name / "config.json").exists()] == [
+      first.layout.experiment_hash]
+  scratch = LotteryExperiment(two.replace(runtime=dataclasses.replace(
+      two.runtime, root_dir=str(tmp_path / "scratch"))), log=lambda line: None)
+  alone = scratch.run()
+  key = lambda row: (row["replicate"], row["level"], row["branch"])  # noqa: E731
+  for mine, theirs in zip(sorted(rows, key=key), sorted(alone, key=key)):
+    assert {k: mine[k] for k in SUMMARY_KEYS} == {k: theirs[k] for k in SUMMARY_KEYS}
+  assert _masks_at(first.layout, 2) == _masks_at(scratch.layout, 2)
+  prefix = LotteryExperiment(config, log=lambda line: None)
+  assert prefix.layout.directory == first.layout.directory
+  assert sorted({row["level"] for row in prefix.run()}) == [0, 1]
+  assert sorted({row["level"] for row in io.read_json(first.layout.summary_file)}) == [0, 1, 2]
+  assert io.read_json(first.layout.config_file)["pruning"]["levels"] == 2
+  # Another experiment (another rate) in the same root is never taken for this one.
+  other = config.replace(pruning=dataclasses.replace(config.pruning, fc_rate=0.4, levels=2))
+  assert LotteryExperiment(other, log=lambda line: None).layout.directory != first.layout.directory
+
+
+def _masks_at(layout, levels):
+  return [Mask.from_dict(io.read_arrays(BranchFiles(layout.branch_dir(0, level, "ticket")).mask))
+          for level in range(levels + 1)]
