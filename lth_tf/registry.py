@@ -1,4 +1,5 @@
-"""A small name -> object registry used for datasets, models, pruning strategies and schedules."""
+"""A small name -> object registry: the plug-in points (commands, datasets, models, branches,
+pruning strategies, optimizers, export formats, ...); a new entry is one registration."""
 import importlib
 import pkgutil
 from typing import Callable, Dict, Generic, Iterator, TypeVar

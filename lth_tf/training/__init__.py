@@ -1,4 +1,5 @@
-"""Training: one fit driver over the step engines (one model, K stacked variants), optimizers, schedules, and model/optimizer state."""
+"""Training: one fit driver over the step engines, optimizers, learning-rate schedules, and
+model/optimizer state."""
 from lth_tf.training.loop import Trainer, TrainResult, batch_indices
 from lth_tf.training.state import get_weights, set_weights
 

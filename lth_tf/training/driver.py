@@ -1,18 +1,17 @@
 """The one fit driver: the Python around a step engine's graph chunks, for every trainer.
 
-`Trainer.fit` (`lth_tf.training.loop`) is a thin call to `fit`; an engine may train K models
-(variants) at once, each with its own curve. The engine trains whole chunks of
-iterations inside its graph functions; `fit` decides where the chunks end and what is recorded:
+`Trainer.fit` (`lth_tf.training.loop`) is a thin call to `fit`. The engine trains whole chunks
+of iterations inside its graph functions; `fit` decides where the chunks end and what is
+recorded:
 
 - stops: every multiple of `eval_every` after the start iteration, every extra boundary
   strictly between the start and the end, and the end;
-- curve rows, one per variant: at the start iteration (unless the curve given for a resumed run
+- curve rows: at the start iteration (unless the curve given for a resumed run
   already has it) and at every evaluation point (a multiple of `eval_every`, and the end), with
   `iteration`, `train_loss` (the mean of the step losses since the previous row, however many
   chunks they took; None in the start row), `learning_rate` and the engine's validation and test
   loss and accuracy;
-- the divergence guard: a chunk in which a step's loss was NaN or Inf raises `TrainingDiverged`
-  (naming the variants whose loss it was when there are several);
+- the divergence guard: a chunk in which a step's loss was NaN or Inf raises `TrainingDiverged`;
 - after every chunk the fault point `train` (`io.fault_point`), and at every stop, after the
   evaluation there, `on_boundary(iteration, curves)`, which may end the training at an
   evaluation point by returning True (an early-bird draw); the progress bar moves at
@@ -20,23 +19,18 @@ iterations inside its graph functions; `fit` decides where the chunks end and wh
 
 An engine is any object with:
 
-  variants                    the number K of models it trains together (1 for one model)
   config                      its `TrainingConfig`: `iterations` (the end) and `eval_every`
-  train_chunk(current, stop)  trains iterations [current, stop) and returns (losses, finite):
-                              losses, shape [K], the sum of each variant's step losses over
-                              the chunk; finite, whether every step loss of every variant was
-                              finite
-  evaluate()                  the validation and test metrics: a list of K dicts
-                              (`validation_loss`, `validation_accuracy`, `test_loss`,
-                              `test_accuracy`)
+  train_chunk(current, stop)  trains iterations [current, stop) and returns (loss, finite):
+                              the sum of the step losses over the chunk, and whether every
+                              step loss was finite
+  evaluate()                  the validation and test metrics: a dict (`validation_loss`,
+                              `validation_accuracy`, `test_loss`, `test_accuracy`)
   learning_rate_at(iteration) the learning rate of the schedule at `iteration`
 
 Its weights, optimizer state and iteration counter must already be those at the start.
 """
 import dataclasses
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
-
-import numpy as np
+from typing import Callable, Dict, Iterable, List, Optional
 
 from lth_tf import io
 from lth_tf.compat import keras
@@ -86,83 +80,64 @@ def stops(start: int, end: int, every: int, boundaries: Iterable[int] = ()) -> L
   return sorted(points)
 
 
-def fit(engine, start_iteration: int, curves: Optional[Sequence[Curve]] = None,
+def fit(engine, start_iteration: int, curve: Optional[Curve] = None,
         boundaries: Iterable[int] = (),
-        on_boundary: Optional[Callable[[int, List[Curve]], None]] = None,
-        description: str = "", progress: bool = False) -> List[TrainResult]:
+        on_boundary: Optional[Callable[[int, Curve], bool]] = None,
+        description: str = "", progress: bool = False) -> TrainResult:
   """Trains `engine` from `start_iteration` to `engine.config.iterations`.
 
   Args:
     engine: the step engine (see the module docstring).
     start_iteration: the iteration the engine's current state belongs to.
-    curves: per variant, the rows already recorded (when resuming a checkpoint); copied.
+    curve: the rows already recorded (when resuming a checkpoint); copied.
     boundaries: extra iterations at which to end a chunk and call `on_boundary`.
-    on_boundary: called as `on_boundary(iteration, curves)` at every stop, after the evaluation
-      there; `curves` holds one list of rows per variant. Returning True at an evaluation
-      point ends the training there: the results are those of the curves so far.
+    on_boundary: called as `on_boundary(iteration, curve)` at every stop, after the evaluation
+      there. Returning True at an evaluation point ends the training there: the result is that
+      of the curve so far.
     description: printed before training when `progress` is on.
     progress: show a progress bar.
-
-  Returns:
-    One `TrainResult` per variant.
 
   Raises:
     TrainingDiverged: a training loss became NaN or Inf.
   """
   end, every = engine.config.iterations, engine.config.eval_every
-  k = engine.variants
-  curves = [list(curve) for curve in curves] if curves is not None else [[] for _ in range(k)]
+  curve = list(curve or [])
   bar = keras.utils.Progbar(end, verbose=1 if progress else 0,
                             stateful_metrics=["loss", "val_acc", "test_acc"], unit_name="iteration")
   if description and progress:
     print(description, flush=True)
-  missing = [not curve or curve[-1]["iteration"] < start_iteration for curve in curves]
-  if any(missing):
-    for curve, row, needed in zip(curves, _rows(engine, start_iteration, None), missing):
-      if needed:
-        curve.append(row)
+  if not curve or curve[-1]["iteration"] < start_iteration:
+    curve.append(_row(engine, start_iteration, None))
   # The training loss of a row is the mean over the iterations since the previous row.
-  loss_sum, loss_steps = np.zeros(k), 0
+  loss_sum, loss_steps = 0.0, 0
   current = start_iteration
   for stop in stops(start_iteration, end, every, boundaries):
-    losses, finite = engine.train_chunk(current, stop)
+    loss, finite = engine.train_chunk(current, stop)
     if not finite:
-      raise TrainingDiverged(_diverged(losses, current, stop, k))
+      raise TrainingDiverged(f"the training loss became NaN or Inf between iterations {current} "
+                             f"and {stop}")
     io.fault_point("train")
-    loss_sum += losses
+    loss_sum += loss
     loss_steps += stop - current
     current = stop
     if stop % every == 0 or stop == end:
-      for curve, row in zip(curves, _rows(engine, stop, loss_sum / loss_steps)):
-        curve.append(row)
-      loss_sum, loss_steps = np.zeros(k), 0
-      bar.update(stop, [(label, sum(curve[-1][key] for curve in curves) / k) for label, key in
+      curve.append(_row(engine, stop, loss_sum / loss_steps))
+      loss_sum, loss_steps = 0.0, 0
+      bar.update(stop, [(label, curve[-1][key]) for label, key in
                         (("loss", "train_loss"), ("val_acc", "validation_accuracy"),
                          ("test_acc", "test_accuracy"))])
-    if on_boundary is not None and on_boundary(stop, curves):
+    if on_boundary is not None and on_boundary(stop, curve):
       if stop % every and stop != end:
         raise ValueError(f"training can end early only at an evaluation; iteration {stop} is "
                          "none")
       break
-  return [TrainResult.from_curve(curve) for curve in curves]
+  return TrainResult.from_curve(curve)
 
 
-def _rows(engine, iteration: int, train_loss: Optional[np.ndarray]) -> List[Dict[str, float]]:
-  """One curve row per variant at `iteration`: the engine evaluated there."""
-  rate = engine.learning_rate_at(iteration)
-  rows = []
-  for index, metrics in enumerate(engine.evaluate()):
-    row = {"iteration": int(iteration),
-           "train_loss": None if train_loss is None else float(train_loss[index]),
-           "learning_rate": rate}
-    row.update(metrics)
-    rows.append(row)
-  return rows
-
-
-def _diverged(losses, current: int, stop: int, k: int) -> str:
-  if k == 1:
-    return f"the training loss became NaN or Inf between iterations {current} and {stop}"
-  bad = [i for i, value in enumerate(np.asarray(losses)) if not np.isfinite(value)]
-  return (f"the training loss of variant(s) {bad} became NaN or Inf between iterations "
-          f"{current} and {stop}")
+def _row(engine, iteration: int, train_loss: Optional[float]) -> Dict[str, float]:
+  """The curve row at `iteration`: the engine evaluated there."""
+  row = {"iteration": int(iteration),
+         "train_loss": None if train_loss is None else float(train_loss),
+         "learning_rate": engine.learning_rate_at(iteration)}
+  row.update(engine.evaluate())
+  return row

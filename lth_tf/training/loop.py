@@ -89,7 +89,7 @@ def check_engine(model: keras.Model, training: TrainingConfig, runtime: RuntimeC
     raise ConfigError("--fused_optimizer and --dense_shards run on one device without loss "
                       "scaling; they cannot be combined with a multi-replica strategy or "
                       "--mixed_precision=mixed_float16")
-  optimizers.updates_with("fused optimizer", "fused").get(training.optimizer)
+  optimizers.FUSED_UPDATES.get(training.optimizer)
   if runtime.dense_shards > 1:
     sharded.check_model(model, runtime.dense_shards)
 
@@ -134,7 +134,7 @@ class Trainer:
     if emulated:
       warnings.warn(emulated, RuntimeWarning, stacklevel=2)
     self._fused = runtime.fused_optimizer or runtime.dense_shards > 1
-    self._update = (optimizers.updates_with("fused optimizer", "fused").get(training.optimizer)
+    self._update = (optimizers.FUSED_UPDATES.get(training.optimizer)
                     if self._fused else None)
     # (variable, mask, optimizer slots) of every masked variable, zeroed at each chunk start.
     self._masked = [(v, m, optimizers.slots_of(self.optimizer, v))
@@ -354,16 +354,13 @@ class Trainer:
       TrainingDiverged: the loss became NaN or Inf.
     """
     self.iteration.assign(start_iteration)
-    callback = None if on_boundary is None else lambda stop, curves: on_boundary(stop, curves[0])
-    (result,) = driver.fit(_Engine(self), start_iteration, [curve or []], boundaries, callback,
-                           description, self.runtime.progress)
-    return result
+    return driver.fit(_Engine(self), start_iteration, curve, boundaries, on_boundary,
+                      description, self.runtime.progress)
 
 
 class _Engine:
-  """A `Trainer` as the driver's engine (`lth_tf.training.driver`): one variant, trained by the
-  chunk function that the masks call for (they stay as they are during `fit`)."""
-  variants = 1
+  """A `Trainer` as the driver's engine (`lth_tf.training.driver`), trained by the chunk
+  function that the masks call for (they stay as they are during `fit`)."""
 
   def __init__(self, trainer: Trainer):
     self.trainer = trainer
@@ -375,10 +372,10 @@ class _Engine:
     indices = batch_indices(len(trainer.data.y_train), trainer.config.batch_size, trainer.seed,
                             current, stop)
     loss, finite = self._chunk(tf.constant(indices), tf.constant(stop - current, tf.int32))
-    return np.array([loss.numpy()]), bool(finite)
+    return float(loss.numpy()), bool(finite)
 
-  def evaluate(self) -> List[Dict[str, float]]:
-    return [self.trainer.evaluate()]
+  def evaluate(self) -> Dict[str, float]:
+    return self.trainer.evaluate()
 
   def learning_rate_at(self, iteration: int) -> float:
     return self.trainer.learning_rate_at(iteration)

@@ -1,7 +1,6 @@
-"""Optimizer registry (Adam, SGD with momentum, RMSprop), their update formulas for the training
-paths that apply them (`UPDATES`), and access to an optimizer's state by variable."""
-import dataclasses
-from typing import Callable, Dict, List, Optional
+"""Optimizer registry (Adam, SGD with momentum, RMSprop), their fused updates for the training
+paths that apply them (`FUSED_UPDATES`), and access to an optimizer's state by variable."""
+from typing import Callable, Dict, List
 
 import numpy as np
 
@@ -37,31 +36,17 @@ def _rmsprop(config: TrainingConfig):
   return keras.optimizers.RMSprop(config.learning_rate, momentum=config.momentum)
 
 
-# ---- update formulas -------------------------------------------------------------------------
+# ---- fused updates ----------------------------------------------------------------------------
 # The training paths that apply an optimizer themselves (`Trainer` with `--fused_optimizer` or
-# `--dense_shards`) take its update formulas from `UPDATES`, one record per optimizer. A form
-# is `(optimizer, learning_rate, steps) -> apply(variable, gradient, slots)`:
-# it reads the hyperparameters of the (tf_keras) `optimizer`, computes the step's coefficients
-# once, and `apply` updates one variable and its slots in place (`slots` as `slots_of` lists
-# them). `steps` is the optimizer's step count before this step, integer or float32.
-
-
-@dataclasses.dataclass(frozen=True)
-class UpdateRule:
-  """One optimizer's update, written out and fused; None where the optimizer has no such form.
-
-  Attributes:
-    slots: slot variables per trained variable (in `slots_of` order); None for an optimizer
-      without the fused form.
-    fused: tf_keras's update as one TensorFlow kernel per variable (one pass over memory
-      instead of about a dozen); `steps` is a scalar. Equal to tf_keras's own update within
-      float rounding.
-  """
-  slots: Optional[int]
-  fused: Optional[Callable]
-
-
-UPDATES: Registry[UpdateRule] = Registry("optimizer update")
+# `--dense_shards`) take its update from `FUSED_UPDATES`: tf_keras's update as one TensorFlow
+# kernel per variable (one pass over memory instead of about a dozen), equal to tf_keras's own
+# update within float rounding. An entry is `(optimizer, learning_rate, steps) ->
+# apply(variable, gradient, slots)`: it reads the hyperparameters of the (tf_keras) `optimizer`,
+# computes the step's coefficients once, and `apply` updates one variable and its slots in place
+# (`slots` as `slots_of` lists them). `steps` is the optimizer's step count before this step, a
+# scalar. RMSprop trains through Keras's own `apply_gradients` only (its slots depend on
+# `momentum`), so it has none.
+FUSED_UPDATES: Registry[Callable] = Registry("fused optimizer")
 
 
 def _adam_fused(optimizer, learning_rate, steps):
@@ -91,28 +76,16 @@ def _sgd_fused(optimizer, learning_rate, steps):
   return apply
 
 
-UPDATES.add("adam", UpdateRule(2, _adam_fused))
-UPDATES.add("sgd", UpdateRule(1, _sgd_fused))
-# RMSprop trains through Keras's own `apply_gradients` only (its slots depend on `momentum`).
-UPDATES.add("rmsprop", UpdateRule(None, None))
+FUSED_UPDATES.add("adam", _adam_fused)
+FUSED_UPDATES.add("sgd", _sgd_fused)
 
 
-def updates_with(kind: str, *forms: str) -> Registry[UpdateRule]:
-  """The records of `UPDATES` that have every one of `forms` (`fused`), as a
-  registry named `kind`: its `get` refuses another optimizer naming the ones it has."""
-  view: Registry[UpdateRule] = Registry(kind)
-  for name in UPDATES:
-    rule = UPDATES.get(name)
-    if all(getattr(rule, form) is not None for form in forms):
-      view.add(name, rule)
-  return view
-
-
-def fused_step(rule: UpdateRule, optimizer, gradients, variables, slots) -> None:
-  """One step of the Keras `optimizer` with `rule`'s fused kernels on `variables`, reading and
-  writing the given slots (the optimizer's own, so its state, checkpoints and `get_state` are
-  unchanged) at its learning rate and step count; advances its iteration count once."""
-  apply = rule.fused(optimizer, tf.cast(optimizer.learning_rate, tf.float32), optimizer.iterations)
+def fused_step(update: Callable, optimizer, gradients, variables, slots) -> None:
+  """One step of the Keras `optimizer` with its fused `update` (`FUSED_UPDATES`) on `variables`,
+  reading and writing the given slots (the optimizer's own, so its state, checkpoints and
+  `get_state` are unchanged) at its learning rate and step count; advances its iteration count
+  once."""
+  apply = update(optimizer, tf.cast(optimizer.learning_rate, tf.float32), optimizer.iterations)
   for gradient, variable, variable_slots in zip(gradients, variables, slots):
     apply(variable, gradient, variable_slots)
   optimizer.iterations.assign_add(1)

@@ -113,53 +113,47 @@ def test_resuming_at_an_iteration_equals_an_uninterrupted_run(data):
 
 
 class _Engine:
-  """A driver engine without TensorFlow: step i of variant v has the loss i + 1000 v (exact in
-  float32), or NaN at the iterations of `nan_at[v]`; every evaluation returns its count."""
+  """A driver engine without TensorFlow: step i has the loss i (exact in float32), or NaN at the
+  iterations of `nan_at`; every evaluation returns its count."""
 
-  def __init__(self, iterations, eval_every, variants=1, nan_at=None):
+  def __init__(self, iterations, eval_every, nan_at=()):
     self.config = TrainingConfig(iterations=iterations, eval_every=eval_every)
-    self.variants = variants
-    self.nan_at = nan_at or {}
+    self.nan_at = set(nan_at)
     self.chunks, self.evaluations = [], 0
 
   def train_chunk(self, current, stop):
     self.chunks.append((current, stop))
-    losses = np.array([sum(np.nan if i in self.nan_at.get(v, ()) else i + 1000 * v
-                           for i in range(current, stop)) for v in range(self.variants)], np.float32)
-    return losses, bool(np.all(np.isfinite(losses)))
+    loss = np.float32(sum(np.nan if i in self.nan_at else i for i in range(current, stop)))
+    return float(loss), bool(np.isfinite(loss))
 
   def evaluate(self):
     self.evaluations += 1
-    return [{"validation_loss": 1.0 / self.evaluations, "validation_accuracy": 0.5,
-             "test_loss": float(v), "test_accuracy": 0.25} for v in range(self.variants)]
+    return {"validation_loss": 1.0 / self.evaluations, "validation_accuracy": 0.5,
+            "test_loss": 0.0, "test_accuracy": 0.25}
 
   def learning_rate_at(self, iteration):
     return 0.5 if iteration >= 100 else 1.0
 
 
 def test_the_driver_stops_at_evaluations_extra_boundaries_and_the_end(monkeypatch):
-  engine, calls, faults = _Engine(iterations=250, eval_every=100, variants=2), [], []
+  engine, calls, faults = _Engine(iterations=250, eval_every=100), [], []
   monkeypatch.setattr(io, "fault_point", faults.append)
-  results = driver.fit(engine, 30, boundaries=(10, 30, 50, 150, 250, 300),
-                       on_boundary=lambda stop, curves: calls.append((stop, [len(c) for c in curves])))
+  result = driver.fit(engine, 30, boundaries=(10, 30, 50, 150, 250, 300),
+                      on_boundary=lambda stop, curve: calls.append((stop, len(curve))))
   assert engine.chunks == [(30, 50), (50, 100), (100, 150), (150, 200), (200, 250)]
   assert faults == ["train"] * 5
   # on_boundary at every stop, after the evaluation there; rows only at evaluation points.
-  assert calls == [(50, [1, 1]), (100, [2, 2]), (150, [2, 2]), (200, [3, 3]), (250, [4, 4])]
-  for v, result in enumerate(results):
-    assert [row["iteration"] for row in result.curve] == [30, 100, 200, 250]
-    assert [row["learning_rate"] for row in result.curve] == [1.0, 0.5, 0.5, 0.5]
-    assert [row["test_loss"] for row in result.curve] == [float(v)] * 4
-    assert result.early_stop_iteration == 250 and result.iterations == 250
+  assert calls == [(50, 1), (100, 2), (150, 2), (200, 3), (250, 4)]
+  assert [row["iteration"] for row in result.curve] == [30, 100, 200, 250]
+  assert [row["learning_rate"] for row in result.curve] == [1.0, 0.5, 0.5, 0.5]
+  assert [row["test_loss"] for row in result.curve] == [0.0] * 4
+  assert result.early_stop_iteration == 250 and result.iterations == 250
 
 
 def test_the_drivers_train_loss_is_the_mean_since_the_previous_row_over_its_chunks():
-  engine = _Engine(iterations=250, eval_every=100, variants=2)
-  results = driver.fit(engine, 30, boundaries=(50, 150))
-  for v, result in enumerate(results):
-    # Rows at 100, 200, 250: the means of i + 1000 v over [30, 100), [100, 200), [200, 250).
-    assert [row["train_loss"] for row in result.curve] == [
-        None, 64.5 + 1000 * v, 149.5 + 1000 * v, 224.5 + 1000 * v]
+  result = driver.fit(_Engine(iterations=250, eval_every=100), 30, boundaries=(50, 150))
+  # Rows at 100, 200, 250: the means of i over [30, 100), [100, 200), [200, 250).
+  assert [row["train_loss"] for row in result.curve] == [None, 64.5, 149.5, 224.5]
 
 
 def test_the_driver_keeps_the_rows_of_a_resumed_curve_and_adds_no_second_start_row():
@@ -168,23 +162,20 @@ def test_the_driver_keeps_the_rows_of_a_resumed_curve_and_adds_no_second_start_r
               "validation_accuracy": 0.0, "test_loss": 9.0, "test_accuracy": 0.0},
              {"iteration": 100, "train_loss": 7.0, "learning_rate": 0.5, "validation_loss": 8.0,
               "validation_accuracy": 0.1, "test_loss": 8.0, "test_accuracy": 0.1}]
-  given = [list(earlier)]
-  (result,) = driver.fit(engine, 100, given)
-  assert given == [earlier]  # copied, not extended
+  given = list(earlier)
+  result = driver.fit(engine, 100, given)
+  assert given == earlier  # copied, not extended
   assert result.curve[:2] == earlier
   assert [row["iteration"] for row in result.curve] == [0, 100, 200]
   assert engine.evaluations == 1 and result.curve[2]["train_loss"] == 149.5
 
 
-@pytest.mark.parametrize("variants,message", [
-    (1, "the training loss became NaN or Inf between iterations 100 and 150"),
-    (3, r"the training loss of variant\(s\) \[1\] became NaN or Inf between iterations 100 and 150")])
-def test_the_driver_stops_at_the_chunk_whose_loss_diverged(monkeypatch, variants, message):
-  engine, calls, faults = _Engine(iterations=200, eval_every=100, variants=variants,
-                                  nan_at={variants // 2: {120}}), [], []
+def test_the_driver_stops_at_the_chunk_whose_loss_diverged(monkeypatch):
+  engine, calls, faults = _Engine(iterations=200, eval_every=100, nan_at={120}), [], []
   monkeypatch.setattr(io, "fault_point", faults.append)
-  with pytest.raises(TrainingDiverged, match=f"^{message}$"):
-    driver.fit(engine, 0, boundaries=(150,), on_boundary=lambda stop, curves: calls.append(stop))
+  with pytest.raises(TrainingDiverged,
+                     match="^the training loss became NaN or Inf between iterations 100 and 150$"):
+    driver.fit(engine, 0, boundaries=(150,), on_boundary=lambda stop, curve: calls.append(stop))
   assert engine.chunks == [(0, 100), (100, 150)] and calls == [100] and len(faults) == 1
 
 
@@ -263,7 +254,7 @@ def test_while_no_weight_is_pruned_the_masks_are_skipped_with_the_same_result(da
   assert trainer.any_pruned()
 
 
-@pytest.mark.parametrize("optimizer", optimizers.updates_with("fused optimizer", "fused").names())
+@pytest.mark.parametrize("optimizer", optimizers.FUSED_UPDATES.names())
 def test_fused_optimizer_matches_the_keras_update(data, optimizer):
   training = TrainingConfig(optimizer=optimizer, learning_rate=1e-3 if optimizer == "adam" else 0.05,
                             iterations=60, eval_every=30, lr_schedule="step", lr_decay_steps=(40,))
