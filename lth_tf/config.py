@@ -708,7 +708,7 @@ def validate_tuning(tuning: TuningConfig) -> TuningConfig:
 def validate_stability(stability: StabilityConfig) -> StabilityConfig:
   """Checks the ranges of a stability config (names are checked against the experiment)."""
   _check(1 <= stability.points <= MAX_PATH_POINTS,
-         f"stability_points must be in [1, {MAX_PATH_POINTS}]; got {stability.points}")
+         f"stability_points must be >= 1 and at most {MAX_PATH_POINTS}; got {stability.points}")
   _check(stability.train_examples >= 1,
          f"stability_train_examples must be >= 1; got {stability.train_examples}")
   _check(stability.normalisation_batches >= 1, "stability_normalisation_batches must be >= 1; "

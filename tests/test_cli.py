@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import launcher
-from lth_tf import cli
+from lth_tf import cli, commands
 from lth_tf import config as config_lib
 from lth_tf import flags as lth_flags
 from lth_tf.config import ExperimentConfig
@@ -442,21 +442,21 @@ def test_lth_help_lists_every_command_with_one_line(capsys):
     assert "--helpfull" not in listed and "alsologtostderr" not in out
 
 
-@pytest.mark.parametrize("command", sorted(cli.COMMAND_FLAGS))
+@pytest.mark.parametrize("command", cli.COMMANDS.names())
 def test_a_commands_help_lists_its_own_flags_grouped_with_defaults(capsys, command):
   code, out = _help(capsys, command, "--help")
   assert code == 0 and out.startswith(f"lth {command}: ")
   assert "alsologtostderr" not in out and "only_check_args" not in out  # absl's own
-  tags, extra = cli.COMMAND_FLAGS[command]
-  lth_flags.define_flags()
-  lth_flags.define_command_flags()
-  lth_flags.define_transfer_flags()
-  own = {name for name in set(lth_flags.FLAGS)
-         if set(lth_flags._tags(lth_flags.FLAGS[name])) & set(tags)}  # pylint: disable=protected-access
-  assert own, command
-  for name in own | set(extra):
+  record = cli.COMMANDS.get(command)
+  lth_flags.define_command_flags(commands.records())
+  read = lth_flags.reads(record)
+  assert read, command
+  for name in read:
     assert f"  --{name}" in out, (command, name)
-  if "pruning" in tags:
+  for spec in record.flags:  # under its heading
+    heading = f"\n{spec.group or record.own_heading}:\n"
+    assert heading in out and f"\n  --{spec.name}" in out[out.index(heading):], (command, spec)
+  if "pruning" in record.groups:
     assert "\npruning:\n" in out and "--fc_rate (default: 0.2)" in out
     assert "flags/lenet300_fashion_mnist.flags" in out
 

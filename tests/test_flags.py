@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 from absl import flags as absl_flags
 
+from lth_tf import commands
 from lth_tf import config as config_lib
 from lth_tf import flags as lth_flags
 
@@ -15,8 +16,7 @@ FIELDS = [(part.name, field.name)
 
 @pytest.fixture
 def parsed():
-  lth_flags.define_flags()
-  lth_flags.define_command_flags()
+  lth_flags.define_command_flags(commands.records())
   flag_values = absl_flags.FLAGS
 
   def parse(*args):

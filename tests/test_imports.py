@@ -26,6 +26,11 @@ LAZY = {
                               "strategies import the config, which imports the branches: read "
                               "when an iterative strategy's invert is planned",
 }
+# Each command loads what it runs when it runs, so that `lth --help`, `lth report` and the other
+# commands start no TensorFlow they do not use.
+LAZY.update({f"lth_tf.commands.{name}": "a command loads its own modules when it runs"
+             for name in ("data", "export", "find", "masks", "report", "stability", "tickets",
+                          "transfer", "tune")})
 
 
 def _modules():

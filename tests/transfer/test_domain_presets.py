@@ -26,10 +26,9 @@ PER_CLASS = 2
 
 def _preset(name):
   lth_flags.define_flags()
-  lth_flags.define_transfer_flags()
   try:
     lth_flags.FLAGS(["x", f"--flagfile={os.path.join(PRESETS_DIR, name)}"])
-    return lth_flags.config_from_flags(), lth_flags.transfer_config_from_flags()
+    return lth_flags.config_from_flags(), lth_flags.command_part("transfer")
   finally:
     lth_flags.FLAGS.unparse_flags()
 

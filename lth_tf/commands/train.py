@@ -1,0 +1,19 @@
+"""`lth train`: one network, dense or a saved ticket (`--ticket`), and its metrics."""
+import dataclasses
+
+from lth_tf import branches
+from lth_tf import flags as lth_flags
+from lth_tf.commands import COMMANDS, TRUST_CODE, Command
+from lth_tf.commands.find import run_experiment
+
+
+def run(args) -> int:
+  config = lth_flags.config_from_flags()
+  config = config.replace(pruning=dataclasses.replace(config.pruning, levels=0))
+  return run_experiment(branches.ticket_only(config))
+
+
+COMMANDS.add("train", Command(
+    "train", "Trains one network (dense, or a saved ticket with --ticket) and prints its metrics.",
+    run, groups=("dataset", "model", "training", "runtime"), flags=(TRUST_CODE,),
+    reads=("rewind_iteration",), presets=True))
