@@ -78,6 +78,12 @@ TRUST_CODE = Flag("trust_code", [], "the user code (model and dataset functions,
                   "list", group="runtime")
 
 
+def register(command: Command) -> Command:
+  """Registers a command record under its name."""
+  COMMANDS.add(command.name, command)
+  return command
+
+
 def records() -> List[Command]:
   """Every command's record, by name."""
   return [COMMANDS.get(name) for name in COMMANDS.names()]

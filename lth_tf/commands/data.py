@@ -1,6 +1,6 @@
 """`lth data install`: datasets from offline sources into the data directory."""
 from lth_tf import flags as lth_flags
-from lth_tf.commands import COMMANDS, Command, Flag
+from lth_tf.commands import Command, Flag, register
 from lth_tf.errors import UserError
 
 FLAGS = (
@@ -30,6 +30,6 @@ def run(args) -> int:
   return 0
 
 
-COMMANDS.add("data", Command(
+register(Command(
     "data", "Installs datasets from offline sources into the data directory (`lth data "
     "install`).", run, flags=FLAGS, heading="data install", reads=("data_dir",)))

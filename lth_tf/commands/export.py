@@ -2,7 +2,7 @@
 import sys
 
 from lth_tf import flags as lth_flags
-from lth_tf.commands import COMMANDS, OUT, TRUST_CODE, Command, Flag
+from lth_tf.commands import OUT, TRUST_CODE, Command, Flag, register
 from lth_tf.errors import UserError
 
 FLAGS = (
@@ -36,7 +36,7 @@ def run(args) -> int:
   return 0
 
 
-COMMANDS.add("export", Command(
+register(Command(
     "export", "Exports a ticket as a SavedModel and a sparse TFLite model, checked against Keras.",
     run, usage="lth export --ticket=T --formats=saved_model,tflite --quantize=none|float16|int8 "
     "--out=DIR", flags=FLAGS, reads=("ticket", "data_dir")))

@@ -2,7 +2,7 @@
 import os
 
 from lth_tf import flags as lth_flags
-from lth_tf.commands import COMMANDS, EXPERIMENT_GROUPS, TRUST_CODE, Command
+from lth_tf.commands import EXPERIMENT_GROUPS, TRUST_CODE, Command, register
 
 
 def run(args) -> int:
@@ -39,6 +39,6 @@ def run_experiment(config) -> int:
   return 0
 
 
-COMMANDS.add("find", Command(
+register(Command(
     "find", "Finds lottery tickets: iterative magnitude pruning with rewinding, and the controls.",
     run, groups=EXPERIMENT_GROUPS, flags=(TRUST_CODE,), presets=True))

@@ -1,6 +1,6 @@
 """`lth masks compare`: how much masks share, beside two random masks."""
 from lth_tf import flags as lth_flags
-from lth_tf.commands import COMMANDS, EXPERIMENT_DIR, OUT, Command, Flag, levels_list
+from lth_tf.commands import EXPERIMENT_DIR, OUT, Command, Flag, levels_list, register
 from lth_tf.errors import UserError
 
 FLAGS = (
@@ -32,7 +32,7 @@ def run(args) -> int:
   return 0
 
 
-COMMANDS.add("masks", Command(
+register(Command(
     "masks", "How much masks share (levels, replicates, experiments, tickets), beside random "
     "masks.", run, usage="lth masks compare --experiment_dir=A [--experiment_dir=B ...] "
     "[--compare_tickets=T,...] --out=OUT", flags=FLAGS, heading="masks compare"))

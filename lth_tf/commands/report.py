@@ -1,6 +1,6 @@
 """`lth report`: tables and figures of one or more finished experiments."""
 from lth_tf import flags as lth_flags
-from lth_tf.commands import COMMANDS, EXPERIMENT_DIR, OUT, Command, Flag, levels_list
+from lth_tf.commands import EXPERIMENT_DIR, OUT, Command, Flag, levels_list, register
 from lth_tf.errors import UserError
 
 FLAGS = (
@@ -27,7 +27,7 @@ def run(args) -> int:
   return 0
 
 
-COMMANDS.add("report", Command(
+register(Command(
     "report", "Writes a report (tables and figures) of one or more finished experiments.", run,
     usage="lth report --experiment_dir=DIR [...] --out=OUT [--curve_levels=0,7] "
     "[--instability_level=L]", flags=FLAGS))

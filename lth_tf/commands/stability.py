@@ -1,7 +1,7 @@
 """`lth stability`: linear mode connectivity, the error barrier between two copies of a branch
 trained in other data orders."""
 from lth_tf import flags as lth_flags
-from lth_tf.commands import COMMANDS, EXPERIMENT_DIR, EXPERIMENT_GROUPS, TRUST_CODE, Command
+from lth_tf.commands import EXPERIMENT_DIR, EXPERIMENT_GROUPS, TRUST_CODE, Command, register
 from lth_tf.config import validate_stability
 from lth_tf.errors import UserError
 
@@ -33,7 +33,7 @@ def run(args) -> int:
   return 0
 
 
-COMMANDS.add("stability", Command(
+register(Command(
     "stability", "Linear mode connectivity: the error barrier between two copies trained in "
     "other data orders.", run,
     usage="lth stability --experiment_dir=DIR [--stability_levels=L,...] "

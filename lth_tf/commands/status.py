@@ -6,7 +6,7 @@ from typing import List
 
 from lth_tf import branches, rundir
 from lth_tf import flags as lth_flags
-from lth_tf.commands import COMMANDS, EXPERIMENT_DIR, Command
+from lth_tf.commands import EXPERIMENT_DIR, Command, register
 from lth_tf.config import TransferConfig
 from lth_tf.errors import UserError
 
@@ -60,6 +60,6 @@ def run(args) -> int:
   return 0
 
 
-COMMANDS.add("status", Command(
+register(Command(
     "status", "Says what an experiment directory has finished and what is left to train.", run,
     usage="lth status --experiment_dir=DIR", flags=(EXPERIMENT_DIR,)))

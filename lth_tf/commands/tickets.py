@@ -1,7 +1,7 @@
 """`lth tickets save|show|list|sign`: save a finished level as a ticket, describe one, list the
 shipped ones, add the metadata checksum to a ticket saved before it existed."""
 from lth_tf import flags as lth_flags
-from lth_tf.commands import COMMANDS, EXPERIMENT_DIR, OUT, TRUST_CODE, Command, Flag
+from lth_tf.commands import EXPERIMENT_DIR, OUT, TRUST_CODE, Command, Flag, register
 from lth_tf.errors import UserError
 
 FLAGS = (
@@ -44,7 +44,7 @@ def run(args) -> int:
   raise UserError(USAGE)
 
 
-COMMANDS.add("tickets", Command(
+register(Command(
     "tickets", "Saves a finished level as a ticket, or shows, lists or signs saved tickets.", run,
     usage="lth tickets save|show|list|sign: save a finished level as a ticket, describe one, "
     "list the shipped ones, add the metadata checksum to a ticket saved before it existed",

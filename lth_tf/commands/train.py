@@ -3,7 +3,7 @@ import dataclasses
 
 from lth_tf import branches
 from lth_tf import flags as lth_flags
-from lth_tf.commands import COMMANDS, TRUST_CODE, Command
+from lth_tf.commands import TRUST_CODE, Command, register
 from lth_tf.commands.find import run_experiment
 
 
@@ -13,7 +13,7 @@ def run(args) -> int:
   return run_experiment(branches.ticket_only(config))
 
 
-COMMANDS.add("train", Command(
+register(Command(
     "train", "Trains one network (dense, or a saved ticket with --ticket) and prints its metrics.",
     run, groups=("dataset", "model", "training", "runtime"), flags=(TRUST_CODE,),
     reads=("rewind_iteration",), presets=True))

@@ -2,7 +2,7 @@
 import os
 
 from lth_tf import flags as lth_flags
-from lth_tf.commands import COMMANDS, TRUST_CODE, Command
+from lth_tf.commands import TRUST_CODE, Command, register
 from lth_tf.errors import UserError
 
 USAGE = ("lth transfer --ticket=NAME_OR_PATH --target_dataset=D [--target_classes=...] "
@@ -28,7 +28,7 @@ def run(args) -> int:
   return 0
 
 
-COMMANDS.add("transfer", Command(
+register(Command(
     "transfer", "Trains a ticket on another dataset, class subset, optimizer or budget beside "
     "its controls.", run, usage="lth transfer --ticket=T --target_dataset=D",
     groups=("transfer", "dataset", "training", "pruning", "runtime"), flags=(TRUST_CODE,),

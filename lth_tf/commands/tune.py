@@ -1,6 +1,6 @@
 """`lth tune`: keras-tuner's search over the rewind point, learning rate and pruning rate."""
 from lth_tf import flags as lth_flags
-from lth_tf.commands import COMMANDS, EXPERIMENT_GROUPS, TRUST_CODE, Command
+from lth_tf.commands import EXPERIMENT_GROUPS, TRUST_CODE, Command, register
 from lth_tf.errors import UserError
 
 USAGE = ("lth tune --flagfile=FILE [--tuner=random|bayesian|hyperband] [--max_trials=N] "
@@ -24,7 +24,7 @@ def run(args) -> int:
   return 0
 
 
-COMMANDS.add("tune", Command(
+register(Command(
     "tune", "Searches the rewind point, learning rate and pruning rate for the best ticket "
     "(keras-tuner).", run,
     usage="lth tune --flagfile=F --tuner=random|bayesian|hyperband --max_trials=N "
