@@ -22,7 +22,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from lth_tf import branches, io, user_code
-from lth_tf.config import ExperimentConfig, validate, with_fields
+from lth_tf.config import ExperimentConfig
+from lth_tf.config_codec import with_fields
+from lth_tf.validation import validate
 from lth_tf.data import npz
 from lth_tf.data.base import digest
 from lth_tf.errors import ConfigError, DataError, UserError

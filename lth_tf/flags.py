@@ -16,6 +16,8 @@ from typing import Dict, List, Optional, Tuple
 from absl import flags
 
 from lth_tf import config as config_lib
+from lth_tf import config_codec, settings
+from lth_tf.errors import ConfigError
 from lth_tf import user_code
 
 FLAGS = flags.FLAGS
@@ -31,11 +33,11 @@ SWEEP_HELP = (" A comma-separated list (lth find) is a rewind sweep: one experim
 RETIRED = {name: ("it never trained faster than the default engine on any measured machine "
                   "(benchmarks/README.md, \"Training speed\"); drop it: the default engine "
                   "trains the branches one by one with the same results within float rounding")
-           for name in config_lib.RETIRED_RUNTIME}
+           for name in config_codec.RETIRED_RUNTIME}
 
 
 def flag_name(part: str, field: str) -> str:
-  return config_lib.field_name(part, field)
+  return config_codec.field_name(part, field)
 
 
 def _field_help(cls) -> Dict[str, str]:
@@ -64,9 +66,9 @@ def _parts() -> List[Tuple[str, type]]:
 
 # The config groups beside the experiment's parts: (config class, its flag name of a field).
 _COMMAND_PARTS = {
-    "tune": (config_lib.TuningConfig, lambda field: field),
-    "stability": (config_lib.StabilityConfig, lambda field: f"stability_{field}"),
-    "transfer": (config_lib.TransferConfig, lambda field: field),
+    "tune": (settings.TuningConfig, lambda field: field),
+    "stability": (settings.StabilityConfig, lambda field: f"stability_{field}"),
+    "transfer": (settings.TransferConfig, lambda field: field),
 }
 # Per lth flag: the groups (config parts, command headings) it belongs to, and its help text.
 _OWNERS: Dict[str, Tuple[str, ...]] = {}
@@ -107,7 +109,7 @@ def define_flags() -> None:
     helps = _field_help(cls)
     for field in dataclasses.fields(cls):
       _define_field(name_of(field.name), field, helps.get(field.name, field.name), group)
-  for name, off in config_lib.RETIRED_RUNTIME.items():
+  for name, off in config_codec.RETIRED_RUNTIME.items():
     _define(name, "bool" if isinstance(off, bool) else "integer", off,
             f"--{name} is retired: {RETIRED[name]}", "retired")
 
@@ -166,7 +168,7 @@ def config_from_flags() -> config_lib.ExperimentConfig:
   """
   ks = rewind_iterations()
   if len(ks) != 1:
-    raise config_lib.ConfigError(
+    raise ConfigError(
         f"--{SWEEP_FLAG} takes one integer here; got {','.join(map(str, ks)) or 'none'} (a "
         "list is a rewind sweep, which lth find runs)")
   return _config_from_flags(ks[0])
@@ -199,8 +201,8 @@ def part_from_flags(cls, name_of, **fixed):
 
 def _config_from_flags(rewind_iteration: int) -> config_lib.ExperimentConfig:
   for name, why in RETIRED.items():
-    if FLAGS[name].value != config_lib.RETIRED_RUNTIME[name]:
-      raise config_lib.ConfigError(f"--{name} is retired: {why}")
+    if FLAGS[name].value != config_codec.RETIRED_RUNTIME[name]:
+      raise ConfigError(f"--{name} is retired: {why}")
   parts = {part: part_from_flags(cls, name_of,
                                  **({SWEEP_FLAG: rewind_iteration} if part == "pruning" else {}))
            for part, cls, name_of in _groups() if part not in _COMMAND_PARTS}
@@ -255,7 +257,7 @@ def _parse_int(text: str, name: str) -> int:
   try:
     return int(text)
   except ValueError:
-    raise config_lib.ConfigError(f"--{name} takes a comma-separated list of integers; got {text!r}") from None
+    raise ConfigError(f"--{name} takes a comma-separated list of integers; got {text!r}") from None
 
 
 def flags_text(rewind_iteration: Optional[int] = None) -> str:
@@ -281,7 +283,7 @@ def parse(argv: List[str]) -> List[str]:
   try:
     return FLAGS(flagfile_first(argv))
   except flags.Error as error:
-    raise config_lib.ConfigError(str(error).splitlines()[0]) from None
+    raise ConfigError(str(error).splitlines()[0]) from None
 
 
 def flagfile_first(argv: List[str]) -> List[str]:

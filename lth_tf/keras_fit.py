@@ -23,14 +23,12 @@ import numpy as np
 
 from lth_tf import __version__, models, pruning, tickets, user_code
 from lth_tf.compat import keras, tf
-from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, PruningConfig,
-                           TrainingConfig, validate)
+from lth_tf.branches import derive_seed
+from lth_tf.config import DatasetConfig, ExperimentConfig, ModelConfig, PruningConfig, TrainingConfig
 from lth_tf.data.modality import MODALITIES
 from lth_tf.errors import ConfigError, UserError
-from lth_tf.branches import derive_seed
 from lth_tf.training import get_weights, optimizers, set_weights
-
-REWIND_OPTIMIZER = ("restore", "fresh")
+from lth_tf.validation import REWIND_OPTIMIZER, validate
 
 
 class TicketSearch:

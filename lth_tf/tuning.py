@@ -25,7 +25,9 @@ with quiet_native_stderr():
 
 from lth_tf import data as data_lib  # noqa: E402
 from lth_tf import branches, io, models, precision, pruning
-from lth_tf.config import ExperimentConfig, TuningConfig, validate, validate_tuning
+from lth_tf.config import ExperimentConfig
+from lth_tf.settings import TuningConfig
+from lth_tf.validation import validate, validate_tuning
 from lth_tf.errors import ConfigError, TrainingDiverged
 from lth_tf.lottery import BranchFiles, LotteryExperiment
 from lth_tf.rundir import DATA_FILE, check_data_record, record_data

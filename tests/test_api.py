@@ -7,7 +7,8 @@ import pytest
 
 from lth_tf import api, io
 from lth_tf.compat import tf
-from lth_tf.config import ExperimentConfig, with_fields
+from lth_tf.config import ExperimentConfig
+from lth_tf.config_codec import with_fields
 from lth_tf.errors import ConfigError, DataError
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "user_code")

@@ -11,7 +11,7 @@ import pytest
 
 import launcher
 from lth_tf import cli, commands
-from lth_tf import config as config_lib
+from lth_tf import config_codec
 from lth_tf import flags as lth_flags
 from lth_tf.config import ExperimentConfig
 from lth_tf.tickets.format import metadata_digest
@@ -170,7 +170,7 @@ def test_every_preset_parses_to_a_valid_config():
   for name in sorted(os.listdir(os.path.join(ROOT, "flags"))):
     code = ("import sys; from lth_tf import flags as f; f.define_flags(); "
             f"f.FLAGS(['x', '--flagfile=flags/{name}']); "
-            "from lth_tf.config import validate; c = validate(f.config_from_flags()); "
+            "from lth_tf.validation import validate; c = validate(f.config_from_flags()); "
             "print(c.model.name, c.dataset.name, c.training.iterations)")
     result = launcher.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=ENV, cwd=ROOT)
@@ -465,7 +465,7 @@ def test_every_config_flag_is_in_the_help_of_lth_find(capsys):
   _, out = _help(capsys, "find", "--help")
   for part in ("dataset", "model", "training", "pruning", "runtime"):
     for field in dataclasses.fields(type(getattr(ExperimentConfig(), part))):
-      assert f"  --{config_lib.field_name(part, field.name)}" in out, field.name
+      assert f"  --{config_codec.field_name(part, field.name)}" in out, field.name
 
 
 def test_help_requests_exit_0_from_the_command_line():

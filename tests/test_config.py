@@ -4,6 +4,8 @@ import dataclasses
 import pytest
 
 from lth_tf import config as c
+from lth_tf import settings
+from lth_tf import validation as v
 from lth_tf.errors import ConfigError
 
 # Pinned: changing these breaks the link between old runs and their directories.
@@ -56,7 +58,7 @@ def test_from_dict_drops_the_retired_runtime_settings_of_older_directories():
   old = c.ExperimentConfig().to_dict()
   old["runtime"].update(batch_variants=True, variant_groups=2)
   assert c.ExperimentConfig.from_dict(old) == c.ExperimentConfig()
-  with pytest.raises(c.ConfigError, match="unknown TrainingConfig fields: batch_variants"):
+  with pytest.raises(ConfigError, match="unknown TrainingConfig fields: batch_variants"):
     c.ExperimentConfig.from_dict({"training": {"batch_variants": True}})
 
 
@@ -79,7 +81,7 @@ def test_a_field_of_the_wrong_type_is_refused_in_one_line(part, field, value, me
   if not isinstance(value, list) or part != "dataset":
     built = dataclasses.replace(getattr(c.ExperimentConfig(), part), **{field: value})
     with pytest.raises(ConfigError, match=message):
-      c.validate(c.ExperimentConfig().replace(**{part: built}))
+      v.validate(c.ExperimentConfig().replace(**{part: built}))
   assert c.ExperimentConfig.from_dict(c.ExperimentConfig().to_dict()) == c.ExperimentConfig()
 
 
@@ -131,7 +133,7 @@ def test_validation_errors(part, changes, message):
   base = c.ExperimentConfig()
   bad = base.replace(**{part: dataclasses.replace(getattr(base, part), **changes)})
   with pytest.raises(ConfigError, match=message):
-    c.validate(bad)
+    v.validate(bad)
 
 
 @pytest.mark.parametrize("changes,message", [
@@ -146,17 +148,17 @@ def test_validation_errors(part, changes, message):
 ])
 def test_tuning_validation_errors(changes, message):
   with pytest.raises(ConfigError, match=message):
-    c.validate_tuning(dataclasses.replace(c.TuningConfig(), **changes))
+    v.validate_tuning(dataclasses.replace(settings.TuningConfig(), **changes))
 
 
 def test_valid_edge_values_are_accepted():
   base = c.ExperimentConfig()
-  c.validate(base.replace(runtime=c.RuntimeConfig(seeds=(0, 2 ** 31 - 1)),
+  v.validate(base.replace(runtime=c.RuntimeConfig(seeds=(0, 2 ** 31 - 1)),
                           dataset=c.DatasetConfig(split_seed=2 ** 31 - 1)))
-  c.validate_tuning(c.TuningConfig(tuner_seed=0, target_weights_remaining=1.0))
+  v.validate_tuning(settings.TuningConfig(tuner_seed=0, target_weights_remaining=1.0))
 
 
 @pytest.mark.parametrize("points", [0, 10 ** 9])
 def test_stability_path_points_are_bounded(points):
   with pytest.raises(ConfigError, match=r"stability_points must be >= 1 and at most 1000"):
-    c.validate_stability(c.StabilityConfig(points=points))
+    v.validate_stability(settings.StabilityConfig(points=points))

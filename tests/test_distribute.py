@@ -191,7 +191,7 @@ def test_an_unreachable_tpu_is_one_line_exit_2_before_anything_is_written(tmp_pa
 
 
 def test_bad_mixed_precision_and_logical_devices_are_config_errors():
-  from lth_tf.config import validate
+  from lth_tf.validation import validate
   with pytest.raises(ConfigError, match="mixed_precision must be one of"):
     validate(ExperimentConfig(training=TrainingConfig(mixed_precision="mixed_float8")))
   with pytest.raises(ConfigError, match="logical_devices must be >= 0"):
@@ -226,7 +226,7 @@ def test_thread_pools_are_sized_before_tensorflow_starts_and_not_after():
   assert lines[0] == "1 2"
   assert lines[1].startswith("--intra_op_threads=2: TensorFlow already started in this process "
                              "with 1; set it before anything else runs")
-  from lth_tf.config import validate
+  from lth_tf.validation import validate
   for name in ("intra_op_threads", "inter_op_threads"):
     with pytest.raises(ConfigError, match=f"{name} must be >= 0"):
       validate(ExperimentConfig(runtime=RuntimeConfig(**{name: -1})))

@@ -7,6 +7,8 @@ from absl import flags as absl_flags
 
 from lth_tf import commands
 from lth_tf import config as config_lib
+from lth_tf import config_codec
+from lth_tf.errors import ConfigError
 from lth_tf import flags as lth_flags
 
 FIELDS = [(part.name, field.name)
@@ -30,7 +32,7 @@ def parsed():
 @pytest.mark.parametrize("part, field", FIELDS, ids=lambda v: str(v))
 def test_every_config_field_is_a_flag_with_its_docstring_as_help(part, field):
   lth_flags.define_flags()
-  name = config_lib.field_name(part, field)
+  name = config_codec.field_name(part, field)
   flag = absl_flags.FLAGS[name]
   assert flag.help.startswith(f"[{part}] ") and flag.help != f"[{part}] {field}"
 
@@ -70,7 +72,7 @@ SCALAR_FIELDS = [(part, field) for part, field in FIELDS if _other_value(
 def test_a_numeric_or_boolean_flag_reaches_its_config_field(part, field, parsed):
   default = getattr(getattr(config_lib.ExperimentConfig(), part), field)
   text, value = _other_value(default)
-  name = config_lib.field_name(part, field)
+  name = config_codec.field_name(part, field)
   args = [f"--{name}={text}"] if not isinstance(default, bool) else [
       f"--{name}" if value else f"--no{name}"]
   config = parsed(*args)
@@ -87,5 +89,5 @@ def test_list_and_renamed_flags_reach_the_config(parsed):
 
 
 def test_an_integer_list_flag_refuses_a_word_in_one_line(parsed):
-  with pytest.raises(config_lib.ConfigError, match="--seeds takes a comma-separated list of integers"):
+  with pytest.raises(ConfigError, match="--seeds takes a comma-separated list of integers"):
     parsed("--seeds=3,x")

@@ -13,8 +13,8 @@ import pytest
 import launcher
 from lth_tf import flags as lth_flags
 from lth_tf import tuning
-from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
-                           TrainingConfig, TuningConfig)
+from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig, TrainingConfig)
+from lth_tf.settings import TuningConfig
 from lth_tf.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -2,12 +2,12 @@
 trained in other data orders."""
 from lth_tf import flags as lth_flags
 from lth_tf.commands import EXPERIMENT_DIR, EXPERIMENT_GROUPS, TRUST_CODE, Command, register
-from lth_tf.config import validate_stability
 from lth_tf.errors import UserError
 
 
 def run(args) -> int:
   from lth_tf import rundir, stability  # pylint: disable=import-outside-toplevel
+  from lth_tf.validation import validate_stability  # pylint: disable=import-outside-toplevel
   directories = lth_flags.command_values("experiment_dir")["experiment_dir"] or []
   if args or len(directories) > 1:
     raise UserError("usage: lth stability --experiment_dir=DIR [--stability_levels=L,...] "

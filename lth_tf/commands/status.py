@@ -7,7 +7,7 @@ from typing import List
 from lth_tf import branches, rundir
 from lth_tf import flags as lth_flags
 from lth_tf.commands import EXPERIMENT_DIR, Command, register
-from lth_tf.config import TransferConfig
+from lth_tf.settings import TransferConfig
 from lth_tf.errors import UserError
 
 # Per branch: finished (its metrics exist), started (a checkpoint or a mask, no metrics), or not.

@@ -17,7 +17,8 @@ from lth_tf import branches as branches_lib
 from lth_tf import data as data_lib
 from lth_tf import distribute, io, models, precision, pruning, tickets, user_code
 from lth_tf.compat import tf
-from lth_tf.config import ExperimentConfig, validate
+from lth_tf.config import ExperimentConfig
+from lth_tf.validation import validate
 from lth_tf.errors import UserError
 from lth_tf.lottery import early_bird, preflight, processes
 from lth_tf.lottery.branch_run import BranchRun

@@ -21,7 +21,9 @@ import os
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from lth_tf import io
-from lth_tf.config import ExperimentConfig, sweep_hash, validate_sweep, with_rewind_iteration
+from lth_tf.config import ExperimentConfig
+from lth_tf.config_codec import sweep_hash, with_rewind_iteration
+from lth_tf.validation import validate_sweep
 from lth_tf.errors import UserError
 from lth_tf.lottery.runner import LotteryExperiment
 from lth_tf.rundir import BranchFiles, ExperimentLayout, SweepLayout, engine_record, states

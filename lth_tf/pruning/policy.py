@@ -5,7 +5,8 @@ from typing import Dict, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
 
-from lth_tf.config import PruningConfig, nm_pattern
+from lth_tf.config import PruningConfig
+from lth_tf.pruning.patterns import nm_pattern
 from lth_tf.errors import ConfigError
 from lth_tf.pruning.kinds import GLOBAL_SETS, KINDS
 from lth_tf.pruning.mask import Mask

@@ -3,7 +3,7 @@ import os
 from typing import Dict, Iterable, List, Tuple
 
 from lth_tf import io
-from lth_tf.config import RETIRED_RUNTIME
+from lth_tf.config_codec import RETIRED_RUNTIME
 from lth_tf.errors import UserError
 from lth_tf.rundir.layout import BranchFiles, ExperimentLayout
 

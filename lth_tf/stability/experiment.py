@@ -25,7 +25,9 @@ import numpy as np
 from lth_tf import branches as branches_lib
 from lth_tf import data as data_lib
 from lth_tf import distribute, pruning, rundir
-from lth_tf.config import ExperimentConfig, StabilityConfig, validate, validate_stability
+from lth_tf.config import ExperimentConfig
+from lth_tf.settings import StabilityConfig
+from lth_tf.validation import validate, validate_stability
 from lth_tf.errors import ConfigError, CorruptFileError, UserError
 from lth_tf.lottery.branch_run import BranchRun
 from lth_tf.lottery.directory import RunDirectory

@@ -27,7 +27,9 @@ from lth_tf import branches as branches_lib
 from lth_tf import compute, distribute, models, pruning, tickets, user_code
 from lth_tf import data as data_lib
 from lth_tf.branches import derive_seed
-from lth_tf.config import ExperimentConfig, PruningConfig, TransferConfig, validate
+from lth_tf.config import ExperimentConfig, PruningConfig
+from lth_tf.settings import TransferConfig
+from lth_tf.validation import validate
 from lth_tf.data import modality
 from lth_tf.data.base import as_nhwc, prepare
 from lth_tf.errors import TicketError, UserError

@@ -13,8 +13,8 @@ from absl import flags as absl_flags
 from lth_tf import cli, data, distribute, io, pruning
 from lth_tf.branches import BRANCHES, BranchContext
 from lth_tf.branches.invert import inverted
-from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
-                           TrainingConfig, validate)
+from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig, TrainingConfig)
+from lth_tf.validation import validate
 from lth_tf.errors import ConfigError, UserError
 from lth_tf.lottery import ExperimentLayout, LotteryExperiment
 from lth_tf.lottery.replicate import ReplicateModel

@@ -8,8 +8,9 @@ import pytest
 
 from lth_tf import branches, io
 from lth_tf.branches import BRANCHES, Branch, BranchContext, BranchPlan
-from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
-                           TrainingConfig, TransferConfig, validate)
+from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig, TrainingConfig)
+from lth_tf.settings import TransferConfig
+from lth_tf.validation import validate
 from lth_tf.errors import ConfigError
 from lth_tf.pruning import Mask
 from lth_tf.rundir import BranchFiles

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from lth_tf import io, pruning
-from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
-                           TrainingConfig, validate)
+from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig, TrainingConfig)
+from lth_tf.validation import validate
 from lth_tf.errors import ConfigError, TicketError, WriteError
 from lth_tf.lottery import LotteryExperiment
 from lth_tf.pruning import Mask

@@ -710,7 +710,7 @@ def test_a_worker_process_that_diverges_stops_the_run_with_its_message(tmp_path)
 
 
 def test_replicate_processes_need_a_local_strategy():
-  from lth_tf.config import validate
+  from lth_tf.validation import validate
   with pytest.raises(ConfigError, match="replicate_processes must be >= 1"):
     validate(_with_runtime(_config("runs"), replicate_processes=0))
   with pytest.raises(ConfigError, match="cannot be combined with --strategy=mirrored"):

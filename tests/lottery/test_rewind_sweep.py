@@ -12,8 +12,9 @@ from absl import flags as absl_flags
 
 from lth_tf import flags as lth_flags
 from lth_tf import io
-from lth_tf.config import (ConfigError, DatasetConfig, ExperimentConfig, PruningConfig,
-                           RuntimeConfig, TrainingConfig, with_rewind_iteration)
+from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig, TrainingConfig)
+from lth_tf.config_codec import with_rewind_iteration
+from lth_tf.errors import ConfigError
 from lth_tf.lottery import LotteryExperiment
 from lth_tf.lottery.branch_run import BranchRun
 from lth_tf.lottery.sweep import LEVEL_0_FILES, RewindSweep

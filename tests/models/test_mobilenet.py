@@ -5,7 +5,7 @@ import pytest
 
 from lth_tf import pruning
 from lth_tf.compat import keras, tfmot
-from lth_tf.config import ModelConfig, PruningConfig, GLOBAL_LAYERS
+from lth_tf.config import ModelConfig, PruningConfig
 from lth_tf.models import build, count_weights
 from lth_tf.pruning import kinds as kinds_lib
 
@@ -94,7 +94,6 @@ def test_kinds_classify_layers():
   assert kinds_lib.layer_kind(keras.layers.DepthwiseConv2D(3, name="d"), False) == "depthwise"
   assert kinds_lib.layer_kind(keras.layers.Dense(3, name="output"), False) == "output"
   assert kinds_lib.layer_kind(keras.layers.Dense(3, name="fc1"), False) == "fc"
-  assert set(GLOBAL_LAYERS) == set(kinds_lib.GLOBAL_SETS)
   assert set(kinds_lib.KINDS) == set(pruning.LAYER_KINDS)
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from lth_tf import pruning
 from lth_tf.compat import keras
-from lth_tf.config import ExperimentConfig, PruningConfig, validate
+from lth_tf.config import ExperimentConfig, PruningConfig
+from lth_tf.validation import validate
 from lth_tf.errors import ConfigError
 from lth_tf.pruning import STRATEGIES, Mask, PruneRequest, layer_densities, remaining_after
 from lth_tf.pruning.strategies.base import exponential_schedule, prune_in_steps, record

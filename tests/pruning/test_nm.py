@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from lth_tf import io, pruning, tickets
-from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
-                           TrainingConfig, validate)
+from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig, TrainingConfig)
+from lth_tf.validation import validate
 from lth_tf.errors import ConfigError, UserError
 from lth_tf.lottery import BranchFiles, LotteryExperiment, preflight
 from lth_tf.pruning import STRATEGIES, Mask, PruneRequest

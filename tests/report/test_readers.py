@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from lth_tf import io
-from lth_tf.config import ExperimentConfig, StabilityConfig
+from lth_tf.config import ExperimentConfig
+from lth_tf.settings import StabilityConfig
 from lth_tf.errors import UserError
 from lth_tf.rundir import BranchFiles, ExperimentLayout
 

@@ -11,7 +11,7 @@ import pytest
 import launcher
 from lth_tf import io
 from lth_tf.compat import keras
-from lth_tf.config import StabilityConfig
+from lth_tf.settings import StabilityConfig
 from lth_tf.errors import UserError
 from lth_tf.lottery.branch_run import BranchRun
 from lth_tf.lottery.replicate import ReplicateModel

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 import launcher
-from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, PruningConfig,
-                           RuntimeConfig, TrainingConfig, validate)
+from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, PruningConfig, RuntimeConfig, TrainingConfig)
+from lth_tf.validation import validate
 from lth_tf.errors import ConfigError
 from lth_tf.lottery import LotteryExperiment
 from lth_tf.training import engines

@@ -5,7 +5,8 @@ import pytest
 from lth_tf import data as data_lib
 from lth_tf import models, pruning
 from lth_tf.compat import keras
-from lth_tf.config import DatasetConfig, ExperimentConfig, ModelConfig, RuntimeConfig, TrainingConfig, validate
+from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, RuntimeConfig, TrainingConfig)
+from lth_tf.validation import validate
 from lth_tf.errors import ConfigError
 from lth_tf.training import Trainer, get_weights, optimizers
 from lth_tf.training.sharded import DenseShards

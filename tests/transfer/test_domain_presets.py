@@ -12,7 +12,8 @@ import pytest
 from lth_tf import cli, models, pruning, tickets
 from lth_tf import data as data_lib
 from lth_tf import flags as lth_flags
-from lth_tf.config import DatasetConfig, ExperimentConfig, ModelConfig, validate
+from lth_tf.config import DatasetConfig, ExperimentConfig, ModelConfig
+from lth_tf.validation import validate
 from lth_tf.errors import ConfigError, DataError
 from lth_tf.training import get_weights
 

@@ -10,8 +10,8 @@ import pytest
 
 import launcher
 from lth_tf import compute, io, models, pruning, tickets
-from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, PruningConfig,
-                           RuntimeConfig, TrainingConfig, TransferConfig)
+from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, PruningConfig, RuntimeConfig, TrainingConfig)
+from lth_tf.settings import TransferConfig
 from lth_tf.data import RawData
 from lth_tf.errors import DataError, TicketError, UserError
 from lth_tf.lottery import BranchFiles, LotteryExperiment, derive_seed

@@ -5,7 +5,8 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from lth_tf.config import PruningConfig, nm_pattern
+from lth_tf.config import PruningConfig
+from lth_tf.pruning.patterns import nm_pattern
 from lth_tf.errors import ConfigError
 from lth_tf.pruning.mask import Mask, keep_top
 from lth_tf.registry import Registry
