@@ -21,14 +21,13 @@ from lth_tf.config import ExperimentConfig
 from lth_tf.validation import validate
 from lth_tf.errors import UserError
 from lth_tf.lottery import early_bird, preflight, processes
-from lth_tf.lottery.branch_run import BranchRun
-from lth_tf.lottery.directory import RunDirectory
+from lth_tf.lottery.session import open_session
 from lth_tf.lottery.level import level_context
 from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.rundir import (ExperimentLayout, finished, check_data_record, check_engine_record,
                            check_optimizer_record, record_data, record_engine, record_optimizer,
                            states)
-from lth_tf.training import engines, get_weights, optimizers
+from lth_tf.training import get_weights, optimizers
 
 
 class LotteryExperiment:
@@ -54,14 +53,11 @@ class LotteryExperiment:
     pruning.STRATEGIES.get(config.pruning.strategy)
     distribute.STRATEGIES.get(config.runtime.strategy)
     self.data = data_lib.load(config.dataset, config.runtime.data_dir)
-    config = self.config = engines.resolve(config, self.data.input_shape, self.data.num_classes,
-                                           self.layout.engine_file, self.layout.config_file, log)
-    self.strategy = distribute.make_strategy(config.runtime)
-    self.writes = distribute.is_chief(self.strategy)
-    self.directory = RunDirectory(self.layout, self.writes)
-    self.store = self.directory.store
+    session = open_session(config, self.layout, self.data, log, self._branch_finished)
+    config = self.config = session.config
+    self.strategy, self.writes = session.strategy, session.writes
+    self.directory, self.store, self.trainer = session.directory, session.store, session.trainer
     self.branches = branches_lib.enabled("find", config)
-    self.trainer = BranchRun(config, self.directory, log, self._branch_finished)
     self.ticket = preflight.load_ticket(config)
     self._shared: Dict[int, Dict[int, ExperimentLayout]] = {}  # `share_level_0`
     self._preflight()

@@ -24,13 +24,12 @@ import numpy as np
 
 from lth_tf import branches as branches_lib
 from lth_tf import data as data_lib
-from lth_tf import distribute, pruning, rundir
+from lth_tf import pruning, rundir
 from lth_tf.config import ExperimentConfig
 from lth_tf.settings import StabilityConfig
 from lth_tf.validation import validate, validate_stability
 from lth_tf.errors import ConfigError, CorruptFileError, UserError
-from lth_tf.lottery.branch_run import BranchRun
-from lth_tf.lottery.directory import RunDirectory
+from lth_tf.lottery.session import open_session
 from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.lottery.level import level_context
 from lth_tf.lottery.runner import LotteryExperiment
@@ -68,7 +67,8 @@ class StabilityExperiment:
   """
 
   def __init__(self, config: ExperimentConfig, layout: ExperimentLayout,
-               settings: StabilityConfig, strategy, lottery: Optional[LotteryExperiment] = None,
+               settings: StabilityConfig, strategy=None,
+               lottery: Optional[LotteryExperiment] = None,
                log: Callable[[str], None] = print):
     self.config = config
     self.layout = layout
@@ -77,10 +77,10 @@ class StabilityExperiment:
     self.lottery = lottery
     interpolate.NORMALISATION.get(settings.normalisation)
     self.pairs = self._requested_pairs()
-    self.strategy = strategy
     self.data = data_lib.load(config.dataset, config.runtime.data_dir)
-    self.directory = RunDirectory(layout, distribute.is_chief(strategy))
-    self.trainer = BranchRun(config, self.directory, log, lambda: None)
+    session = open_session(config, layout, self.data, log, lambda: None, strategy=strategy,
+                           resolve_engine=False)
+    self.strategy, self.directory, self.trainer = session.strategy, session.directory, session.trainer
     if lottery is None:
       self._check_finished()
       check_data_record(layout.data_file, self.data, layout.directory, flag="data_dir")
@@ -98,7 +98,7 @@ class StabilityExperiment:
       runtime["data_dir"] = data_dir
     config = config.replace(runtime=dataclasses.replace(config.runtime, **runtime))
     layout = ExperimentLayout.from_directory(directory)
-    return cls(config, layout, settings, distribute.make_strategy(config.runtime), log=log)
+    return cls(config, layout, settings, log=log)  # the session builds its strategy
 
   @classmethod
   def for_config(cls, config: ExperimentConfig, settings: StabilityConfig,

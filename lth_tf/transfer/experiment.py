@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Mapping, Tuple
 import numpy as np
 
 from lth_tf import branches as branches_lib
-from lth_tf import compute, distribute, models, pruning, tickets, user_code
+from lth_tf import compute, models, pruning, tickets, user_code
 from lth_tf import data as data_lib
 from lth_tf.branches import derive_seed
 from lth_tf.config import ExperimentConfig, PruningConfig
@@ -34,12 +34,11 @@ from lth_tf.data import modality
 from lth_tf.data.base import as_nhwc, prepare
 from lth_tf.errors import TicketError, UserError
 from lth_tf.lottery import preflight
-from lth_tf.lottery.branch_run import BranchRun
-from lth_tf.lottery.directory import RunDirectory
+from lth_tf.lottery.session import open_session
 from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.rundir import (ExperimentLayout, check_data_record, check_engine_record, record_data,
                            record_engine)
-from lth_tf.training import engines, get_weights
+from lth_tf.training import get_weights
 from lth_tf.transfer import adapters
 
 def target_config(ticket, base: ExperimentConfig, transfer: TransferConfig,
@@ -194,13 +193,10 @@ class TransferExperiment:
     self.data = prepare(adapters.adapt_raw(raw, self.adapter), config.dataset)
     self.layout = ExperimentLayout(config.runtime.root_dir, transfer_hash(
         config, self.target_ticket.sha256 if self.target_ticket else ""))
-    config = self.config = engines.resolve(config, self.data.input_shape, self.data.num_classes,
-                                           self.layout.engine_file, self.layout.config_file, log)
-    self.strategy = distribute.make_strategy(config.runtime)
-    self.writes = distribute.is_chief(self.strategy)
-    self.directory = RunDirectory(self.layout, self.writes)
-    self.store = self.directory.store
-    self.trainer = BranchRun(config, self.directory, log, self.write_summary)
+    session = open_session(config, self.layout, self.data, log, self.write_summary)
+    config = self.config = session.config
+    self.strategy, self.writes = session.strategy, session.writes
+    self.directory, self.store, self.trainer = session.directory, session.store, session.trainer
     self.head_replaced = False
     self._preflight()
 
