@@ -13,6 +13,7 @@ from lth_tf.settings import StabilityConfig, TuningConfig
 from lth_tf.config_codec import check_types, with_rewind_iteration
 from lth_tf.data.modality import MODALITIES as MODALITY_REGISTRY
 from lth_tf.errors import ConfigError
+from lth_tf.models import check_dropout
 from lth_tf.pruning.kinds import GLOBAL_SETS
 from lth_tf.pruning.patterns import nm_pattern
 from lth_tf.training.optimizers import OPTIMIZERS
@@ -73,7 +74,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
                               and max(d.image_size) <= MAX_IMAGE_SIDE),
          f"image_size must be empty or (height, width) in [1, {MAX_IMAGE_SIDE}]; got "
          f"{list(d.image_size)}")
-  _check(0.0 <= config.model.dropout < 1.0, f"dropout must be in [0, 1); got {config.model.dropout}")
+  check_dropout(config.model)
   _check_choice(t.optimizer, OPTIMIZERS.names(), "optimizer")
   _check(t.learning_rate > 0, f"learning_rate must be > 0; got {t.learning_rate}")
   _check(0.0 <= t.momentum < 1.0, f"momentum must be in [0, 1); got {t.momentum}")

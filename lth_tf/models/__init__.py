@@ -25,6 +25,13 @@ def builder(config: ModelConfig) -> ModelBuilder:
   return MODELS.get(config.name)
 
 
+def check_dropout(config: ModelConfig) -> None:
+  """The dropout rate every model family takes: in [0, 1); checked once here, for a config
+  being validated and for a model built from a ticket's."""
+  if not 0.0 <= config.dropout < 1.0:
+    raise ConfigError(f"dropout must be in [0, 1); got {config.dropout}")
+
+
 def check(config: ModelConfig) -> None:
   """Raises `ConfigError` now, before anything runs, for a model that cannot be built: an
   unknown name, or a user function whose module is missing, fails to import or has changed."""
@@ -61,8 +68,7 @@ def build(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int,
     raise ConfigError(f"input_shape must be non-empty and positive; got {input_shape}")
   if int(num_classes) < 1:
     raise ConfigError(f"num_classes must be >= 1; got {num_classes}")
-  if not 0.0 <= config.dropout < 1.0:
-    raise ConfigError(f"dropout must be in [0, 1); got {config.dropout}")
+  check_dropout(config)
   model = build_model(config, input_shape, int(num_classes), int(seed))
   if not model.inputs and keras.mixed_precision.global_policy().compute_dtype != "float32":
     raise ConfigError(f"model {config.name!r} is subclassed: under --mixed_precision its logits "
