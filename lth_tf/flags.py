@@ -161,7 +161,7 @@ def command_values(*names: str) -> Dict[str, object]:
 
 
 def config_from_flags() -> config_lib.ExperimentConfig:
-  """Builds the experiment config from the parsed flags; validation is left to `config.validate`.
+  """Builds the experiment config from the parsed flags (checked later: `validation.validate`).
 
   Raises:
     ConfigError: `--rewind_iteration` is a list (a rewind sweep is `sweep_from_flags`).
@@ -176,7 +176,7 @@ def config_from_flags() -> config_lib.ExperimentConfig:
 
 def sweep_from_flags() -> Tuple[config_lib.ExperimentConfig, Tuple[int, ...]]:
   """`lth find`'s config and the k's of `--rewind_iteration`: one (an experiment) or several (a
-  rewind sweep; checked by `config.validate_sweep`). The config has the first k."""
+  rewind sweep; checked by `validation.validate_sweep`). The config has the first k."""
   ks = rewind_iterations()
   return _config_from_flags(ks[0] if ks else 0), ks
 

@@ -15,8 +15,9 @@ def run(args) -> int:
   from lth_tf.report import transfer as transfer_report  # pylint: disable=import-outside-toplevel
   if args:
     raise UserError(f"usage: {USAGE}")
-  experiment = transfer.from_flags(lth_flags.config_from_flags(), lth_flags.command_part("transfer"),
-                                   lth_flags.explicit_fields(), flags_text=lth_flags.flags_text())
+  experiment = transfer.from_flags(
+      lth_flags.config_from_flags(), lth_flags.command_part("transfer"),
+      lth_flags.explicit_fields(), flags_text=lth_flags.flags_text())
   experiment.run()
   directory = experiment.layout.directory
   finished = transfer_report.TransferRun.read(directory)

@@ -46,7 +46,8 @@ def export_data(ticket: tickets.Ticket, data_dir: str) -> export_sample.ExportDa
   user_code.check_consent(ticket.config, "the ticket", parts=("dataset",))
   splits = data_lib.load(ticket.config.dataset, data_dir)
   if tuple(splits.input_shape) != tuple(ticket.input_shape):
-    raise TicketError(f"the ticket expects inputs {ticket.input_shape}, the data has {splits.input_shape}")
+    raise TicketError(f"the ticket expects inputs {ticket.input_shape}, the data has "
+                      f"{splits.input_shape}")
   if splits.modality != ticket.modality:
     raise TicketError(f"the ticket was found on {ticket.modality} inputs, the data is "
                       f"{splits.modality}")

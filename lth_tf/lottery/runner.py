@@ -98,7 +98,7 @@ class LotteryExperiment:
   def share_level_0(self, seed: int, layouts: Mapping[int, ExperimentLayout]) -> None:
     """Makes replicate `seed`'s level 0 also capture θj, for every j of `layouts`, into that
     experiment's rewind point: the experiments of a rewind sweep (`lottery.sweep`) that copy
-    this level 0. Only for a level 0 that does not depend on k (`config.validate_sweep`)."""
+    this level 0. Only for a level 0 that does not depend on k (`validation.validate_sweep`)."""
     self._shared[seed] = dict(layouts)
 
   def run(self) -> List[Dict]:

@@ -5,7 +5,7 @@ structure at several k. `lth find --rewind_iteration=0,100,500,2000` runs every 
 ordinary experiment directory whose config, hash and files are those of a run with that k
 alone, and trains level 0 once per replicate: the dense training does not depend on k (its
 initialisation and data order are functions of the seed; k only ends a graph chunk where θk is
-captured, which leaves every weight bit-identical), and `config.validate_sweep` refuses what
+captured, which leaves every weight bit-identical), and `validation.validate_sweep` refuses what
 would make it depend on k (an early-bird threshold, a saved ticket).
 
 Per replicate, the first k whose level 0 is unfinished trains it, capturing θj of every k of
@@ -50,7 +50,7 @@ class RewindSweep:
 
   Args:
     config: the experiment (its own `rewind_iteration` is replaced by each k).
-    rewind_iterations: the k's; checked by `config.validate_sweep` and sorted.
+    rewind_iterations: the k's; checked by `validation.validate_sweep` and sorted.
     flags_texts: per k, the flagfile text recorded in that experiment's `flags.txt`.
     log: where one line per finished branch goes.
 

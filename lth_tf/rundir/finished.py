@@ -156,7 +156,8 @@ def layout_for(config: ExperimentConfig) -> Tuple[ExperimentLayout, int]:
   exact = ExperimentLayout.for_config(config)
   if os.path.isfile(exact.config_file):
     try:
-      return exact, parse_config(exact.config_file, io.read_json(exact.config_file)).config.pruning.levels
+      recorded = parse_config(exact.config_file, io.read_json(exact.config_file))
+      return exact, recorded.config.pruning.levels
     except UserError:
       return exact, 0  # the run's own check of the previous config says what is wrong
   root = config.runtime.root_dir

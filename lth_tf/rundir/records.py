@@ -65,7 +65,7 @@ def engine_record(runtime) -> Dict:
 
 def _without_retired(record):
   """An engine record written before 2026-12-02 holds the retired settings
-  (`config.RETIRED_RUNTIME`); with them off it is the same engine as a record without them."""
+  (`config_codec.RETIRED_RUNTIME`); with them off it is the same engine as a record without them."""
   if not isinstance(record, dict) or any(record.get(key, off) != off
                                          for key, off in RETIRED_RUNTIME.items()):
     return record
