@@ -6,7 +6,8 @@ checks are `lth_tf.validation`; the settings of the commands that study an exper
 import dataclasses
 from typing import Any, Dict, Tuple
 
-from lth_tf.config_codec import experiment_hash, part_from_dict
+from lth_tf import options as options_lib
+from lth_tf.config_codec import experiment_hash, flat_dict, part_from_dict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,10 +157,10 @@ class PruningConfig:
       weights (magnitude, nm); refused with the others.
     early_bird_window: how many consecutive mask distances must be below
       `early_bird_threshold` (the paper: 5).
-    nm: `N:M` of `--pruning_strategy=nm`: keep N of every M consecutive weights along each
-      kernel's input axis, at every output channel (2:4, the pattern sparse tensor cores read;
-      tfmot's `sparsity_m_by_n=(2, 4)` counts the zeros of the same pattern). Needs
-      1 <= N < M; read by the `nm` strategy only.
+    options: the chosen strategy's own options (`--nm` of `--pruning_strategy=nm`), declared by
+      the strategy (`lth_tf.options`): the ones that differ from their defaults, as (name,
+      value) pairs sorted by name. Written flat, as fields of their own, in `config.json` and
+      the hash.
   """
   strategy: str = "magnitude"
   scope: str = "layerwise"
@@ -181,7 +182,11 @@ class PruningConfig:
   score_examples: int = 0
   early_bird_threshold: float = 0.0
   early_bird_window: int = 5
-  nm: str = "2:4"
+  options: Tuple[Tuple[str, str], ...] = ()
+
+  def option(self, name: str) -> str:
+    """The value of the strategy option `name` (`lth_tf.options`): held, or its default."""
+    return options_lib.value("pruning", dict(self.options), name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,7 +262,9 @@ class ExperimentConfig:
   SCIENTIFIC_PARTS = ("dataset", "model", "training", "pruning")
 
   def to_dict(self) -> Dict[str, Any]:
-    return dataclasses.asdict(self)
+    """Every part as a dict; a part's plug-in options flat, as fields of their own."""
+    return {field.name: flat_dict(getattr(self, field.name))
+            for field in dataclasses.fields(self)}
 
   @classmethod
   def from_dict(cls, data: Dict[str, Any]) -> "ExperimentConfig":

@@ -13,6 +13,7 @@ import numbers
 import typing
 from typing import Any, Dict
 
+from lth_tf import options
 from lth_tf.errors import ConfigError
 
 
@@ -27,20 +28,45 @@ RETIRED_RUNTIME = {"batch_variants": False, "variant_groups": 1}
 RETIRED_FIELDS = {"runtime": RETIRED_RUNTIME}
 
 
+# The field of a part that holds its plug-ins' options (`lth_tf.options`).
+OPTIONS_FIELD = "options"
+
+
+def _plugin_options(part: str, part_cls, values: Dict[str, Any], known) -> set:
+  """The keys of `values` that are options declared for `part` (written flat)."""
+  if OPTIONS_FIELD not in known:
+    return set()
+  declared = options.declared(part)
+  return {name for name in values if name not in known and name in declared}
+
+
+def flat_dict(part) -> Dict[str, Any]:
+  """A config part as a dict, its plug-in options as fields of their own (`config.json`)."""
+  out = dataclasses.asdict(part)
+  out.update(dict(out.pop(OPTIONS_FIELD, ())))
+  return out
+
+
 def part_from_dict(part: str, part_cls, values: Dict[str, Any]):
   """The config part `part` (of class `part_cls`) from its dict in a `config.json`: retired
   fields dropped, lists as tuples, every type checked; unknown fields are a `ConfigError`."""
   known = {f.name: f for f in dataclasses.fields(part_cls)}
   retired = RETIRED_FIELDS.get(part, {})
   values = {name: value for name, value in values.items() if name not in retired}
-  unknown = set(values) - set(known)
+  plugin = _plugin_options(part, part_cls, values, known)
+  unknown = set(values) - set(known) - set(plugin)
   if unknown:
     raise ConfigError(f"unknown {part_cls.__name__} fields: {', '.join(sorted(unknown))}")
   kwargs = {}
   for name, value in values.items():
+    if name in plugin:
+      continue
     if isinstance(known[name].default, tuple) and isinstance(value, (list, tuple)):
-      value = tuple(value)
+      value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
     kwargs[name] = value
+  if plugin:
+    kwargs[OPTIONS_FIELD] = options.normal(part, list(kwargs.get(OPTIONS_FIELD, ())) +
+                                           [(name, values[name]) for name in plugin])
   part = part_cls(**kwargs)
   check_types(part)
   return part
@@ -87,7 +113,9 @@ def non_default_fields(part) -> Dict[str, Any]:
   out = {}
   for field in dataclasses.fields(part):
     value = getattr(part, field.name)
-    if value != getattr(defaults, field.name):
+    if field.name == OPTIONS_FIELD:
+      out.update(dict(value))  # held only where they differ from their defaults: flat
+    elif value != getattr(defaults, field.name):
       out[field.name] = list(value) if isinstance(value, tuple) else value
   return out
 
@@ -114,16 +142,25 @@ def with_fields(config, **values: Any):
   Raises:
     ConfigError: a name that is no config field, or a value of the wrong type.
   """
-  where = {field_name(part, f.name): (part, f.name)
-           for part in [f.name for f in dataclasses.fields(type(config))]
-           for f in dataclasses.fields(type(getattr(config, part)))}
-  unknown = sorted(set(values) - set(where))
+  parts_of = [f.name for f in dataclasses.fields(type(config))]
+  where = {field_name(part, f.name): (part, f.name) for part in parts_of
+           for f in dataclasses.fields(type(getattr(config, part))) if f.name != OPTIONS_FIELD}
+  plugin = {name: part for part in parts_of
+            if any(f.name == OPTIONS_FIELD for f in dataclasses.fields(type(getattr(config, part))))
+            for name in options.declared(part)}
+  unknown = sorted(set(values) - set(where) - set(plugin))
   if unknown:
     raise ConfigError(f"unknown settings {unknown}; the settings are the flags of `lth find`")
   changes: Dict[str, Dict[str, Any]] = {}
   for name, value in values.items():
-    part, field = where[name]
-    changes.setdefault(part, {})[field] = tuple(value) if isinstance(value, list) else value
+    if name in where:
+      part, field = where[name]
+      changes.setdefault(part, {})[field] = tuple(value) if isinstance(value, list) else value
+  for name, part in plugin.items():
+    if name in values:
+      held = dict(changes.get(part, {}).get(OPTIONS_FIELD, getattr(config, part).options))
+      held[name] = values[name]
+      changes.setdefault(part, {})[OPTIONS_FIELD] = options.normal(part, held.items())
   parts = {part: dataclasses.replace(getattr(config, part), **fields)
            for part, fields in changes.items()}
   for part in parts.values():

@@ -17,6 +17,7 @@ from absl import flags
 
 from lth_tf import config as config_lib
 from lth_tf import config_codec, settings
+from lth_tf import options as options_lib
 from lth_tf.errors import ConfigError
 from lth_tf import user_code
 
@@ -81,6 +82,19 @@ def _groups() -> List[Tuple[str, type, object]]:
   return parts + [(group, cls, name_of) for group, (cls, name_of) in _COMMAND_PARTS.items()]
 
 
+def _fields(cls) -> List[dataclasses.Field]:
+  """A config class's fields that are flags of their own: all but its plug-ins' options, whose
+  flags the plug-ins declare (`lth_tf.options`)."""
+  return [f for f in dataclasses.fields(cls) if f.name != config_codec.OPTIONS_FIELD]
+
+
+def _plugin_options(group: str, cls) -> Dict[str, options_lib.Option]:
+  """The options plug-ins declare for a config group (none for a class without options)."""
+  if all(f.name != config_codec.OPTIONS_FIELD for f in dataclasses.fields(cls)):
+    return {}
+  return options_lib.declared(group)
+
+
 def owners(name: str) -> Tuple[str, ...]:
   """The groups and command headings flag `name` belongs to; () for absl's own flags."""
   return _OWNERS.get(name, ())
@@ -107,8 +121,10 @@ def define_flags() -> None:
     return
   for group, cls, name_of in _groups():
     helps = _field_help(cls)
-    for field in dataclasses.fields(cls):
+    for field in _fields(cls):
       _define_field(name_of(field.name), field, helps.get(field.name, field.name), group)
+    for option in _plugin_options(group, cls).values():
+      _define(option.name, "string", option.default, option.help, group)
   for name, off in config_codec.RETIRED_RUNTIME.items():
     _define(name, "bool" if isinstance(off, bool) else "integer", off,
             f"--{name} is retired: {RETIRED[name]}", "retired")
@@ -145,8 +161,7 @@ def trust_given_code() -> None:
 
 def explicit_fields() -> Dict[str, Tuple[str, ...]]:
   """Per config part, the fields whose flag was given (command line or flagfile)."""
-  return {part: tuple(f.name for f in dataclasses.fields(cls)
-                      if FLAGS[flag_name(part, f.name)].present)
+  return {part: tuple(f.name for f in _fields(cls) if FLAGS[flag_name(part, f.name)].present)
           for part, cls in _parts()}
 
 
@@ -186,16 +201,21 @@ def rewind_iterations() -> Tuple[int, ...]:
   return tuple(_parse_int(value, SWEEP_FLAG) for value in FLAGS[SWEEP_FLAG].value)
 
 
-def part_from_flags(cls, name_of, **fixed):
-  """The config part `cls` from the parsed flags, each field read from flag `name_of(field)`
-  (list flags as the field's tuple, `_parse_tuple`), except the `fixed` ones."""
+def part_from_flags(group: str, cls, name_of, **fixed):
+  """The config part `cls` of `group` from the parsed flags, each field read from flag
+  `name_of(field)` (list flags as the field's tuple, `_parse_tuple`), except the `fixed` ones;
+  its plug-ins' options from their own flags."""
   values = {}
-  for field in dataclasses.fields(cls):
+  for field in _fields(cls):
     name = name_of(field.name)
     value = fixed[field.name] if field.name in fixed else FLAGS[name].value
     if isinstance(field.default, tuple) and field.name not in fixed:
       value = _parse_tuple(field, value, name)
     values[field.name] = value
+  plugin = _plugin_options(group, cls)
+  if plugin:
+    values[config_codec.OPTIONS_FIELD] = options_lib.normal(
+        group, [(name, FLAGS[name].value) for name in plugin])
   return cls(**values)
 
 
@@ -203,7 +223,7 @@ def _config_from_flags(rewind_iteration: int) -> config_lib.ExperimentConfig:
   for name, why in RETIRED.items():
     if FLAGS[name].value != config_codec.RETIRED_RUNTIME[name]:
       raise ConfigError(f"--{name} is retired: {why}")
-  parts = {part: part_from_flags(cls, name_of,
+  parts = {part: part_from_flags(part, cls, name_of,
                                  **({SWEEP_FLAG: rewind_iteration} if part == "pruning" else {}))
            for part, cls, name_of in _groups() if part not in _COMMAND_PARTS}
   config = config_lib.ExperimentConfig(**parts)
@@ -214,7 +234,7 @@ def command_part(group: str):
   """The settings of a command's own config group (`tune`, `stability`, `transfer`) from the
   parsed flags; validation is left to the command."""
   cls, name_of = _COMMAND_PARTS[group]
-  return part_from_flags(cls, name_of)
+  return part_from_flags(group, cls, name_of)
 
 
 def config_to_flags(config: config_lib.ExperimentConfig) -> str:
@@ -222,7 +242,9 @@ def config_to_flags(config: config_lib.ExperimentConfig) -> str:
   lines = []
   for part, cls in _parts():
     defaults = cls()
-    for field in dataclasses.fields(cls):
+    lines += [f"--{name}={value}" for name, value in
+              getattr(getattr(config, part), config_codec.OPTIONS_FIELD, ())]
+    for field in _fields(cls):
       value = getattr(getattr(config, part), field.name)
       if value == getattr(defaults, field.name):
         continue
@@ -267,8 +289,9 @@ def flags_text(rewind_iteration: Optional[int] = None) -> str:
   for part, cls, name_of in _groups():
     if part in ("tune", "stability"):
       continue
-    for field in dataclasses.fields(cls):
-      flag = FLAGS[name_of(field.name)]
+    names = [name_of(field.name) for field in _fields(cls)] + list(_plugin_options(part, cls))
+    for name in names:
+      flag = FLAGS[name]
       if flag.name == SWEEP_FLAG and rewind_iteration is not None:
         lines.append(f"--{SWEEP_FLAG}={rewind_iteration}")
       elif flag.present or flag.value != flag.default:

@@ -8,6 +8,7 @@ import numbers
 from typing import Tuple
 
 from lth_tf import branches
+from lth_tf import options as plugin_options
 from lth_tf.config import ExperimentConfig
 from lth_tf.settings import StabilityConfig, TuningConfig
 from lth_tf.config_codec import check_types, with_rewind_iteration
@@ -15,7 +16,6 @@ from lth_tf.data.modality import MODALITIES as MODALITY_REGISTRY
 from lth_tf.errors import ConfigError
 from lth_tf.models import check_dropout
 from lth_tf.pruning.kinds import GLOBAL_SETS
-from lth_tf.pruning.patterns import nm_pattern
 from lth_tf.training.optimizers import OPTIMIZERS
 
 LR_SCHEDULES = ("constant", "step")
@@ -109,7 +109,11 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check(p.levels >= 0, f"levels must be >= 0; got {p.levels}")
   _check(0.0 <= p.early_bird_threshold <= 1.0,
          f"early_bird_threshold must be in [0, 1] (0: off); got {p.early_bird_threshold}")
-  nm_pattern(p.nm)
+  for name, value in p.options:  # each as the strategy that declares it parses it
+    plugin_options.declared("pruning")[name].parse(value)
+  _check(p.options == plugin_options.normal("pruning", p.options),
+         f"options must be (name, value) pairs of declared options, sorted, none at its default; "
+         f"got {list(p.options)}")
   _check(p.early_bird_window >= 1, f"early_bird_window must be >= 1; got {p.early_bird_window}")
   _check(p.early_bird_threshold == 0 or p.levels >= 1,
          "early_bird_threshold draws level 1's mask during the dense training; it needs "

@@ -11,9 +11,12 @@ from lth_tf import config_codec
 from lth_tf.errors import ConfigError
 from lth_tf import flags as lth_flags
 
+# Every field but a part's plug-in options (each option is a flag its plug-in declares:
+# tests/pruning/test_nm.py).
 FIELDS = [(part.name, field.name)
           for part in dataclasses.fields(config_lib.ExperimentConfig)
-          for field in dataclasses.fields(type(part.default))]
+          for field in dataclasses.fields(type(part.default))
+          if field.name != config_codec.OPTIONS_FIELD]
 
 
 @pytest.fixture

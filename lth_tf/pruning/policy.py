@@ -6,7 +6,7 @@ from typing import Dict, Iterable, Mapping, Optional, Tuple
 import numpy as np
 
 from lth_tf.config import PruningConfig
-from lth_tf.pruning.patterns import nm_pattern
+from lth_tf import options as options_lib
 from lth_tf.errors import ConfigError
 from lth_tf.pruning.kinds import GLOBAL_SETS, KINDS
 from lth_tf.pruning.mask import Mask
@@ -78,6 +78,13 @@ def check_inputs(pruning: PruningConfig, available: Iterable[str], where: str) -
                       "not give it")
 
 
+def parsed_options(pruning: PruningConfig):
+  """The chosen strategy's options, parsed (`lth_tf.options`), defaults filled in."""
+  held, declared = dict(pruning.options), options_lib.declared("pruning")
+  return {name: declared[name].parse(options_lib.value("pruning", held, name))
+          for name in strategy(pruning).options}
+
+
 def check_config(pruning: PruningConfig) -> None:
   """Refuses, in one line before anything trains, an option of another strategy set away from
   its default (`PruningStrategy.options`, e.g. `--nm` without `--pruning_strategy=nm`), an
@@ -85,11 +92,11 @@ def check_config(pruning: PruningConfig) -> None:
   (`PruningStrategy.watches_training`), and more levels than the strategy's mask changes in
   (`PruningStrategy.final_after`)."""
   chosen = strategy(pruning)
-  for name in STRATEGIES.names():
-    for option in record(STRATEGIES.get(name)).options:
-      if option not in chosen.options and getattr(pruning, option) != getattr(_DEFAULTS, option):
-        raise ConfigError(f"--{option} is read by --pruning_strategy={name} only; this "
-                          f"experiment prunes with --pruning_strategy={pruning.strategy}")
+  declared = options_lib.declared("pruning")
+  for option, _ in pruning.options:
+    if option not in chosen.options:
+      raise ConfigError(f"--{option} is read by --pruning_strategy={declared[option].owner} "
+                        f"only; this experiment prunes with --pruning_strategy={pruning.strategy}")
   if pruning.early_bird_threshold and not chosen.watches_training:
     what = ("scores θk, the weights a level restarts from" if chosen.at_init
             else "does not read the weights' values")
@@ -177,7 +184,7 @@ def request(pruning: PruningConfig, kinds: Mapping[str, str], weights: Mapping[s
       score_iterations=pruning.score_iterations,
       score_examples=pruning.score_examples,
       kinds=dict(kinds),
-      nm=nm_pattern(pruning.nm))
+      options=parsed_options(pruning))
 
 
 def next_mask(pruning: PruningConfig, kinds: Mapping[str, str],

@@ -34,7 +34,7 @@ def _blocks(array, m):
 def _nm(weights=WEIGHTS, mask=None, n=2, m=4, **kwargs):
   kwargs.setdefault("layer_rates", RATES)
   mask = Mask.ones_like(weights) if mask is None else mask
-  return STRATEGIES.get("nm")(PruneRequest(weights, mask, nm=(n, m), kinds=KINDS, **kwargs))
+  return STRATEGIES.get("nm")(PruneRequest(weights, mask, options={"nm": (n, m)}, kinds=KINDS, **kwargs))
 
 
 @pytest.mark.parametrize("n,m", [(2, 4), (1, 4), (3, 4), (2, 8)])
@@ -123,11 +123,11 @@ def test_global_scope_prunes_the_global_set_only():
 @pytest.mark.parametrize("text", ["4:2", "2:2", "0:4", "2-4", "a:4", "2:4:8", ""])
 def test_a_bad_pattern_is_refused(text):
   with pytest.raises(ConfigError, match="nm must be N:M with 1 <= N < M"):
-    validate(ExperimentConfig(pruning=PruningConfig(strategy="nm", nm=text)))
+    validate(ExperimentConfig(pruning=PruningConfig(strategy="nm", options=(("nm", text),))))
 
 
 @pytest.mark.parametrize("pruning_config,message", [
-    (PruningConfig(nm="1:4"), "--nm is read by --pruning_strategy=nm only"),
+    (PruningConfig(options=(("nm", "1:4"),)), "--nm is read by --pruning_strategy=nm only"),
     (PruningConfig(strategy="nm", levels=2), "give --levels=1"),
     (PruningConfig(strategy="nm", levels=3, mode="one_shot"), "give --levels=1"),
 ])
@@ -137,9 +137,38 @@ def test_incompatible_options_are_refused(pruning_config, message):
 
 
 def test_the_pattern_field_at_its_default_keeps_every_hash():
-  assert ExperimentConfig(pruning=PruningConfig(nm="2:4")).experiment_hash() == "ec75416aa5cf"
-  assert (ExperimentConfig(pruning=PruningConfig(strategy="nm", nm="1:4")).experiment_hash()
+  assert ExperimentConfig(pruning=PruningConfig(options=())).experiment_hash() == "ec75416aa5cf"
+  # The hash of `--nm=3:8` from when `nm` was a field of PruningConfig: the option, declared by
+  # the strategy, is hashed as that field was.
+  assert ExperimentConfig(pruning=PruningConfig(strategy="nm", levels=1, options=(
+      ("nm", "3:8"),))).experiment_hash() == "018e94898772"
+  assert (ExperimentConfig(pruning=PruningConfig(strategy="nm", options=(("nm", "1:4"),))).experiment_hash()
           != ExperimentConfig(pruning=PruningConfig(strategy="nm")).experiment_hash())
+
+
+def test_the_option_is_a_flag_a_keyword_and_a_key_of_its_own():
+  """Declared in the strategy's module alone, `nm` reads and writes as a field of its own:
+  `config.json` (old files with `"nm": "2:4"` included), the Python API's keywords, the flags."""
+  from lth_tf import flags as lth_flags  # pylint: disable=import-outside-toplevel
+  from lth_tf.config_codec import with_fields  # pylint: disable=import-outside-toplevel
+  config = with_fields(ExperimentConfig(), pruning_strategy="nm", levels=1, nm="1:4")
+  assert config.pruning.options == (("nm", "1:4"),) and config.pruning.option("nm") == "1:4"
+  written = config.to_dict()["pruning"]
+  assert written["nm"] == "1:4" and "options" not in written
+  assert ExperimentConfig.from_dict(config.to_dict()) == config
+  old = ExperimentConfig().to_dict()
+  old["pruning"]["nm"] = "2:4"  # what every config.json held while nm was a field
+  assert ExperimentConfig.from_dict(old) == ExperimentConfig()
+  assert with_fields(config, nm="2:4").pruning.options == ()
+  with pytest.raises(ConfigError, match="unknown PruningConfig fields: mn"):
+    ExperimentConfig.from_dict(dict(old, pruning=dict(old["pruning"], mn="1:4")))
+  lth_flags.define_flags()
+  try:
+    lth_flags.FLAGS(["x", "--pruning_strategy=nm", "--levels=1", "--nm=1:4"])
+    assert lth_flags.config_from_flags() == config
+    assert "--nm=1:4" in lth_flags.config_to_flags(config).splitlines()
+  finally:
+    lth_flags.FLAGS.unparse_flags()
 
 
 def test_a_search_asks_for_no_more_levels_than_the_pattern_takes():
@@ -163,7 +192,7 @@ def _config(root, **pruning_fields):
       runtime=RuntimeConfig(root_dir=str(root), data_dir=str(root), progress=False))
 
 
-@pytest.mark.parametrize("fields", [dict(levels=2), dict(levels=1, nm="4:4"),
+@pytest.mark.parametrize("fields", [dict(levels=2), dict(levels=1, options=(("nm", "4:4"),)),
                                     dict(levels=1, output_rate=0.0, fc_rate=0.0)])
 def test_the_level_loop_refuses_before_anything_is_written(tmp_path, fields):
   with pytest.raises(ConfigError):

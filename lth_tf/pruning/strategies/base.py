@@ -5,8 +5,6 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from lth_tf.config import PruningConfig
-from lth_tf.pruning.patterns import nm_pattern
 from lth_tf.errors import ConfigError
 from lth_tf.pruning.mask import Mask, keep_top
 from lth_tf.registry import Registry
@@ -40,8 +38,8 @@ class PruneRequest:
       0: ten of every class, drawn class by class.
     kinds: each prunable weight's layer kind (`lth_tf.pruning.kinds`: `fc`, `pointwise`,
       `depthwise`, ...), for a strategy whose rule depends on it; empty where none is known.
-    nm: (N, M) of the `nm` strategy: keep N of every M consecutive weights along a kernel's
-      input axis.
+    options: the chosen strategy's own options (`lth_tf.options`), parsed, by name (N:M:
+      `nm`, (N, M)); a strategy reads its defaults where one is missing.
   """
   weights: Mapping[str, np.ndarray]
   mask: Mask
@@ -55,7 +53,7 @@ class PruneRequest:
   score_iterations: int = 0
   score_examples: int = 0
   kinds: Mapping[str, str] = dataclasses.field(default_factory=dict)
-  nm: Tuple[int, int] = nm_pattern(PruningConfig.nm)
+  options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 Strategy = Callable[[PruneRequest], Mask]
@@ -94,8 +92,8 @@ class PruningStrategy:
     reads_weights: its mask depends on the values of the weights it is given (random pruning's
       does not). With `at_init` False, the mask level 1 prunes depends on how long the dense
       network trained, which is what the early-bird watch follows (`watches_training`).
-    options: the `PruningConfig` fields only this strategy reads (N:M: `nm`); under any other
-      strategy they must keep their defaults.
+    options: the names of the options it declares (`lth_tf.options.declare`, N:M: `nm`) and
+      alone reads; under any other strategy they must keep their defaults.
     check: `PruneRequest -> notes`: the strategy's check of a model's prunable weights before
       anything trains (the request of a first round on the dense mask); raises `ConfigError`
       for a model it cannot prune and returns lines for the log (e.g. the layers it leaves

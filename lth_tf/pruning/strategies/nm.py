@@ -27,11 +27,37 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from lth_tf import options
 from lth_tf.errors import ConfigError
 from lth_tf.pruning.mask import Mask
 from lth_tf.pruning.strategies.base import STRATEGIES, PruneRequest, PruningStrategy
 
 INPUT_AXIS = -2  # of a Keras kernel [..., inputs, outputs]
+
+
+def nm_pattern(text: str) -> Tuple[int, int]:
+  """(N, M) of an `N:M` pattern (`PruningConfig.nm`), 1 <= N < M; a one-line `ConfigError`
+  otherwise."""
+  parts = str(text).split(":")
+  try:
+    n, m = (int(part) for part in parts) if len(parts) == 2 else (0, 0)
+  except ValueError:
+    n, m = 0, 0
+  if not 1 <= n < m:
+    raise ConfigError(f"nm must be N:M with 1 <= N < M (keep N of every M weights), e.g. 2:4; "
+                      f"got {text!r}")
+  return n, m
+
+
+NM = options.declare("pruning", options.Option(
+    "nm", "2:4", "`N:M` of `--pruning_strategy=nm`: keep N of every M consecutive weights along "
+    "each kernel's input axis, at every output channel (2:4, the pattern sparse tensor cores "
+    "read; tfmot's `sparsity_m_by_n=(2, 4)` counts the zeros of the same pattern). Needs "
+    "1 <= N < M; read by the `nm` strategy only.", nm_pattern, "nm"))
+
+
+def _pattern(request: PruneRequest) -> Tuple[int, int]:
+  return request.options.get("nm") or nm_pattern(NM.default)
 
 
 def block_mask(weights: np.ndarray, alive: np.ndarray, n: int, m: int) -> np.ndarray:
@@ -57,7 +83,7 @@ def chosen_layers(request: PruneRequest) -> Tuple[str, ...]:
 
 def dense_reason(request: PruneRequest, name: str) -> Optional[str]:
   """Why chosen weight `name` stays dense under N:M, or None when it is pruned."""
-  _, m = request.nm
+  _, m = _pattern(request)
   shape = request.mask[name].shape
   if request.kinds.get(name) == "depthwise":
     return "a depthwise kernel has no input axis to block"
@@ -71,7 +97,7 @@ def dense_reason(request: PruneRequest, name: str) -> Optional[str]:
 def nm_prune(request: PruneRequest) -> Mask:
   """The request's mask with every chosen layer that can be pruned N:M (`dense_reason`) cut to
   N of every M along its inputs, by magnitude among the surviving weights."""
-  n, m = request.nm
+  n, m = _pattern(request)
   new: Dict[str, np.ndarray] = dict(request.mask.to_arrays())
   for name in chosen_layers(request):
     if dense_reason(request, name) is None:
@@ -82,7 +108,7 @@ def nm_prune(request: PruneRequest) -> Mask:
 def nm_check(request: PruneRequest) -> Tuple[str, ...]:
   """Refuses a model of which no chosen layer can be pruned N:M; the lines name the layers it
   leaves dense and why."""
-  n, m = request.nm
+  n, m = _pattern(request)
   chosen = chosen_layers(request)
   reasons = {name: dense_reason(request, name) for name in chosen}
   pattern = f"{n}:{m}"
