@@ -1,6 +1,7 @@
 """What a level of an experiment plans its branches from (`branches.BranchContext`), built in one
-place for every command that plans a level's branches: `lth find` (the level loop) and
-`lth stability` (the copies of a finished level), so that a branch plans the same way in both.
+place for every command that plans a level's branches: `lth find` (the level loop),
+`lth stability` (the copies of a finished level) and `lth transfer` (its one level, from the
+adapted ticket), so that a branch plans the same way in all of them.
 
 A level L >= 1 prunes its source (the previous level's trained ticket; the dense network in
 one-shot mode): the strategy scores the source's trained weights, or θk for a strategy that
@@ -16,6 +17,18 @@ from lth_tf.config import ExperimentConfig
 from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.rundir import BranchFiles, ExperimentLayout, states
 from lth_tf.training import set_weights
+
+
+def transfer_context(config: ExperimentConfig, replicate: ReplicateModel, seed: int,
+                     mask: pruning.Mask, weights, target_ticket) -> branches_lib.BranchContext:
+  """The context of a transfer replicate: the ticket adapted to the target (`mask`, its start
+  `weights`), no optimizer state (the target optimizer may differ), θ0 of the target model, and
+  the target's own ticket if one was given."""
+  return branches_lib.BranchContext(
+      seed=seed, level=0, tag="transfer", mask=mask, rewind_weights=weights,
+      rewind_optimizer=None, rewind_iteration=config.pruning.rewind_iteration,
+      initial_weights=replicate.initial_weights, fresh_weights=replicate.fresh_weights,
+      target_ticket=target_ticket)
 
 
 def level_source(config: ExperimentConfig, layout: ExperimentLayout, store, seed: int, level: int,

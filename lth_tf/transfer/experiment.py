@@ -34,6 +34,7 @@ from lth_tf.data import modality
 from lth_tf.data.base import as_nhwc, prepare
 from lth_tf.errors import TicketError, UserError
 from lth_tf.lottery import preflight
+from lth_tf.lottery.level import transfer_context
 from lth_tf.lottery.session import open_session
 from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.rundir import (ExperimentLayout, check_data_record, check_engine_record, record_data,
@@ -305,11 +306,7 @@ class TransferExperiment:
     mask, weights, _ = adapt_ticket(
         self.ticket, shapes, replicate.kinds, self.data.num_classes,
         replicate.fresh_weights(derive_seed(seed, "transfer_head")), seed)
-    return branches_lib.BranchContext(
-        seed=seed, level=0, tag="transfer", mask=mask, rewind_weights=weights,
-        rewind_optimizer=None, rewind_iteration=self.config.pruning.rewind_iteration,
-        initial_weights=replicate.initial_weights, fresh_weights=replicate.fresh_weights,
-        target_ticket=self.target_ticket)
+    return transfer_context(self.config, replicate, seed, mask, weights, self.target_ticket)
 
   def _run_replicate(self, seed: int) -> None:
     self.directory.where = f"during replicate {seed}"

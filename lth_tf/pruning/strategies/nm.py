@@ -36,7 +36,7 @@ INPUT_AXIS = -2  # of a Keras kernel [..., inputs, outputs]
 
 
 def nm_pattern(text: str) -> Tuple[int, int]:
-  """(N, M) of an `N:M` pattern (`PruningConfig.nm`), 1 <= N < M; a one-line `ConfigError`
+  """(N, M) of an `N:M` pattern (`--nm`), 1 <= N < M; a one-line `ConfigError`
   otherwise."""
   parts = str(text).split(":")
   try:
