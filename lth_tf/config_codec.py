@@ -32,12 +32,11 @@ RETIRED_FIELDS = {"runtime": RETIRED_RUNTIME}
 OPTIONS_FIELD = "options"
 
 
-def _plugin_options(part: str, part_cls, values: Dict[str, Any], known) -> set:
-  """The keys of `values` that are options declared for `part` (written flat)."""
-  if OPTIONS_FIELD not in known:
-    return set()
-  declared = options.declared(part)
-  return {name for name in values if name not in known and name in declared}
+def plugin_options(part: str, part_cls) -> Dict[str, "options.Option"]:
+  """The options plug-ins declare for config part `part` (none for a class without options)."""
+  if all(f.name != OPTIONS_FIELD for f in dataclasses.fields(part_cls)):
+    return {}
+  return options.declared(part)
 
 
 def flat_dict(part) -> Dict[str, Any]:
@@ -53,7 +52,8 @@ def part_from_dict(part: str, part_cls, values: Dict[str, Any]):
   known = {f.name: f for f in dataclasses.fields(part_cls)}
   retired = RETIRED_FIELDS.get(part, {})
   values = {name: value for name, value in values.items() if name not in retired}
-  plugin = _plugin_options(part, part_cls, values, known)
+  declared = plugin_options(part, part_cls)
+  plugin = {name for name in values if name not in known and name in declared}
   unknown = set(values) - set(known) - set(plugin)
   if unknown:
     raise ConfigError(f"unknown {part_cls.__name__} fields: {', '.join(sorted(unknown))}")
@@ -62,7 +62,7 @@ def part_from_dict(part: str, part_cls, values: Dict[str, Any]):
     if name in plugin:
       continue
     if isinstance(known[name].default, tuple) and isinstance(value, (list, tuple)):
-      value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+      value = tuple(value)
     kwargs[name] = value
   if plugin:
     kwargs[OPTIONS_FIELD] = options.normal(part, list(kwargs.get(OPTIONS_FIELD, ())) +
@@ -146,8 +146,7 @@ def with_fields(config, **values: Any):
   where = {field_name(part, f.name): (part, f.name) for part in parts_of
            for f in dataclasses.fields(type(getattr(config, part))) if f.name != OPTIONS_FIELD}
   plugin = {name: part for part in parts_of
-            if any(f.name == OPTIONS_FIELD for f in dataclasses.fields(type(getattr(config, part))))
-            for name in options.declared(part)}
+            for name in plugin_options(part, type(getattr(config, part)))}
   unknown = sorted(set(values) - set(where) - set(plugin))
   if unknown:
     raise ConfigError(f"unknown settings {unknown}; the settings are the flags of `lth find`")

@@ -1,11 +1,12 @@
-"""The only module that defines and reads absl flags: one flag per config field, flags → config.
+"""The only module that defines and reads absl flags: one flag per config field and per plug-in
+option (`lth_tf.options`), flags → config.
 
 Flags are generated from the config dataclasses, so a new config field is a new flag with its
 docstring as help; a command's own flags from its record (`lth_tf.commands`). Which group or
-command a flag belongs to is recorded when it is defined (`owners`), never parsed back from
-its help. Three fields are renamed to stay unambiguous: `--dataset` (dataset name), `--model`
-(model name) and `--pruning_strategy` (pruning strategy name); `--strategy` is the
-`tf.distribute` strategy.
+command a flag belongs to is recorded when it is defined (`_OWNERS`), never parsed back from
+its help. Fields renamed to stay unambiguous (`config_codec.RENAMED_FIELDS`) include `--dataset`
+(dataset name), `--model` (model name) and `--pruning_strategy` (pruning strategy name);
+`--strategy` is the `tf.distribute` strategy.
 """
 import dataclasses
 import re
@@ -88,18 +89,6 @@ def _fields(cls) -> List[dataclasses.Field]:
   return [f for f in dataclasses.fields(cls) if f.name != config_codec.OPTIONS_FIELD]
 
 
-def _plugin_options(group: str, cls) -> Dict[str, options_lib.Option]:
-  """The options plug-ins declare for a config group (none for a class without options)."""
-  if all(f.name != config_codec.OPTIONS_FIELD for f in dataclasses.fields(cls)):
-    return {}
-  return options_lib.declared(group)
-
-
-def owners(name: str) -> Tuple[str, ...]:
-  """The groups and command headings flag `name` belongs to; () for absl's own flags."""
-  return _OWNERS.get(name, ())
-
-
 def _define(name: str, kind: str, default, text: str, owner: str) -> None:
   """Defines an lth flag once; a flag several commands share gains each as an owner. Its absl
   help names its owners (for --helpfull), which nothing reads back."""
@@ -123,7 +112,7 @@ def define_flags() -> None:
     helps = _field_help(cls)
     for field in _fields(cls):
       _define_field(name_of(field.name), field, helps.get(field.name, field.name), group)
-    for option in _plugin_options(group, cls).values():
+    for option in config_codec.plugin_options(group, cls).values():
       _define(option.name, "string", option.default, option.help, group)
   for name, off in config_codec.RETIRED_RUNTIME.items():
     _define(name, "bool" if isinstance(off, bool) else "integer", off,
@@ -212,7 +201,7 @@ def part_from_flags(group: str, cls, name_of, **fixed):
     if isinstance(field.default, tuple) and field.name not in fixed:
       value = _parse_tuple(field, value, name)
     values[field.name] = value
-  plugin = _plugin_options(group, cls)
+  plugin = config_codec.plugin_options(group, cls)
   if plugin:
     values[config_codec.OPTIONS_FIELD] = options_lib.normal(
         group, [(name, FLAGS[name].value) for name in plugin])
@@ -289,7 +278,7 @@ def flags_text(rewind_iteration: Optional[int] = None) -> str:
   for part, cls, name_of in _groups():
     if part in ("tune", "stability"):
       continue
-    names = [name_of(field.name) for field in _fields(cls)] + list(_plugin_options(part, cls))
+    names = [name_of(field.name) for field in _fields(cls)] + list(config_codec.plugin_options(part, cls))
     for name in names:
       flag = FLAGS[name]
       if flag.name == SWEEP_FLAG and rewind_iteration is not None:

@@ -109,11 +109,11 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check(p.levels >= 0, f"levels must be >= 0; got {p.levels}")
   _check(0.0 <= p.early_bird_threshold <= 1.0,
          f"early_bird_threshold must be in [0, 1] (0: off); got {p.early_bird_threshold}")
-  for name, value in p.options:  # each as the strategy that declares it parses it
-    plugin_options.declared("pruning")[name].parse(value)
   _check(p.options == plugin_options.normal("pruning", p.options),
          f"options must be (name, value) pairs of declared options, sorted, none at its default; "
          f"got {list(p.options)}")
+  for name, value in p.options:  # each as the strategy that declares it parses it
+    plugin_options.declared("pruning")[name].parse(value)
   _check(p.early_bird_window >= 1, f"early_bird_window must be >= 1; got {p.early_bird_window}")
   _check(p.early_bird_threshold == 0 or p.levels >= 1,
          "early_bird_threshold draws level 1's mask during the dense training; it needs "

@@ -22,9 +22,6 @@ LAZY = {
     "lth_tf.pruning.strategies.grasp": "the gradients load TensorFlow: only when a mask is scored",
     "lth_tf.pruning.strategies.synflow": "the gradients load TensorFlow: only when a mask is scored",
     "lth_tf.pruning.kinds": "the layer classes load TensorFlow: only when a model's kinds are read",
-    "lth_tf.branches.invert": "the strategies' step schedule is in lth_tf.pruning, whose "
-                              "strategies import the config, which imports the branches: read "
-                              "when an iterative strategy's invert is planned",
 }
 # Each command loads what it runs when it runs, so that `lth --help`, `lth report` and the other
 # commands start no TensorFlow they do not use.

@@ -21,6 +21,7 @@ import numpy as np
 
 from lth_tf.branches.base import LISTED, Branch, BranchContext, BranchPlan, register
 from lth_tf.errors import UserError
+from lth_tf.pruning.strategies.base import exponential_schedule
 
 
 def lowest(candidates, scores, counts: Mapping[str, int]):
@@ -44,7 +45,6 @@ def inverted(mask, source_mask, scores):
 def step_counts(source_mask, mask, steps: int) -> Dict[str, list]:
   """Per layer, the counts kept after each of `steps` steps from `source_mask`'s to `mask`'s, on
   the exponential schedule the strategies step along."""
-  from lth_tf.pruning.strategies.base import exponential_schedule  # pylint: disable=import-outside-toplevel
   return {name: exponential_schedule(int(np.sum(source_mask[name])), int(np.sum(mask[name])),
                                      steps) for name in mask}
 

@@ -1,9 +1,7 @@
 """`lth export`: a ticket's trained model to SavedModel/TFLite, checked in a fresh process, with a size table."""
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -39,9 +37,7 @@ def export_data(ticket: tickets.Ticket, data_dir: str) -> export_sample.ExportDa
   where reading it runs no code the user did not name (a registered dataset, or user code named
   with `--trust_code`), otherwise from the examples the ticket carries; a ticket of untrusted
   dataset code that carries none is refused in one line before anything is imported."""
-  dataset = ticket.config.dataset.name
-  if (dataset.startswith(user_code.PY_SCHEME) and not user_code.is_trusted(dataset)
-      and ticket.export_data is not None):
+  if tickets.reads_carried_examples(ticket):
     return ticket.export_data
   user_code.check_consent(ticket.config, "the ticket", parts=("dataset",))
   splits = data_lib.load(ticket.config.dataset, data_dir)
@@ -51,7 +47,7 @@ def export_data(ticket: tickets.Ticket, data_dir: str) -> export_sample.ExportDa
   if splits.modality != ticket.modality:
     raise TicketError(f"the ticket was found on {ticket.modality} inputs, the data is "
                       f"{splits.modality}")
-  return export_sample.from_splits(splits, f"the test split of {dataset}")
+  return export_sample.from_splits(splits, f"the test split of {ticket.config.dataset.name}")
 
 
 def ship(ticket_ref: str, formats: List[str], quantize: str, out_dir: str, data_dir: str,
@@ -76,24 +72,12 @@ def ship(ticket_ref: str, formats: List[str], quantize: str, out_dir: str, data_
   if nonzero > ticket.mask.num_remaining():
     raise TicketError("the trained weights are not sparse under the ticket's mask")
   logits = client_model.predict(data.test_inputs, batch_size=2000, verbose=0)
-  # A staging directory of this call's own (never a name the user may hold), moved into place
-  # whole at the end and removed on any failure; a killed export leaves `<out>.partial-*`.
-  parent = os.path.dirname(os.path.abspath(out_dir))
-  os.makedirs(parent, exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=os.path.basename(os.path.abspath(out_dir)) + ".partial-",
-                             dir=parent)
-  umask = os.umask(0)
-  os.umask(umask)
-  os.chmod(staging, 0o777 & ~umask)  # as a directory made by makedirs would be
-  try:
+  # Written into a staging directory of this call's own (never a name the user may hold) and
+  # moved into place whole (`io.published_directory`): a failure leaves `--out` as it was, and
+  # what a killed export leaves is removed by the next export to the same `--out`.
+  with io.published_directory(out_dir) as staging:
     results = _export_into(staging, client_model, model, ticket, data, logits, formats,
                            quantize, encoding, latency_runs)
-    if os.path.exists(out_dir):
-      os.rmdir(out_dir)
-    os.replace(staging, out_dir)
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
   return results
 
 

@@ -12,10 +12,11 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from lth_tf import io
 from lth_tf.compat import tf
-from lth_tf.errors import Interrupted
+from lth_tf.config import ExperimentConfig
+from lth_tf.errors import Interrupted, UserError
 from lth_tf.lottery import results
 from lth_tf.lottery.store import ArtifactStore
-from lth_tf.rundir import BranchFiles, ExperimentLayout
+from lth_tf.rundir import BranchFiles, ExperimentLayout, finished
 
 Slot = Tuple[int, int, str]  # (seed, level, branch)
 
@@ -58,20 +59,29 @@ class RunDirectory:
         raise Interrupted(getattr(interrupt, "signum", signal.SIGINT), self.where) from None
 
   def write_config(self, resolved: Dict, flags_text: str = "",
-                   check_previous: Optional[Callable[[str], None]] = None) -> None:
+                   check_previous: Optional[Callable[[str, ExperimentConfig], None]] = None
+                   ) -> None:
     """Writes `config.json` (with the experiment hash, and every replicate the directory holds:
-    `seeds`) and `flags.txt`; `check_previous` is given the path of the config a previous run
-    recorded, if there is one, and may refuse it."""
+    `seeds`) and `flags.txt`. The config a previous run recorded, if there is one, is read once
+    (`rundir.finished.parse_config`; an unreadable one is refused in one line) and given with
+    its path to `check_previous`, which may refuse it."""
     seeds = tuple(resolved["runtime"]["seeds"])
     if not self.writes:
       self.seeds = seeds
       return
     resolved = dict(resolved, experiment_hash=self.layout.experiment_hash)
-    if os.path.exists(self.layout.config_file):
+    path = self.layout.config_file
+    if os.path.exists(path):
+      try:
+        # Fields added since that run take their defaults, exactly as in the hash.
+        previous = finished.parse_config(path, io.read_json(path)).config
+      except UserError as error:
+        raise UserError(f"{path} is not a readable experiment config ({error}); delete it and "
+                        "rerun to write it again from these flags (the directory is named by "
+                        "their hash)") from None
       if check_previous is not None:
-        check_previous(self.layout.config_file)
-      recorded = io.read_json(self.layout.config_file).get("runtime", {}).get("seeds", ())
-      seeds = tuple(sorted(set(seeds) | {int(seed) for seed in recorded}))
+        check_previous(path, previous)
+      seeds = tuple(sorted(set(seeds) | set(previous.runtime.seeds)))
     self.seeds = seeds
     resolved["runtime"] = dict(resolved["runtime"], seeds=list(seeds))
     io.write_json(self.layout.config_file, resolved)

@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Mapping
 
 from lth_tf import branches as branches_lib
 from lth_tf import data as data_lib
-from lth_tf import distribute, io, models, precision, pruning, tickets, user_code
+from lth_tf import distribute, models, precision, pruning, tickets, user_code
 from lth_tf.compat import tf
 from lth_tf.config import ExperimentConfig
 from lth_tf.validation import validate
@@ -137,15 +137,8 @@ class LotteryExperiment:
 
   # ---- experiment files ---------------------------------------------------------------------
 
-  def _check_previous(self, path: str) -> None:
-    """Refuses a directory whose recorded config is another experiment."""
-    try:
-      # Fields added since that run take their defaults, exactly as in the hash.
-      previous = finished.parse_config(path, io.read_json(path)).config
-    except UserError as error:
-      raise UserError(f"{path} is not a readable experiment config ({error}); delete it and "
-                      "rerun to write it again from these flags (the directory is named by "
-                      "their hash)") from None
+  def _check_previous(self, path: str, previous: ExperimentConfig) -> None:
+    """Refuses a directory whose recorded config (at `path`) is another experiment."""
     if not finished.extends(previous, self.config):
       part = next(part for part in ExperimentConfig.SCIENTIFIC_PARTS
                   if getattr(previous, part) != getattr(self.config, part))

@@ -19,10 +19,9 @@ from lth_tf.training import engines
 
 @dataclasses.dataclass
 class Session:
-  """The opened experiment: its config (engine resolved), layout, strategy, directory (with
-  its store; `writes` on the chief only) and the trainer of its branches."""
+  """The opened experiment: its config (engine resolved), strategy, directory (with its store;
+  `writes` on the chief only) and the trainer of its branches."""
   config: ExperimentConfig
-  layout: ExperimentLayout
   strategy: object
   directory: RunDirectory
   trainer: BranchRun
@@ -54,5 +53,5 @@ def open_session(config: ExperimentConfig, layout: ExperimentLayout, data,
                              layout.config_file, log)
   strategy = strategy if strategy is not None else distribute.make_strategy(config.runtime)
   directory = RunDirectory(layout, distribute.is_chief(strategy))
-  return Session(config, layout, strategy, directory,
+  return Session(config, strategy, directory,
                  BranchRun(config, directory, log, on_branch_finished))

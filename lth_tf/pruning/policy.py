@@ -80,9 +80,8 @@ def check_inputs(pruning: PruningConfig, available: Iterable[str], where: str) -
 
 def parsed_options(pruning: PruningConfig):
   """The chosen strategy's options, parsed (`lth_tf.options`), defaults filled in."""
-  held, declared = dict(pruning.options), options_lib.declared("pruning")
-  return {name: declared[name].parse(options_lib.value("pruning", held, name))
-          for name in strategy(pruning).options}
+  declared = options_lib.declared("pruning")
+  return {name: declared[name].parse(pruning.option(name)) for name in strategy(pruning).options}
 
 
 def check_config(pruning: PruningConfig) -> None:

@@ -13,7 +13,7 @@ from lth_tf.analysis import masks as masks_lib
 from lth_tf.analysis import overlap
 from lth_tf import figures
 from lth_tf.errors import UserError
-from lth_tf.report import report
+from lth_tf.report import publish
 
 CSV_FIELDS = ["mask_a", "mask_b", "relation", "layer", "weights", "kept_a", "kept_b", "both",
               "random_both", "jaccard", "random_jaccard", "a_in_b", "random_a_in_b", "b_in_a",
@@ -150,7 +150,7 @@ def build(directories: Sequence[str], tickets: Sequence[str], out_dir: str,
     raise UserError(f"only {len(masks)} mask found ({', '.join(m.label for m in masks)}): give "
                     "more levels, replicates or experiments to compare")
   pairs = masks_lib.compare(masks)
-  return report.publish(out_dir, lambda staging: _write(staging, masks, pairs))
+  return publish.publish(out_dir, lambda staging: _write(staging, masks, pairs))
 
 
 def _write(out_dir: str, masks, pairs) -> Dict[str, str]:

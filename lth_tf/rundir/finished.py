@@ -13,10 +13,9 @@ from typing import Any, Dict, List, Optional, Tuple
 from lth_tf import io, user_code
 from lth_tf.config import ExperimentConfig
 from lth_tf.errors import ConfigError, CorruptFileError, UserError
-from lth_tf.rundir.layout import BranchFiles, ExperimentLayout
+from lth_tf.rundir.layout import CONFIG_FILE, SUMMARY_FILE, BranchFiles, ExperimentLayout
 from lth_tf.rundir.records import SUMMARY_KEYS
 
-CONFIG_FILE, SUMMARY_FILE, COMPUTE_FILE = "config.json", "summary.json", "compute.json"
 # What `config.json` holds beside the experiment config's parts.
 HASH_KEY, KIND_KEY, TRANSFER_KEY = "experiment_hash", "kind", "transfer"
 TRANSFER_KIND = "transfer"
@@ -78,7 +77,7 @@ def read_config(directory: str, runs_code: bool = False) -> RecordedConfig:
     CorruptFileError: a damaged or hand-edited one (a wrong type, an unknown field).
     ConfigError: with `runs_code`, it names user code the user did not name.
   """
-  path = os.path.join(directory, CONFIG_FILE)
+  path = ExperimentLayout.from_directory(directory).config_file
   if not os.path.isfile(path):
     raise UserError(f"{directory} is not an experiment directory (no {CONFIG_FILE}): {path} is "
                     "missing")
@@ -90,7 +89,7 @@ def read_config(directory: str, runs_code: bool = False) -> RecordedConfig:
 
 def summary_rows(directory: str) -> List[Dict[str, Any]]:
   """`summary.json`: a non-empty list of rows, each with the summary keys."""
-  path = os.path.join(directory, SUMMARY_FILE)
+  path = ExperimentLayout.from_directory(directory).summary_file
   if not os.path.isfile(path):
     raise UserError(f"{directory} has no finished branch yet (no {SUMMARY_FILE})")
   rows = io.read_json(path)
@@ -142,6 +141,15 @@ def extends(recorded: ExperimentConfig, config: ExperimentConfig) -> bool:
   return not watched or (recorded.pruning.levels > 0) == (config.pruning.levels > 0)
 
 
+def _may_extend(raw: Any, config: ExperimentConfig) -> bool:
+  """A cheap first look at a `config.json`'s content: no transfer, and the same dataset and
+  model names as `config` (`extends` decides on the typed config)."""
+  if not isinstance(raw, dict) or raw.get(KIND_KEY) == TRANSFER_KIND:
+    return False
+  return all(isinstance(raw.get(part), dict) and raw[part].get("name") == getattr(config, part).name
+             for part in ("dataset", "model"))
+
+
 def layout_for(config: ExperimentConfig) -> Tuple[ExperimentLayout, int]:
   """The directory of the experiment `config` describes, and the level count it records (0 for
   a new one).
@@ -163,11 +171,14 @@ def layout_for(config: ExperimentConfig) -> Tuple[ExperimentLayout, int]:
   root = config.runtime.root_dir
   found = []
   for name in sorted(os.listdir(root)) if os.path.isdir(root) else ():
-    path = os.path.join(root, name, CONFIG_FILE)
+    path = ExperimentLayout(root, name).config_file
     if not os.path.isfile(path):
       continue
     try:
-      recorded = parse_config(path, io.read_json(path))
+      raw = io.read_json(path)
+      if not _may_extend(raw, config):  # most directories differ in a name: no typed read
+        continue
+      recorded = parse_config(path, raw)
     except UserError:
       continue
     if not recorded.is_transfer and extends(recorded.config, config):
@@ -185,6 +196,7 @@ class FinishedExperiment:
   def __init__(self, directory: str, runs_code: bool = False):
     self.directory = directory.rstrip("/") or directory
     self.layout = ExperimentLayout.from_directory(self.directory)
+    self._read: Dict[Tuple[int, int, str, str], Any] = {}  # branch files, each read once
     self.rows = summary_rows(self.directory)
     self.recorded = read_config(self.directory, runs_code)
 
@@ -202,7 +214,7 @@ class FinishedExperiment:
   def compute_totals(self) -> Optional[Dict[str, Any]]:
     """`compute.json`'s totals (runs, iterations trained, wall time, training FLOPs); None for
     an experiment from before compute accounting."""
-    path = os.path.join(self.directory, COMPUTE_FILE)
+    path = self.layout.compute_file
     if not os.path.exists(path):
       return None
     total = io.read_json(path)
@@ -216,5 +228,8 @@ class FinishedExperiment:
 
   def branch_json(self, replicate: int, level: int, branch: str, name: str) -> Optional[Any]:
     """A branch's `metrics` or `curve_json`, checked; None when the branch has none."""
-    path = getattr(self.branch_files(replicate, level, branch), name)
-    return _BRANCH_READERS[name](path) if os.path.exists(path) else None
+    key = (replicate, level, branch, name)
+    if key not in self._read:
+      path = getattr(self.branch_files(replicate, level, branch), name)
+      self._read[key] = _BRANCH_READERS[name](path) if os.path.exists(path) else None
+    return self._read[key]

@@ -5,6 +5,9 @@ import os
 from lth_tf.config import ExperimentConfig
 
 
+# An experiment directory's config (with its hash), the summary rows of its finished branches,
+# and its compute totals.
+CONFIG_FILE, SUMMARY_FILE, COMPUTE_FILE = "config.json", "summary.json", "compute.json"
 # What an experiment directory was trained on (`rundir.records.record_data`): a rerun on other
 # data is refused.
 DATA_FILE = "data.json"
@@ -47,7 +50,7 @@ class ExperimentLayout:
 
   @property
   def config_file(self) -> str:
-    return os.path.join(self.directory, "config.json")
+    return os.path.join(self.directory, CONFIG_FILE)
 
   @property
   def flags_file(self) -> str:
@@ -67,12 +70,12 @@ class ExperimentLayout:
 
   @property
   def summary_file(self) -> str:
-    return os.path.join(self.directory, "summary.json")
+    return os.path.join(self.directory, SUMMARY_FILE)
 
   @property
   def compute_file(self) -> str:
     """Compute totals (iterations, wall time, training FLOPs) over the finished branches."""
-    return os.path.join(self.directory, "compute.json")
+    return os.path.join(self.directory, COMPUTE_FILE)
 
   def replicate_dir(self, seed: int) -> str:
     return os.path.join(self.directory, f"replicate_{seed}")

@@ -3,7 +3,7 @@
 A pair record (one replicate, level and branch) is a flat JSON object:
 
     replicate, level, branch, rewind_iteration, start_iteration, weights_remaining
-    data_seeds            the two copies' data-order seeds (`derive_seed`, see `experiment`)
+    data_seeds            the two copies' data-order seeds (`derive_seed`, see `lth_tf.stability.experiment`)
     instability           test error barrier: max test error on the path - mean endpoint error
     train_instability     the same on the fixed training subset
     endpoint_test_error   the two copies' own final test errors (their metrics.json)

@@ -54,7 +54,7 @@ def read_config(experiment_dir: str) -> ExperimentConfig:
   try:
     return validate(recorded.config)
   except ConfigError as error:
-    raise CorruptFileError(f"{os.path.join(experiment_dir, rundir.finished.CONFIG_FILE)}: not "
+    raise CorruptFileError(f"{rundir.ExperimentLayout.from_directory(experiment_dir).config_file}: not "
                            f"an experiment config ({error})") from None
 
 

@@ -32,6 +32,7 @@ from lth_tf.config import ExperimentConfig
 from lth_tf.data.modality import NAMES as MODALITY_NAMES
 from lth_tf.errors import ConfigError, CorruptFileError, TicketError
 from lth_tf.rundir import BranchFiles, ExperimentLayout, finished, states
+from lth_tf.rundir.layout import CONFIG_FILE, SUMMARY_FILE
 from lth_tf.pruning import Mask
 
 FORMAT_VERSION = 1
@@ -76,12 +77,12 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir
   """
   if not isinstance(carry_examples, int) or isinstance(carry_examples, bool) or carry_examples < 0:
     raise TicketError(f"carry_examples must be a count >= 0; got {carry_examples!r}")
-  if not os.path.isfile(os.path.join(experiment_dir, finished.CONFIG_FILE)):
+  layout = ExperimentLayout.from_directory(experiment_dir)
+  if not os.path.isfile(layout.config_file):
     raise TicketError(f"{experiment_dir} is not an experiment directory (no config.json)")
   _check_out_dir(out_dir, experiment_dir)
   recorded = finished.read_config(experiment_dir, runs_code=True)
   config, experiment_hash = recorded.config, recorded.experiment_hash
-  layout = ExperimentLayout.from_directory(experiment_dir)
   files = BranchFiles(layout.branch_dir(replicate, level, "ticket"))
   if not files.is_finished():
     raise TicketError(f"replicate {replicate} level {level} of {experiment_dir} is not finished")
@@ -89,7 +90,7 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir
   rewind = states.read(io, layout.rewind_file(replicate))
   splits = data_lib.load(config.dataset, data_dir)
   carried = None
-  if carry_examples and config.dataset.name.startswith(user_code.PY_SCHEME):
+  if carry_examples and user_code.named_code(config, ("dataset",)):
     carried = export_sample.from_splits(splits, "", carry_examples)
   return write(out_dir, mask, rewind.weights, io.read_arrays(files.final_weights), config,
                finished.branch_metrics(files.metrics),
@@ -171,7 +172,7 @@ def _check_out_dir(out_dir: str, experiment_dir: Optional[str]) -> None:
   if os.path.exists(out) and not os.path.isdir(out):
     raise TicketError(f"--out {out_dir} exists and is not a directory")
   held = set(os.listdir(out)) if os.path.isdir(out) else set()
-  if held & {"config.json", "summary.json"}:
+  if held & {CONFIG_FILE, SUMMARY_FILE}:
     raise TicketError(f"--out {out_dir} is an experiment directory; choose a new directory")
   if held - {ARRAYS, METADATA}:
     raise TicketError(f"--out {out_dir} exists and holds files other than a ticket "
@@ -402,14 +403,21 @@ def describe(ticket: Ticket, where: str) -> str:
   return "\n".join(lines)
 
 
+def reads_carried_examples(ticket: Ticket) -> bool:
+  """Whether `lth export` reads the examples the ticket carries: its dataset is user code the
+  user did not name, and the ticket carries them."""
+  code = user_code.named_code(ticket.config, ("dataset",))
+  return ticket.export_data is not None and any(not user_code.is_trusted(name) for name in code)
+
+
 def export_source(ticket: Ticket) -> str:
   """Where `lth export` reads the examples for int8 calibration and the parity check."""
   dataset = ticket.config.dataset.name
-  if not dataset.startswith(user_code.PY_SCHEME):
+  if not user_code.named_code(ticket.config, ("dataset",)):
     return f"the dataset {dataset} (from --data_dir; no code of the ticket's)"
   if user_code.is_trusted(dataset):
     return f"the dataset {dataset} (your code, named with --trust_code)"
-  if ticket.export_data is not None:
+  if reads_carried_examples(ticket):
     return (f"{ticket.export_data.source} and {len(ticket.export_data.calibration)} training "
             f"examples for int8 calibration (its dataset {dataset} is not run)")
   return (f"the dataset {dataset}: your code, which runs only with --trust_code={dataset} "

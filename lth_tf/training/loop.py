@@ -330,7 +330,7 @@ class Trainer:
 
   def fit(self, start_iteration: int, curve: Optional[List[Dict[str, float]]] = None,
           boundaries: Iterable[int] = (),
-          on_boundary: Optional[Callable[[int, List[Dict[str, float]]], None]] = None,
+          on_boundary: Optional[Callable[[int, List[Dict[str, float]]], bool]] = None,
           description: str = "") -> TrainResult:
     """Trains from `start_iteration` to the configured number of iterations.
 
