@@ -225,6 +225,12 @@ class RuntimeConfig:
       worker process with one thread per TensorFlow operation unless `intra_op_threads` says
       otherwise (`lth_tf.lottery.processes`); for small networks on a multi-core CPU. The
       results are those of one process; default or one-device strategy only.
+    executor: where the trainings run (`lth_tf.executors`): `local`, one after another in this
+      process; `ray`, each replicate's levels and each level's branches as Ray tasks, at once
+      where they do not wait for each other, on the cluster `RAY_ADDRESS` names or a local one
+      (`pip install lth_tf[ray]`). The results are those of `local`.
+    cpus_per_task: CPUs Ray reserves for each training task (`--executor=ray`).
+    gpus_per_task: GPUs Ray reserves for each training task (`--executor=ray`).
     dense_shards: split every large fully connected kernel by output columns into this many
       blocks whose products and (fused) updates run at the same time on the inter-op threads
       (`lth_tf.training.sharded`): one small network's step on several cores. Implies the
@@ -248,6 +254,9 @@ class RuntimeConfig:
   inter_op_threads: int = 0
   replicate_processes: int = 1
   dense_shards: int = 1
+  executor: str = "local"
+  cpus_per_task: float = 1.0
+  gpus_per_task: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

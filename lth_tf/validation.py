@@ -14,6 +14,7 @@ from lth_tf.settings import StabilityConfig, TuningConfig
 from lth_tf.config_codec import check_types, with_rewind_iteration
 from lth_tf.data.modality import MODALITIES as MODALITY_REGISTRY
 from lth_tf.errors import ConfigError
+from lth_tf.executors import EXECUTORS
 from lth_tf.models import check_dropout
 from lth_tf.pruning.kinds import GLOBAL_SETS
 from lth_tf.training.optimizers import OPTIMIZERS
@@ -132,6 +133,12 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check(r.replicate_processes == 1 or r.strategy in ("default", "one_device"),
          f"--replicate_processes runs replicates in local worker processes; it cannot be "
          f"combined with --strategy={r.strategy}")
+  _check_choice(r.executor, EXECUTORS.names(), "executor")
+  _check(r.cpus_per_task > 0, f"cpus_per_task must be > 0; got {r.cpus_per_task}")
+  _check(r.gpus_per_task >= 0, f"gpus_per_task must be >= 0; got {r.gpus_per_task}")
+  _check(r.executor == "local" or r.strategy in ("default", "one_device"),
+         f"--executor={r.executor} trains each task on one device; it cannot be combined with "
+         f"--strategy={r.strategy}")
   _check(r.dense_shards >= 1, f"dense_shards must be >= 1; got {r.dense_shards}")
   _check(r.dense_shards == 1 or r.strategy in ("default", "one_device"),
          f"--dense_shards splits one device's step across its cores; it cannot be combined "

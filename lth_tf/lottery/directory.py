@@ -22,7 +22,8 @@ Slot = Tuple[int, int, str]  # (seed, level, branch)
 
 
 class RunDirectory:
-  """One experiment directory (`layout`), written by the chief only (`writes`).
+  """One experiment directory (`layout`), written by the chief only (`writes`); `store` replaces
+  its files with a remote task's view of them (`lottery.store.MemoryStore`).
 
   Attributes:
     store: the files (on the chief) or their in-memory copies (other workers).
@@ -33,10 +34,10 @@ class RunDirectory:
       never drops the finished ones from the summary).
   """
 
-  def __init__(self, layout: ExperimentLayout, writes: bool):
+  def __init__(self, layout: ExperimentLayout, writes: bool, store=None):
     self.layout = layout
     self.writes = writes
-    self.store = ArtifactStore(writes)
+    self.store = store if store is not None else ArtifactStore(writes)
     self.where = ""
     self.seeds: Tuple[int, ...] = ()
 

@@ -20,14 +20,12 @@ from lth_tf.compat import tf
 from lth_tf.config import ExperimentConfig
 from lth_tf.validation import validate
 from lth_tf.errors import UserError
-from lth_tf.lottery import early_bird, preflight, processes
+from lth_tf.executors import EXECUTORS
+from lth_tf.lottery import preflight, processes
 from lth_tf.lottery.session import open_session
-from lth_tf.lottery.level import level_context
-from lth_tf.lottery.replicate import ReplicateModel
+from lth_tf.lottery.tasks import FindSpec, FindWork
 from lth_tf.rundir import (ExperimentLayout, finished, check_data_record, check_engine_record,
-                           check_optimizer_record, record_data, record_engine, record_optimizer,
-                           states)
-from lth_tf.training import get_weights, optimizers
+                           check_optimizer_record, record_data, record_engine, record_optimizer)
 
 
 class LotteryExperiment:
@@ -120,8 +118,8 @@ class LotteryExperiment:
       self.directory.where = f"during replicates {', '.join(map(str, seeds))} (worker processes)"
       processes.run_replicates(self.config, seeds, workers, lock_fd)
     else:
-      for seed in seeds:
-        self._run_replicate(seed)
+      work = self.work()
+      EXECUTORS.get(self.config.runtime.executor)(work, work.graph(seeds))
     self.summary_rows = self.write_summary()  # every level the directory holds
     levels = self.config.pruning.levels
     return [row for row in self.summary_rows if row["level"] <= levels]
@@ -166,46 +164,18 @@ class LotteryExperiment:
     return self.directory.write_summary(self.branch_slots(self.directory.seeds or None,
                                                           self.summary_levels))
 
-  # ---- levels -------------------------------------------------------------------------------
+  # ---- levels ----------------------------------------------------------------------------
+
+  def work(self) -> FindWork:
+    """The experiment's tasks, run through this process's directory (`lottery.tasks`)."""
+    spec = FindSpec(self.config, self.layout, tuple(self.branches), self.ticket,
+                    tuple((seed, tuple(sorted((j, layout.rewind_file(seed))
+                                              for j, layout in layouts.items())))
+                          for seed, layouts in sorted(self._shared.items())))
+    return FindWork(spec, self.data, self.strategy, self.trainer)
 
   def _run_replicate(self, seed: int) -> None:
     self.directory.where = f"during replicate {seed}"
-    replicate = ReplicateModel(self.config, self.data, seed, self.strategy)
-    dense_mask = pruning.Mask.ones_like(pruning.prunable_weights(replicate.model))
-    k = self.config.pruning.rewind_iteration
-    rewind_file = self.layout.rewind_file(seed)
-    # θk of this experiment, and of the rewind sweep's experiments this level 0 is shared with.
-    captures = {j: layout.rewind_file(seed) for j, layout in self._shared.get(seed, {}).items()}
-    captures[k] = rewind_file
-
-    def capture_rewind(iteration: int) -> None:
-      path = captures.get(iteration)
-      if path is not None and not self.store.exists(path):
-        states.write(self.store, path, states.TrainingState(
-            get_weights(replicate.model), optimizers.get_state(replicate.trainer.optimizer)))
-
-    if self.ticket is None:
-      first = branches_lib.BranchPlan(dense_mask, replicate.initial_weights, None, 0)
-    else:
-      # Level 0 is the saved ticket: its mask and weights, from iteration k, fresh optimizer.
-      dense_mask = self.ticket.mask
-      first = branches_lib.BranchPlan(self.ticket.mask, self.ticket.rewind_weights, None, k)
-    # With an early-bird threshold: the mask distances of the dense training, and its stop.
-    watch = early_bird.watch_for(self.config, replicate, self.data.batch, seed, dense_mask)
-
-    def on_iteration(iteration: int, rows) -> bool:
-      capture_rewind(iteration)  # first: a stop at or after k finds θk captured
-      return watch is not None and watch(iteration, rows)
-
-    self.trainer.run(replicate, seed, 0, "ticket", first, on_iteration,
-                     boundaries=tuple(sorted(captures)))
-    rewind = states.read(self.store, rewind_file)
-
-    for level in range(1, self.config.pruning.levels + 1):
-      if all(self.store.exists(self.trainer.files(seed, level, b).metrics) for b in self.branches):
-        continue
-      self.directory.where = f"during replicate {seed} level {level}"
-      context = level_context(self.config, self.layout, self.store, replicate, self.data.batch,
-                              seed, level, rewind, dense_mask)
-      for branch in self.branches:  # finished branches are skipped
-        self.trainer.run(replicate, seed, level, branch, branches_lib.plan_of(branch, context))
+    work = self.work()
+    for task, _ in work.graph((seed,)):
+      work.run(task)

@@ -1,0 +1,18 @@
+"""Where the trainings of an experiment run (`--executor`): each executor is one module of this
+package that registers itself in `EXECUTORS`.
+
+An executor is `run(work, graph)`: it runs every task of `graph` (`lottery.tasks.FindWork.graph`:
+each task with the tasks it waits for) after the tasks it waits for, and leaves the experiment
+directory as running them one after another in `graph` order here would. `work` is the
+experiment's `FindWork` in the process that runs the command, whose store is the directory: the
+one writer of it, whatever runs the trainings.
+"""
+from typing import Callable
+
+from lth_tf.registry import Registry, import_modules
+
+EXECUTORS: Registry[Callable] = Registry("executor")
+
+import_modules(__name__, __path__)
+
+__all__ = ["EXECUTORS"]

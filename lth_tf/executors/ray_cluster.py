@@ -1,0 +1,170 @@
+"""The `ray` executor (`--executor=ray`, `pip install lth_tf[ray]`): every task of the graph is a
+Ray task, started as soon as the tasks it waits for have finished.
+
+- The cluster: the one `RAY_ADDRESS` names (Ray's own convention), or the one this process is
+  already connected to; otherwise a local one is started for the run and stopped after it.
+- One writer: the process that runs the command writes the experiment directory, alone. A task
+  gets its start state as the files it reads (`FindWork.reads`, sent with it) and returns what
+  it wrote (`MemoryStore.written`) and its trained branches (`BranchOutput`), which this process
+  writes exactly as a local run would. The workers need no shared filesystem; the data are put
+  in Ray's object store once, so they travel once per node.
+- Checkpoints: a task sends each checkpoint to a keeper actor on this node, which this process
+  drains into the branch's `checkpoint.npz`. A task retried after its worker died (Ray retries
+  it, on another node if its node is gone) resumes from the last checkpoint the keeper holds,
+  and a rerun after this process was killed resumes from the directory, as a local run does.
+- Resources: each task asks for `--cpus_per_task` CPUs and `--gpus_per_task` GPUs.
+
+A worker keeps the replicate model it built last (tasks of one replicate reuse it) and trains
+with the experiment's thread settings, so its steps are the steps a local run takes: on one CPU
+type the directory is bit-identical to a local run's.
+"""
+import dataclasses
+import os
+from typing import Dict
+
+from lth_tf import io
+from lth_tf.errors import TrainingDiverged, UserError
+from lth_tf.executors import EXECUTORS
+from lth_tf.rundir import BranchFiles, states
+
+# How long the head waits for a task to finish before it drains new checkpoints again.
+POLL_S = 0.5
+# How often Ray retries a task whose worker process or node died.
+TASK_RETRIES = 3
+
+
+def _ray():
+  try:
+    import ray  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    raise UserError("--executor=ray needs Ray: pip install 'lth_tf[ray]'") from None
+  return ray
+
+
+class Keeper:
+  """A Ray actor on the head's node: the last checkpoint of every branch a task trains, by the
+  path of its `checkpoint.npz`, as arrays (`states.TrainingState.to_arrays`)."""
+
+  def __init__(self, checkpoints: Dict[str, Dict]):
+    self._latest = dict(checkpoints)
+    self._new: Dict[str, Dict] = {}
+
+  def put(self, path: str, arrays: Dict) -> None:
+    self._latest[path] = self._new[path] = arrays
+
+  def get(self, path: str):
+    return self._latest.get(path)
+
+  def take_new(self) -> Dict[str, Dict]:
+    new, self._new = self._new, {}
+    return new
+
+  def drop(self, path: str) -> None:
+    self._latest.pop(path, None)
+    self._new.pop(path, None)
+
+
+class KeeperCheckpoints:
+  """A remote task's checkpoints (the `BranchRun` interface): sent to, and read from, the keeper."""
+
+  def __init__(self, keeper):
+    self.keeper = keeper
+
+  def read(self, files: BranchFiles):
+    arrays = _ray().get(self.keeper.get.remote(files.checkpoint))
+    return None if arrays is None else states.TrainingState.from_arrays(arrays, files.checkpoint)
+
+  def write(self, files: BranchFiles, state: states.TrainingState) -> None:
+    _ray().get(self.keeper.put.remote(files.checkpoint, state.to_arrays()))
+
+  def clear(self, files: BranchFiles) -> None:
+    """The head removes a finished branch's checkpoint when it writes the branch."""
+
+
+def run_task(detached, spec, data, task, inputs: Dict, keeper):
+  """A Ray task: `detached` (the work's `run_detached`) with the keeper's checkpoints."""
+  return detached(spec, data, task, inputs, KeeperCheckpoints(keeper))
+
+
+@EXECUTORS.register("ray")
+def run(work, graph) -> None:
+  ray = _ray()
+  started_here = not ray.is_initialized()
+  if started_here:
+    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+  try:
+    _HeadRun(ray, work, graph).run()
+  finally:
+    if started_here:
+      ray.shutdown()
+
+
+class _HeadRun:
+  """The head's side of one run: submits ready tasks, writes what they return."""
+
+  def __init__(self, ray, work, graph):
+    self.ray = ray
+    self.work = work
+    self.graph = list(graph)
+    runtime = work.config.runtime
+    worker_config = work.config.replace(runtime=dataclasses.replace(runtime, progress=False))
+    self.spec = dataclasses.replace(work.spec, config=worker_config)
+    self.remote = ray.remote(run_task).options(
+        num_cpus=runtime.cpus_per_task, num_gpus=runtime.gpus_per_task,
+        max_retries=TASK_RETRIES, retry_exceptions=False)
+    here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
+        ray.get_runtime_context().get_node_id(), soft=False)
+    checkpoints = {}
+    for task, _ in self.graph:
+      path = work.checkpoint(task)
+      if path and os.path.exists(path):
+        checkpoints[path] = io.read_arrays(path)
+    self.keeper = ray.remote(Keeper).options(num_cpus=0, scheduling_strategy=here).remote(
+        checkpoints)
+
+  def run(self) -> None:
+    data = self.ray.put(self.work.data)
+    pending = list(self.graph)
+    done, running = set(), {}
+    try:
+      while pending or running:
+        for task, deps in list(pending):
+          if all(dep in done for dep in deps):
+            pending.remove((task, deps))
+            running[self.remote.remote(self.work.detached, self.spec, data, task,
+                                       self.work.inputs(task), self.keeper)] = task
+        self.work.runner.directory.where = "during " + ", ".join(map(str, running.values()))
+        finished, _ = self.ray.wait(list(running), num_returns=1, timeout=POLL_S)
+        self._write_checkpoints()
+        for ref in finished:
+          task = running.pop(ref)
+          self._write(task, self._result(ref))
+          done.add(task)
+    finally:
+      for ref in running:
+        self.ray.cancel(ref, force=True)
+
+  def _result(self, ref):
+    try:
+      return self.ray.get(ref)
+    except self.ray.exceptions.RayTaskError as error:
+      cause = getattr(error, "cause", None)
+      if isinstance(cause, (UserError, TrainingDiverged)):
+        record = getattr(cause, "record", None)
+        if record is not None and self.work.runner.writes:
+          io.write_json(*record)
+        raise cause from None
+      raise
+
+  def _write_checkpoints(self) -> None:
+    if not self.work.runner.writes:
+      return
+    for path, arrays in self.ray.get(self.keeper.take_new.remote()).items():
+      states.write(io, path, states.TrainingState.from_arrays(arrays, path))
+
+  def _write(self, task, result) -> None:
+    written, outputs = result
+    self._write_checkpoints()  # the task's last ones first: the commit below removes them
+    self.work.write(written, outputs)
+    for output in outputs:
+      self.ray.get(self.keeper.drop.remote(output.files.checkpoint))
