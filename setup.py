@@ -22,6 +22,8 @@ setup(
         "pillow>=10",
     ],
     # bench: the optional PyTorch contender of benchmarks/speed.py (a CPU build is enough).
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"], "bench": ["torch>=2.0"]},
+    # ray: the `--executor=ray` of lth find (lth_tf.executors.ray_cluster).
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"], "bench": ["torch>=2.0"],
+                    "ray": ["ray>=2.40"]},
     entry_points={"console_scripts": ["lth=lth_tf.cli:main"]},
 )

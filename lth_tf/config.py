@@ -221,10 +221,6 @@ class RuntimeConfig:
       matrix products are too small to gain from splitting them across threads.
     inter_op_threads: operations TensorFlow may run at the same time; 0 keeps its default.
       Both thread settings must be set before TensorFlow starts in the process.
-    replicate_processes: train this many replicates (seeds) at the same time, each in its own
-      worker process with one thread per TensorFlow operation unless `intra_op_threads` says
-      otherwise (`lth_tf.lottery.processes`); for small networks on a multi-core CPU. The
-      results are those of one process; default or one-device strategy only.
     executor: where the trainings run (`lth_tf.executors`): `local`, one after another in this
       process; `ray`, each replicate's levels and each level's branches as Ray tasks, at once
       where they do not wait for each other, on the cluster `RAY_ADDRESS` names or a local one
@@ -252,7 +248,6 @@ class RuntimeConfig:
   fused_optimizer: bool = False
   intra_op_threads: int = 0
   inter_op_threads: int = 0
-  replicate_processes: int = 1
   dense_shards: int = 1
   executor: str = "local"
   cpus_per_task: float = 1.0

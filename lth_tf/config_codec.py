@@ -21,7 +21,7 @@ from lth_tf.errors import ConfigError
 # a directory from before their retirement still holds them; being runtime settings they are
 # not part of the experiment, so reading drops them (the directory's `engine.json` says whether
 # one of them trained it: `lth_tf.rundir.records`).
-RETIRED_RUNTIME = {"batch_variants": False, "variant_groups": 1}
+RETIRED_RUNTIME = {"batch_variants": False, "variant_groups": 1, "replicate_processes": 1}
 
 
 # Per config part, its retired fields.

@@ -32,10 +32,12 @@ SWEEP_HELP = (" A comma-separated list (lth find) is a rewind sweep: one experim
 # Flags lth_tf has retired, with why: given a value other than their old default (off), they are
 # refused with that reason before anything runs (an old flagfile gets a clear message rather
 # than an unknown flag).
-RETIRED = {name: ("it never trained faster than the default engine on any measured machine "
-                  "(benchmarks/README.md, \"Training speed\"); drop it: the default engine "
-                  "trains the branches one by one with the same results within float rounding")
-           for name in config_codec.RETIRED_RUNTIME}
+_SLOWER = ("it never trained faster than the default engine on any measured machine "
+           "(benchmarks/README.md, \"Training speed\"); drop it: the default engine trains the "
+           "branches one by one with the same results within float rounding")
+RETIRED = {"batch_variants": _SLOWER, "variant_groups": _SLOWER,
+           "replicate_processes": "replicates train at the same time under --executor=ray, on "
+                                  "this machine or a cluster (README, \"More than one machine\")"}
 
 
 def flag_name(part: str, field: str) -> str:

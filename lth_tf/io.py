@@ -182,20 +182,14 @@ class DirectoryLock:
   The lock is an `flock` on the file `.lock`, which the kernel releases when the holding
   process dies however it dies: a lock file that nobody holds is stale whatever pid it names
   (its owner may be gone, or its pid reused by another program), and is taken over. The
-  holder writes its pid into the file for the message another process gives. Processes that
-  inherit the locked descriptor (the workers of `--replicate_processes`) hold the lock with
-  their parent: it is free once the last of them exits. The holder deletes the file before
-  releasing it; a process that locked a file just deleted sees that it is no longer `.lock`
-  and tries again.
+  holder writes its pid into the file for the message another process gives, and deletes the
+  file before releasing it; a process that locked a file just deleted sees that it is no
+  longer `.lock` and tries again.
   """
 
   def __init__(self, directory: str):
     self.path = os.path.join(directory, ".lock")
     self._fd = None
-
-  def fileno(self) -> int:
-    """The locked descriptor, for processes that must hold the lock with this one."""
-    return self._fd
 
   def __enter__(self) -> "DirectoryLock":
     os.makedirs(os.path.dirname(self.path), exist_ok=True)

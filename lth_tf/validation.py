@@ -128,11 +128,6 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check_seed(d.split_seed, "split_seed")
   _check(r.eval_batch_size > 0, f"eval_batch_size must be > 0; got {r.eval_batch_size}")
   _check(r.logical_devices >= 0, f"logical_devices must be >= 0; got {r.logical_devices}")
-  _check(r.replicate_processes >= 1,
-         f"replicate_processes must be >= 1; got {r.replicate_processes}")
-  _check(r.replicate_processes == 1 or r.strategy in ("default", "one_device"),
-         f"--replicate_processes runs replicates in local worker processes; it cannot be "
-         f"combined with --strategy={r.strategy}")
   _check_choice(r.executor, EXECUTORS.names(), "executor")
   _check(r.cpus_per_task > 0, f"cpus_per_task must be > 0; got {r.cpus_per_task}")
   _check(r.gpus_per_task >= 0, f"gpus_per_task must be >= 0; got {r.gpus_per_task}")
@@ -157,8 +152,8 @@ def validate_sweep(config: ExperimentConfig, rewind_iterations) -> Tuple[int, ..
   functions of the seed, and k only marks where θk is captured. Refused: an early-bird
   threshold (the dense training ends at the first draw at or after k), a saved ticket (level
   0 starts from its weights at k), and no pruned level (every k would be the same dense run);
-  also worker processes and multi-worker strategies (the sweep shares level 0 in one process,
-  on one machine's files).
+  also multi-worker strategies (the sweep shares level 0 in one process, on one machine's
+  files).
 
   Raises:
     ConfigError: a k that is no integer, outside [0, iterations) or given twice, or one of
@@ -186,8 +181,6 @@ def validate_sweep(config: ExperimentConfig, rewind_iterations) -> Tuple[int, ..
     _check(not (p.ticket_sha256 or r.ticket),
            "--ticket starts level 0 from the ticket's weights at k, so level 0 depends on k "
            "and a rewind sweep cannot share it; run one k at a time")
-    _check(r.replicate_processes == 1,
-           "a rewind sweep trains its replicates in one process; drop --replicate_processes")
     _check(r.strategy != "multi_worker_mirrored",
            "a rewind sweep copies level 0 between experiment directories on one machine; "
            "run one k at a time with --strategy=multi_worker_mirrored")

@@ -14,7 +14,8 @@ if [ "${LTH_SKIP_BAZEL:-0}" != "1" ]; then
 fi
 # Two worker processes (LTH_TEST_WORKERS): much of a test's time is single-threaded (TensorFlow's
 # start-up in the command-line tests' subprocesses, graph tracing), so two nearly halve the wall time.
-.venv/bin/python -m pytest -q -n "${LTH_TEST_WORKERS:-2}" tests ${ignored[@]+"${ignored[@]}"} "$@"
+# --dist loadgroup: the tests of one xdist_group (the Ray cluster's) run in one worker process.
+.venv/bin/python -m pytest -q -n "${LTH_TEST_WORKERS:-2}" --dist loadgroup tests ${ignored[@]+"${ignored[@]}"} "$@"
 if [ "${LTH_SKIP_BAZEL:-0}" != "1" ]; then
   if ! command -v bazel >/dev/null 2>&1; then
     (apt-get install -y -q bazel-bootstrap || (apt-get update -q && apt-get install -y -q bazel-bootstrap)) >/dev/null

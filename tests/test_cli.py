@@ -39,6 +39,9 @@ _BAD_INPUT = [
     (["find", "--intra_op_threads=-1"], "intra_op_threads must be >= 0"),
     (["find", "--batch_variants"], "--batch_variants is retired: it never trained faster"),
     (["find", "--variant_groups=2"], "--variant_groups is retired"),
+    (["find", "--replicate_processes=2"],
+     "--replicate_processes is retired: replicates train at the same time under --executor=ray"),
+    (["find", "--executor=slurm"], "executor must be one of local, ray; got 'slurm'"),
     (["find", "--dense_shards=0"], "dense_shards must be >= 1"),
     (["find", "--dense_shards=2", "--strategy=mirrored"], "--dense_shards splits one device"),
     # Refused by the engine's own rules, in the preflight (before config.json is written).

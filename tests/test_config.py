@@ -123,7 +123,6 @@ def test_from_dict_rejects_unknown_fields():
     ("pruning", {"global_rate": float("nan")}, "global_rate must be a finite number"),
     ("pruning", {"rewind_iteration": -1}, "rewind_iteration must be in"),
     ("runtime", {"eval_batch_size": 0}, "eval_batch_size must be > 0"),
-    ("runtime", {"replicate_processes": 0}, "replicate_processes must be >= 1"),
     ("runtime", {"logical_devices": -1}, "logical_devices must be >= 0"),
     # A size allocated from a setting is bounded before anything is allocated.
     ("dataset", {"image_size": (100000, 100000)}, r"image_size must be .* in \[1, 4096\]"),

@@ -43,19 +43,21 @@ def _ray():
 
 class Keeper:
   """A Ray actor on the head's node: the last checkpoint of every branch a task trains, by the
-  path of its `checkpoint.npz`, as arrays (`states.TrainingState.to_arrays`)."""
+  path of its `checkpoint.npz`: its arrays (`states.TrainingState.to_arrays`) and what the task
+  had written before it (`MemoryStore.written`, such as the rewind point), which a retry of the
+  task resumes with and the head writes first."""
 
   def __init__(self, checkpoints: Dict[str, Dict]):
-    self._latest = dict(checkpoints)
-    self._new: Dict[str, Dict] = {}
+    self._latest = {path: (arrays, []) for path, arrays in checkpoints.items()}
+    self._new: Dict[str, tuple] = {}
 
-  def put(self, path: str, arrays: Dict) -> None:
-    self._latest[path] = self._new[path] = arrays
+  def put(self, path: str, arrays: Dict, written: list) -> None:
+    self._latest[path] = self._new[path] = (arrays, written)
 
   def get(self, path: str):
     return self._latest.get(path)
 
-  def take_new(self) -> Dict[str, Dict]:
+  def take_new(self) -> Dict[str, tuple]:
     new, self._new = self._new, {}
     return new
 
@@ -65,17 +67,25 @@ class Keeper:
 
 
 class KeeperCheckpoints:
-  """A remote task's checkpoints (the `BranchRun` interface): sent to, and read from, the keeper."""
+  """A remote task's checkpoints (the `BranchRun` interface), sent to and read from the keeper
+  with what the task wrote before each (through `store`, its `MemoryStore`)."""
 
-  def __init__(self, keeper):
+  def __init__(self, keeper, store):
     self.keeper = keeper
+    self.store = store
 
   def read(self, files: BranchFiles):
-    arrays = _ray().get(self.keeper.get.remote(files.checkpoint))
-    return None if arrays is None else states.TrainingState.from_arrays(arrays, files.checkpoint)
+    from lth_tf.lottery.store import apply  # pylint: disable=import-outside-toplevel
+    kept = _ray().get(self.keeper.get.remote(files.checkpoint))
+    if kept is None:
+      return None
+    arrays, written = kept
+    apply(self.store, written)  # what the killed attempt had written: its rewind point
+    return states.TrainingState.from_arrays(arrays, files.checkpoint)
 
   def write(self, files: BranchFiles, state: states.TrainingState) -> None:
-    _ray().get(self.keeper.put.remote(files.checkpoint, state.to_arrays()))
+    _ray().get(self.keeper.put.remote(files.checkpoint, state.to_arrays(),
+                                      list(self.store.written)))
 
   def clear(self, files: BranchFiles) -> None:
     """The head removes a finished branch's checkpoint when it writes the branch."""
@@ -83,7 +93,7 @@ class KeeperCheckpoints:
 
 def run_task(detached, spec, data, task, inputs: Dict, keeper):
   """A Ray task: `detached` (the work's `run_detached`) with the keeper's checkpoints."""
-  return detached(spec, data, task, inputs, KeeperCheckpoints(keeper))
+  return detached(spec, data, task, inputs, lambda store: KeeperCheckpoints(keeper, store))
 
 
 @EXECUTORS.register("ray")
@@ -159,7 +169,8 @@ class _HeadRun:
   def _write_checkpoints(self) -> None:
     if not self.work.runner.writes:
       return
-    for path, arrays in self.ray.get(self.keeper.take_new.remote()).items():
+    for path, (arrays, written) in self.ray.get(self.keeper.take_new.remote()).items():
+      self.work.write(written, [])  # first: a rerun resumed from the checkpoint reads them
       states.write(io, path, states.TrainingState.from_arrays(arrays, path))
 
   def _write(self, task, result) -> None:

@@ -41,10 +41,8 @@ class RunDirectory:
     self.where = ""
     self.seeds: Tuple[int, ...] = ()
 
-  def locked(self, body: Callable[[Optional[int]], List[Dict]],
-             deterministic: bool = False) -> List[Dict]:
-    """Runs `body(lock_fd)` holding the directory's lock (chief only; `lock_fd` None elsewhere),
-    after removing what a killed run left half-written; `deterministic` enables TensorFlow's
+  def locked(self, body: Callable[[], List[Dict]], deterministic: bool = False) -> List[Dict]:
+    """Runs `body()` holding the directory's lock (chief only), after removing what a killed run left half-written; `deterministic` enables TensorFlow's
     op determinism first."""
     if deterministic:
       tf.config.experimental.enable_op_determinism()
@@ -53,7 +51,7 @@ class RunDirectory:
       if self.writes:
         io.remove_temporary_files(self.layout.directory)
       try:
-        return body(lock.fileno() if self.writes else None)
+        return body()
       except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM turned into an Interrupted
         if self.writes:  # what the killed workers were writing
           io.remove_temporary_files(self.layout.directory)

@@ -94,11 +94,11 @@ def check_branch_needs(names: Iterable[str], available: Iterable[str], why: str)
                       "does)")
 
 
-def check_one_process(config: ExperimentConfig, command: str) -> None:
-  """Commands that train their replicates in one process refuse `--replicate_processes`."""
-  if config.runtime.replicate_processes > 1:
-    raise UserError(f"{command} trains its replicates in one process; "
-                    "--replicate_processes is for lth find and lth train")
+def check_local_executor(config: ExperimentConfig, command: str) -> None:
+  """Commands whose trainings run in their own process refuse another executor."""
+  if config.runtime.executor != "local":
+    raise UserError(f"{command} trains in its own process; --executor={config.runtime.executor} "
+                    "is for lth find and lth train (rewind sweeps included)")
 
 
 def load_ticket(config: ExperimentConfig):

@@ -16,12 +16,11 @@ from typing import Callable, Dict, List, Mapping
 from lth_tf import branches as branches_lib
 from lth_tf import data as data_lib
 from lth_tf import distribute, models, precision, pruning, tickets, user_code
-from lth_tf.compat import tf
 from lth_tf.config import ExperimentConfig
 from lth_tf.validation import validate
 from lth_tf.errors import UserError
 from lth_tf.executors import EXECUTORS
-from lth_tf.lottery import preflight, processes
+from lth_tf.lottery import preflight
 from lth_tf.lottery.session import open_session
 from lth_tf.lottery.tasks import FindSpec, FindWork
 from lth_tf.rundir import (ExperimentLayout, finished, check_data_record, check_engine_record,
@@ -30,8 +29,6 @@ from lth_tf.rundir import (ExperimentLayout, finished, check_data_record, check_
 
 class LotteryExperiment:
   """Runs (or resumes) every replicate, level and branch of one experiment."""
-
-  _writes_summary = True  # False in a worker process of `run` (its parent writes the summary)
 
   def __init__(self, config: ExperimentConfig, flags_text: str = "",
                log: Callable[[str], None] = print):
@@ -103,7 +100,7 @@ class LotteryExperiment:
     """Trains what is not finished yet and returns the summary rows."""
     return self.directory.locked(self._run_locked, self.config.runtime.deterministic)
 
-  def _run_locked(self, lock_fd) -> List[Dict]:
+  def _run_locked(self) -> List[Dict]:
     recorded = self.config.replace(pruning=dataclasses.replace(self.config.pruning,
                                                                levels=self.summary_levels))
     self.directory.write_config(recorded.to_dict(), self.flags_text, self._check_previous)
@@ -112,26 +109,11 @@ class LotteryExperiment:
       record_engine(self.layout.engine_file, self.config.runtime, self.layout.directory)
       record_optimizer(self.layout.optimizer_file, self.config.pruning, self.layout,
                        self.branch_slots())
-    seeds = self.config.runtime.seeds
-    workers = min(self.config.runtime.replicate_processes, len(seeds))
-    if workers > 1:
-      self.directory.where = f"during replicates {', '.join(map(str, seeds))} (worker processes)"
-      processes.run_replicates(self.config, seeds, workers, lock_fd)
-    else:
-      work = self.work()
-      EXECUTORS.get(self.config.runtime.executor)(work, work.graph(seeds))
+    work = self.work()
+    EXECUTORS.get(self.config.runtime.executor)(work, work.graph(self.config.runtime.seeds))
     self.summary_rows = self.write_summary()  # every level the directory holds
     levels = self.config.pruning.levels
     return [row for row in self.summary_rows if row["level"] <= levels]
-
-  def run_replicate(self, seed: int) -> None:
-    """Trains (or resumes) one replicate without taking the directory lock or writing the
-    summary: the work of a worker process of `run` (`lth_tf.lottery.worker`), whose
-    parent holds the lock and writes the summary."""
-    if self.config.runtime.deterministic:
-      tf.config.experimental.enable_op_determinism()
-    self._writes_summary = False
-    self._run_replicate(seed)
 
   # ---- experiment files ---------------------------------------------------------------------
 
@@ -155,9 +137,8 @@ class LotteryExperiment:
     return self.directory.finished_metrics(self.branch_slots())
 
   def _branch_finished(self) -> None:
-    """Keeps the summary current after each branch, except in a worker process of `run`."""
-    if self._writes_summary:
-      self.write_summary()
+    """Keeps the summary current after each branch."""
+    self.write_summary()
 
   def write_summary(self) -> List[Dict]:
     """The summary of every replicate the directory holds (`RunDirectory.seeds`)."""
@@ -173,9 +154,3 @@ class LotteryExperiment:
                                               for j, layout in layouts.items())))
                           for seed, layouts in sorted(self._shared.items())))
     return FindWork(spec, self.data, self.strategy, self.trainer)
-
-  def _run_replicate(self, seed: int) -> None:
-    self.directory.where = f"during replicate {seed}"
-    work = self.work()
-    for task, _ in work.graph((seed,)):
-      work.run(task)

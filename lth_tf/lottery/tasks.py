@@ -246,8 +246,8 @@ _DETACHED: Dict[str, object] = {}
 
 def run_detached(spec: FindSpec, data, task: Task, inputs: Dict[str, Dict], checkpoints):
   """Runs `task` away from the experiment directory (a remote worker): through a `MemoryStore`
-  holding `inputs` (`FindWork.inputs`), with `checkpoints` (the `BranchRun` interface) for its
-  training's checkpoints. Returns what it wrote and its trained branches, for the directory's
+  holding `inputs` (`FindWork.inputs`), with `checkpoints(store)` (the `BranchRun` checkpoint
+  interface, given the task's store) for its training's checkpoints. Returns what it wrote and its trained branches, for the directory's
   writer (`FindWork.write`). A process keeps the replicate model of the last task it ran, for
   the next task of the same experiment and replicate."""
   key = spec.key()
@@ -260,6 +260,6 @@ def run_detached(spec: FindSpec, data, task: Task, inputs: Dict[str, Dict], chec
   store = MemoryStore(inputs)
   outputs: List = []
   runner = BranchRun(spec.config, RunDirectory(spec.layout, False, store), lambda line: None,
-                     lambda: None, checkpoints=checkpoints, finish=outputs.append)
+                     lambda: None, checkpoints=checkpoints(store), finish=outputs.append)
   FindWork(spec, data, _DETACHED["strategy"], runner, _DETACHED["replicates"]).run(task)
   return store.written, outputs

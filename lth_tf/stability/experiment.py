@@ -155,8 +155,7 @@ class StabilityExperiment:
       self.lottery.run()
     return self.directory.locked(self._run_locked, self.config.runtime.deterministic)
 
-  def _run_locked(self, lock_fd) -> List[Dict]:
-    del lock_fd
+  def _run_locked(self) -> List[Dict]:
     for seed in dict.fromkeys(seed for seed, _, _ in self.pairs):
       pending = [pair for pair in self.pairs if pair[0] == seed and not self._is_current(pair)]
       if not pending:

@@ -31,8 +31,7 @@ CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
                 keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
 
 # The runtime settings that choose the engine; `--engine=auto` chooses only when none is given.
-ENGINE_SETTINGS = ("fused_optimizer", "dense_shards", "intra_op_threads", "inter_op_threads",
-                   "replicate_processes")
+ENGINE_SETTINGS = ("fused_optimizer", "dense_shards", "intra_op_threads", "inter_op_threads")
 
 
 @dataclasses.dataclass(frozen=True)

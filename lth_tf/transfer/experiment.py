@@ -177,7 +177,7 @@ class TransferExperiment:
     self.log = log
     if not config.runtime.ticket:
       raise UserError("lth transfer needs --ticket")
-    preflight.check_one_process(config, "lth transfer")
+    preflight.check_local_executor(config, "lth transfer")
     self.ticket = tickets.read(tickets.resolve(config.runtime.ticket))
     if config.pruning.ticket_sha256 != self.ticket.sha256:
       raise UserError(f"ticket {config.runtime.ticket} does not have checksum "
@@ -286,7 +286,7 @@ class TransferExperiment:
     """Trains what is not finished yet and returns the summary rows."""
     return self.directory.locked(self._run_locked, self.config.runtime.deterministic)
 
-  def _run_locked(self, _) -> List[Dict]:
+  def _run_locked(self) -> List[Dict]:
     if self.writes:
       self.directory.write_config(
           dict(self.config.to_dict(), kind="transfer", transfer=self.description()),

@@ -5,11 +5,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
+import artifacts
 import launcher
 from lth_tf import io
 from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
@@ -447,57 +447,9 @@ def _run_script(root, **env):
                       capture_output=True, text=True)
 
 
-# Fields that differ between two runs of the same experiment, and why:
-# - wall_time_s (a branch's metrics.json, and its sums in compute.json): time, not a result;
-# - runtime.root_dir, runtime.data_dir (config.json): the directories the test chose;
-# - a TensorBoard event file's name and event wall times: the clock, host and pid (its
-#   scalars are compared).
-_VARIABLE = {"metrics.json": (("wall_time_s",),),
-             "compute.json": (("total", "wall_time_s"),) + tuple(
-                 ("by_branch", b, "wall_time_s") for b in ("ticket", "reinit", "random_prune")),
-             "config.json": (("runtime", "root_dir"), ("runtime", "data_dir"))}
 _BRANCH_FILES = ("mask.npz", "start_weights.npz", "final_weights.npz", "curve.json", "curve.csv",
                  "metrics.json", "tensorboard")
-
-
-def _without(data, paths):
-  for path in paths:
-    parent = data
-    for key in path[:-1]:
-      parent = parent.get(key, {})
-    parent.pop(path[-1], None)
-  return data
-
-
-def _tensorboard_scalars(directory):
-  from lth_tf.compat import tf
-  (events,) = os.listdir(directory)  # one event file
-  out = []
-  for event in tf.compat.v1.train.summary_iterator(os.path.join(directory, events)):
-    for value in event.summary.value:
-      out.append((event.step, value.tag, tf.make_ndarray(value.tensor).tobytes()))
-  return out
-
-
-def _artifacts(root):
-  """Every file of an experiment as a comparable value: arrays bit for bit, JSON whole but for
-  `_VARIABLE`, text exactly, TensorBoard scalars; the set of files is part of the value."""
-  (experiment,) = [p for p in root.iterdir() if p.is_dir()]
-  out = {}
-  for path in sorted(experiment.rglob("*")):
-    name = str(path.relative_to(experiment))
-    if path.parent.name == "tensorboard":
-      continue
-    if path.name == "tensorboard":
-      out[name] = _tensorboard_scalars(path)
-    elif path.suffix == ".npz":
-      out[name] = {k: (v.dtype.str, v.shape, v.tobytes())
-                   for k, v in io.read_arrays(str(path)).items()}
-    elif path.suffix == ".json":
-      out[name] = _without(json.loads(path.read_text()), _VARIABLE.get(path.name, ()))
-    elif path.is_file():
-      out[name] = path.read_bytes()
-  return out
+_artifacts = artifacts.of_experiment
 
 
 def _assert_documented_files(artifacts, levels=2, branches=("ticket", "reinit")):
@@ -609,112 +561,16 @@ def _with_runtime(config, **runtime):
   return dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, **runtime))
 
 
-def test_replicates_in_worker_processes_equal_one_process(tmp_path):
-  config = _with_runtime(_config(tmp_path / "one", levels=1, random_prune=False), seeds=(0, 1))
-  one = LotteryExperiment(config, log=lambda line: None).run()
-  parallel = _with_runtime(config, root_dir=str(tmp_path / "two"), replicate_processes=2)
-  experiment = LotteryExperiment(parallel, log=lambda line: None)
+def test_a_directory_trained_by_replicate_worker_processes_resumes(tmp_path):
+  """`--replicate_processes` retired: the config.json of a directory it trained still holds it,
+  and the directory resumes (the flag's refusal is a command-line test)."""
+  config = _with_runtime(_config(tmp_path, levels=1, random_prune=False), seeds=(0, 1))
+  experiment = LotteryExperiment(config, log=lambda line: None)
   rows = experiment.run()
-  assert experiment.layout.experiment_hash == LotteryExperiment(config).layout.experiment_hash
-  assert [(r["replicate"], r["level"], r["branch"]) for r in rows] == [
-      (seed, level, branch) for seed in (0, 1)
-      for level, branch in ((0, "ticket"), (1, "ticket"), (1, "reinit"))]
-  assert io.read_json(experiment.layout.summary_file) == rows
-  for got, expected in zip(rows, one):
-    assert got["weights_remaining"] == expected["weights_remaining"]
-    assert got["min_validation_loss"] == pytest.approx(expected["min_validation_loss"], rel=1e-4)
-    assert got["final_test_accuracy"] == pytest.approx(expected["final_test_accuracy"], abs=0.005)
-  for seed in (0, 1):  # the same masks: pruning read the same trained weights
-    for got, expected in zip(_masks_of(experiment.layout, seed),
-                             _masks_of(LotteryExperiment(config).layout, seed)):
-      for name in expected:
-        assert np.array_equal(got[name], expected[name])
-  assert LotteryExperiment(parallel, log=lambda line: None).run() == rows  # all finished: resumes
-
-
-_WORKERS_SCRIPT = _SCRIPT.replace("levels=2", "levels=1").replace("reinit=True", "reinit=False") \
-    .replace("progress=False", "progress=False, seeds=(0, 1), replicate_processes=2")
-
-
-def _children(pid):
-  """Live (not zombie) child processes of `pid`, from /proc."""
-  out = []
-  for entry in os.listdir("/proc"):
-    try:
-      with open(f"/proc/{entry}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-      continue
-    if int(fields[1]) == pid and fields[0] != "Z":
-      out.append(int(entry))
-  return out
-
-
-def _alive(pid):
-  try:
-    with open(f"/proc/{pid}/stat") as handle:
-      return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-  except OSError:
-    return False
-
-
-def _holds(pid, path):
-  try:
-    return any(os.readlink(f"/proc/{pid}/fd/{fd}") == path for fd in os.listdir(f"/proc/{pid}/fd"))
-  except OSError:
-    return False
-
-
-def test_replicate_workers_die_with_a_killed_parent_and_the_rerun_equals_an_uninterrupted_run(
-    tmp_path):
-  whole = tmp_path / "whole"
-  assert launcher.run([sys.executable, "-c", _WORKERS_SCRIPT, str(whole)], env=_ENV,
-                      capture_output=True).returncode == 0
-  root = tmp_path / "killed"
-  parent = launcher.start([sys.executable, "-c", _WORKERS_SCRIPT, str(root)], env=_ENV,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  try:
-    deadline = time.time() + 120
-    while not list(root.glob("*/replicate_*/level_0/ticket/mask.npz")):  # workers train
-      assert parent.poll() is None and time.time() < deadline
-      time.sleep(0.05)
-    workers = _children(parent.pid)
-    assert len(workers) == 2
-    (lock,) = [str(p) for p in root.glob("*/.lock")]
-    assert all(_holds(pid, lock) for pid in workers)  # the experiment lock, with the parent
-  finally:
-    parent.kill()
-    parent.wait()
-  deadline = time.time() + 3
-  while any(_alive(pid) for pid in workers) and time.time() < deadline:
-    time.sleep(0.05)
-  assert not any(_alive(pid) for pid in workers)
-  rerun = launcher.run([sys.executable, "-c", _WORKERS_SCRIPT, str(root)], env=_ENV,
-                       capture_output=True, text=True)
-  assert rerun.returncode == 0, rerun.stderr
-  assert _artifacts(root) == _artifacts(whole)
-
-
-def _masks_of(layout, seed):
-  return [Mask.from_dict(io.read_arrays(BranchFiles(layout.branch_dir(seed, 1, b)).mask))
-          for b in ("ticket", "reinit")]
-
-
-def test_a_worker_process_that_diverges_stops_the_run_with_its_message(tmp_path):
-  from lth_tf.errors import TrainingDiverged
-  config = _with_runtime(_config(tmp_path, levels=0), seeds=(0, 1), replicate_processes=2)
-  config = dataclasses.replace(config, training=dataclasses.replace(
-      config.training, optimizer="sgd", learning_rate=1e12))
-  with pytest.raises(TrainingDiverged, match=r"replicate \d level 0 ticket: .*NaN or Inf"):
-    LotteryExperiment(config, log=lambda line: None).run()
-
-
-def test_replicate_processes_need_a_local_strategy():
-  from lth_tf.validation import validate
-  with pytest.raises(ConfigError, match="replicate_processes must be >= 1"):
-    validate(_with_runtime(_config("runs"), replicate_processes=0))
-  with pytest.raises(ConfigError, match="cannot be combined with --strategy=mirrored"):
-    validate(_with_runtime(_config("runs"), replicate_processes=2, strategy="mirrored"))
+  recorded = io.read_json(experiment.layout.config_file)
+  recorded["runtime"]["replicate_processes"] = 2
+  io.write_json(experiment.layout.config_file, recorded)
+  assert LotteryExperiment(config, log=lambda line: None).run() == rows
 
 
 # ---- the data an experiment directory was trained on ----------------------------------------

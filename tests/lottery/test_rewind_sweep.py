@@ -3,7 +3,6 @@ the hash of that k alone, level 0 trained once and copied, θk of every k captur
 dense training exactly as a run of that k alone captures it; refusals before training; resume;
 the report's figures against k."""
 import csv
-import dataclasses
 import os
 
 import numpy as np
@@ -241,13 +240,6 @@ def test_a_bad_sweep_is_refused_before_anything_is_written(tmp_path, ks, pruning
   with _Trainings() as trainings, pytest.raises(ConfigError, match=message):
     RewindSweep(_config(tmp_path / "runs", **pruning), ks, log=lambda line: None).run()
   assert trainings.trained == [] and not os.path.exists(tmp_path / "runs")
-
-
-def test_a_sweep_in_worker_processes_is_refused(tmp_path):
-  config = _config(tmp_path / "runs")
-  config = config.replace(runtime=dataclasses.replace(config.runtime, replicate_processes=2))
-  with pytest.raises(ConfigError, match="--replicate_processes"):
-    RewindSweep(config, (0, 10), log=lambda line: None)
 
 
 # ---- the report ----------------------------------------------------------------------------

@@ -245,12 +245,12 @@ def test_cli_error_is_one_line_and_exit_2(ticket, tmp_path):
   assert not (tmp_path / "runs").exists()
 
 
-def test_transfer_refuses_replicate_processes(ticket, tmp_path):
+def test_transfer_refuses_another_executor(ticket, tmp_path):
   path, loaded, _ = ticket
   base = _fast(tmp_path / "runs")
-  base = base.replace(runtime=dataclasses.replace(base.runtime, ticket=path, replicate_processes=2))
+  base = base.replace(runtime=dataclasses.replace(base.runtime, ticket=path, executor="ray"))
   transfer = TransferConfig(target_dataset="synthetic")
-  with pytest.raises(UserError, match="--replicate_processes is for lth find"):
+  with pytest.raises(UserError, match="--executor=ray is for lth find and lth train"):
     TransferExperiment(target_config(loaded, base, transfer, {}), transfer, **QUIET)
   assert not (tmp_path / "runs").exists()
 

@@ -1,0 +1,42 @@
+"""The local executor, the default: it imports no Ray, and bad executor settings are refused in
+one line before anything runs."""
+import subprocess
+import sys
+
+import pytest
+
+from lth_tf.config import ExperimentConfig, RuntimeConfig
+from lth_tf.errors import ConfigError
+from lth_tf.validation import validate
+
+_FIND = """
+import sys
+from lth_tf.config import *
+from lth_tf.lottery import LotteryExperiment
+config = ExperimentConfig(
+    dataset=DatasetConfig(name="synthetic", validation_size=100),
+    training=TrainingConfig(iterations=4, eval_every=2, batch_size=50),
+    pruning=PruningConfig(levels=1, fc_rate=0.5),
+    runtime=RuntimeConfig(root_dir=sys.argv[1], data_dir=sys.argv[1], progress=False))
+LotteryExperiment(config, log=lambda line: None).run()
+print(sorted(name for name in sys.modules if name == "ray" or name.startswith("ray.")))
+"""
+
+
+def test_a_local_find_imports_no_ray(tmp_path):
+  result = subprocess.run([sys.executable, "-c", _FIND, str(tmp_path)], capture_output=True,
+                          text=True, check=True)
+  assert result.stdout.strip().splitlines()[-1] == "[]"
+  assert list(tmp_path.glob("*/replicate_0/level_1/ticket/metrics.json"))
+
+
+@pytest.mark.parametrize("runtime, message", [
+    (dict(executor="slurm"), "executor must be one of local, ray; got 'slurm'"),
+    (dict(executor="ray", cpus_per_task=0.0), "cpus_per_task must be > 0"),
+    (dict(executor="ray", gpus_per_task=-1.0), "gpus_per_task must be >= 0"),
+    (dict(executor="ray", strategy="mirrored"),
+     "--executor=ray trains each task on one device; it cannot be combined with --strategy"),
+])
+def test_bad_executor_settings_are_one_line(runtime, message):
+  with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+    validate(ExperimentConfig(runtime=RuntimeConfig(**runtime)))

@@ -1,0 +1,217 @@
+"""The ray executor (`--executor=ray`) on a Ray cluster of two worker nodes on this machine: the
+experiment directory it leaves is the local executor's, bit for bit, however its workers, its
+nodes or its head die on the way."""
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+
+import artifacts
+from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
+                           TrainingConfig)
+from lth_tf.lottery import LotteryExperiment
+from lth_tf.lottery.sweep import RewindSweep
+
+# The tests share one cluster: they run in one test process (scripts/test.sh: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("ray")
+
+# Two runs of one experiment under two executors differ in the executor they record too.
+VARIABLE = dict(artifacts.VARIABLE, **{"config.json": artifacts.VARIABLE["config.json"] + (
+    ("runtime", "executor"),)})
+
+
+@pytest.fixture(scope="module")
+def cluster():
+  """A head node that trains nothing and two worker nodes of one CPU each."""
+  cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+  for _ in range(2):
+    cluster.add_node(num_cpus=1)
+  ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
+  yield cluster
+  ray.shutdown()
+  cluster.shutdown()
+
+
+def _config(root, executor="local", seeds=(0, 1), levels=2, iterations=60, eval_every=20,
+            **pruning):
+  pruning = dict(dict(levels=levels, fc_rate=0.5, output_rate=0.2, reinit=True,
+                      random_prune=True), **pruning)
+  return ExperimentConfig(
+      dataset=DatasetConfig(name="synthetic", validation_size=500),
+      training=TrainingConfig(iterations=iterations, eval_every=eval_every, batch_size=50),
+      pruning=PruningConfig(**pruning),
+      runtime=RuntimeConfig(root_dir=str(root), data_dir=str(root), progress=False, seeds=seeds,
+                            executor=executor))
+
+
+def _experiments(root):
+  """Every experiment directory under `root`, by name, as `artifacts.of_directory` sees it."""
+  return {path.name: artifacts.of_directory(path, VARIABLE)
+          for path in sorted(root.iterdir()) if (path / "config.json").exists()}
+
+
+def test_a_find_with_controls_on_two_nodes_equals_the_local_run(cluster, tmp_path):
+  local = LotteryExperiment(_config(tmp_path / "local"), log=lambda line: None).run()
+  lines = []
+  rows = LotteryExperiment(_config(tmp_path / "ray", "ray"), log=lines.append).run()
+  assert rows == local
+  # One line per trained branch, logged by the head as it writes the branch.
+  assert len([line for line in lines if line.startswith("replicate ")]) == 2 * (1 + 2 * 3)
+  got, expected = _experiments(tmp_path / "ray"), _experiments(tmp_path / "local")
+  assert got.keys() == expected.keys() and len(got) == 1
+  assert got == expected
+
+
+def test_a_rewind_sweep_on_two_nodes_equals_the_local_run(cluster, tmp_path):
+  for name, executor in (("local", "local"), ("ray", "ray")):
+    config = _config(tmp_path / name, executor, levels=1, random_prune=False)
+    RewindSweep(config, (0, 20), log=lambda line: None).run()
+  got, expected = _experiments(tmp_path / "ray"), _experiments(tmp_path / "local")
+  assert len(expected) == 2 and got == expected
+
+
+# A training long enough to be caught in the middle: a checkpoint every 50 of 400 iterations.
+_LONG = dict(seeds=(0,), levels=1, iterations=400, eval_every=50, random_prune=False)
+
+
+@pytest.fixture(scope="module")
+def long_local(tmp_path_factory):
+  root = tmp_path_factory.mktemp("long_local")
+  LotteryExperiment(_config(root, **_LONG), log=lambda line: None).run()
+  return _experiments(root)
+
+
+def _task_processes():
+  """The worker processes running a task now (Ray titles them after the task's function)."""
+  out = []
+  for entry in os.listdir("/proc"):
+    try:
+      with open(f"/proc/{entry}/cmdline", "rb") as handle:
+        title = handle.read().split(b"\0")[0]
+    except OSError:
+      continue
+    if title.startswith(b"ray::run_task"):
+      out.append(int(entry))
+  return out
+
+
+def _node_running_a_task(cluster):
+  """The worker node whose raylet started a process that runs a task now (None if none does)."""
+  parents = set()
+  for pid in _task_processes():
+    with open(f"/proc/{pid}/stat") as handle:
+      parents.add(int(handle.read().rsplit(")", 1)[1].split()[1]))
+  for node in cluster.worker_nodes:
+    if any(info.process.pid in parents for info in node.all_processes.get("raylet", ())):
+      return node
+  return None
+
+
+def _when_a_checkpoint_is_written(root, action, timeout=120):
+  """Calls `action()` once the head has written a checkpoint under `root`; returns whether it did."""
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if list(root.glob("**/checkpoint.npz")):
+      action()
+      return True
+    time.sleep(0.02)
+  return False
+
+
+def _run_in_thread(config):
+  errors = []
+
+  def run():
+    try:
+      LotteryExperiment(config, log=lambda line: None).run()
+    except Exception as error:  # pylint: disable=broad-except
+      errors.append(error)
+
+  thread = threading.Thread(target=run)
+  thread.start()
+  return thread, errors
+
+
+def test_a_worker_killed_mid_training_is_retried_from_the_heads_checkpoint(cluster, tmp_path,
+                                                                            long_local):
+  root = tmp_path / "ray"
+  thread, errors = _run_in_thread(_config(root, "ray", **_LONG))
+  killed = []
+
+  def kill():
+    for pid in _task_processes():
+      os.kill(pid, signal.SIGKILL)
+      killed.append(pid)
+
+  assert _when_a_checkpoint_is_written(root, kill)
+  thread.join(300)
+  assert not thread.is_alive() and not errors, errors
+  assert killed  # a worker really died in the middle of a task
+  assert _experiments(root) == long_local
+
+
+def test_a_lost_worker_node_moves_its_tasks(cluster, tmp_path, long_local):
+  root = tmp_path / "ray"
+  thread, errors = _run_in_thread(_config(root, "ray", **_LONG))
+  lost = []
+
+  def lose_a_node():
+    node = _node_running_a_task(cluster)
+    if node is not None:
+      cluster.remove_node(node)
+      lost.append(node)
+
+  assert _when_a_checkpoint_is_written(root, lose_a_node)
+  thread.join(300)
+  cluster.add_node(num_cpus=1)  # the next test's cluster has two worker nodes again
+  assert not thread.is_alive() and not errors, errors
+  assert lost  # the node that ran the task was removed in the middle of it
+  assert _experiments(root) == long_local
+
+
+_HEAD = """
+import sys
+from lth_tf.config import ExperimentConfig
+from lth_tf import io
+from lth_tf.lottery import LotteryExperiment
+LotteryExperiment(ExperimentConfig.from_dict(io.read_json(sys.argv[1])), log=print).run()
+"""
+
+
+def test_a_killed_head_leaves_a_directory_that_a_rerun_finishes(cluster, tmp_path, long_local):
+  from lth_tf import io
+  root = tmp_path / "ray"
+  config = _config(root, "ray", **_LONG)
+  io.write_json(str(tmp_path / "config.json"), config.to_dict())
+  head = subprocess.Popen([sys.executable, "-c", _HEAD, str(tmp_path / "config.json")],
+                          env=dict(os.environ, RAY_ADDRESS=cluster.address,
+                                   TF_CPP_MIN_LOG_LEVEL="3"),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 180
+  while not list(root.glob("**/level_1/ticket/checkpoint.npz")) and time.time() < deadline:
+    assert head.poll() is None
+    time.sleep(0.02)
+  head.send_signal(signal.SIGKILL)
+  head.wait()
+  assert not list(root.glob("**/level_1/ticket/metrics.json"))  # it died before the end
+  LotteryExperiment(config, log=lambda line: None).run()
+  assert _experiments(root) == long_local
+
+
+def test_a_task_that_diverges_stops_the_run_with_its_message_recorded_by_the_head(cluster,
+                                                                                 tmp_path):
+  from lth_tf.errors import TrainingDiverged
+  config = _config(tmp_path, "ray", levels=0)
+  config = dataclasses.replace(config, training=dataclasses.replace(
+      config.training, optimizer="sgd", learning_rate=1e12))
+  with pytest.raises(TrainingDiverged, match=r"replicate \d level 0 ticket: .*NaN or Inf"):
+    LotteryExperiment(config, log=lambda line: None).run()
+  (record,) = tmp_path.glob("*/replicate_*/level_0/ticket/error.json")
+  assert "NaN or Inf" in record.read_text()
