@@ -55,9 +55,7 @@ per training with `--imp_levels` levels and the re-init control, whole commands 
 included: `lth find` with no runtime flags and `benchmarks/bare_imp.py` (the same arithmetic and
 evaluations in a bare TensorFlow loop), and with `--imp_manual` also `lth find --engine=manual`
 (the engine of earlier records), alternated for `--imp_rounds` rounds.
-`--replicates` times `lth find` training 4 replicates (seeds) of `--replicate_flagfile`'s network
-in one process with the default engine and with `--replicate_processes=2` (workers one op at a
-time, and with `--fused_optimizer`), alternated, whole commands (start-up included).
+(Replicates trained at the same time: benchmarks/executors.py.)
 """
 import argparse
 import datetime
@@ -677,28 +675,6 @@ def whole_commands(args):
   return out
 
 
-def replicate_commands(args):
-  """Whole `lth find` runs of 4 replicates: one process (the default engine) against two worker
-  processes (each on one core, one thread per op, with the fused kernels or one op at a time)."""
-  lth = [sys.executable, "-m", "lth_tf.cli", "find", f"--flagfile={args.replicate_flagfile}",
-         "--levels=0", f"--iterations={args.replicate_iterations}", "--seeds=0,1,2,3",
-         f"--data_dir={args.data_dir}", "--progress=false"]
-  variants = {"one process": [],
-              "2 worker processes": ["--replicate_processes=2"],
-              "2 worker processes, fused": ["--replicate_processes=2", "--fused_optimizer"]}
-  seconds = {name: [] for name in variants}
-  with tempfile.TemporaryDirectory() as root:
-    for round_index in range(args.replicate_rounds):
-      for turn, (name, extra) in enumerate(variants.items()):
-        wall, _, _ = _run_whole(lth + extra + [f"--root_dir={root}/{round_index}_{turn}"], name)
-        seconds[name].append(wall)
-        print(f"replicates round {round_index} {name}: {wall:.1f} s", flush=True)
-  median = {name: float(np.median(values)) for name, values in seconds.items()}
-  return {"command": " ".join(lth[3:]), "wall_s": seconds, "median_wall_s": median,
-          "ratio": {name: median["one process"] / median[name] for name in variants
-                    if name != "one process"}}
-
-
 def imp_commands(args):
   """A whole IMP job: `lth find` (default engine, and `--engine=manual`) against the bare loop."""
   lth = [sys.executable, "-m", "lth_tf.cli", "find", "--flagfile=flags/lenet300_fashion_mnist.flags",
@@ -758,11 +734,6 @@ def main() -> int:
   parser.add_argument("--imp_rounds", type=int, default=1)
   parser.add_argument("--imp_manual", action="store_true",
                       help="also time the whole IMP job with --engine=manual")
-  parser.add_argument("--replicates", action="store_true",
-                      help="also time 4 replicates in one process against 2 worker processes")
-  parser.add_argument("--replicate_iterations", type=int, default=10000)
-  parser.add_argument("--replicate_flagfile", default="flags/lenet300_fashion_mnist.flags")
-  parser.add_argument("--replicate_rounds", type=int, default=2)
   parser.add_argument("--worker", choices=CONTENDERS)
   parser.add_argument("--model", choices=sorted(MODELS))
   args = parser.parse_args()
@@ -782,8 +753,6 @@ def main() -> int:
   }
   if args.whole:
     report["whole"] = whole_commands(args)
-  if args.replicates:
-    report["replicates"] = replicate_commands(args)
   if args.imp:
     report["imp"] = imp_commands(args)
   text = table(results, args)
@@ -794,13 +763,6 @@ def main() -> int:
              f"- one IMP level (LeNet, ticket + reinit, {args.level_iterations} iterations each): "
              f"{whole['imp_level']['level_1_wall_s']:.1f} s; peak RSS of that `lth find` "
              f"{whole['imp_level']['peak_rss_mib']:.0f} MiB\n")
-  if "replicates" in report:
-    rep = report["replicates"]
-    text += (f"\n- 4 replicates, {args.replicate_iterations} iterations each "
-             f"(`{rep['command']}`), whole command, median of {args.replicate_rounds}: "
-             + ", ".join(f"{name} {value:.1f} s" for name, value in rep["median_wall_s"].items())
-             + "; one process's time over: " + ", ".join(
-                 f"{name} {ratio:.2f}x" for name, ratio in rep["ratio"].items()) + "\n")
   if "imp" in report:
     imp = report["imp"]
     text += (f"\n- whole IMP job (`{imp['command']}`), whole commands, median of "
