@@ -75,12 +75,11 @@ class KeeperCheckpoints:
     self.store = store
 
   def read(self, files: BranchFiles):
-    from lth_tf.lottery.store import apply  # pylint: disable=import-outside-toplevel
     kept = _ray().get(self.keeper.get.remote(files.checkpoint))
     if kept is None:
       return None
     arrays, written = kept
-    apply(self.store, written)  # what the killed attempt had written: its rewind point
+    self.store.replay(written)  # what the killed attempt had written: its rewind point
     return states.TrainingState.from_arrays(arrays, files.checkpoint)
 
   def write(self, files: BranchFiles, state: states.TrainingState) -> None:

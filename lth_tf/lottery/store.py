@@ -88,6 +88,11 @@ class MemoryStore:
   def exists(self, path: str) -> bool:
     return path in self._files
 
+  def replay(self, written: Sequence[Tuple[str, str, Any, bool]]) -> None:
+    """Takes what another attempt of the task wrote before it was killed (`apply`): as files
+    this attempt wrote, so that they reach the directory's writer."""
+    apply(self, written)
+
 
 def apply(store, written: Sequence[Tuple[str, str, Any, bool]]) -> None:
   """Writes what a task recorded in its `MemoryStore` (`written`) through `store`, in order;

@@ -86,12 +86,15 @@ class FindWork:
     data: its loaded splits.
     strategy: the `tf.distribute` strategy the models are built under.
     runner: trains the branches and writes (or returns) their files.
-    replicates: where the replicate model last built is kept (seed -> model, one at most);
+    replicates: where the replicate models last built are kept (seed -> model, oldest first);
       a remote worker passes the one it keeps between tasks.
+    keep: how many replicate models are kept: one where the tasks come replicate by replicate
+      (the local executor), more on a remote worker, which gets the tasks of several
+      replicates in turn (each model is built and its steps traced once, not once per task).
   """
 
   def __init__(self, spec: FindSpec, data, strategy, runner: BranchRun,
-               replicates: Optional[Dict[int, ReplicateModel]] = None):
+               replicates: Optional[Dict[int, ReplicateModel]] = None, keep: int = 1):
     self.spec = spec
     self.config = spec.config
     self.layout = spec.layout
@@ -100,6 +103,7 @@ class FindWork:
     self.runner = runner
     self.store = runner.store
     self._replicates = {} if replicates is None else replicates
+    self._keep = keep
     self.detached = run_detached  # how a remote worker runs one of these tasks
 
   # ---- the graph ----------------------------------------------------------------------------
@@ -176,9 +180,11 @@ class FindWork:
   # ---- running a task -----------------------------------------------------------------------
 
   def replicate(self, seed: int) -> ReplicateModel:
-    """Replicate `seed`'s model (the last one built is kept: tasks of one replicate reuse it)."""
+    """Replicate `seed`'s model, kept for the next tasks of the replicate (every task loads its
+    own start state into it, so a kept model trains exactly as a new one)."""
     if seed not in self._replicates:
-      self._replicates.clear()  # the previous model is released before the next one is built
+      while len(self._replicates) >= self._keep:  # released before the next one is built
+        del self._replicates[next(iter(self._replicates))]
       self._replicates[seed] = ReplicateModel(self.config, self.data, seed, self.strategy)
     return self._replicates[seed]
 
@@ -240,8 +246,10 @@ class FindWork:
                     branches_lib.plan_of(task.branch, context))
 
 
-# A worker process's last experiment: its spec's key, strategy and replicate model.
+# A worker process's last experiment: its spec's key, strategy and replicate models.
 _DETACHED: Dict[str, object] = {}
+# How many replicate models a worker process keeps (`FindWork`'s `keep`).
+DETACHED_REPLICATES = 4
 
 
 def run_detached(spec: FindSpec, data, task: Task, inputs: Dict[str, Dict], checkpoints):
@@ -261,5 +269,6 @@ def run_detached(spec: FindSpec, data, task: Task, inputs: Dict[str, Dict], chec
   outputs: List = []
   runner = BranchRun(spec.config, RunDirectory(spec.layout, False, store), lambda line: None,
                      lambda: None, checkpoints=checkpoints(store), finish=outputs.append)
-  FindWork(spec, data, _DETACHED["strategy"], runner, _DETACHED["replicates"]).run(task)
+  FindWork(spec, data, _DETACHED["strategy"], runner, _DETACHED["replicates"],
+           keep=DETACHED_REPLICATES).run(task)
   return store.written, outputs
