@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LTH_SKIP_DATA=1 bash scripts/setup.sh
 export TF_CPP_MIN_LOG_LEVEL=3
+# Python keeps the modules it compiles (__pycache__) only where PYTHONDONTWRITEBYTECODE is unset.
+# Where it is set, every new interpreter (the command-line tests' processes, Ray's workers,
+# Bazel's tests) compiles TensorFlow's modules again: importing lth_tf took about 14 CPU-seconds
+# a process on the 2-core machine, 5 once they are kept.
+unset PYTHONDONTWRITEBYTECODE
 # Every test file runs once: the files in BUILD's BAZEL_TESTS under Bazel (below), the rest here.
 ignored=()
 if [ "${LTH_SKIP_BAZEL:-0}" != "1" ]; then
