@@ -52,9 +52,8 @@ def _config(root, executor="local", seeds=(0, 1), levels=2, iterations=60, eval_
       dataset=DatasetConfig(name="synthetic", validation_size=500),
       training=TrainingConfig(iterations=iterations, eval_every=eval_every, batch_size=50),
       pruning=PruningConfig(**pruning),
-      # One thread per operation: two workers and the other test process share two cores.
       runtime=RuntimeConfig(root_dir=str(root), data_dir=str(root), progress=False, seeds=seeds,
-                            executor=executor, intra_op_threads=1, inter_op_threads=1))
+                            executor=executor))
 
 
 def _experiments(root):
