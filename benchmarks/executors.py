@@ -86,14 +86,19 @@ def _measure(args):
                      check=True, capture_output=True)
       walls[name].append(time.time() - started)
       print(f"round {round_index} {name}: {walls[name][-1]:.1f} s", flush=True)
-  trainings = []
-  for dirpath, _, files in os.walk(os.path.join(keep, "ray_0")):
+  return walls, {name: trainings(os.path.join(keep, f"{name}_0")) for name in variants}
+
+
+def trainings(root):
+  """(replicate, level, branch, wall seconds) of every finished training under `root`."""
+  out = []
+  for dirpath, _, files in os.walk(root):
     if "metrics.json" in files:
       with open(os.path.join(dirpath, "metrics.json"), encoding="utf-8") as handle:
         metrics = json.load(handle)
-      trainings.append((metrics["replicate"], metrics["level"], metrics["branch"],
-                        metrics["wall_time_s"]))
-  return walls, trainings
+      out.append((metrics["replicate"], metrics["level"], metrics["branch"],
+                  metrics["wall_time_s"]))
+  return sorted(out)
 
 
 def main():
@@ -110,23 +115,30 @@ def main():
   parser.add_argument("--preset_branches", default="--random_prune=true")
   parser.add_argument("--mask_s", type=float, default=0.5)
   parser.add_argument("--from_json", default="", help="a previous --out instead of measuring")
+  parser.add_argument("--from_dirs", default="", help="LOCAL_ROOT,RAY_ROOT,LOCAL_S,RAY_S: the "
+                      "directories and wall times of runs made before, instead of measuring")
   parser.add_argument("--out", default="")
   args = parser.parse_args()
   os.chdir(REPO)
   if args.from_json:
     with open(args.from_json, encoding="utf-8") as handle:
       report = json.load(handle)
-    walls, trainings = report["measured_wall_s"], report["trainings"]
+    walls, timed = report["measured_wall_s"], report["trainings"]
+  elif args.from_dirs:
+    local_root, ray_root, local_s, ray_s = args.from_dirs.split(",")
+    walls = {"local": [float(local_s)], "ray": [float(ray_s)]}
+    timed = {"local": trainings(local_root), "ray": trainings(ray_root)}
   elif args.measure:
-    walls, trainings = _measure(args)
+    walls, timed = _measure(args)
   else:
-    parser.error("--measure or --from_json")
+    parser.error("--measure, --from_json or --from_dirs")
   config, measured_graph = _graph(args.flagfile, args.seeds)
+  # A machine of this kind trains one network at a time, as the local run does.
   per_iteration = {}
-  for _, level, _, seconds in trainings:
+  for _, level, _, seconds in timed["local"]:
     per_iteration.setdefault(min(level, 1), []).append(seconds / config.training.iterations)
   per_iteration = {k: float(np.median(v)) for k, v in per_iteration.items()}
-  measured = {(s, l, b): w for s, l, b, w in trainings}
+  measured = {(s, l, b): w for s, l, b, w in timed["ray"]}
 
   def measured_duration(task):
     if task.kind == "mask":
@@ -148,7 +160,9 @@ def main():
   report = {
       "measured_command": f"lth find --flagfile={args.flagfile} --seeds={args.seeds}",
       "measured_wall_s": walls,
-      "trainings": trainings,
+      "trainings": timed,
+      "training_s_median": {name: float(np.median([t[3] for t in rows]))
+                            for name, rows in timed.items()},
       "model_of_measured_run_s": model_measured,
       "seconds_per_iteration": per_iteration,
       "preset": f"{args.preset} --seeds={args.preset_seeds} {args.preset_branches}",
@@ -156,6 +170,8 @@ def main():
       "total_work_s": total, "critical_path_s": path,
       "expected_wall_s": machines,
   }
+  print("median training: " + ", ".join(f"{name} {value:.2f} s" for name, value in
+                                         report["training_s_median"].items()))
   print("measured: " + ", ".join(f"{name} {float(np.median(v)):.1f} s" for name, v in walls.items())
         + f"; the model of that ray run on {args.workers} workers: {model_measured:.1f} s")
   print(f"{report['preset']}: {len(graph)} tasks ({trainings_count} trainings), work "

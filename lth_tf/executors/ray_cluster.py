@@ -116,7 +116,13 @@ class _HeadRun:
     self.work = work
     self.graph = list(graph)
     runtime = work.config.runtime
-    worker_config = work.config.replace(runtime=dataclasses.replace(runtime, progress=False))
+    # A worker runs as many operations at once as its task has CPUs (TensorFlow's default is
+    # every core of the machine, which several workers of one machine oversubscribe). Which
+    # independent operations run at the same time changes no result; the threads of one
+    # operation (`intra_op_threads`) are left as the experiment has them.
+    worker_config = work.config.replace(runtime=dataclasses.replace(
+        runtime, progress=False,
+        inter_op_threads=runtime.inter_op_threads or max(1, int(runtime.cpus_per_task))))
     self.spec = dataclasses.replace(work.spec, config=worker_config)
     self.remote = ray.remote(run_task).options(
         num_cpus=runtime.cpus_per_task, num_gpus=runtime.gpus_per_task,
