@@ -8,8 +8,9 @@
 # TensorFlow thread each (on two cores that trains two replicates in the time of one with two
 # threads); the replicates are then gathered into one experiment directory per mode, where
 # `lth find --seeds=0,1,2` finds every branch finished and writes the summary, and `lth report`
-# aggregates them. (`--replicate_processes=2` does the same within one experiment; the lanes
-# here also run the one-shot replicates beside the iterative ones.) Runtime option
+# aggregates them. (`--executor=ray` does the same within one experiment, retired
+# `--replicate_processes=2` did; the lanes here also run the one-shot replicates beside the
+# iterative ones.) Runtime option
 # --fused_optimizer is not hashed. Branches train one by one: on one thread, stacking a level's
 # three branches (--batch_variants, retired since) was slower than training them in turn
 # (benchmarks/README.md).

@@ -20,7 +20,8 @@ from lth_tf.errors import ConfigError
 # Runtime settings lth_tf no longer has, with the value they held when off. The `config.json` of
 # a directory from before their retirement still holds them; being runtime settings they are
 # not part of the experiment, so reading drops them (the directory's `engine.json` says whether
-# one of them trained it: `lth_tf.rundir.records`).
+# one of the batched-engine settings trained it: `lth_tf.rundir.records`; worker processes
+# trained exactly what one process trains).
 RETIRED_RUNTIME = {"batch_variants": False, "variant_groups": 1, "replicate_processes": 1}
 
 
