@@ -13,6 +13,14 @@ from lth_tf.registry import Registry, import_modules
 
 EXECUTORS: Registry[Callable] = Registry("executor")
 
+
+def check(name: str) -> None:
+  """Refuses in one line, before anything is written, an executor that cannot run here: one
+  whose `run` has a `requires()` that raises (the ray executor without Ray installed)."""
+  requires = getattr(EXECUTORS.get(name), "requires", None)
+  if requires is not None:
+    requires()
+
 import_modules(__name__, __path__)
 
-__all__ = ["EXECUTORS"]
+__all__ = ["EXECUTORS", "check"]

@@ -108,6 +108,9 @@ def run(work, graph) -> None:
       ray.shutdown()
 
 
+run.requires = _ray
+
+
 class _HeadRun:
   """The head's side of one run: submits ready tasks, writes what they return."""
 

@@ -19,6 +19,7 @@ from lth_tf import distribute, models, precision, pruning, tickets, user_code
 from lth_tf.config import ExperimentConfig
 from lth_tf.validation import validate
 from lth_tf.errors import UserError
+from lth_tf import executors
 from lth_tf.executors import EXECUTORS
 from lth_tf.lottery import preflight
 from lth_tf.lottery.session import open_session
@@ -74,6 +75,7 @@ class LotteryExperiment:
       self.log("what is pruned (layer kinds and their rates: lth_tf.pruning.kinds):\n"
                + pruning.pruning_table(model, kinds, global_layers=ranked))
     preflight.check_strategy(self.config, self.branches)
+    executors.check(self.config.runtime.executor)
     shapes = pruning.prunable_shapes(model)
     preflight.check_levels(self.config, kinds, shapes)
     preflight.check_model_fits_strategy(self.config, model, kinds, self.log)

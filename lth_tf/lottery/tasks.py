@@ -104,6 +104,8 @@ class FindWork:
     self.store = runner.store
     self._replicates = {} if replicates is None else replicates
     self._keep = keep
+    self._level: Tuple[Optional[Tuple[int, int]], Optional[branches_lib.BranchContext]] = (
+        None, None)  # the last level's context: its mask and branches share one
     self.detached = run_detached  # how a remote worker runs one of these tasks
 
   # ---- the graph ----------------------------------------------------------------------------
@@ -228,11 +230,16 @@ class FindWork:
                     boundaries=tuple(sorted(captures)))
 
   def _context(self, task: Task) -> branches_lib.BranchContext:
+    """Level `task.level`'s context, built once for the tasks of the level that run here."""
     replicate = self.replicate(task.seed)
     self.runner.directory.where = f"during {task}"
-    rewind = states.read(self.store, self.layout.rewind_file(task.seed))
-    return level_context(self.config, self.layout, self.store, replicate, self.data.batch,
-                         task.seed, task.level, rewind, self._dense_mask(replicate))
+    key = (task.seed, task.level)
+    if self._level[0] != key:
+      rewind = states.read(self.store, self.layout.rewind_file(task.seed))
+      self._level = (key, level_context(self.config, self.layout, self.store, replicate,
+                                          self.data.batch, task.seed, task.level, rewind,
+                                          self._dense_mask(replicate)))
+    return self._level[1]
 
   def _mask(self, task: Task) -> None:
     mask = self._context(task).mask

@@ -42,3 +42,20 @@ def test_a_local_find_imports_no_ray(tmp_path):
 def test_bad_executor_settings_are_one_line(runtime, message):
   with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
     validate(ExperimentConfig(runtime=RuntimeConfig(**runtime)))
+
+
+def test_the_ray_executor_without_ray_is_one_line_before_anything_is_written(tmp_path,
+                                                                            monkeypatch):
+  from lth_tf.config import DatasetConfig, PruningConfig, TrainingConfig
+  from lth_tf.errors import UserError
+  from lth_tf.lottery import LotteryExperiment
+  monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails, as where it is missing
+  config = ExperimentConfig(
+      dataset=DatasetConfig(name="synthetic", validation_size=100),
+      training=TrainingConfig(iterations=2, eval_every=2, batch_size=50),
+      pruning=PruningConfig(levels=1, fc_rate=0.5),
+      runtime=RuntimeConfig(root_dir=str(tmp_path / "runs"), data_dir=str(tmp_path),
+                            progress=False, executor="ray"))
+  with pytest.raises(UserError, match=r"--executor=ray needs Ray: pip install 'lth_tf\[ray\]'"):
+    LotteryExperiment(config, log=lambda line: None).run()
+  assert not (tmp_path / "runs").exists()
