@@ -13,15 +13,19 @@ def run(args) -> int:
     raise UserError("usage: lth stability --experiment_dir=DIR [--stability_levels=L,...] "
                     "[--stability_branches=B,...], or lth stability --flagfile=F [...]")
   settings = validate_stability(lth_flags.command_part("stability"))
+  # Who trains the copies of a finished experiment: as given here, whatever trained it.
+  executor = {name: lth_flags.given(name) for name in ("executor", "cpus_per_task",
+                                                       "gpus_per_task")}
+  executor = {name: value for name, value in executor.items() if value is not None}
   # A rewind sweep's directory (`lth find --rewind_iteration=K1,K2,...`): every k's
   # experiment, each checked before any is trained.
   if directories and rundir.sweep.is_sweep(directories[0]):
     experiments = [stability.StabilityExperiment.from_directory(
-        layout.directory, settings, lth_flags.given("data_dir"))
+        layout.directory, settings, lth_flags.given("data_dir"), executor=executor)
                    for _, layout in rundir.sweep.read(directories[0])]
   elif directories:
     experiments = [stability.StabilityExperiment.from_directory(
-        directories[0], settings, lth_flags.given("data_dir"))]
+        directories[0], settings, lth_flags.given("data_dir"), executor=executor)]
   else:
     experiments = [stability.StabilityExperiment.for_config(
         lth_flags.config_from_flags(), settings, lth_flags.flags_text())]

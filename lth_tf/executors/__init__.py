@@ -1,10 +1,10 @@
 """Where the trainings of an experiment run (`--executor`): each executor is one module of this
 package that registers itself in `EXECUTORS`.
 
-An executor is `run(work, graph)`: it runs every task of `graph` (`lottery.tasks.FindWork.graph`:
-each task with the tasks it waits for) after the tasks it waits for, and leaves the experiment
-directory as running them one after another in `graph` order here would. `work` is the
-experiment's `FindWork` in the process that runs the command, whose store is the directory: the
+An executor is `run(work, graph)`: it runs every task of `graph` (each task with the tasks it
+waits for, such as `lottery.tasks.FindWork.graph`) after the tasks it waits for, and leaves the
+experiment directory as running them one after another in `graph` order here would. `work` is
+a `lottery.tasks.Work` in the process that runs the command, whose store is the directory: the
 one writer of it, whatever runs the trainings.
 """
 from typing import Callable

@@ -4,7 +4,7 @@ Ray task, started as soon as the tasks it waits for have finished.
 - The cluster: the one `RAY_ADDRESS` names (Ray's own convention), or the one this process is
   already connected to; otherwise a local one is started for the run and stopped after it.
 - One writer: the process that runs the command writes the experiment directory, alone. A task
-  gets its start state as the files it reads (`FindWork.reads`, sent with it) and returns what
+  gets its start state as the files it reads (`Work.remote`, sent with it) and returns what
   it wrote (`MemoryStore.written`) and its trained branches (`BranchOutput`), which this process
   writes exactly as a local run would. The workers need no shared filesystem; the data are put
   in Ray's object store once, so they travel once per node.
@@ -123,10 +123,9 @@ class _HeadRun:
     # every core of the machine, which several workers of one machine oversubscribe). Which
     # independent operations run at the same time changes no result; the threads of one
     # operation (`intra_op_threads`) are left as the experiment has them.
-    worker_config = work.config.replace(runtime=dataclasses.replace(
-        runtime, progress=False,
-        inter_op_threads=runtime.inter_op_threads or max(1, int(runtime.cpus_per_task))))
-    self.spec = dataclasses.replace(work.spec, config=worker_config)
+    self._threads = runtime.inter_op_threads or max(1, int(runtime.cpus_per_task))
+    self._specs: Dict = {}  # an experiment's spec -> its workers' spec
+    self._data: Dict[int, object] = {}  # id of the data -> their reference in the object store
     self.remote = ray.remote(run_task).options(
         num_cpus=runtime.cpus_per_task, num_gpus=runtime.gpus_per_task,
         max_retries=TASK_RETRIES, retry_exceptions=False)
@@ -140,8 +139,28 @@ class _HeadRun:
     self.keeper = ray.remote(Keeper).options(num_cpus=0, scheduling_strategy=here).remote(
         checkpoints)
 
+  def _worker_spec(self, spec):
+    """`spec` as the workers run it: no progress bars, `_threads` operations at once."""
+    key = (type(spec).__name__, spec.key())
+    if key not in self._specs:
+      runtime = spec.config.runtime
+      self._specs[key] = spec.with_config(spec.config.replace(runtime=dataclasses.replace(
+          runtime, progress=False, inter_op_threads=runtime.inter_op_threads or self._threads)))
+    return self._specs[key]
+
+  def _submit(self, task):
+    """Starts `task` as a Ray task; None for a task that runs here (it has run)."""
+    remote = self.work.remote(task)
+    if remote is None:
+      self.work.run(task)
+      return None
+    if id(remote.data) not in self._data:  # once per dataset: it travels once per node
+      self._data[id(remote.data)] = (self.ray.put(remote.data), remote.data)
+    return self.remote.remote(self.work.detached, self._worker_spec(remote.spec),
+                              self._data[id(remote.data)][0], remote.task, remote.inputs,
+                              self.keeper)
+
   def run(self) -> None:
-    data = self.ray.put(self.work.data)
     pending = list(self.graph)
     done, running = set(), {}
     try:
@@ -149,9 +168,14 @@ class _HeadRun:
         for task, deps in list(pending):
           if all(dep in done for dep in deps):
             pending.remove((task, deps))
-            running[self.remote.remote(self.work.detached, self.spec, data, task,
-                                       self.work.inputs(task), self.keeper)] = task
-        self.work.runner.directory.where = "during " + ", ".join(map(str, running.values()))
+            ref = self._submit(task)
+            if ref is None:
+              done.add(task)
+            else:
+              running[ref] = task
+        if not running:
+          continue
+        self.work.where = "during " + ", ".join(map(str, running.values()))
         finished, _ = self.ray.wait(list(running), num_returns=1, timeout=POLL_S)
         self._write_checkpoints()
         for ref in finished:
@@ -169,21 +193,21 @@ class _HeadRun:
       cause = getattr(error, "cause", None)
       if isinstance(cause, (UserError, TrainingDiverged)):
         record = getattr(cause, "record", None)
-        if record is not None and self.work.runner.writes:
+        if record is not None and self.work.writes:
           io.write_json(*record)
         raise cause from None
       raise
 
   def _write_checkpoints(self) -> None:
-    if not self.work.runner.writes:
+    if not self.work.writes:
       return
     for path, (arrays, written) in self.ray.get(self.keeper.take_new.remote()).items():
-      self.work.write(written, [])  # first: a rerun resumed from the checkpoint reads them
+      self.work.apply(written)  # first: a rerun resumed from the checkpoint reads them
       states.write(io, path, states.TrainingState.from_arrays(arrays, path))
 
   def _write(self, task, result) -> None:
     written, outputs = result
     self._write_checkpoints()  # the task's last ones first: the commit below removes them
-    self.work.write(written, outputs)
+    self.work.write(task, written, outputs)
     for output in outputs:
       self.ray.get(self.keeper.drop.remote(output.files.checkpoint))

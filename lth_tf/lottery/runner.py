@@ -11,7 +11,7 @@ summary are `directory`; the checks before anything is written are `preflight`.
 """
 import dataclasses
 import os
-from typing import Callable, Dict, List, Mapping
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from lth_tf import branches as branches_lib
 from lth_tf import data as data_lib
@@ -98,11 +98,21 @@ class LotteryExperiment:
     this level 0. Only for a level 0 that does not depend on k (`validation.validate_sweep`)."""
     self._shared[seed] = dict(layouts)
 
-  def run(self) -> List[Dict]:
-    """Trains what is not finished yet and returns the summary rows."""
-    return self.directory.locked(self._run_locked, self.config.runtime.deterministic)
+  def run(self, extend: Optional[Callable] = None) -> List[Dict]:
+    """Trains what is not finished yet and returns the summary rows. `extend(work, graph)`
+    returns the work and graph the executor runs instead of the experiment's own (its tasks
+    and more that wait for them: `lth stability`'s copies)."""
+    def body() -> List[Dict]:
+      work, graph = self.start()
+      if extend is not None:
+        work, graph = extend(work, graph)
+      EXECUTORS.get(self.config.runtime.executor)(work, graph)
+      return self.end()
+    return self.directory.locked(body, self.config.runtime.deterministic)
 
-  def _run_locked(self) -> List[Dict]:
+  def start(self) -> Tuple[FindWork, list]:
+    """Records the experiment in its directory (its lock held) and returns its work and the
+    graph of its unfinished tasks (`lottery.tasks`)."""
     recorded = self.config.replace(pruning=dataclasses.replace(self.config.pruning,
                                                                levels=self.summary_levels))
     self.directory.write_config(recorded.to_dict(), self.flags_text, self._check_previous)
@@ -112,7 +122,10 @@ class LotteryExperiment:
       record_optimizer(self.layout.optimizer_file, self.config.pruning, self.layout,
                        self.branch_slots())
     work = self.work()
-    EXECUTORS.get(self.config.runtime.executor)(work, work.graph(self.config.runtime.seeds))
+    return work, work.graph(self.config.runtime.seeds)
+
+  def end(self) -> List[Dict]:
+    """After the graph has run: writes the summary and returns this run's levels of it."""
     self.summary_rows = self.write_summary()  # every level the directory holds
     levels = self.config.pruning.levels
     return [row for row in self.summary_rows if row["level"] <= levels]

@@ -12,7 +12,8 @@ Per replicate, the first k whose level 0 is unfinished trains it, capturing θj 
 the sweep that lacks its rewind point into that experiment's directory
 (`LotteryExperiment.share_level_0`); every other k whose level 0 is unfinished then gets a copy
 of its level-0 files (metrics last, naming their own experiment), so that each directory is
-complete and resumable on its own. The sweep's record (`rundir.sweep`) lists the k's and their
+complete and resumable on its own. The k's run as one graph of tasks (`SweepWork`), at the same
+time under an executor that runs tasks at the same time (`--executor=ray`). The sweep's record (`rundir.sweep`) lists the k's and their
 experiment hashes. A rerun of the sweep resumes: finished work is skipped, and every file is
 written atomically, so a killed sweep leaves no half-written file.
 """
@@ -25,7 +26,9 @@ from lth_tf.config import ExperimentConfig
 from lth_tf.config_codec import sweep_hash, with_rewind_iteration
 from lth_tf.validation import validate_sweep
 from lth_tf.errors import UserError
+from lth_tf.executors import EXECUTORS
 from lth_tf.lottery.runner import LotteryExperiment
+from lth_tf.lottery.tasks import Keyed, Remote, Task, Work, Works, keyed
 from lth_tf.rundir import BranchFiles, ExperimentLayout, SweepLayout, engine_record, states
 from lth_tf.rundir import sweep as sweep_record
 
@@ -110,15 +113,31 @@ class RewindSweep:
           self._restart_if_past(seed, plan)
           self.experiments[plan.host].share_level_0(
               seed, {k: self.layouts[k] for k in plan.captures})
-      rows = {}
-      # In increasing k: a replicate's host is its first k with an unfinished level 0, so it
-      # has run before any k that copies from it.
-      for k in self.ks:
-        for seed, plan in plans.items():
-          if k in plan.copies:
-            self._copy_level_0(seed, plan.source, k)
-        rows[k] = self.experiments[k].run()
-    return rows
+      return self._locked(list(self.ks), plans, {})
+
+  def _locked(self, ks: List[int], plans: Dict[int, Level0Plan], started: Dict) -> Dict:
+    """Takes the lock of every k's directory in turn and records each experiment in it; then
+    runs their tasks as one graph (`SweepWork`), the k's at the same time where the executor
+    runs tasks at the same time."""
+    if ks:
+      experiment = self.experiments[ks[0]]
+      return experiment.directory.locked(
+          lambda: self._locked(ks[1:], plans, dict(started, **{str(ks[0]): experiment.start()})),
+          experiment.config.runtime.deterministic)
+    work = SweepWork(self, {k: started[str(k)][0] for k in self.ks}, plans)
+    tasks = {task for k in self.ks for task, _ in keyed(k, started[str(k)][1])}
+    graph = []
+    # In increasing k: a replicate's host is its first k with an unfinished level 0, so its
+    # level 0 comes before any k that copies from it.
+    for k in self.ks:
+      for task, deps in keyed(k, started[str(k)][1], f"k={k}"):
+        if work.copies(task):
+          source = plans[task.task.seed].source
+          source = Keyed(source, Task("level0", task.task.seed), f"k={source}")
+          deps = tuple(dep for dep in (source,) if dep in tasks)
+        graph.append((task, deps))
+    EXECUTORS.get(self.experiments[self.ks[0]].config.runtime.executor)(work, graph)
+    return {k: self.experiments[k].end() for k in self.ks}
 
   # ---- level 0 -------------------------------------------------------------------------------
 
@@ -139,23 +158,46 @@ class RewindSweep:
                "from iteration 0")
       os.remove(checkpoint)
 
-  def _copy_level_0(self, seed: int, source: int, target: int) -> None:
+  def copy_level_0(self, seed: int, source: int, target: int) -> None:
     """Copies replicate `seed`'s finished level 0 (and nothing else) from experiment `source`
-    to experiment `target`, holding the target directory's lock."""
+    to experiment `target` (whose directory's lock `run` holds)."""
     origin, files = self._level_0(source, seed), self._level_0(target, seed)
     if not origin.is_finished():
       raise UserError(f"replicate {seed}: level 0 of k={source} ({origin.directory}) is not "
                       f"finished; it cannot be copied to k={target}")
-    layout = self.layouts[target]
-    with io.DirectoryLock(layout.directory):
-      if files.is_finished():
-        return
-      for name in LEVEL_0_FILES:
-        io.copy_file(getattr(origin, name), getattr(files, name))
-      if os.path.isdir(origin.tensorboard):
-        io.copy_tree(origin.tensorboard, files.tensorboard)
-      metrics = dict(io.read_json(origin.metrics), experiment_hash=layout.experiment_hash)
-      io.write_json(files.metrics, metrics)
-      if os.path.exists(files.checkpoint):
-        os.remove(files.checkpoint)
+    if files.is_finished():
+      return
+    for name in LEVEL_0_FILES:
+      io.copy_file(getattr(origin, name), getattr(files, name))
+    if os.path.isdir(origin.tensorboard):
+      io.copy_tree(origin.tensorboard, files.tensorboard)
+    metrics = dict(io.read_json(origin.metrics), experiment_hash=self.layouts[target].experiment_hash)
+    io.write_json(files.metrics, metrics)
+    if os.path.exists(files.checkpoint):
+      os.remove(files.checkpoint)
     self.log(f"replicate {seed} level  0 ticket: copied from k={source} to k={target}")
+
+
+class SweepWork(Works):
+  """The tasks of every k of a sweep as one graph (keyed by k): a k whose level 0 is a copy
+  (`Level0Plan.copies`) copies it here, after its source's level 0, instead of training it."""
+
+  def __init__(self, sweep: RewindSweep, works: Dict[int, Work], plans: Dict[int, Level0Plan]):
+    super().__init__(works)
+    self.sweep = sweep
+    self.plans = plans
+
+  def copies(self, task: Keyed) -> bool:
+    return task.task.kind == "level0" and task.key in self.plans[task.task.seed].copies
+
+  def run(self, task: Keyed) -> None:
+    if self.copies(task):
+      self.sweep.copy_level_0(task.task.seed, self.plans[task.task.seed].source, task.key)
+    else:
+      super().run(task)
+
+  def remote(self, task: Keyed) -> Optional[Remote]:
+    return None if self.copies(task) else super().remote(task)
+
+  def checkpoint(self, task: Keyed) -> Optional[str]:
+    return None if self.copies(task) else super().checkpoint(task)

@@ -17,9 +17,13 @@ A task reads the files `reads` lists, through its store, and writes through it: 
 directory where it runs in the directory's own process, a `lottery.store.MemoryStore` loaded
 with those files where it runs as a remote task. `FindSpec` is everything else a remote task
 needs, and travels with it (it holds no TensorFlow object).
+
+What an executor (`lth_tf.executors`) runs is a `Work`: `FindWork` here, the copies of
+`lth stability` (`stability.copies`), and several of them run as one graph (`Works`: the
+experiments of a rewind sweep, an experiment and its stability copies).
 """
 import dataclasses
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from lth_tf import branches as branches_lib
 from lth_tf import distribute, pruning
@@ -51,6 +55,115 @@ class Task:
     return f"replicate {self.seed} level {self.level} {self.branch}"
 
 
+class Remote(NamedTuple):
+  """What a remote worker runs a task from: `run_detached(spec, data, task, inputs, ...)`."""
+  spec: object  # has `key()`, `with_config(config)`, and `work(...)`, which builds its Work
+  data: object
+  task: object
+  inputs: Dict[str, Dict]
+
+
+class Work:
+  """The trainings of one command, as an executor runs them (`lth_tf.executors`).
+
+  In the process that runs the command, whose store is the experiment directory:
+  - `run(task)` runs a task here;
+  - `remote(task)` is what a remote worker runs it from (`Remote`), or None for a task that
+    runs where the directory is (a copy of files);
+  - `checkpoint(task)` is the checkpoint file of the training it runs (None: none);
+  - `write(task, written, outputs)` writes what a remote run of it returned, as it would have
+    written here; `apply(written)` writes files only (what a task wrote before a checkpoint);
+  - `writes` (this process writes the directory: the chief) and `where` (what runs now, for
+    the message of an interrupted run).
+  """
+  config: ExperimentConfig
+  detached = None  # how a remote worker runs a task: `run_detached`
+
+  def run(self, task) -> None:
+    raise NotImplementedError
+
+  def remote(self, task) -> Optional[Remote]:
+    raise NotImplementedError
+
+  def checkpoint(self, task) -> Optional[str]:
+    raise NotImplementedError
+
+  def write(self, task, written, outputs) -> None:
+    raise NotImplementedError
+
+  def apply(self, written) -> None:
+    raise NotImplementedError
+
+  @property
+  def writes(self) -> bool:
+    raise NotImplementedError
+
+  @property
+  def where(self) -> str:
+    raise NotImplementedError
+
+  @where.setter
+  def where(self, text: str) -> None:
+    raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class Keyed:
+  """A task of one part of `Works`."""
+  key: object
+  task: object
+  # How the part is named in messages ("k=20"; "" for none); not part of the task's identity.
+  label: str = dataclasses.field(default="", compare=False)
+
+  def __str__(self) -> str:
+    return f"{self.label}: {self.task}" if self.label else str(self.task)
+
+
+class Works(Work):
+  """Several works run as one graph, whose tasks are `Keyed` by the part they belong to; a
+  task of one part may wait for a task of another."""
+
+  def __init__(self, parts: Dict[object, Work]):
+    self.parts = dict(parts)
+    first = next(iter(self.parts.values()))
+    self.config = first.config
+    self.detached = first.detached
+
+  def run(self, task: Keyed) -> None:
+    self.parts[task.key].run(task.task)
+
+  def remote(self, task: Keyed) -> Optional[Remote]:
+    return self.parts[task.key].remote(task.task)
+
+  def checkpoint(self, task: Keyed) -> Optional[str]:
+    return self.parts[task.key].checkpoint(task.task)
+
+  def write(self, task: Keyed, written, outputs) -> None:
+    self.parts[task.key].write(task.task, written, outputs)
+
+  def apply(self, written) -> None:
+    next(iter(self.parts.values())).apply(written)  # each part's store is the directory's
+
+  @property
+  def writes(self) -> bool:
+    return all(part.writes for part in self.parts.values())
+
+  @property
+  def where(self) -> str:
+    return next(iter(self.parts.values())).where
+
+  @where.setter
+  def where(self, text: str) -> None:
+    for part in self.parts.values():
+      part.where = text
+
+
+def keyed(key, graph, label: str = ""):
+  """`graph` (task, deps) with every task and dependency `Keyed` by `key`."""
+  return [(Keyed(key, task, label), tuple(Keyed(key, dep, label) for dep in deps))
+          for task, deps in graph]
+
+
 @dataclasses.dataclass(frozen=True)
 class FindSpec:
   """What the tasks of one `lth find` experiment are run from, besides the data.
@@ -77,8 +190,14 @@ class FindSpec:
   def captures_of(self, seed: int) -> Dict[int, str]:
     return dict(dict(self.captures).get(seed, ()))
 
+  def with_config(self, config: ExperimentConfig) -> "FindSpec":
+    return dataclasses.replace(self, config=config)
 
-class FindWork:
+  def work(self, data, strategy, runner: BranchRun, replicates, keep: int) -> "FindWork":
+    return FindWork(self, data, strategy, runner, replicates, keep)
+
+
+class FindWork(Work):
   """Runs the tasks of `spec` through `runner`'s store, one replicate model at a time.
 
   Args:
@@ -170,14 +289,31 @@ class FindWork:
 
   def inputs(self, task: Task) -> Dict[str, Dict]:
     """The files `task` reads, as a remote task gets them (`run_detached`)."""
-    return {path: self.store.read_arrays(path) for path in self.reads(task)
-            if self.store.exists(path)}
+    return read_inputs(self.store, self.reads(task))
 
-  def write(self, written, outputs) -> None:
-    """Writes what a remote task returned (`run_detached`), as the task would have here."""
-    apply(self.store, written)
+  def remote(self, task: Task) -> Remote:
+    return Remote(self.spec, self.data, task, self.inputs(task))
+
+  def write(self, task, written, outputs) -> None:
+    """Writes what a remote run of `task` returned (`run_detached`), as it would have here."""
+    self.apply(written)
     for output in outputs:
       self.runner.commit(output)
+
+  def apply(self, written) -> None:
+    apply(self.store, written)
+
+  @property
+  def writes(self) -> bool:
+    return self.runner.writes
+
+  @property
+  def where(self) -> str:
+    return self.runner.directory.where
+
+  @where.setter
+  def where(self, text: str) -> None:
+    self.runner.directory.where = text
 
   # ---- running a task -----------------------------------------------------------------------
 
@@ -253,18 +389,24 @@ class FindWork:
                     branches_lib.plan_of(task.branch, context))
 
 
+def read_inputs(store, paths) -> Dict[str, Dict]:
+  """The files of `paths` that exist, as a remote task gets them."""
+  return {path: store.read_arrays(path) for path in paths if store.exists(path)}
+
+
 # A worker process's last experiment: its spec's key, strategy and replicate models.
 _DETACHED: Dict[str, object] = {}
 # How many replicate models a worker process keeps (`FindWork`'s `keep`).
 DETACHED_REPLICATES = 4
 
 
-def run_detached(spec: FindSpec, data, task: Task, inputs: Dict[str, Dict], checkpoints):
-  """Runs `task` away from the experiment directory (a remote worker): through a `MemoryStore`
-  holding `inputs` (`FindWork.inputs`), with `checkpoints(store)` (the `BranchRun` checkpoint
-  interface, given the task's store) for its training's checkpoints. Returns what it wrote and its trained branches, for the directory's
-  writer (`FindWork.write`). A process keeps the replicate model of the last task it ran, for
-  the next task of the same experiment and replicate."""
+def run_detached(spec, data, task, inputs: Dict[str, Dict], checkpoints):
+  """Runs `task` away from the experiment directory (a remote worker), in the work `spec`
+  builds (`FindSpec.work`): through a `MemoryStore` holding `inputs` (`Work.remote`), with
+  `checkpoints(store)` (the `BranchRun` checkpoint interface, given the task's store) for its
+  training's checkpoints. Returns what it wrote and its trained branches, for the directory's
+  writer (`Work.write`). A process keeps the replicate models of the last tasks it ran, for
+  the next tasks of the same experiment and replicates."""
   key = spec.key()
   if _DETACHED.get("key") != key:
     if spec.config.runtime.deterministic:
@@ -276,6 +418,6 @@ def run_detached(spec: FindSpec, data, task: Task, inputs: Dict[str, Dict], chec
   outputs: List = []
   runner = BranchRun(spec.config, RunDirectory(spec.layout, False, store), lambda line: None,
                      lambda: None, checkpoints=checkpoints(store), finish=outputs.append)
-  FindWork(spec, data, _DETACHED["strategy"], runner, _DETACHED["replicates"],
-           keep=DETACHED_REPLICATES).run(task)
+  spec.work(data, _DETACHED["strategy"], runner, _DETACHED["replicates"],
+            DETACHED_REPLICATES).run(task)
   return store.written, outputs

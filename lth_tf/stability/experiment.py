@@ -3,7 +3,8 @@
 For every chosen (replicate, level, branch) the branch's plan (`lth_tf.branches`: mask, start
 weights, optimizer state, start iteration) is built from the experiment's files exactly as the
 level loop built it, and trained twice by the level loop's own `BranchRun`, once per data
-order; the linear path between the two results is then evaluated (`interpolate`).
+order (`copies`: tasks the experiment's executor runs, with the experiment's own where it is
+trained first); the linear path between the two results is then evaluated (`interpolate`).
 
 Seeds, all derived from the replicate seed with `branches.derive_seed` and recorded:
 - copy c's data order: `derive_seed(seed, "stability", level, branch, c)`; the weights the
@@ -18,33 +19,26 @@ not evaluated again. The experiment directory's lock is held throughout.
 """
 import dataclasses
 import os
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from lth_tf import branches as branches_lib
 from lth_tf import data as data_lib
-from lth_tf import pruning, rundir
+from lth_tf import executors, rundir
 from lth_tf.config import ExperimentConfig
 from lth_tf.settings import StabilityConfig
 from lth_tf.validation import validate, validate_stability
 from lth_tf.errors import ConfigError, CorruptFileError, UserError
+from lth_tf.executors import EXECUTORS
 from lth_tf.lottery.session import open_session
 from lth_tf.lottery.replicate import ReplicateModel
-from lth_tf.lottery.level import level_context
 from lth_tf.lottery.runner import LotteryExperiment
+from lth_tf.lottery.tasks import FindSpec, Keyed, Works, keyed
 from lth_tf.rundir import BranchFiles, ExperimentLayout, check_data_record, states
 from lth_tf.rundir import stability as record
-from lth_tf.stability import interpolate, plot
-
-COPIES = 2
-Pair = Tuple[int, int, str]  # (replicate seed, level, branch)
-
-
-def data_seeds(seed: int, level: int, branch: str) -> Tuple[int, ...]:
-  """The data-order seeds of the copies of one pair."""
-  return tuple(branches_lib.derive_seed(seed, "stability", level, branch, copy)
-               for copy in range(COPIES))
+from lth_tf.stability import copies, interpolate, plot
+from lth_tf.stability.copies import COPIES, Pair, data_seeds
 
 
 def read_config(experiment_dir: str) -> ExperimentConfig:
@@ -73,6 +67,7 @@ class StabilityExperiment:
     self.config = config
     self.layout = layout
     self.settings = validate_stability(settings)
+    executors.check(config.runtime.executor)
     self.log = log
     self.lottery = lottery
     interpolate.NORMALISATION.get(settings.normalisation)
@@ -81,6 +76,10 @@ class StabilityExperiment:
     session = open_session(config, layout, self.data, log, lambda: None, strategy=strategy,
                            resolve_engine=False)
     self.strategy, self.directory, self.trainer = session.strategy, session.directory, session.trainer
+    self.copies = copies.CopyWork(
+        copies.CopySpec(FindSpec(config, layout, tuple(branches_lib.enabled("find", config)),
+                                 None if lottery is None else lottery.ticket)),
+        self.data, self.strategy, self.trainer, log=log)
     if lottery is None:
       self._check_finished()
       check_data_record(layout.data_file, self.data, layout.directory, flag="data_dir")
@@ -88,15 +87,18 @@ class StabilityExperiment:
   @classmethod
   def from_directory(cls, experiment_dir: str, settings: StabilityConfig,
                      data_dir: Optional[str] = None,
-                     log: Callable[[str], None] = print) -> "StabilityExperiment":
+                     log: Callable[[str], None] = print,
+                     executor: Optional[Dict] = None) -> "StabilityExperiment":
     """On the finished experiment in `experiment_dir` (its data read from `data_dir`, by
-    default the one it recorded)."""
+    default the one it recorded), its copies trained by `executor` (runtime fields: `executor`,
+    `cpus_per_task`, `gpus_per_task`; by default the local executor, whatever the experiment
+    was trained with)."""
     directory = os.path.abspath(experiment_dir)
     config = read_config(directory)
-    runtime = {"root_dir": os.path.dirname(directory)}
+    runtime = dict({"executor": "local"}, **(executor or {}), root_dir=os.path.dirname(directory))
     if data_dir is not None:
       runtime["data_dir"] = data_dir
-    config = config.replace(runtime=dataclasses.replace(config.runtime, **runtime))
+    config = validate(config.replace(runtime=dataclasses.replace(config.runtime, **runtime)))
     layout = ExperimentLayout.from_directory(directory)
     return cls(config, layout, settings, log=log)  # the session builds its strategy
 
@@ -151,21 +153,39 @@ class StabilityExperiment:
   def run(self) -> List[Dict]:
     """Trains and evaluates what is not done yet; writes `stability.json` and its figure;
     returns the records of the pairs asked for."""
-    if self.lottery is not None:
-      self.lottery.run()
+    if self.lottery is not None:  # the experiment's tasks and the copies, as one graph
+      self.lottery.run(extend=self._with_copies)
     return self.directory.locked(self._run_locked, self.config.runtime.deterministic)
 
+  def _pending(self) -> List[Pair]:
+    return [pair for pair in self.pairs if not self._is_current(pair)]
+
+  def _with_copies(self, work, graph):
+    """The experiment's work and graph (`LotteryExperiment.run`) with the copies added, each
+    waiting for the tasks of its level and branch that are in the graph."""
+    tasks = {task for task, _ in graph}
+    waits = lambda copy: [Keyed("find", task) for task in copies.CopyWork.needs(copy)
+                          if task in tasks]
+    return (Works({"find": work, "copies": self.copies}),
+            keyed("find", graph) + [(Keyed("copies", task), deps) for task, deps in
+                                    self.copies.graph(self._pending(), waits)])
+
   def _run_locked(self) -> List[Dict]:
-    for seed in dict.fromkeys(seed for seed, _, _ in self.pairs):
-      pending = [pair for pair in self.pairs if pair[0] == seed and not self._is_current(pair)]
-      if not pending:
-        continue
-      replicate = ReplicateModel(self.config, self.data, seed, self.strategy)
-      rewind = states.read(self.directory.store, self.layout.rewind_file(seed))
-      for pair in pending:
-        self._run_pair(replicate, rewind, pair)
+    pending = self._pending()
+    graph = self.copies.graph(pending)
+    if graph:
+      EXECUTORS.get(self.config.runtime.executor)(self.copies, graph)
     if not self.directory.writes:  # the chief writes and reports the records
       return []
+    for seed in dict.fromkeys(seed for seed, _, _ in pending):
+      replicate = self.copies.replicate(seed)
+      rewind = states.read(self.directory.store, self.layout.rewind_file(seed))
+      for pair in pending:
+        if pair[0] == seed:
+          files = self.layout.stability_pair(*pair)
+          record.write_pair(files.path, self.evaluate_pair(
+              replicate, pair, self.plan(replicate, rewind, *pair),
+              [files.copy(c) for c in range(COPIES)]))
     every = [record.read_pair(files.path) for files in self._all_pair_files()
              if os.path.exists(files.path)]
     record.write(self.layout.stability_file, self.layout.experiment_hash, every)
@@ -196,49 +216,17 @@ class StabilityExperiment:
     return (previous["settings"] == self.settings_for(pair[0])
             and previous["data_seeds"] == list(data_seeds(*pair)))
 
-  def _run_pair(self, replicate: ReplicateModel, rewind: states.TrainingState,
-                pair: Pair) -> None:
-    seed, level, branch = pair
-    plan = self.plan(replicate, rewind, seed, level, branch)
-    files = self.layout.stability_pair(seed, level, branch)
-    for copy, data_seed in enumerate(data_seeds(*pair)):
-      self.train_copy(replicate, pair, plan, files.copy(copy), data_seed)
-    if self.directory.writes:
-      record.write_pair(files.path, self.evaluate_pair(replicate, pair, plan,
-                                                       [files.copy(c) for c in range(COPIES)]))
-
   def plan(self, replicate: ReplicateModel, rewind: states.TrainingState, seed: int,
            level: int, branch: str) -> branches_lib.BranchPlan:
-    """The branch's plan, from the level's context as the level loop builds it (`level`):
-    level 0: the dense network (or a saved ticket's mask) from the rewind point, as a level's
-    ticket starts.
-
-    Raises:
-      UserError: the plan no longer gives the mask the experiment's branch trained with.
-    """
-    store = self.directory.store
-    dense = pruning.Mask.from_dict(store.read_arrays(
-        BranchFiles(self.layout.branch_dir(seed, 0, "ticket")).mask))
-    context = level_context(self.config, self.layout, store, replicate, self.data.batch, seed,
-                            level, rewind, dense)
-    plan = branches_lib.plan_of(branch, context)
-    trained = BranchFiles(self.layout.branch_dir(seed, level, branch)).mask
-    if store.exists(trained) and pruning.Mask.from_dict(store.read_arrays(trained)) != plan.mask:
-      raise UserError(f"replicate {seed} level {level} {branch}: its plan no longer gives the "
-                      f"mask it trained with ({trained})")
-    return plan
+    """The branch's plan (`copies.pair_plan`)."""
+    return copies.pair_plan(self.config, self.layout, self.directory.store, replicate,
+                            self.data.batch, (seed, level, branch), rewind)
 
   def train_copy(self, replicate: ReplicateModel, pair: Pair, plan: branches_lib.BranchPlan,
                  files: BranchFiles, data_seed: int) -> None:
     """Trains one copy of `pair` from `plan` in the data order of `data_seed` into `files`
-    (nothing if it is finished; from its checkpoint if it was interrupted)."""
-    seed, level, branch = pair
-    if files.is_finished():
-      return
-    self.log(f"stability: replicate {seed} level {level} {branch}: "
-             f"{os.path.basename(files.directory)}, data-order seed {data_seed}")
-    replicate.set_data_order(data_seed)
-    self.trainer.run(replicate, seed, level, branch, plan, files=files)
+    (`copies.train`)."""
+    copies.train(self.trainer, replicate, pair, plan, files, data_seed, self.log)
 
   def evaluate_pair(self, replicate: ReplicateModel, pair: Pair, plan: branches_lib.BranchPlan,
                     copies: Sequence[BranchFiles]) -> Dict:

@@ -19,6 +19,8 @@ from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, Runti
                            TrainingConfig)
 from lth_tf.lottery import LotteryExperiment
 from lth_tf.lottery.sweep import RewindSweep
+from lth_tf.settings import StabilityConfig
+from lth_tf.stability import StabilityExperiment
 
 # The tests share one cluster: they run in one test process (scripts/test.sh: --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("ray")
@@ -80,6 +82,19 @@ def test_a_rewind_sweep_on_two_nodes_equals_the_local_run(cluster, tmp_path):
     RewindSweep(config, (0, 20), log=lambda line: None).run()
   got, expected = _experiments(tmp_path / "ray"), _experiments(tmp_path / "local")
   assert len(expected) == 2 and got == expected
+
+
+def test_a_stability_run_on_two_nodes_equals_the_local_run(cluster, tmp_path):
+  """`lth stability --flagfile=...`: the experiment's tasks and the copies as one graph (each
+  copy waits for its level), then the paths evaluated by the head."""
+  settings = StabilityConfig(branches=("ticket", "reinit"), points=2)
+  for name, executor in (("local", "local"), ("ray", "ray")):
+    config = _config(tmp_path / name, executor, seeds=(0,), levels=1, random_prune=False)
+    StabilityExperiment.for_config(config, settings, log=lambda line: None).run()
+  got, expected = _experiments(tmp_path / "ray"), _experiments(tmp_path / "local")
+  assert len(expected) == 1 and got == expected
+  (files,) = expected.values()
+  assert len([name for name in files if name.endswith("copy_1/metrics.json")]) == 3
 
 
 # A training long enough to be caught in the middle: a checkpoint every 50 of 400 iterations.

@@ -329,3 +329,29 @@ def test_each_replicate_plans_its_own_level_0(tmp_path):
   first, second = sweep.plan(0), sweep.plan(1)
   assert (first.host, first.captures, first.copies, first.source) == (10, (30,), (30,), 10)
   assert (second.host, second.captures, second.copies, second.source) == (None, (), (0, 10), 30)
+
+
+def test_the_k_s_are_one_graph_whose_levels_wait_only_for_the_copy_of_level_0(tmp_path,
+                                                                              monkeypatch):
+  """The executor gets every k's tasks at once: a k that copies level 0 waits for the host's
+  level 0 and for nothing else of another k, so an executor that runs tasks at the same time
+  trains the k's at the same time."""
+  from lth_tf.executors import EXECUTORS
+  graphs = []
+  local = EXECUTORS.get("local")
+
+  def recording(work, graph):
+    graphs.append(list(graph))
+    local(work, graph)
+
+  monkeypatch.setitem(EXECUTORS._entries, "local", recording)  # pylint: disable=protected-access
+  RewindSweep(_config(tmp_path, levels=2), (0, 20), log=lambda line: None).run()
+  (graph,) = graphs
+  deps = {str(task): {str(dep) for dep in waits} for task, waits in graph}
+  assert deps["k=20: replicate 0 level 0"] == {"k=0: replicate 0 level 0"}
+  assert deps["k=20: replicate 0 level 1 mask"] == {"k=20: replicate 0 level 0"}
+  assert deps["k=20: replicate 0 level 2 mask"] == {"k=20: replicate 0 level 0",
+                                                    "k=20: replicate 0 level 1 ticket"}
+  assert deps["k=0: replicate 0 level 1 ticket"] == {"k=0: replicate 0 level 0",
+                                                     "k=0: replicate 0 level 1 mask"}
+  assert len(graph) == 2 * (1 + 2 * 2)

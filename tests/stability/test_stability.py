@@ -18,7 +18,9 @@ from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.pruning import Mask
 from lth_tf.rundir import BranchFiles, states
 from lth_tf.rundir import stability as record
+from lth_tf.lottery.tasks import Task, run_detached
 from lth_tf.stability import StabilityExperiment, data_seeds, interpolate
+from lth_tf.stability.copies import CopyTask
 from lth_tf.training import get_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -332,3 +334,42 @@ def test_convolutional_batch_norm_averages_unbiased_variances():
   unbiased = np.mean([m.var(0, ddof=1) for m in maps], 0)
   np.testing.assert_allclose(variance, unbiased, rtol=1e-4)
   assert not np.allclose(variance, np.mean([m.var(0) for m in maps], 0), rtol=1e-3)
+
+
+# ---- the copies as tasks (`stability.copies`) ----------------------------------------------------
+
+class _NoCheckpoints:
+  """A detached task's checkpoints, kept nowhere (these tasks are not interrupted)."""
+
+  def __init__(self, store):
+    del store
+
+  def read(self, files):
+    del files
+
+  def write(self, files, state):
+    del files, state
+
+  def clear(self, files):
+    del files
+
+
+def test_a_worker_that_trained_a_copy_trains_the_replicate_s_next_task_in_its_own_order(run):
+  """A remote worker keeps its replicate models between tasks (`lottery.tasks.run_detached`):
+  a copy trained there equals the local copy, and after it, in another data order, the
+  replicate's next task of `lth find` trains in the replicate's own order, as the local run
+  did: its weights are the directory's, bit for bit."""
+  experiment = _experiment(run[1])
+  layout = experiment.layout
+  find = experiment.copies.spec.find.work(experiment.data, experiment.strategy,
+                                          experiment.trainer, None, 1)
+  expected = {
+      CopyTask(0, 1, "ticket", 0): layout.stability_pair(0, 1, "ticket").copy(0),
+      Task("branch", 0, 1, "reinit"): BranchFiles(layout.branch_dir(0, 1, "reinit"))}
+  for (task, files), work in zip(expected.items(), (experiment.copies, find)):
+    remote = work.remote(task)
+    _, (output,) = run_detached(remote.spec, remote.data, remote.task, remote.inputs,
+                                _NoCheckpoints)
+    assert output.files.directory == files.directory
+    for name, value in io.read_arrays(files.final_weights).items():
+      np.testing.assert_array_equal(output.final_weights[name], value, err_msg=f"{task} {name}")
