@@ -227,6 +227,9 @@ class RuntimeConfig:
       (`pip install lth_tf[ray]`). The results are those of `local`.
     cpus_per_task: CPUs Ray reserves for each training task (`--executor=ray`).
     gpus_per_task: GPUs Ray reserves for each training task (`--executor=ray`).
+    training_workers: with `--executor=ray` and `--strategy=multi_worker_mirrored`, the
+      workers of each training: Ray actors (`cpus_per_task` CPUs and `gpus_per_task` GPUs
+      each) whose `TF_CONFIG` the executor sets; the first is the chief.
     dense_shards: split every large fully connected kernel by output columns into this many
       blocks whose products and (fused) updates run at the same time on the inter-op threads
       (`lth_tf.training.sharded`): one small network's step on several cores. Implies the
@@ -252,6 +255,7 @@ class RuntimeConfig:
   executor: str = "local"
   cpus_per_task: float = 1.0
   gpus_per_task: float = 0.0
+  training_workers: int = 2
 
 
 @dataclasses.dataclass(frozen=True)

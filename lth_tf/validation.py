@@ -131,9 +131,17 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   _check_choice(r.executor, EXECUTORS.names(), "executor")
   _check(r.cpus_per_task > 0, f"cpus_per_task must be > 0; got {r.cpus_per_task}")
   _check(r.gpus_per_task >= 0, f"gpus_per_task must be >= 0; got {r.gpus_per_task}")
-  _check(r.executor == "local" or r.strategy in ("default", "one_device"),
-         f"--executor={r.executor} trains each task on one device; it cannot be combined with "
-         f"--strategy={r.strategy}")
+  _check(r.executor == "local" or r.strategy in ("default", "one_device",
+                                                 "multi_worker_mirrored"),
+         f"--executor={r.executor} trains each task on one device, or across Ray actors with "
+         f"--strategy=multi_worker_mirrored; it cannot be combined with --strategy={r.strategy}")
+  _check(r.training_workers >= 1, f"training_workers must be >= 1; got {r.training_workers}")
+  if r.executor == "ray" and r.strategy == "multi_worker_mirrored":
+    replicas = r.training_workers * max(1, int(r.gpus_per_task))
+    _check(t.batch_size % replicas == 0,
+           f"batch_size {t.batch_size} is not divisible by the {replicas} replicas of "
+           f"--training_workers={r.training_workers} (each replica takes batch_size / "
+           f"{replicas} examples)")
   _check(r.dense_shards >= 1, f"dense_shards must be >= 1; got {r.dense_shards}")
   _check(r.dense_shards == 1 or r.strategy in ("default", "one_device"),
          f"--dense_shards splits one device's step across its cores; it cannot be combined "

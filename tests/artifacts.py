@@ -12,17 +12,20 @@ from lth_tf import io
 # - a TensorBoard event file's name and event wall times: the clock, host and pid (its
 #   scalars are compared).
 VARIABLE = {"metrics.json": (("wall_time_s",),),
-            "compute.json": (("total", "wall_time_s"),) + tuple(
-                ("by_branch", b, "wall_time_s") for b in ("ticket", "reinit", "random_prune")),
+            "compute.json": (("total", "wall_time_s"), ("by_branch", "*", "wall_time_s")),
             "config.json": (("runtime", "root_dir"), ("runtime", "data_dir"))}
 
 
 def without(data, paths):
+  """`data` without the values at `paths` (tuples of keys; "*": every key at that depth)."""
   for path in paths:
-    parent = data
+    parents = [data]
     for key in path[:-1]:
-      parent = parent.get(key, {})
-    parent.pop(path[-1], None)
+      parents = [child for parent in parents if isinstance(parent, dict)
+                 for child in (parent.values() if key == "*" else [parent.get(key, {})])]
+    for parent in parents:
+      if isinstance(parent, dict):
+        parent.pop(path[-1], None)
   return data
 
 

@@ -14,12 +14,13 @@ from lth_tf.registry import Registry, import_modules
 EXECUTORS: Registry[Callable] = Registry("executor")
 
 
-def check(name: str) -> None:
-  """Refuses in one line, before anything is written, an executor that cannot run here: one
-  whose `run` has a `requires()` that raises (the ray executor without Ray installed)."""
-  requires = getattr(EXECUTORS.get(name), "requires", None)
+def check(runtime) -> None:
+  """Refuses in one line, before anything is written, an executor that cannot run `runtime`
+  (a `config.RuntimeConfig`) here: one whose `run` has a `requires(runtime)` that raises (the
+  ray executor without Ray installed)."""
+  requires = getattr(EXECUTORS.get(runtime.executor), "requires", None)
   if requires is not None:
-    requires()
+    requires(runtime)
 
 import_modules(__name__, __path__)
 

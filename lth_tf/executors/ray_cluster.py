@@ -13,14 +13,22 @@ Ray task, started as soon as the tasks it waits for have finished.
   it, on another node if its node is gone) resumes from the last checkpoint the keeper holds,
   and a rerun after this process was killed resumes from the directory, as a local run does.
 - Resources: each task asks for `--cpus_per_task` CPUs and `--gpus_per_task` GPUs.
+- One training across machines (`--strategy=multi_worker_mirrored`): every task is trained by
+  a group of `--training_workers` Ray actors, started here as Ray Train starts its workers:
+  each reports its node's address and a free port, and gets the `TF_CONFIG` of the group (the
+  first one is the chief). Every worker of the group runs every task, in the same order; the
+  chief alone sends checkpoints and returns what the task wrote. A worker that dies ends the
+  run in one line; the rerun resumes from the directory's checkpoints.
 
 A worker keeps the replicate model it built last (tasks of one replicate reuse it) and trains
 with the experiment's thread settings, so its steps are the steps a local run takes: on one CPU
 type the directory is bit-identical to a local run's.
 """
 import dataclasses
+import json
 import os
-from typing import Dict
+import socket
+from typing import Dict, List
 
 from lth_tf import io
 from lth_tf.errors import TrainingDiverged, UserError
@@ -68,11 +76,13 @@ class Keeper:
 
 class KeeperCheckpoints:
   """A remote task's checkpoints (the `BranchRun` interface), sent to and read from the keeper
-  with what the task wrote before each (through `store`, its `MemoryStore`)."""
+  with what the task wrote before each (through `store`, its `MemoryStore`); a worker of a
+  multi-worker training that is not the chief reads them and sends none (`sends`)."""
 
-  def __init__(self, keeper, store):
+  def __init__(self, keeper, store, sends: bool = True):
     self.keeper = keeper
     self.store = store
+    self.sends = sends
 
   def read(self, files: BranchFiles):
     kept = _ray().get(self.keeper.get.remote(files.checkpoint))
@@ -83,6 +93,8 @@ class KeeperCheckpoints:
     return states.TrainingState.from_arrays(arrays, files.checkpoint)
 
   def write(self, files: BranchFiles, state: states.TrainingState) -> None:
+    if not self.sends:
+      return
     _ray().get(self.keeper.put.remote(files.checkpoint, state.to_arrays(),
                                       list(self.store.written)))
 
@@ -93,6 +105,35 @@ class KeeperCheckpoints:
 def run_task(detached, spec, data, task, inputs: Dict, keeper):
   """A Ray task: `detached` (the work's `run_detached`) with the keeper's checkpoints."""
   return detached(spec, data, task, inputs, lambda store: KeeperCheckpoints(keeper, store))
+
+
+class TrainingWorker:
+  """A Ray actor: one worker of a multi-worker training (`--strategy=multi_worker_mirrored`).
+  Its strategy is built at its first task, from the `TF_CONFIG` that `join` set."""
+
+  def address(self) -> str:
+    """This node's address and a port free on it, for the group's cluster."""
+    with socket.socket() as probe:
+      probe.bind(("", 0))
+      port = probe.getsockname()[1]
+    return f"{_ray().util.get_node_ip_address()}:{port}"
+
+  def join(self, cluster: List[str], index: int) -> None:
+    os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": cluster},
+                                          "task": {"type": "worker", "index": index}})
+
+  def run(self, detached, spec, data, task, inputs: Dict, keeper, chief: bool):
+    """The task's share of this worker; what it wrote and trained on the chief only."""
+    result = detached(spec, data, task, inputs,
+                      lambda store: KeeperCheckpoints(keeper, store, sends=chief))
+    return result if chief else None
+
+
+def _requires(runtime) -> None:
+  _ray()
+  if runtime.strategy == "multi_worker_mirrored" and os.environ.get("TF_CONFIG"):
+    raise UserError("--executor=ray starts the workers of --strategy=multi_worker_mirrored and "
+                    "sets their TF_CONFIG itself; unset TF_CONFIG in the command's environment")
 
 
 @EXECUTORS.register("ray")
@@ -108,7 +149,7 @@ def run(work, graph) -> None:
       ray.shutdown()
 
 
-run.requires = _ray
+run.requires = _requires
 
 
 class _HeadRun:
@@ -129,6 +170,9 @@ class _HeadRun:
     self.remote = ray.remote(run_task).options(
         num_cpus=runtime.cpus_per_task, num_gpus=runtime.gpus_per_task,
         max_retries=TASK_RETRIES, retry_exceptions=False)
+    self.group = (self._start_group(runtime) if runtime.strategy == "multi_worker_mirrored"
+                  else None)
+    self._followers: Dict = {}  # a group task's chief reference -> its other workers'
     here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
         ray.get_runtime_context().get_node_id(), soft=False)
     checkpoints = {}
@@ -138,6 +182,16 @@ class _HeadRun:
         checkpoints[path] = io.read_arrays(path)
     self.keeper = ray.remote(Keeper).options(num_cpus=0, scheduling_strategy=here).remote(
         checkpoints)
+
+  def _start_group(self, runtime) -> List:
+    """The actors of one multi-worker training, each told the group's `TF_CONFIG`."""
+    actor = self.ray.remote(TrainingWorker).options(
+        num_cpus=runtime.cpus_per_task, num_gpus=runtime.gpus_per_task,
+        scheduling_strategy="SPREAD")
+    group = [actor.remote() for _ in range(runtime.training_workers)]
+    cluster = self.ray.get([worker.address.remote() for worker in group])
+    self.ray.get([worker.join.remote(cluster, index) for index, worker in enumerate(group)])
+    return group
 
   def _worker_spec(self, spec):
     """`spec` as the workers run it: no progress bars, `_threads` operations at once."""
@@ -156,9 +210,15 @@ class _HeadRun:
       return None
     if id(remote.data) not in self._data:  # once per dataset: it travels once per node
       self._data[id(remote.data)] = (self.ray.put(remote.data), remote.data)
-    return self.remote.remote(self.work.detached, self._worker_spec(remote.spec),
-                              self._data[id(remote.data)][0], remote.task, remote.inputs,
-                              self.keeper)
+    args = (self.work.detached, self._worker_spec(remote.spec), self._data[id(remote.data)][0],
+            remote.task, remote.inputs, self.keeper)
+    if self.group is None:
+      return self.remote.remote(*args)
+    # Every worker of the group runs the task (its actors run their calls in this order).
+    chief, *others = [worker.run.remote(*args, index == 0)
+                      for index, worker in enumerate(self.group)]
+    self._followers[chief] = others
+    return chief
 
   def run(self) -> None:
     pending = list(self.graph)
@@ -176,15 +236,35 @@ class _HeadRun:
         if not running:
           continue
         self.work.where = "during " + ", ".join(map(str, running.values()))
-        finished, _ = self.ray.wait(list(running), num_returns=1, timeout=POLL_S)
+        finished, _ = self.ray.wait(self._waited(running), num_returns=1, timeout=POLL_S)
         self._write_checkpoints()
         for ref in finished:
+          if ref not in running:  # a worker of a group, not the chief: an error ends the run
+            self._result(ref)
+            for others in self._followers.values():
+              if ref in others:
+                others.remove(ref)
+            continue
           task = running.pop(ref)
           self._write(task, self._result(ref))
+          self._result_of_group(ref)
           done.add(task)
     finally:
-      for ref in running:
-        self.ray.cancel(ref, force=True)
+      if self.group is not None:
+        for worker in self.group:
+          self.ray.kill(worker)
+      else:
+        for ref in running:
+          self.ray.cancel(ref, force=True)
+
+  def _waited(self, running) -> List:
+    """What the head waits for: the running tasks, and the other workers of a group's task
+    (one that dies would leave the chief waiting for it)."""
+    return list(running) + [ref for chief in running for ref in self._followers.get(chief, ())]
+
+  def _result_of_group(self, chief) -> None:
+    for ref in self._followers.pop(chief, ()):
+      self._result(ref)
 
   def _result(self, ref):
     try:
@@ -197,6 +277,10 @@ class _HeadRun:
           io.write_json(*record)
         raise cause from None
       raise
+    except self.ray.exceptions.RayActorError as error:
+      raise UserError("a worker of the multi-worker training died "
+                      f"({str(error).splitlines()[0][:200]}); rerun the command to resume from "
+                      "the last checkpoint") from None
 
   def _write_checkpoints(self) -> None:
     if not self.work.writes:

@@ -94,13 +94,6 @@ def check_branch_needs(names: Iterable[str], available: Iterable[str], why: str)
                       "does)")
 
 
-def check_local_executor(config: ExperimentConfig, command: str) -> None:
-  """Commands whose trainings run in their own process refuse another executor."""
-  if config.runtime.executor != "local":
-    raise UserError(f"{command} trains in its own process; --executor={config.runtime.executor} "
-                    "is for lth find and lth train (rewind sweeps included)")
-
-
 def load_ticket(config: ExperimentConfig):
   """The saved ticket level 0 starts from, verified against the config's checksum; or None."""
   if not config.runtime.ticket:

@@ -48,6 +48,7 @@ class LotteryExperiment:
     models.check(config.model)
     pruning.STRATEGIES.get(config.pruning.strategy)
     distribute.STRATEGIES.get(config.runtime.strategy)
+    executors.check(config.runtime)  # before the strategy is built
     self.data = data_lib.load(config.dataset, config.runtime.data_dir)
     session = open_session(config, self.layout, self.data, log, self._branch_finished)
     config = self.config = session.config
@@ -75,7 +76,6 @@ class LotteryExperiment:
       self.log("what is pruned (layer kinds and their rates: lth_tf.pruning.kinds):\n"
                + pruning.pruning_table(model, kinds, global_layers=ranked))
     preflight.check_strategy(self.config, self.branches)
-    executors.check(self.config.runtime.executor)
     shapes = pruning.prunable_shapes(model)
     preflight.check_levels(self.config, kinds, shapes)
     preflight.check_model_fits_strategy(self.config, model, kinds, self.log)

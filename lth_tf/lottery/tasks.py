@@ -197,11 +197,13 @@ class FindSpec:
     return FindWork(self, data, strategy, runner, replicates, keep)
 
 
-class FindWork(Work):
-  """Runs the tasks of `spec` through `runner`'s store, one replicate model at a time.
+class DirectoryWork(Work):
+  """The tasks of one experiment directory, run through `runner`'s store on replicate models
+  kept between tasks; a command's work (`FindWork`, `stability.copies.CopyWork`,
+  `transfer.tasks.TransferWork`) says what its tasks are, read and run.
 
   Args:
-    spec: the experiment.
+    spec: the experiment (`FindSpec`, or another spec with `config` and `layout`).
     data: its loaded splits.
     strategy: the `tf.distribute` strategy the models are built under.
     runner: trains the branches and writes (or returns) their files.
@@ -212,7 +214,7 @@ class FindWork(Work):
       replicates in turn (each model is built and its steps traced once, not once per task).
   """
 
-  def __init__(self, spec: FindSpec, data, strategy, runner: BranchRun,
+  def __init__(self, spec, data, strategy, runner: BranchRun,
                replicates: Optional[Dict[int, ReplicateModel]] = None, keep: int = 1):
     self.spec = spec
     self.config = spec.config
@@ -223,9 +225,69 @@ class FindWork(Work):
     self.store = runner.store
     self._replicates = {} if replicates is None else replicates
     self._keep = keep
+    self.detached = run_detached  # how a remote worker runs one of these tasks
+
+  def replicate(self, seed: int) -> ReplicateModel:
+    """Replicate `seed`'s model, kept for the next tasks of the replicate (every task loads its
+    own start state into it, so a kept model trains exactly as a new one)."""
+    if seed not in self._replicates:
+      while len(self._replicates) >= self._keep:  # released before the next one is built
+        del self._replicates[next(iter(self._replicates))]
+      self._replicates[seed] = ReplicateModel(self.config, self.data, seed, self.strategy)
+    return self._replicates[seed]
+
+  def reads(self, task) -> List[str]:
+    """The files `task` reads through its store (those that exist when it starts)."""
+    del task
+    return []
+
+  def remote(self, task) -> Remote:
+    return Remote(self.spec, self.data, task, read_inputs(self.store, self.reads(task)))
+
+  def write(self, task, written, outputs) -> None:
+    """Writes what a remote run of `task` returned (`run_detached`), as it would have here."""
+    self.apply(written)
+    for output in outputs:
+      self.runner.commit(output)
+
+  def apply(self, written) -> None:
+    apply(self.store, written)
+
+  @property
+  def writes(self) -> bool:
+    return self.runner.writes
+
+  @property
+  def where(self) -> str:
+    return self.runner.directory.where
+
+  @where.setter
+  def where(self, text: str) -> None:
+    self.runner.directory.where = text
+
+
+def level_reads(config: ExperimentConfig, layout: ExperimentLayout, seed: int,
+                level: int) -> List[str]:
+  """The files level `level` (>= 1) of replicate `seed` plans its branches from
+  (`lottery.level`): the rewind point, the source's trained weights and mask, the level's
+  ticket mask."""
+  one_shot = config.pruning.mode == "one_shot"
+  source = BranchFiles(layout.branch_dir(seed, 0 if one_shot else level - 1, "ticket"))
+  paths = [layout.rewind_file(seed), source.final_weights]
+  if not one_shot:
+    paths.append(source.mask)
+  paths.append(BranchFiles(layout.branch_dir(seed, level, "ticket")).mask)
+  return paths
+
+
+class FindWork(DirectoryWork):
+  """The tasks of `lth find` (`Task`): level 0, each level's mask and its branches."""
+
+  def __init__(self, spec: FindSpec, data, strategy, runner: BranchRun,
+               replicates: Optional[Dict[int, ReplicateModel]] = None, keep: int = 1):
+    super().__init__(spec, data, strategy, runner, replicates, keep)
     self._level: Tuple[Optional[Tuple[int, int]], Optional[branches_lib.BranchContext]] = (
         None, None)  # the last level's context: its mask and branches share one
-    self.detached = run_detached  # how a remote worker runs one of these tasks
 
   # ---- the graph ----------------------------------------------------------------------------
 
@@ -278,53 +340,9 @@ class FindWork(Work):
     """The files `task` reads through its store (those that exist when it starts)."""
     if task.kind == "level0":
       return []
-    seed, level = task.seed, task.level
-    one_shot = self.config.pruning.mode == "one_shot"
-    source = self._files(seed, 0 if one_shot else level - 1, "ticket")
-    paths = [self.layout.rewind_file(seed), source.final_weights]
-    if not one_shot:
-      paths.append(source.mask)
-    paths.append(self._files(seed, level, "ticket").mask)
-    return paths
-
-  def inputs(self, task: Task) -> Dict[str, Dict]:
-    """The files `task` reads, as a remote task gets them (`run_detached`)."""
-    return read_inputs(self.store, self.reads(task))
-
-  def remote(self, task: Task) -> Remote:
-    return Remote(self.spec, self.data, task, self.inputs(task))
-
-  def write(self, task, written, outputs) -> None:
-    """Writes what a remote run of `task` returned (`run_detached`), as it would have here."""
-    self.apply(written)
-    for output in outputs:
-      self.runner.commit(output)
-
-  def apply(self, written) -> None:
-    apply(self.store, written)
-
-  @property
-  def writes(self) -> bool:
-    return self.runner.writes
-
-  @property
-  def where(self) -> str:
-    return self.runner.directory.where
-
-  @where.setter
-  def where(self, text: str) -> None:
-    self.runner.directory.where = text
+    return level_reads(self.config, self.layout, task.seed, task.level)
 
   # ---- running a task -----------------------------------------------------------------------
-
-  def replicate(self, seed: int) -> ReplicateModel:
-    """Replicate `seed`'s model, kept for the next tasks of the replicate (every task loads its
-    own start state into it, so a kept model trains exactly as a new one)."""
-    if seed not in self._replicates:
-      while len(self._replicates) >= self._keep:  # released before the next one is built
-        del self._replicates[next(iter(self._replicates))]
-      self._replicates[seed] = ReplicateModel(self.config, self.data, seed, self.strategy)
-    return self._replicates[seed]
 
   def _dense_mask(self, replicate: ReplicateModel) -> pruning.Mask:
     """The mask level 0 trains under: all ones, or the saved ticket's."""

@@ -19,7 +19,7 @@ from lth_tf.errors import UserError
 from lth_tf.lottery.branch_run import BranchRun
 from lth_tf.lottery.level import level_context
 from lth_tf.lottery.replicate import ReplicateModel
-from lth_tf.lottery.tasks import FindSpec, FindWork, Remote, Task, Work, read_inputs, run_detached
+from lth_tf.lottery.tasks import DirectoryWork, FindSpec, Task, level_reads
 from lth_tf.rundir import BranchFiles, ExperimentLayout, states
 
 COPIES = 2
@@ -111,25 +111,14 @@ def train(runner: BranchRun, replicate: ReplicateModel, pair: Pair, plan: branch
     replicate.set_data_order(seed)  # the replicate's own order for its next task
 
 
-class CopyWork(Work):
-  """Trains the copies of `spec`'s experiment through `runner` (its store: the directory, or a
-  remote task's), on replicate models kept as `FindWork` keeps them."""
+class CopyWork(DirectoryWork):
+  """Trains the copies of `spec`'s experiment (`CopyTask`)."""
 
   def __init__(self, spec: CopySpec, data, strategy, runner: BranchRun,
                replicates: Optional[Dict[int, ReplicateModel]] = None, keep: int = 1,
                log=lambda line: None):
-    self.spec = spec
-    self.config = spec.config
-    self.layout = spec.layout
-    self.data = data
-    self.runner = runner
-    self.store = runner.store
+    super().__init__(spec, data, strategy, runner, replicates, keep)
     self.log = log
-    self._models = FindWork(spec.find, data, strategy, runner, replicates, keep)
-    self.detached = run_detached
-
-  def replicate(self, seed: int) -> ReplicateModel:
-    return self._models.replicate(seed)
 
   def files(self, task: CopyTask) -> BranchFiles:
     return self.layout.stability_pair(*task.pair).copy(task.copy)
@@ -152,17 +141,16 @@ class CopyWork(Work):
 
   def reads(self, task: CopyTask) -> List[str]:
     seed, level, branch = task.pair
-    paths = [self.layout.rewind_file(seed), BranchFiles(self.layout.branch_dir(seed, 0, "ticket")).mask,
+    paths = [self.layout.rewind_file(seed),
+             BranchFiles(self.layout.branch_dir(seed, 0, "ticket")).mask,
              BranchFiles(self.layout.branch_dir(seed, level, branch)).mask]
     if level:
-      paths += self._models.reads(Task("branch", seed, level, branch))
+      paths += level_reads(self.config, self.layout, seed, level)
     return list(dict.fromkeys(paths))
 
   def plan(self, pair: Pair) -> branches_lib.BranchPlan:
     return pair_plan(self.config, self.layout, self.store, self.replicate(pair[0]),
                      self.data.batch, pair)
-
-  # ---- the executor's side ------------------------------------------------------------------
 
   def run(self, task: CopyTask) -> None:
     """Trains copy `task` (nothing if it is finished; from its checkpoint if it was
@@ -172,26 +160,5 @@ class CopyWork(Work):
       train(self.runner, self.replicate(task.seed), task.pair, self.plan(task.pair), files,
             data_seeds(*task.pair)[task.copy], self.log)
 
-  def remote(self, task: CopyTask) -> Remote:
-    return Remote(self.spec, self.data, task, read_inputs(self.store, self.reads(task)))
-
   def checkpoint(self, task: CopyTask) -> str:
     return self.files(task).checkpoint
-
-  def write(self, task, written, outputs) -> None:
-    self._models.write(task, written, outputs)
-
-  def apply(self, written) -> None:
-    self._models.apply(written)
-
-  @property
-  def writes(self) -> bool:
-    return self._models.writes
-
-  @property
-  def where(self) -> str:
-    return self._models.where
-
-  @where.setter
-  def where(self, text: str) -> None:
-    self._models.where = text

@@ -67,7 +67,7 @@ class StabilityExperiment:
     self.config = config
     self.layout = layout
     self.settings = validate_stability(settings)
-    executors.check(config.runtime.executor)
+    executors.check(config.runtime)
     self.log = log
     self.lottery = lottery
     interpolate.NORMALISATION.get(settings.normalisation)

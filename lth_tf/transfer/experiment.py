@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Mapping, Tuple
 import numpy as np
 
 from lth_tf import branches as branches_lib
-from lth_tf import compute, models, pruning, tickets, user_code
+from lth_tf import compute, executors, models, pruning, tickets, user_code
 from lth_tf import data as data_lib
 from lth_tf.branches import derive_seed
 from lth_tf.config import ExperimentConfig, PruningConfig
@@ -34,13 +34,12 @@ from lth_tf.data import modality
 from lth_tf.data.base import as_nhwc, prepare
 from lth_tf.errors import TicketError, UserError
 from lth_tf.lottery import preflight
-from lth_tf.lottery.level import transfer_context
 from lth_tf.lottery.session import open_session
-from lth_tf.lottery.replicate import ReplicateModel
 from lth_tf.rundir import (ExperimentLayout, check_data_record, check_engine_record, record_data,
                            record_engine)
 from lth_tf.training import get_weights
-from lth_tf.transfer import adapters
+from lth_tf.executors import EXECUTORS
+from lth_tf.transfer import adapters, tasks
 
 def target_config(ticket, base: ExperimentConfig, transfer: TransferConfig,
                   explicit: Mapping[str, Tuple[str, ...]]) -> ExperimentConfig:
@@ -177,7 +176,7 @@ class TransferExperiment:
     self.log = log
     if not config.runtime.ticket:
       raise UserError("lth transfer needs --ticket")
-    preflight.check_local_executor(config, "lth transfer")
+    executors.check(config.runtime)
     self.ticket = tickets.read(tickets.resolve(config.runtime.ticket))
     if config.pruning.ticket_sha256 != self.ticket.sha256:
       raise UserError(f"ticket {config.runtime.ticket} does not have checksum "
@@ -293,27 +292,17 @@ class TransferExperiment:
           self.flags_text)
       record_data(self.layout.data_file, self.data, self.layout.directory)
       record_engine(self.layout.engine_file, self.config.runtime, self.layout.directory)
-    for seed in self.config.runtime.seeds:
-      self._run_replicate(seed)
+    work = self.work()
+    EXECUTORS.get(self.config.runtime.executor)(work, work.graph(self.config.runtime.seeds))
     return self.write_summary()
 
   # ---- training -------------------------------------------------------------------------------
 
-  def context(self, replicate: ReplicateModel, seed: int) -> branches_lib.BranchContext:
-    """What a replicate's branches are planned from: the adapted ticket (no optimizer state:
-    the target optimizer may differ), θ0 of the target model, the target ticket."""
-    shapes = {n: v.shape for n, v in replicate.initial_weights.items()}
-    mask, weights, _ = adapt_ticket(
-        self.ticket, shapes, replicate.kinds, self.data.num_classes,
-        replicate.fresh_weights(derive_seed(seed, "transfer_head")), seed)
-    return transfer_context(self.config, replicate, seed, mask, weights, self.target_ticket)
-
-  def _run_replicate(self, seed: int) -> None:
-    self.directory.where = f"during replicate {seed}"
-    replicate = ReplicateModel(self.config, self.data, seed, self.strategy)
-    context = self.context(replicate, seed)
-    for branch in self.branches:
-      self.trainer.run(replicate, seed, 0, branch, branches_lib.plan_of(branch, context))
+  def work(self) -> tasks.TransferWork:
+    """The transfer's trainings, run through this process's directory (`transfer.tasks`)."""
+    spec = tasks.TransferSpec(self.config, self.layout, tuple(self.branches), self.ticket,
+                              self.target_ticket)
+    return tasks.TransferWork(spec, self.data, self.strategy, self.trainer)
 
 
 def from_flags(base: ExperimentConfig, transfer: TransferConfig,

@@ -2,6 +2,7 @@
 experiment directory it leaves is the local executor's, bit for bit, however its workers, its
 nodes or its head die on the way."""
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -95,6 +96,28 @@ def test_a_stability_run_on_two_nodes_equals_the_local_run(cluster, tmp_path):
   assert len(expected) == 1 and got == expected
   (files,) = expected.values()
   assert len([name for name in files if name.endswith("copy_1/metrics.json")]) == 3
+
+
+def test_a_transfer_on_two_nodes_equals_the_local_run(cluster, tmp_path):
+  """`lth transfer`: every branch of every replicate is a task; the ticket travels with them."""
+  from lth_tf import tickets
+  from lth_tf.settings import TransferConfig
+  from lth_tf.transfer import TransferExperiment, target_config
+  source = LotteryExperiment(_config(tmp_path / "source", seeds=(0,), levels=1,
+                                     random_prune=False, iterations=40), log=lambda line: None)
+  source.run()
+  path = tickets.save(source.layout.directory, 0, 1, str(tmp_path / "ticket"),
+                      str(tmp_path / "source"))
+  transfer = TransferConfig(target_dataset="synthetic", target_classes=(0, 1, 2))
+  for name, executor in (("local", "local"), ("ray", "ray")):
+    base = _config(tmp_path / name, executor, iterations=40)
+    base = base.replace(runtime=dataclasses.replace(base.runtime, ticket=path))
+    TransferExperiment(target_config(tickets.read(path), base, transfer, {}), transfer,
+                       log=lambda line: None).run()
+  got, expected = _experiments(tmp_path / "ray"), _experiments(tmp_path / "local")
+  assert len(expected) == 1 and got == expected
+  (files,) = expected.values()
+  assert len([name for name in files if name.endswith("metrics.json")]) == 2 * 4
 
 
 # A training long enough to be caught in the middle: a checkpoint every 50 of 400 iterations.
@@ -223,3 +246,55 @@ def test_a_task_that_diverges_stops_the_run_with_its_message_recorded_by_the_hea
     LotteryExperiment(config, log=lambda line: None).run()
   (record,) = tmp_path.glob("*/replicate_*/level_0/ticket/error.json")
   assert "NaN or Inf" in record.read_text()
+
+
+# ---- one training across Ray actors: --strategy=multi_worker_mirrored --------------------------
+
+def _free_ports(count):
+  import socket
+  probes = [socket.socket() for _ in range(count)]
+  for probe in probes:
+    probe.bind(("127.0.0.1", 0))
+  ports = [probe.getsockname()[1] for probe in probes]
+  for probe in probes:
+    probe.close()
+  return ports
+
+
+def _multi_worker(root, executor):
+  config = _config(root, executor, seeds=(0,), levels=1, random_prune=False, iterations=40)
+  return dataclasses.replace(config, runtime=dataclasses.replace(
+      config.runtime, strategy="multi_worker_mirrored", training_workers=2))
+
+
+def test_a_multi_worker_training_on_ray_actors_equals_its_workers_started_by_hand(cluster,
+                                                                                 tmp_path):
+  """Two Ray actors, each given its TF_CONFIG by the executor, train every task together: the
+  directory equals the chief's of the same two workers started by hand with their TF_CONFIG,
+  bit for bit, and nothing else is written."""
+  from lth_tf import io
+  config = _multi_worker(tmp_path / "hand", "local")
+  io.write_json(str(tmp_path / "config.json"), config.to_dict())
+  cluster_spec = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+  workers = []
+  try:
+    for index in range(2):
+      task = json.dumps({"cluster": cluster_spec, "task": {"type": "worker", "index": index}})
+      worker_config = str(tmp_path / f"config{index}.json")
+      io.write_json(worker_config, dict(config.to_dict(), runtime=dict(
+          config.to_dict()["runtime"], root_dir=str(tmp_path / ("hand" if index == 0 else "other")))))
+      workers.append(launcher.start([sys.executable, "-c", _HEAD, worker_config],
+                                    env=dict(os.environ, TF_CONFIG=task),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    errors = [worker.communicate(timeout=150)[1] for worker in workers]
+  finally:
+    for worker in workers:
+      if worker.poll() is None:
+        worker.kill()
+  assert [worker.returncode for worker in workers] == [0, 0], errors
+  assert not (tmp_path / "other").exists()  # the second worker wrote nothing
+  lines = []
+  LotteryExperiment(_multi_worker(tmp_path / "ray", "ray"), log=lines.append).run()
+  assert len([line for line in lines if line.startswith("replicate ")]) == 1 + 2
+  got, expected = _experiments(tmp_path / "ray"), _experiments(tmp_path / "hand")
+  assert len(expected) == 1 and got == expected

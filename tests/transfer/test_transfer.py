@@ -245,16 +245,6 @@ def test_cli_error_is_one_line_and_exit_2(ticket, tmp_path):
   assert not (tmp_path / "runs").exists()
 
 
-def test_transfer_refuses_another_executor(ticket, tmp_path):
-  path, loaded, _ = ticket
-  base = _fast(tmp_path / "runs")
-  base = base.replace(runtime=dataclasses.replace(base.runtime, ticket=path, executor="ray"))
-  transfer = TransferConfig(target_dataset="synthetic")
-  with pytest.raises(UserError, match="--executor=ray is for lth find and lth train"):
-    TransferExperiment(target_config(loaded, base, transfer, {}), transfer, **QUIET)
-  assert not (tmp_path / "runs").exists()
-
-
 def test_a_transfer_resumed_on_other_target_data_is_refused(ticket, tmp_path):
   from lth_tf import data as data_lib
   from lth_tf.data import synthetic
