@@ -12,7 +12,10 @@ import importlib
 import importlib.machinery
 import os
 import re
+import shutil
 import sys
+import sysconfig
+import tempfile
 from typing import Callable, Dict, Tuple
 
 from lth_tf.errors import ConfigError
@@ -104,6 +107,29 @@ def load(spec: str, what: str) -> Callable:
 PY_SCHEME = "py:"
 
 
+def shipped_sources(config) -> Tuple[str, ...]:
+  """What a remote worker needs to import the user code `config` names (model and dataset
+  functions): the top-level package directory of each one's module, or the module's file for
+  a module outside any package; none for code installed as a package (site-packages). `pack`
+  reads them, `unpack` makes them importable where they arrive."""
+  installed = {os.path.abspath(path) for path in (sysconfig.get_paths()["purelib"],
+                                                   sysconfig.get_paths()["platlib"])}
+  out = []
+  for part in ("model", "dataset"):
+    spec = _source_spec(part, getattr(config, part).name)
+    if spec is None:
+      continue
+    path = source_file(spec, part)
+    depth = spec.partition(":")[0].count(".")
+    if os.path.basename(path) == "__init__.py":
+      depth += 1
+    for _ in range(depth):
+      path = os.path.dirname(path)
+    if not any(path.startswith(root + os.sep) for root in installed):
+      out.append(path)
+  return tuple(dict.fromkeys(out))
+
+
 def _source_spec(part: str, name: str):
   """The `package.module:function` a config part names, or None for a built-in name."""
   if part == "model" and is_spec(name):
@@ -111,6 +137,47 @@ def _source_spec(part: str, name: str):
   if part == "dataset" and name.startswith(PY_SCHEME):
     return name[len(PY_SCHEME):]
   return None
+
+
+def pack(config) -> Dict[str, bytes]:
+  """The files of `shipped_sources(config)`, by path relative to the directory that holds them
+  (what `unpack` puts on `sys.path`); compiled files left out."""
+  files = {}
+  for path in shipped_sources(config):
+    if os.path.isfile(path):
+      paths = [path]
+    else:
+      paths = [os.path.join(here, name) for here, _, names in os.walk(path)
+               if "__pycache__" not in here.split(os.sep)
+               for name in names if not name.endswith(".pyc")]
+    for full in paths:
+      with open(full, "rb") as handle:
+        files[os.path.relpath(full, os.path.dirname(path))] = handle.read()
+  return files
+
+
+def unpack(files: Dict[str, bytes]) -> None:
+  """Writes `pack`'s files into a directory named by their digest (once per machine) and puts
+  it first on `sys.path`, so that the user code they hold imports here as it did where they
+  were packed."""
+  if not files:
+    return
+  parent = os.path.join(tempfile.gettempdir(), "lth_user_code")
+  directory = os.path.join(parent, hashlib.sha256(repr(sorted(files.items())).encode()
+                                                  ).hexdigest()[:16])
+  if not os.path.isdir(directory):
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=parent)
+    for name, data in files.items():
+      os.makedirs(os.path.dirname(os.path.join(staging, name)), exist_ok=True)
+      with open(os.path.join(staging, name), "wb") as handle:
+        handle.write(data)
+    try:
+      os.rename(staging, directory)
+    except OSError:  # another worker of this machine unpacked them first
+      shutil.rmtree(staging, ignore_errors=True)
+  if directory not in sys.path:
+    sys.path.insert(0, directory)
 
 
 def check_pin(part: str, name: str, pinned: str) -> None:

@@ -211,3 +211,31 @@ def test_a_broken_user_dataset_is_one_line_before_anything_is_written(user_dir, 
   with pytest.raises(UserError, match=message):
     LotteryExperiment(config, log=lambda line: None)
   assert not (user_dir / "runs").exists()
+
+
+def test_the_user_s_package_is_packed_and_imports_where_it_is_unpacked(tmp_path, monkeypatch):
+  """What the ray executor sends its workers (`user_code.pack`): the top-level package of the
+  module a model names, compiled files left out; unpacked on a machine that does not have it,
+  the same source imports from there."""
+  package = tmp_path / "home" / "labnets"
+  (package / "__pycache__").mkdir(parents=True)
+  (package / "__init__.py").write_text("")
+  (package / "vision.py").write_text("def build(input_shape, num_classes, seed):\n  return 7\n")
+  (package / "__pycache__" / "vision.cpython-311.pyc").write_bytes(b"stale")
+  monkeypatch.syspath_prepend(str(tmp_path / "home"))
+  config = ExperimentConfig(model=ModelConfig(name="labnets.vision:build"))
+  files = user_code.pack(config)
+  assert sorted(files) == ["labnets/__init__.py", "labnets/vision.py"]
+  # Another machine: the home directory is not there; what arrives is.
+  monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path / "home")])
+  monkeypatch.setattr(user_code.tempfile, "tempdir", str(tmp_path / "elsewhere"))
+  (tmp_path / "elsewhere").mkdir()
+  for name in ("labnets", "labnets.vision"):
+    monkeypatch.delitem(sys.modules, name, raising=False)
+  user_code.unpack(files)
+  user_code.unpack(files)  # a second task on the machine finds them unpacked
+  build = user_code.load("labnets.vision:build", "model")
+  assert build(None, None, None) == 7
+  assert sys.modules["labnets.vision"].__file__.startswith(str(tmp_path / "elsewhere"))
+  assert user_code.digest("labnets.vision:build", "model") == user_code._file_digest(  # pylint: disable=protected-access
+      str(package / "vision.py"))

@@ -13,6 +13,8 @@ Ray task, started as soon as the tasks it waits for have finished.
   it, on another node if its node is gone) resumes from the last checkpoint the keeper holds,
   and a rerun after this process was killed resumes from the directory, as a local run does.
 - Resources: each task asks for `--cpus_per_task` CPUs and `--gpus_per_task` GPUs.
+- The user's own model and dataset modules (`package.module:function`) travel with the tasks
+  and are imported from there (`user_code.pack`, `unpack`), unless they are installed packages.
 - One training across machines (`--strategy=multi_worker_mirrored`): every task is trained by
   a group of `--training_workers` Ray actors, started here as Ray Train starts its workers:
   each reports its node's address and a free port, and gets the `TF_CONFIG` of the group (the
@@ -30,7 +32,7 @@ import os
 import socket
 from typing import Dict, List
 
-from lth_tf import io
+from lth_tf import io, user_code
 from lth_tf.errors import TrainingDiverged, UserError
 from lth_tf.executors import EXECUTORS
 from lth_tf.rundir import BranchFiles, states
@@ -102,8 +104,10 @@ class KeeperCheckpoints:
     """The head removes a finished branch's checkpoint when it writes the branch."""
 
 
-def run_task(detached, spec, data, task, inputs: Dict, keeper):
-  """A Ray task: `detached` (the work's `run_detached`) with the keeper's checkpoints."""
+def run_task(detached, spec, data, task, inputs: Dict, keeper, code: Dict):
+  """A Ray task: `detached` (the work's `run_detached`) with the keeper's checkpoints, the
+  user's `code` (`user_code.pack`) importable."""
+  user_code.unpack(code)
   return detached(spec, data, task, inputs, lambda store: KeeperCheckpoints(keeper, store))
 
 
@@ -122,8 +126,9 @@ class TrainingWorker:
     os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": cluster},
                                           "task": {"type": "worker", "index": index}})
 
-  def run(self, detached, spec, data, task, inputs: Dict, keeper, chief: bool):
+  def run(self, detached, spec, data, task, inputs: Dict, keeper, code: Dict, chief: bool):
     """The task's share of this worker; what it wrote and trained on the chief only."""
+    user_code.unpack(code)
     result = detached(spec, data, task, inputs,
                       lambda store: KeeperCheckpoints(keeper, store, sends=chief))
     return result if chief else None
@@ -167,6 +172,8 @@ class _HeadRun:
     self._threads = runtime.inter_op_threads or max(1, int(runtime.cpus_per_task))
     self._specs: Dict = {}  # an experiment's spec -> its workers' spec
     self._data: Dict[int, object] = {}  # id of the data -> their reference in the object store
+    # The user's model and dataset modules travel with the tasks, put once in the object store.
+    self.code = ray.put(user_code.pack(work.config))
     self.remote = ray.remote(run_task).options(
         num_cpus=runtime.cpus_per_task, num_gpus=runtime.gpus_per_task,
         max_retries=TASK_RETRIES, retry_exceptions=False)
@@ -211,7 +218,7 @@ class _HeadRun:
     if id(remote.data) not in self._data:  # once per dataset: it travels once per node
       self._data[id(remote.data)] = (self.ray.put(remote.data), remote.data)
     args = (self.work.detached, self._worker_spec(remote.spec), self._data[id(remote.data)][0],
-            remote.task, remote.inputs, self.keeper)
+            remote.task, remote.inputs, self.keeper, self.code)
     if self.group is None:
       return self.remote.remote(*args)
     # Every worker of the group runs the task (its actors run their calls in this order).
