@@ -26,7 +26,6 @@ import numpy as np
 from lth_tf import branches as branches_lib
 from lth_tf import compute, executors, models, pruning, tickets, user_code
 from lth_tf import data as data_lib
-from lth_tf.branches import derive_seed
 from lth_tf.config import ExperimentConfig, PruningConfig
 from lth_tf.settings import TransferConfig
 from lth_tf.validation import validate
@@ -40,6 +39,7 @@ from lth_tf.rundir import (ExperimentLayout, check_data_record, check_engine_rec
 from lth_tf.training import get_weights
 from lth_tf.executors import EXECUTORS
 from lth_tf.transfer import adapters, tasks
+from lth_tf.transfer.tasks import adapt_ticket
 
 def target_config(ticket, base: ExperimentConfig, transfer: TransferConfig,
                   explicit: Mapping[str, Tuple[str, ...]]) -> ExperimentConfig:
@@ -106,52 +106,6 @@ def transfer_hash(config: ExperimentConfig, target_ticket_sha256: str) -> str:
              "target_ticket": target_ticket_sha256}
   text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
   return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-def adapt_ticket(ticket, weight_shapes: Mapping[str, Tuple[int, ...]],
-                 kinds: Mapping[str, str], num_classes: int,
-                 fresh_head: Mapping[str, np.ndarray], seed: int):
-  """The ticket's (mask, rewind weights) for a target model; a new head if the classes differ.
-
-  Args:
-    ticket: the source ticket.
-    weight_shapes: every weight of the target model (`training.get_weights` names) → shape.
-    kinds: `pruning.layer_kinds` of the target model (`output` marks the classifier).
-    num_classes: the target's class count.
-    fresh_head: freshly initialised weights of the target model (only its output layer is used).
-    seed: the replicate seed (the head mask's generator is derived from it).
-
-  Returns:
-    (mask, weights, head_replaced).
-
-  Raises:
-    TicketError: the ticket does not fit the target model even after the head replacement.
-  """
-  output_layers = {name.split("/")[0] for name, kind in kinds.items() if kind == "output"}
-  replaced = int(ticket.num_classes) != int(num_classes)
-  weights = dict(ticket.rewind_weights)
-  masks = ticket.mask.to_arrays()
-  if replaced:
-    rng = np.random.default_rng(derive_seed(seed, "transfer_head_mask"))
-    for name in weights:
-      if name.split("/")[0] in output_layers:
-        weights[name] = np.asarray(fresh_head[name])
-    for name in list(masks):
-      if name.split("/")[0] in output_layers:
-        shape = weight_shapes[name]
-        size = int(np.prod(shape))
-        keep = max(1, int(round(float(ticket.mask[name].mean()) * size)))
-        flat = np.zeros(size, bool)
-        flat[rng.permutation(size)[:keep]] = True
-        masks[name] = flat.reshape(shape)
-  if set(weights) != set(weight_shapes):
-    raise TicketError(f"the ticket ({ticket.config.model.name}) does not fit the target model: "
-                      f"weights {sorted(set(weights) ^ set(weight_shapes))[:3]} differ")
-  for name, shape in weight_shapes.items():
-    if tuple(np.shape(weights[name])) != tuple(shape):
-      raise TicketError(f"the ticket cannot be adapted: weight {name!r} has shape "
-                        f"{tuple(np.shape(weights[name]))}, the target model needs {tuple(shape)}")
-  return pruning.Mask.from_dict(masks), weights, replaced
 
 
 class TransferExperiment:

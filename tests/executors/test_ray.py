@@ -302,22 +302,31 @@ def test_a_multi_worker_training_on_ray_actors_equals_its_workers_started_by_han
 
 def test_a_find_on_the_user_s_own_model_and_data_ships_their_modules(cluster, tmp_path,
                                                                      monkeypatch):
-  """A model and a dataset function in the user's own modules, which the workers cannot import
-  from their own paths: the executor ships them with the tasks, and the run equals the local
-  one."""
+  """A model (convolutions, batch normalisation, a layer of the user's) and a dataset function
+  in the user's own modules, which the workers cannot import from their own paths: the
+  executor ships them with the tasks, and the run equals the local one, run as a user runs it
+  (a new process; this one's TensorFlow may have started with other thread pools)."""
   import shutil
+  from lth_tf import io
   code = tmp_path / "code"
   code.mkdir()
   here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "user_code")
   shutil.copy(os.path.join(here, "my_models.py"), code / "shipped_models.py")
   shutil.copy(os.path.join(here, "my_data.py"), code / "shipped_data.py")
   monkeypatch.syspath_prepend(str(code))
+  configs = {}
   for name, executor in (("local", "local"), ("ray", "ray")):
     config = _config(tmp_path / name, executor, seeds=(0,), levels=1, random_prune=False,
                      iterations=40)
-    config = config.replace(
+    configs[name] = config.replace(
         dataset=dataclasses.replace(config.dataset, name="py:shipped_data:load"),
         model=dataclasses.replace(config.model, name="shipped_models:small_cnn"))
-    LotteryExperiment(config, log=lambda line: None).run()
+  io.write_json(str(tmp_path / "local.json"), configs["local"].to_dict())
+  result = launcher.run([sys.executable, "-c", _HEAD, str(tmp_path / "local.json")],
+                        env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                            [str(code), os.environ.get("PYTHONPATH", "")])),
+                        capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-2000:]
+  LotteryExperiment(configs["ray"], log=lambda line: None).run()
   got, expected = _experiments(tmp_path / "ray"), _experiments(tmp_path / "local")
   assert len(expected) == 1 and got == expected

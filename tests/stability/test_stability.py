@@ -373,3 +373,23 @@ def test_a_worker_that_trained_a_copy_trains_the_replicate_s_next_task_in_its_ow
     assert output.files.directory == files.directory
     for name, value in io.read_arrays(files.final_weights).items():
       np.testing.assert_array_equal(output.final_weights[name], value, err_msg=f"{task} {name}")
+
+
+def test_a_finished_experiment_s_copies_run_under_the_executor_given_now(run, tmp_path):
+  """`lth stability --experiment_dir=DIR` trains the copies with the executor of its own
+  command line (local by default), not the one the experiment recorded."""
+  import shutil
+  directory = str(tmp_path / os.path.basename(run[1]))
+  shutil.copytree(run[1], directory)
+  recorded = io.read_json(os.path.join(directory, "config.json"))
+  recorded["runtime"]["executor"] = "ray"  # trained under Ray, as far as the record says
+  io.write_json(os.path.join(directory, "config.json"), recorded)
+  assert _experiment(directory).config.runtime.executor == "local"
+  pytest.importorskip("ray")
+  settings = StabilityConfig(levels=(1,), branches=("ticket",), points=POINTS,
+                             train_examples=500)
+  given = StabilityExperiment.from_directory(
+      directory, settings, log=lambda line: None,
+      executor={"executor": "ray", "cpus_per_task": 2.0})
+  assert (given.config.runtime.executor, given.config.runtime.cpus_per_task) == ("ray", 2.0)
+  assert given.config.experiment_hash() == _experiment(directory).config.experiment_hash()
