@@ -22,6 +22,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -314,3 +315,14 @@ def run(args, capture_output=False, text=False, env=None, cwd=None, input=None, 
   if check:
     result.check_returncode()
   return result
+
+
+def free_ports(count):
+  """`count` TCP ports free on this machine now, for the processes a test starts to listen on."""
+  probes = [socket.socket() for _ in range(count)]
+  for probe in probes:
+    probe.bind(("127.0.0.1", 0))
+  ports = [probe.getsockname()[1] for probe in probes]
+  for probe in probes:
+    probe.close()
+  return ports

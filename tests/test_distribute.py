@@ -3,7 +3,6 @@ MultiWorkerMirrored with 2 local workers writes only on the chief, the TPU path 
 flags and fails clearly when unreachable, and mixed precision keeps masks exact."""
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -27,16 +26,6 @@ FIND = ["--dataset=synthetic", "--validation_size=500", "--iterations=40", "--ev
 def lth(*args, env=None, timeout=120):
   return launcher.run([sys.executable, "-m", "lth_tf.cli", *args], capture_output=True,
                       text=True, env=env or ENV, cwd=ROOT, timeout=timeout)
-
-
-def free_ports(count):
-  sockets = [socket.socket() for _ in range(count)]
-  for s in sockets:
-    s.bind(("127.0.0.1", 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
-  return ports
 
 
 def experiment_dir(root):
@@ -120,7 +109,7 @@ def test_mirrored_on_two_logical_cpus_gives_the_masks_and_metrics_of_one_device(
 # ---- MultiWorkerMirrored ----------------------------------------------------------------------
 
 def test_multi_worker_mirrored_with_two_local_workers_writes_only_on_the_chief(tmp_path):
-  ports = free_ports(2)
+  ports = launcher.free_ports(2)
   cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
   workers = []
   try:
@@ -179,7 +168,7 @@ def test_tpu_strategy_is_built_from_the_flags(monkeypatch):
 
 
 def test_an_unreachable_tpu_is_one_line_exit_2_before_anything_is_written(tmp_path):
-  (port,) = free_ports(1)
+  (port,) = launcher.free_ports(1)
   root = tmp_path / "runs"
   result = lth("find", *FIND, "--strategy=tpu", f"--tpu=grpc://127.0.0.1:{port}",
                f"--root_dir={root}", f"--data_dir={tmp_path}")

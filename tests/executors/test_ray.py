@@ -250,17 +250,6 @@ def test_a_task_that_diverges_stops_the_run_with_its_message_recorded_by_the_hea
 
 # ---- one training across Ray actors: --strategy=multi_worker_mirrored --------------------------
 
-def _free_ports(count):
-  import socket
-  probes = [socket.socket() for _ in range(count)]
-  for probe in probes:
-    probe.bind(("127.0.0.1", 0))
-  ports = [probe.getsockname()[1] for probe in probes]
-  for probe in probes:
-    probe.close()
-  return ports
-
-
 def _multi_worker(root, executor):
   config = _config(root, executor, seeds=(0,), levels=1, random_prune=False, iterations=40)
   return dataclasses.replace(config, runtime=dataclasses.replace(
@@ -275,7 +264,7 @@ def test_a_multi_worker_training_on_ray_actors_equals_its_workers_started_by_han
   from lth_tf import io
   config = _multi_worker(tmp_path / "hand", "local")
   io.write_json(str(tmp_path / "config.json"), config.to_dict())
-  cluster_spec = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+  cluster_spec = {"worker": [f"127.0.0.1:{port}" for port in launcher.free_ports(2)]}
   workers = []
   try:
     for index in range(2):
