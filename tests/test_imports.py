@@ -148,3 +148,51 @@ def test_the_entry_points_are_the_packages_own_attributes_loaded_on_first_use():
   result = launcher.run([sys.executable, "-c", code], capture_output=True, text=True,
                         cwd=os.path.dirname(ROOT))
   assert result.returncode == 0, result.stderr[-2000:]
+
+
+# ---- the mechanism seam ---------------------------------------------------------------------------
+
+# Where tfmot and the private names of tf_keras and its optimizers may be read: the mechanism
+# (`lth_tf.mechanism`) and the module that imports the libraries.
+SEAM = ("lth_tf.mechanism", "lth_tf.compat")
+# The private attributes of tf_keras layers, models and optimizers, and of tfmot's wrapper and
+# registry, that the tf_keras mechanism reads.
+PRIVATE = {"_index_dict", "_var_key", "_flatten_layers", "_network_nodes", "_output_layers",
+           "_inbound_nodes", "_name", "_LAYERS_WEIGHTS_MAP", "_momentums", "momentums",
+           "_velocities", "_velocity_hats", "_average_gradients", "pruning_vars"}
+
+
+def _seam_breaches(source: str):
+  """What `source` reads outside the seam: tfmot (imported, or the `tfmot` name) and the private
+  attributes of `PRIVATE`."""
+  out = []
+  for node in ast.walk(ast.parse(source)):
+    if isinstance(node, ast.Import):
+      out += [a.name for a in node.names if a.name.startswith("tensorflow_model_optimization")]
+    elif isinstance(node, ast.ImportFrom):
+      if (node.module or "").startswith("tensorflow_model_optimization"):
+        out.append(node.module)
+      out += [f"{node.module}.{a.name}" for a in node.names
+              if a.name in ("tfmot", "prune_registry", "pruning_wrapper")]
+    elif isinstance(node, ast.Attribute) and node.attr in PRIVATE:
+      out.append(f".{node.attr} (line {node.lineno})")
+    elif isinstance(node, ast.Name) and node.id == "tfmot":
+      out.append(f"tfmot (line {node.lineno})")
+  return out
+
+
+def test_no_module_outside_the_mechanism_reads_tfmot_or_private_keras_names():
+  breaches = {module: _seam_breaches(open(path, encoding="utf-8").read())
+              for module, path in MODULES.items() if not module.startswith(SEAM)}
+  assert {m: b for m, b in breaches.items() if b} == {}
+  inside = _seam_breaches(open(MODULES["lth_tf.mechanism.tf_keras"], encoding="utf-8").read())
+  assert len(inside) > 10  # the check sees what the mechanism reads
+
+
+def test_the_seam_check_sees_each_kind_of_breach():
+  assert _seam_breaches("import tensorflow_model_optimization as t") == [
+      "tensorflow_model_optimization"]
+  assert _seam_breaches("from lth_tf.compat import keras, tfmot") == ["lth_tf.compat.tfmot"]
+  assert _seam_breaches("x = optimizer._index_dict[k]") == ["._index_dict (line 1)"]
+  assert _seam_breaches("for w, m, t in layer.pruning_vars: pass") == [".pruning_vars (line 1)"]
+  assert _seam_breaches("y = keras.layers.Dense(3)") == []

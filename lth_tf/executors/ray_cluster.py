@@ -174,9 +174,7 @@ class _HeadRun:
     self._data: Dict[int, object] = {}  # id of the data -> their reference in the object store
     # The user's model and dataset modules travel with the tasks, put once in the object store.
     self.code = ray.put(user_code.pack(work.config))
-    self.remote = ray.remote(run_task).options(
-        num_cpus=runtime.cpus_per_task, num_gpus=runtime.gpus_per_task,
-        max_retries=TASK_RETRIES, retry_exceptions=False)
+    self._remotes: Dict = {}  # a worker's thread pools -> the Ray task that runs on such workers
     self.group = (self._start_group(runtime) if runtime.strategy == "multi_worker_mirrored"
                   else None)
     self._followers: Dict = {}  # a group task's chief reference -> its other workers'
@@ -209,6 +207,20 @@ class _HeadRun:
           runtime, progress=False, inter_op_threads=runtime.inter_op_threads or self._threads)))
     return self._specs[key]
 
+  def _remote(self, runtime):
+    """The Ray task for a spec of `runtime`, on worker processes that started TensorFlow with
+    its thread pools: a process sizes them once, when TensorFlow starts, so tasks of another
+    size (`--intra_op_threads`, the one thread `--dense_shards` implies) run in processes of
+    their own (Ray keeps one pool of worker processes per `runtime_env`)."""
+    implied = 1 if runtime.dense_shards > 1 else 0
+    pools = f"intra={runtime.intra_op_threads or implied},inter={runtime.inter_op_threads}"
+    if pools not in self._remotes:
+      self._remotes[pools] = self.ray.remote(run_task).options(
+          num_cpus=runtime.cpus_per_task, num_gpus=runtime.gpus_per_task,
+          max_retries=TASK_RETRIES, retry_exceptions=False,
+          runtime_env={"env_vars": {"LTH_THREAD_POOLS": pools}})
+    return self._remotes[pools]
+
   def _submit(self, task):
     """Starts `task` as a Ray task; None for a task that runs here (it has run)."""
     remote = self.work.remote(task)
@@ -217,10 +229,11 @@ class _HeadRun:
       return None
     if id(remote.data) not in self._data:  # once per dataset: it travels once per node
       self._data[id(remote.data)] = (self.ray.put(remote.data), remote.data)
-    args = (self.work.detached, self._worker_spec(remote.spec), self._data[id(remote.data)][0],
-            remote.task, remote.inputs, self.keeper, self.code)
+    spec = self._worker_spec(remote.spec)
+    args = (self.work.detached, spec, self._data[id(remote.data)][0], remote.task,
+            remote.inputs, self.keeper, self.code)
     if self.group is None:
-      return self.remote.remote(*args)
+      return self._remote(spec.config.runtime).remote(*args)
     # Every worker of the group runs the task (its actors run their calls in this order).
     chief, *others = [worker.run.remote(*args, index == 0)
                       for index, worker in enumerate(self.group)]

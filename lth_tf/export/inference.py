@@ -2,7 +2,8 @@
 preprocessing inside, pruning wrappers stripped."""
 import numpy as np
 
-from lth_tf.compat import keras, tfmot
+from lth_tf import mechanism
+from lth_tf.compat import keras
 from lth_tf.data.modality import MODALITIES
 from lth_tf.models import heads
 from lth_tf.pruning import apply_mask
@@ -25,7 +26,7 @@ def inference_model(model: keras.Model, mean, std, modality: str = "image",
   """
   kind = MODALITIES.get(modality)
   apply_mask(model)
-  stripped = tfmot.sparsity.keras.strip_pruning(model) if model.inputs else model
+  stripped = mechanism.of(model).strip(model)
   shape = tuple(model.input_shape[1:]) if input_shape is None else tuple(input_shape)
   inputs = keras.Input(shape, name=input_name(modality),
                        dtype="int32" if kind.integer else "float32")

@@ -14,7 +14,8 @@ from typing import Tuple
 
 import numpy as np
 
-from lth_tf.compat import keras, output_layers, tf
+from lth_tf import mechanism
+from lth_tf.compat import keras, tf
 from lth_tf.errors import ConfigError
 from lth_tf.pruning import structure
 
@@ -53,7 +54,7 @@ def logits_model(model: keras.Model, input_shape: Tuple[int, ...], num_classes: 
   Raises:
     ConfigError: a head whose loss lth_tf cannot match (see the module docstring).
   """
-  layers = output_layers(model)
+  layers = mechanism.of(model).output_layers(model)
   if len(layers) > 1:
     return model, "logits"  # several outputs: refused by the output check
   head = _activation_name(layers[0]) if layers else ""

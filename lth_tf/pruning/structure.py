@@ -26,8 +26,8 @@ import re
 from collections import defaultdict
 from typing import List, Optional, Tuple
 
-from lth_tf.compat import (inbound_layers, keras, output_layers, pruning_wrapper, rename_layers,
-                           sublayers, tf, tfmot)
+from lth_tf import mechanism
+from lth_tf.compat import keras, tf
 from lth_tf.errors import ConfigError
 
 # Layers named by Bidirectional from its layer's name.
@@ -56,14 +56,12 @@ def default_name_parts(layer) -> Optional[Tuple[str, int]]:
 
 def children(layer) -> List:
   """The direct sub-layers of `layer` (a mask-freeze wrapper is seen through)."""
-  return [unwrap(child) for child in sublayers(layer)]
+  return [unwrap(child) for child in mechanism.of(layer).sublayers(layer)]
 
 
 def unwrap(layer):
-  """The layer a tfmot pruning wrapper wraps, or `layer`."""
-  if isinstance(layer, pruning_wrapper.PruneLowMagnitude):
-    return layer.layer
-  return layer
+  """The layer a mask-freeze wrapper wraps, or `layer`."""
+  return mechanism.of(layer).unwrap(layer)
 
 
 def top_layers(model: keras.Model) -> List:
@@ -96,7 +94,7 @@ def canonicalise(model: keras.Model) -> keras.Model:
       if layer.name != name:
         names.append((layer, name))
   if names:
-    rename_layers(model, names)
+    mechanism.of(model).rename_layers(model, names)
   return model
 
 
@@ -126,8 +124,7 @@ def named_weights(model: keras.Model) -> List[Tuple[str, tf.Variable]]:
   layers = top_layers(model)
   pairs = [pair for layer in layers for pair in _layer_weights(layer, layer.name)]
   covered = {v.ref() for _, v in pairs}
-  wrappers = {v.ref() for layer in model.layers
-              if isinstance(layer, pruning_wrapper.PruneLowMagnitude) for v in layer.weights}
+  wrappers = {v.ref() for v in mechanism.of(model).wrapper_variables(model)}
   # A subclassed model may own variables itself (`add_weight` in the model); the wrappers' own
   # variables (mask, threshold, step) are not weights of the model.
   pairs += [(_short_name(v), v) for v in model.weights
@@ -215,10 +212,7 @@ def _declared(layer, rule: Optional["Rule"]) -> Optional[List]:
   """The weights a layer declares prunable itself (a `PrunableLayer`, or a layer without a rule
   that has `get_prunable_weights`), or None. (tfmot gives the built-in layers it wraps a
   `get_prunable_weights` of their own; their rule decides.)"""
-  if isinstance(layer, tfmot.sparsity.keras.PrunableLayer) or (
-      rule is None and hasattr(layer, "get_prunable_weights")):
-    return list(layer.get_prunable_weights())
-  return None
+  return mechanism.of(layer).declared_prunable(layer, rule is not None)
 
 
 def _rule(layer) -> Optional[Rule]:
@@ -236,11 +230,7 @@ def classify(model: keras.Model) -> Tuple[List[Prunable], List[Dense]]:
   """Every weight of `model`, pruned (`Prunable`, in model order) or left dense (`Dense`)."""
   named = named_weights(model)
   names = {v.ref(): n for n, v in named}
-  wrapped = {}
-  for layer in model.layers:
-    if isinstance(layer, pruning_wrapper.PruneLowMagnitude):
-      for weight, _, _ in layer.pruning_vars:
-        wrapped[weight.ref()] = layer.layer
+  wrapped = {weight.ref(): layer for weight, _, layer in mechanism.of(model).wrapper_masks(model)}
   pruned, dense, done = [], [], set()
 
   def visit(layer, ancestors):
@@ -289,12 +279,12 @@ def _why_dense(layer, variable, rule: Optional[Rule], declared) -> str:
 def classifier_layer(model: keras.Model):
   """The weighted layer whose output the model returns (followed back through weightless layers
   such as an activation, a cast or dropout), or None (a subclassed model, several outputs)."""
-  layers = output_layers(model)
+  layers = mechanism.of(model).output_layers(model)
   if len(layers) != 1:
     return None
   layer = unwrap(layers[0])
   while not layer.weights:
-    inbound = inbound_layers(layer)
+    inbound = mechanism.of(layer).inbound_layers(layer)
     if len(inbound) != 1:
       return None
     layer = unwrap(inbound[0])

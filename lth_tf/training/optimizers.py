@@ -5,16 +5,12 @@ from typing import Callable, Dict, List
 import numpy as np
 
 from lth_tf import precision
-from lth_tf.compat import keras, optimizer_slot_index, tf
+from lth_tf import mechanism
+from lth_tf.compat import keras, tf
 from lth_tf.config import TrainingConfig
 from lth_tf.registry import Registry
 
 OPTIMIZERS: Registry[Callable[[TrainingConfig], keras.optimizers.Optimizer]] = Registry("optimizer")
-
-# Per optimizer, the attributes that hold one slot variable per trained variable (tf_keras's
-# Adam keeps `_momentums`/`_velocities`, its SGD keeps `momentums`, its RMSprop `_velocities`,
-# `_momentums` and `_average_gradients`).
-_SLOT_LISTS = ("_momentums", "momentums", "_velocities", "_velocity_hats", "_average_gradients")
 
 # Contract of every registered optimizer (the training loop relies on it instead of re-masking
 # after every step): a weight whose gradient and slots are exactly zero gets an update of
@@ -105,13 +101,7 @@ def build(config: TrainingConfig, variables) -> keras.optimizers.Optimizer:
 def slots_of(optimizer, variable) -> List[tf.Variable]:
   """The slot variables (momentum, Adam moments) that belong to `variable`."""
   optimizer = precision.inner_optimizer(optimizer)
-  index = optimizer_slot_index(optimizer, variable)
-  slots = []
-  for attribute in _SLOT_LISTS:
-    slot_list = getattr(optimizer, attribute, None)
-    if slot_list:
-      slots.append(slot_list[index])
-  return slots
+  return mechanism.of(optimizer).slots_of(optimizer, variable)
 
 
 def get_state(optimizer) -> Dict[str, np.ndarray]:

@@ -22,7 +22,7 @@ import numpy as np
 from lth_tf.compat import keras, tf
 from lth_tf.errors import ConfigError
 from lth_tf.pruning import structure
-from lth_tf.pruning.wrapper import MaskFreezeWrapper
+from lth_tf import mechanism
 from lth_tf.training import optimizers
 
 # Layers with fewer weights are not split: their products are too small to outweigh the cost of
@@ -70,7 +70,7 @@ class _Split:
 
 
 def _dense(layer):
-  inner = layer.layer if isinstance(layer, MaskFreezeWrapper) else layer
+  inner = mechanism.of(layer).unwrap(layer)
   return inner if isinstance(inner, keras.layers.Dense) else None
 
 

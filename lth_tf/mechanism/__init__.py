@@ -1,0 +1,127 @@
+"""The mechanism: what lth_tf needs from a Keras implementation to train a network under a
+frozen mask, in one place.
+
+lth_tf prunes by keeping a mask beside every prunable weight and training with masked gradients,
+so that pruned weights and their optimizer slots stay exactly zero. What that takes from the
+Keras underneath is the `Mechanism` interface:
+
+- the layer graph: a layer's direct sub-layers, renaming built layers, a functional model's
+  output layers and a layer's inbound layers (`lth_tf.pruning.structure` names and walks
+  models with them);
+- prunable weights: which top-level layers carry a mask through the implementation's own
+  wrapper (`is_prunable`, `wrap`, `wrapper_masks`, `unwrap`), and the weights a user's layer
+  declares prunable (`declared_prunable`);
+- optimizer state: the slot variables of a weight (`slots_of`);
+- export: the model without its wrappers (`strip`).
+
+The implementation for Keras 2 (tf_keras with tfmot's pruning wrapper, frozen) is
+`mechanism.tf_keras`; `of(obj)` is the implementation of a model or layer. No module outside
+this package and `lth_tf.compat` (which imports the libraries) reads tfmot, tf_keras's private
+names or an optimizer's private names (tests/test_imports.py enforces it).
+"""
+import importlib
+from typing import List, Optional
+
+from lth_tf.registry import Registry
+
+MECHANISMS: Registry["Mechanism"] = Registry("mechanism")
+_IMPLEMENTATIONS = ("tf_keras",)  # modules of this package, imported on first use
+
+
+class Mechanism:
+  """What lth_tf needs from one Keras implementation (see the module docstring)."""
+  name = ""
+
+  def owns(self, obj) -> bool:
+    """Whether `obj` (a model, layer or optimizer) belongs to this implementation."""
+    raise NotImplementedError
+
+  # ---- the layer graph ------------------------------------------------------------------------
+
+  def sublayers(self, layer) -> List:
+    """The direct sub-layers of `layer` (a model's layers, an RNN's cell, attention's
+    projections), wrappers not seen through."""
+    raise NotImplementedError
+
+  def rename_layers(self, root, names) -> None:
+    """Renames built layers of the model `root` (`names`: (layer, new name) pairs), keeping
+    every functional model in it consistent."""
+    raise NotImplementedError
+
+  def output_layers(self, model) -> List:
+    """The layers whose outputs a functional or Sequential model returns ([] otherwise)."""
+    raise NotImplementedError
+
+  def inbound_layers(self, layer) -> List:
+    """The layers that feed `layer` in the model it was first called in ([] for an input)."""
+    raise NotImplementedError
+
+  # ---- prunable weights and their masks -----------------------------------------------------
+
+  def is_prunable(self, layer) -> bool:
+    """Whether a top-level layer carries its masks through the implementation's wrapper."""
+    raise NotImplementedError
+
+  def wrap(self, model):
+    """A copy of a functional or Sequential `model` (weights included) whose prunable
+    top-level layers are wrapped, every mask all ones."""
+    raise NotImplementedError
+
+  def is_wrapper(self, layer) -> bool:
+    raise NotImplementedError
+
+  def unwrap(self, layer):
+    """The layer a wrapper wraps, or `layer`."""
+    raise NotImplementedError
+
+  def wrapper_masks(self, model) -> List:
+    """(weight, mask variable, wrapped layer) for every weight a wrapper of `model` masks."""
+    raise NotImplementedError
+
+  def wrapper_variables(self, model) -> List:
+    """The wrappers' own variables (masks, bookkeeping): not weights of the model."""
+    raise NotImplementedError
+
+  def declared_prunable(self, layer, has_rule: bool) -> Optional[List]:
+    """The weights `layer` declares prunable itself, or None (`has_rule`: lth_tf has a rule
+    for its class, which then decides)."""
+    raise NotImplementedError
+
+  # ---- optimizer state and export -------------------------------------------------------------
+
+  def slots_of(self, optimizer, variable) -> List:
+    """The slot variables (momentum, Adam moments) of `variable` in `optimizer` (unwrapped)."""
+    raise NotImplementedError
+
+  def strip(self, model):
+    """`model` without its wrappers, for export."""
+    raise NotImplementedError
+
+
+def _load() -> None:
+  for name in _IMPLEMENTATIONS:
+    importlib.import_module(f"{__name__}.{name}")
+
+
+def of(obj) -> Mechanism:
+  """The implementation `obj` (a model, layer or optimizer) belongs to.
+
+  Raises:
+    TypeError: no implementation owns it.
+  """
+  _load()
+  for name in MECHANISMS.names():
+    mechanism = MECHANISMS.get(name)
+    if mechanism.owns(obj):
+      return mechanism
+  raise TypeError(f"{type(obj).__module__}.{type(obj).__name__} belongs to no Keras lth_tf "
+                  f"prunes ({', '.join(MECHANISMS.names())})")
+
+
+def default() -> Mechanism:
+  """The implementation models are built with: tf_keras."""
+  _load()
+  return MECHANISMS.get("tf_keras")
+
+
+__all__ = ["MECHANISMS", "Mechanism", "default", "of"]
