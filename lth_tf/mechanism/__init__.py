@@ -98,9 +98,14 @@ class Mechanism:
     raise NotImplementedError
 
 
+_LOADED = []  # once the implementations are imported (`of` runs inside traced functions too)
+
+
 def _load() -> None:
-  for name in _IMPLEMENTATIONS:
-    importlib.import_module(f"{__name__}.{name}")
+  if not _LOADED:
+    for name in _IMPLEMENTATIONS:
+      importlib.import_module(f"{__name__}.{name}")
+    _LOADED.append(True)
 
 
 def of(obj) -> Mechanism:
