@@ -8,6 +8,7 @@ logits are cast back to float32 and `mixed_float16` trains with a `LossScaleOpti
 import contextlib
 from typing import Iterator, Optional
 
+from lth_tf import mechanism
 from lth_tf.compat import keras, tf
 
 NONE = "none"
@@ -80,12 +81,13 @@ def needs_loss_scaling(name: str) -> bool:
 
 
 def wrap_optimizer(optimizer, name: str):
-  """A `LossScaleOptimizer` around `optimizer` for float16; `optimizer` itself otherwise."""
+  """`optimizer` with dynamic loss scaling for float16 (`Mechanism.loss_scaling`: a
+  `LossScaleOptimizer` for tf_keras); `optimizer` itself otherwise."""
   if needs_loss_scaling(name):
-    return keras.mixed_precision.LossScaleOptimizer(optimizer)
+    return mechanism.of(optimizer).loss_scaling(optimizer)
   return optimizer
 
 
 def inner_optimizer(optimizer):
-  """The optimizer that owns the slots (unwraps a `LossScaleOptimizer`)."""
-  return getattr(optimizer, "inner_optimizer", optimizer)
+  """The optimizer that owns the slots (`Mechanism.inner_optimizer`)."""
+  return mechanism.of(optimizer).inner_optimizer(optimizer)

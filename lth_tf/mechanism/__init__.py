@@ -12,6 +12,9 @@ Keras underneath is the `Mechanism` interface:
   wrapper (`is_prunable`, `wrap`, `wrapper_masks`, `unwrap`), and the weights a user's layer
   declares prunable (`declared_prunable`);
 - optimizer state: the slot variables of a weight (`slots_of`);
+- loss scaling under float16: the optimizer that scales the loss (`loss_scaling`), the one that
+  owns the slots (`inner_optimizer`), the scaled loss and the unscaled gradients (`scale_loss`,
+  `unscale_gradients`);
 - export: the model without its wrappers (`strip`).
 
 The implementation for Keras 2 (tf_keras with tfmot's pruning wrapper, frozen) is
@@ -91,6 +94,22 @@ class Mechanism:
 
   def slots_of(self, optimizer, variable) -> List:
     """The slot variables (momentum, Adam moments) of `variable` in `optimizer` (unwrapped)."""
+    raise NotImplementedError
+
+  def loss_scaling(self, optimizer):
+    """`optimizer` with dynamic loss scaling (for float16)."""
+    raise NotImplementedError
+
+  def inner_optimizer(self, optimizer):
+    """The optimizer that owns the slots (`optimizer`, or the one `loss_scaling` wrapped)."""
+    raise NotImplementedError
+
+  def scale_loss(self, optimizer, loss):
+    """`loss` times the loss scale of `optimizer` (from `loss_scaling`)."""
+    raise NotImplementedError
+
+  def unscale_gradients(self, optimizer, gradients):
+    """The gradients of a scaled loss, divided by the loss scale."""
     raise NotImplementedError
 
   def strip(self, model):

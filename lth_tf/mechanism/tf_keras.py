@@ -58,7 +58,8 @@ class TfKeras(Mechanism):
   name = "tf_keras"
 
   def owns(self, obj) -> bool:
-    return isinstance(obj, (keras.layers.Layer, keras.optimizers.Optimizer))
+    return isinstance(obj, (keras.layers.Layer, keras.optimizers.Optimizer,
+                            keras.mixed_precision.LossScaleOptimizer))
 
   # ---- the layer graph ------------------------------------------------------------------------
 
@@ -152,6 +153,18 @@ class TfKeras(Mechanism):
       if slot_list:
         slots.append(slot_list[index])
     return slots
+
+  def loss_scaling(self, optimizer):
+    return keras.mixed_precision.LossScaleOptimizer(optimizer)
+
+  def inner_optimizer(self, optimizer):
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+  def scale_loss(self, optimizer, loss):
+    return optimizer.get_scaled_loss(loss)
+
+  def unscale_gradients(self, optimizer, gradients):
+    return optimizer.get_unscaled_gradients(gradients)
 
   def strip(self, model):
     return tfmot.sparsity.keras.strip_pruning(model) if model.inputs else model

@@ -33,7 +33,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from lth_tf import distribute, precision
+from lth_tf import distribute, mechanism, precision
 from lth_tf.compat import keras, tf
 from lth_tf.config import RuntimeConfig, TrainingConfig
 from lth_tf.data import Splits, augment
@@ -197,14 +197,16 @@ class Trainer:
 
   def _scaled(self, loss):
     """The loss the gradient is taken of: scaled by the loss scale under float16."""
-    return self.optimizer.get_scaled_loss(loss) if self._scale_loss else loss
+    if not self._scale_loss:
+      return loss
+    return mechanism.of(self.optimizer).scale_loss(self.optimizer, loss)
 
   def _masked_gradients(self, tape, differentiated, weight_decay, pruned):
     """Gradients (unscaled under float16), weight decay added, masks applied if `pruned`."""
     variables, masks = self.trained_variables()
     grads = tape.gradient(differentiated, variables)
     if self._scale_loss:
-      grads = self.optimizer.get_unscaled_gradients(grads)
+      grads = mechanism.of(self.optimizer).unscale_gradients(self.optimizer, grads)
     if weight_decay:
       grads = [g + weight_decay * v for g, v in zip(grads, variables)]
     if not pruned:
