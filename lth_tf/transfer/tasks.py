@@ -87,7 +87,7 @@ def adapt_ticket(ticket, weight_shapes: Mapping[str, Tuple[int, ...]],
   return pruning.Mask.from_dict(masks), weights, replaced
 
 
-def context(config: ExperimentConfig, ticket, target_ticket, num_classes: int,
+def replicate_context(config: ExperimentConfig, ticket, target_ticket, num_classes: int,
             replicate: ReplicateModel, seed: int) -> branches_lib.BranchContext:
   """What a replicate's branches are planned from: the adapted ticket (no optimizer state: the
   target optimizer may differ), θ0 of the target model, the target ticket."""
@@ -117,8 +117,9 @@ class TransferWork(DirectoryWork):
   def context(self, seed: int) -> branches_lib.BranchContext:
     """Replicate `seed`'s context, built once for its branches that run here."""
     if self._context[0] != seed:
-      self._context = (seed, context(self.config, self.spec.ticket, self.spec.target_ticket,
-                                     self.data.num_classes, self.replicate(seed), seed))
+      self._context = (seed, replicate_context(
+          self.config, self.spec.ticket, self.spec.target_ticket, self.data.num_classes,
+          self.replicate(seed), seed))
     return self._context[1]
 
   def run(self, task: Task) -> None:
