@@ -21,7 +21,6 @@ LAZY = {
     "lth_tf.pruning.strategies.snip": "the gradients load TensorFlow: only when a mask is scored",
     "lth_tf.pruning.strategies.grasp": "the gradients load TensorFlow: only when a mask is scored",
     "lth_tf.pruning.strategies.synflow": "the gradients load TensorFlow: only when a mask is scored",
-    "lth_tf.pruning.kinds": "the layer classes load TensorFlow: only when a model's kinds are read",
 }
 # Each command loads what it runs when it runs, so that `lth --help`, `lth report` and the other
 # commands start no TensorFlow they do not use.
@@ -156,10 +155,12 @@ def test_the_entry_points_are_the_packages_own_attributes_loaded_on_first_use():
 # (`lth_tf.mechanism`) and the module that imports the libraries.
 SEAM = ("lth_tf.mechanism", "lth_tf.compat")
 # The private attributes of tf_keras layers, models and optimizers, and of tfmot's wrapper and
-# registry, that the tf_keras mechanism reads.
+# registry, that the tf_keras mechanism reads; and those of Keras 3 that the keras3 mechanism
+# reads (a variable's backend variable, a tensor's history).
 PRIVATE = {"_index_dict", "_var_key", "_flatten_layers", "_network_nodes", "_output_layers",
            "_inbound_nodes", "_name", "_LAYERS_WEIGHTS_MAP", "_momentums", "momentums",
-           "_velocities", "_velocity_hats", "_average_gradients", "pruning_vars"}
+           "_velocities", "_velocity_hats", "_average_gradients", "pruning_vars",
+           "_value", "_keras_history", "parent_nodes"}
 
 
 def _seam_breaches(source: str):
@@ -187,6 +188,7 @@ def test_no_module_outside_the_mechanism_reads_tfmot_or_private_keras_names():
   assert {m: b for m, b in breaches.items() if b} == {}
   inside = _seam_breaches(open(MODULES["lth_tf.mechanism.tf_keras"], encoding="utf-8").read())
   assert len(inside) > 10  # the check sees what the mechanism reads
+  assert len(_seam_breaches(open(MODULES["lth_tf.mechanism.keras3"], encoding="utf-8").read())) >= 4
 
 
 def test_the_seam_check_sees_each_kind_of_breach():

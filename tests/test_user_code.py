@@ -111,7 +111,7 @@ def test_a_user_model_that_returns_the_wrong_thing_is_refused(user_dir):
       "raise_at_import = False\n")
   with pytest.raises(ConfigError, match="must return one output of 10 logits"):
     LotteryExperiment(_config(user_dir / "runs", model="bad_models:three_outputs"))
-  with pytest.raises(ConfigError, match="returned int, not a tf_keras model"):
+  with pytest.raises(ConfigError, match="returned int, not a Keras model"):
     LotteryExperiment(_config(user_dir / "runs", model="bad_models:not_a_model"))
   # Weight names are layer paths joined by '/': a layer named a/b would be read as b inside a
   # (it ended in a KeyError after config.json was written).

@@ -5,7 +5,7 @@ from typing import Callable, Dict, Iterable, List
 
 import numpy as np
 
-from lth_tf import io
+from lth_tf import io, mechanism
 from lth_tf.compat import keras, tf
 from lth_tf.export import tflite_sparse
 from lth_tf.models import heads
@@ -55,17 +55,24 @@ def static_batch(model: keras.Model) -> bool:
   """Whether the TFLite converter needs a static batch of one for `model`: its recurrent layers
   run a while loop over tensor lists, which TFLite's built-in ops lower only at static shapes
   (the converter's alternative, Select TF ops, needs TensorFlow's kernels in the interpreter)."""
-  return any(isinstance(layer, keras.layers.RNN) for layer in structure.descendants(model))
+  return any(isinstance(layer, mechanism.of(layer).keras.layers.RNN)
+             for layer in structure.descendants(model))
+
+
+def input_spec(model, batch=None) -> tf.TensorSpec:
+  """The spec of a functional model's one input (its shape with batch `batch`, its dtype)."""
+  (inputs,) = structure.graph_inputs(model)
+  return tf.TensorSpec((batch, *inputs.shape[1:]), inputs.dtype)
 
 
 def tflite_bytes(model: keras.Model, quantize: str, representative: np.ndarray,
                  encoding: str = "compact") -> bytes:
   """The TFLite model of `model`, quantised and encoded; a model with recurrent layers is
-  converted at batch size one (`static_batch`)."""
-  if static_batch(model):
+  converted at batch size one (`static_batch`), a Keras 3 model from its traced call."""
+  if static_batch(model) or mechanism.of(model).name != "tf_keras":
     # The graph of one traced call, frozen: saving the whole Keras model first (what
     # `from_keras_model` does) traces every recurrent layer's functions again, ten times slower.
-    spec = tf.TensorSpec((1, *model.input_shape[1:]), model.inputs[0].dtype)
+    spec = input_spec(model, 1 if static_batch(model) else None)
     function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
   else:
@@ -94,11 +101,11 @@ def _saved_model(model: keras.Model, out_dir: str, quantize: str, representative
   # The input keeps the model's name and dtype (`pixels`, `tokens` or `features`); a model that
   # returns logits serves logits and their softmax, one with a head (`lth_tf.models.heads`)
   # serves what it returns.
-  name = model.inputs[0].name.split(":")[0]
+  name = structure.graph_inputs(model)[0].name.split(":")[0]
   head = model.layers[-1].name
+  spec = input_spec(model)
 
-  @tf.function(input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], model.inputs[0].dtype,
-                                               name=name)])
+  @tf.function(input_signature=[tf.TensorSpec(spec.shape, spec.dtype, name=name)])
   def serve(inputs):
     outputs = model(inputs, training=False)
     if head in heads.SERVING_OUTPUTS:

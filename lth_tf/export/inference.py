@@ -3,7 +3,6 @@ preprocessing inside, pruning wrappers stripped."""
 import numpy as np
 
 from lth_tf import mechanism
-from lth_tf.compat import keras
 from lth_tf.data.modality import MODALITIES
 from lth_tf.models import heads
 from lth_tf.pruning import apply_mask
@@ -16,8 +15,7 @@ def input_name(modality: str) -> str:
   return INPUT_NAMES[MODALITIES.get(modality).name]
 
 
-def inference_model(model: keras.Model, mean, std, modality: str = "image",
-                    input_shape=None) -> keras.Model:
+def inference_model(model, mean, std, modality: str = "image", input_shape=None):
   """Strips the mask-freeze wrappers of a trained `model` (masks re-applied first: a checkpoint is
   not guaranteed sparse), prepends the modality's preprocessing (images: `(pixels / 255 - mean)
   / std`; tabular data and sequences: `(x - mean) / std`; token ids: none, int32 input) and
@@ -26,8 +24,11 @@ def inference_model(model: keras.Model, mean, std, modality: str = "image",
   """
   kind = MODALITIES.get(modality)
   apply_mask(model)
-  stripped = mechanism.of(model).strip(model)
-  shape = tuple(model.input_shape[1:]) if input_shape is None else tuple(input_shape)
+  implementation = mechanism.of(model)
+  keras = implementation.keras  # the model's own Keras: tf_keras or Keras 3
+  stripped = implementation.strip(model)
+  shape = (tuple(implementation.graph_inputs(model)[0].shape[1:]) if input_shape is None
+           else tuple(input_shape))
   inputs = keras.Input(shape, name=input_name(modality),
                        dtype="int32" if kind.integer else "float32")
   x = inputs

@@ -7,10 +7,10 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from lth_tf import data as data_lib
-from lth_tf import io, pruning, tickets, user_code
+from lth_tf import io, mechanism, pruning, tickets, user_code
 from lth_tf.data import export_sample
 from lth_tf.pruning import structure
-from lth_tf.compat import keras, tf
+from lth_tf.compat import tf
 from lth_tf.data.modality import MODALITIES, raw_inputs
 from lth_tf.errors import TicketError, UserError
 from lth_tf.export.formats import (ENCODINGS, FORMATS, QUANTIZATIONS, export, static_batch,
@@ -115,9 +115,11 @@ def _unmasked_kernel_nonzeros(model) -> int:
   """Non-zero weights of the convolution kernels a TFLite file holds that the mask does not
   cover: depthwise kernels (of depthwise and separable convolutions, nested ones included),
   which tfmot's prune registry leaves dense."""
-  depthwise = (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
-  return int(sum(np.count_nonzero(layer.depthwise_kernel.numpy())
-                 for layer in structure.descendants(model) if isinstance(layer, depthwise)))
+  def depthwise(layer):
+    layers = mechanism.of(layer).keras.layers
+    return isinstance(layer, (layers.DepthwiseConv2D, layers.SeparableConv2D))
+  return int(sum(np.count_nonzero(np.asarray(layer.depthwise_kernel))
+                 for layer in structure.descendants(model) if depthwise(layer)))
 
 
 # Families whose pruned weights a TFLite file holds as the constant kernel of a matrix or
@@ -127,14 +129,16 @@ def _unmasked_kernel_nonzeros(model) -> int:
 _TFLITE_KERNEL_FAMILIES = frozenset({"conv", "fc", "custom", "depthwise"})
 
 
-# Convolutions whose TFLite ops (TRANSPOSE_CONV, CONV_3D) this check does not decode.
-_UNDECODED = (keras.layers.Conv2DTranspose, keras.layers.Conv3D)
+def _undecoded(layer) -> bool:
+  """Convolutions whose TFLite ops (TRANSPOSE_CONV, CONV_3D) this check does not decode."""
+  layers = mechanism.of(layer).keras.layers
+  return isinstance(layer, (layers.Conv2DTranspose, layers.Conv3D))
 
 
 def _tflite_kernels_checkable(model) -> bool:
   """Whether every pruned weight is the kernel of a TFLite matrix or convolution op that
   `tflite_sparse.kernel_nonzeros` decodes."""
-  return all(entry.family in _TFLITE_KERNEL_FAMILIES and not isinstance(entry.layer, _UNDECODED)
+  return all(entry.family in _TFLITE_KERNEL_FAMILIES and not _undecoded(entry.layer)
              for entry in structure.masked(model))
 
 
@@ -146,7 +150,9 @@ def _saved_model_nonzero(directory: str, ticket: tickets.Ticket) -> Optional[int
     return None
   loaded = tf.saved_model.load(path)
   shapes = {tuple(ticket.mask[name].shape) for name in ticket.mask}
-  return int(sum(np.count_nonzero(v.numpy()) for v in loaded.variables
+  # A Keras 3 model is saved as a plain trackable: its variables are the serving function's.
+  variables = getattr(loaded, "variables", None) or loaded.signatures["serving_default"].variables
+  return int(sum(np.count_nonzero(v.numpy()) for v in variables
                  if ("kernel" in v.name or "embeddings" in v.name) and tuple(v.shape) in shapes))
 
 

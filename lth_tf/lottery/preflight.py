@@ -7,8 +7,7 @@ import os
 import tempfile
 from typing import Callable, Iterable, Mapping, Tuple
 
-from lth_tf import branches, distribute, io, pruning, tickets
-from lth_tf.compat import keras
+from lth_tf import branches, distribute, io, mechanism, pruning, tickets
 from lth_tf.config import ExperimentConfig
 from lth_tf.errors import UserError
 from lth_tf.pruning import structure
@@ -29,7 +28,8 @@ def check_modality(config: ExperimentConfig, model, data) -> None:
   """Token ids go to a model that embeds them, and only such a model reads token ids: an
   Embedding silently truncates real-valued inputs to integers, and any other first layer would
   multiply ids as if they were measurements."""
-  embeds = any(isinstance(layer, keras.layers.Embedding) for layer in structure.descendants(model))
+  embeds = any(isinstance(layer, mechanism.of(layer).keras.layers.Embedding)
+               for layer in structure.descendants(model))
   if data.modality == "tokens" and not embeds:
     raise UserError(f"{config.dataset.name} holds token ids, but model {config.model.name} has "
                     "no Embedding layer to read them (an image or feature model would multiply "
@@ -39,7 +39,7 @@ def check_modality(config: ExperimentConfig, model, data) -> None:
     raise UserError(f"model {config.model.name} embeds token ids, but {config.dataset.name} "
                     f"holds {data.modality} data; give integer token ids (N, T) or "
                     "--modality=tokens")
-  if config.pruning.strategy == "synflow" and (embeds or not model.inputs):
+  if config.pruning.strategy == "synflow" and (embeds or not structure.graph_inputs(model)):
     raise UserError(f"--pruning_strategy=synflow scores model {config.model.name} on one "
                     "all-ones input: " + ("it would look up one token id and score every other "
                                           "embedding row 0" if embeds else

@@ -8,6 +8,8 @@ Keras underneath is the `Mechanism` interface:
 - the layer graph: a layer's direct sub-layers, renaming built layers, a functional model's
   output layers and a layer's inbound layers (`lth_tf.pruning.structure` names and walks
   models with them);
+- variables: a layer's weights as the variables training reads and assigns (`weights`,
+  `trainable_weights`), a model's Inputs (`graph_inputs`: none for a subclassed model);
 - prunable weights: which top-level layers carry a mask through the implementation's own
   wrapper (`is_prunable`, `wrap`, `wrapper_masks`, `unwrap`), and the weights a user's layer
   declares prunable (`declared_prunable`);
@@ -18,7 +20,8 @@ Keras underneath is the `Mechanism` interface:
 - export: the model without its wrappers (`strip`).
 
 The implementation for Keras 2 (tf_keras with tfmot's pruning wrapper, frozen) is
-`mechanism.tf_keras`; `of(obj)` is the implementation of a model or layer. No module outside
+`mechanism.tf_keras`; the one for Keras 3 models on its TensorFlow backend is
+`mechanism.keras3`; `of(obj)` is the implementation of a model or layer. No module outside
 this package and `lth_tf.compat` (which imports the libraries) reads tfmot, tf_keras's private
 names or an optimizer's private names (tests/test_imports.py enforces it).
 """
@@ -28,15 +31,48 @@ from typing import List, Optional
 from lth_tf.registry import Registry
 
 MECHANISMS: Registry["Mechanism"] = Registry("mechanism")
-_IMPLEMENTATIONS = ("tf_keras",)  # modules of this package, imported on first use
+_IMPLEMENTATIONS = ("tf_keras", "keras3")  # modules of this package, imported on first use
 
 
 class Mechanism:
   """What lth_tf needs from one Keras implementation (see the module docstring)."""
   name = ""
+  # The Keras module whose layers, `Model` and `Input` the implementation's models are made of.
+  keras = None
+  # The names Keras gives an unnamed model of its own class (`model`, `model_1`, ...).
+  model_names: tuple = ()
+  # Whether models are built under lth_tf's --mixed_precision policy (`lth_tf.precision`).
+  mixed_precision = False
 
   def owns(self, obj) -> bool:
     """Whether `obj` (a model, layer or optimizer) belongs to this implementation."""
+    raise NotImplementedError
+
+  # ---- variables --------------------------------------------------------------------------
+
+  def variable(self, weight):
+    """The variable training reads and assigns for `weight` (one of a layer's `weights`): a
+    `tf.Variable` on TensorFlow (with `ref()`, `assign`, `numpy()`)."""
+    raise NotImplementedError
+
+  def weights(self, layer) -> List:
+    """Every weight of `layer` (trainable and not), as `variable`s, in the layer's order."""
+    return [self.variable(weight) for weight in layer.weights]
+
+  def trainable_weights(self, model) -> List:
+    """The trainable weights of `model`, as `variable`s, in the order an optimizer takes them."""
+    return [self.variable(weight) for weight in model.trainable_weights]
+
+  def graph_inputs(self, model) -> List:
+    """The Inputs of a functional or Sequential model; [] for a subclassed one."""
+    raise NotImplementedError
+
+  def refusal(self, model) -> Optional[str]:
+    """Why lth_tf cannot train `model` with this implementation, or None."""
+    return None
+
+  def set_random_seed(self, seed: int) -> None:
+    """Seeds the implementation's global generators (Python's, NumPy's, its backend's)."""
     raise NotImplementedError
 
   # ---- the layer graph ------------------------------------------------------------------------
@@ -142,10 +178,18 @@ def of(obj) -> Mechanism:
                   f"prunes ({', '.join(MECHANISMS.names())})")
 
 
+def set_random_seed(seed: int) -> None:
+  """Seeds every implementation's global generators: a user's model function that takes no seed
+  of its own builds the same weights for the same seed, whichever Keras it uses."""
+  _load()
+  for name in MECHANISMS.names():
+    MECHANISMS.get(name).set_random_seed(seed)
+
+
 def default() -> Mechanism:
   """The implementation models are built with: tf_keras."""
   _load()
   return MECHANISMS.get("tf_keras")
 
 
-__all__ = ["MECHANISMS", "Mechanism", "default", "of"]
+__all__ = ["MECHANISMS", "Mechanism", "default", "of", "set_random_seed"]

@@ -56,10 +56,28 @@ _NOT_WRAPPED = (keras.layers.MultiHeadAttention,)
 class TfKeras(Mechanism):
   """tf_keras models, layers and optimizers (`TF_USE_LEGACY_KERAS`, set by `lth_tf.compat`)."""
   name = "tf_keras"
+  keras = keras
+  model_names = ("model",)
+  mixed_precision = True
 
   def owns(self, obj) -> bool:
     return isinstance(obj, (keras.layers.Layer, keras.optimizers.Optimizer,
                             keras.mixed_precision.LossScaleOptimizer))
+
+  def variable(self, weight):
+    return weight
+
+  def weights(self, layer) -> List:
+    return list(layer.weights)
+
+  def trainable_weights(self, model) -> List:
+    return list(model.trainable_variables)
+
+  def graph_inputs(self, model) -> List:
+    return list(model.inputs or [])
+
+  def set_random_seed(self, seed: int) -> None:
+    keras.utils.set_random_seed(int(seed))
 
   # ---- the layer graph ------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The model zoo: the `MODELS` registry, `build`, and one self-registering module per family."""
 from typing import Tuple
 
-from lth_tf import precision, user_code
+from lth_tf import mechanism, precision, user_code
 from lth_tf.compat import keras
 from lth_tf.config import ModelConfig
 from lth_tf.errors import ConfigError
@@ -70,11 +70,17 @@ def build(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int,
     raise ConfigError(f"num_classes must be >= 1; got {num_classes}")
   check_dropout(config)
   model = build_model(config, input_shape, int(num_classes), int(seed))
-  if not model.inputs and keras.mixed_precision.global_policy().compute_dtype != "float32":
+  graph = bool(structure.graph_inputs(model))
+  mixed = keras.mixed_precision.global_policy().compute_dtype != "float32"
+  if mixed and not mechanism.of(model).mixed_precision:
+    raise ConfigError(f"model {config.name!r} is a {mechanism.of(model).name} model: lth_tf's "
+                      "--mixed_precision builds tf_keras models only; train it in float32")
+  if not graph and mixed:
     raise ConfigError(f"model {config.name!r} is subclassed: under --mixed_precision its logits "
                       "would stay in reduced precision (lth_tf casts a functional model's "
                       "outputs to float32 with a layer it adds); return a functional model")
   # Under a mixed-precision policy the logits are cast back to float32 (a no-op otherwise).
-  logits = precision.float32_logits(model) if model.inputs else model
+  # (Keras 3 models are refused under a mixed-precision policy above.)
+  logits = precision.float32_logits(model) if graph and mechanism.of(model).mixed_precision else model
   structure.copy_head(model, logits)
   return logits

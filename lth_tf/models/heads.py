@@ -10,12 +10,13 @@ returns what the user's model returned. Anything else that looks like probabilit
 over several classes, a subclassed model whose outputs sum to one) is refused in one line: its
 loss would be silently wrong.
 """
+import functools
 from typing import Tuple
 
 import numpy as np
 
 from lth_tf import mechanism
-from lth_tf.compat import keras, tf
+from lth_tf.compat import tf
 from lth_tf.errors import ConfigError
 from lth_tf.pruning import structure
 
@@ -24,37 +25,49 @@ _PROBABILITIES = ("softmax", "sigmoid")
 SERVING_OUTPUTS = {"softmax_head": "probabilities", "sigmoid_head": "probability"}
 
 
-class BinaryLogits(keras.layers.Layer):
-  """One logit z → the two logits [0, z] (softmax of them: [1 - sigmoid(z), sigmoid(z)])."""
+@functools.lru_cache(maxsize=None)
+def _binary_layers(keras_module):
+  """The two layers of a binary head, for the Keras module (tf_keras or Keras 3) of a model."""
+  ops = getattr(keras_module, "ops", None)  # Keras 3's operations; tf_keras has none
 
-  def call(self, inputs):
-    return tf.concat([tf.zeros_like(inputs), inputs], axis=-1)
+  class BinaryLogits(keras_module.layers.Layer):
+    """One logit z → the two logits [0, z] (softmax of them: [1 - sigmoid(z), sigmoid(z)])."""
 
+    def call(self, inputs):
+      if ops is None:
+        return tf.concat([tf.zeros_like(inputs), inputs], axis=-1)
+      return ops.concatenate([ops.zeros_like(inputs), inputs], axis=-1)
 
-class BinaryProbability(keras.layers.Layer):
-  """The two logits [a, b] → sigmoid(b - a): the one sigmoid unit a binary model returned."""
+  class BinaryProbability(keras_module.layers.Layer):
+    """The two logits [a, b] → sigmoid(b - a): the one sigmoid unit a binary model returned."""
 
-  def call(self, inputs):
-    return tf.sigmoid(inputs[..., 1:] - inputs[..., :1])
+    def call(self, inputs):
+      if ops is None:
+        return tf.sigmoid(inputs[..., 1:] - inputs[..., :1])
+      return ops.sigmoid(inputs[..., 1:] - inputs[..., :1])
+
+  return BinaryLogits, BinaryProbability
 
 
 def _activation_name(layer) -> str:
   """`softmax` or `sigmoid` where `layer` ends in that activation, else ''."""
-  if isinstance(layer, keras.layers.Softmax):
+  if isinstance(layer, mechanism.of(layer).keras.layers.Softmax):
     return "softmax"
   activation = getattr(layer, "activation", None)
   name = getattr(activation, "__name__", "")
   return name if name in _PROBABILITIES else ""
 
 
-def logits_model(model: keras.Model, input_shape: Tuple[int, ...], num_classes: int,
-                 what: str) -> Tuple[keras.Model, str]:
+def logits_model(model, input_shape: Tuple[int, ...], num_classes: int,
+                 what: str) -> Tuple[object, str]:
   """(a model that returns logits, the head taken off: `logits`, `softmax` or `sigmoid`).
 
   Raises:
     ConfigError: a head whose loss lth_tf cannot match (see the module docstring).
   """
-  layers = mechanism.of(model).output_layers(model)
+  implementation = mechanism.of(model)
+  keras = implementation.keras
+  layers = implementation.output_layers(model)
   if len(layers) > 1:
     return model, "logits"  # several outputs: refused by the output check
   head = _activation_name(layers[0]) if layers else ""
@@ -74,11 +87,11 @@ def logits_model(model: keras.Model, input_shape: Tuple[int, ...], num_classes: 
     layer.activation = keras.activations.linear
     logits = model.outputs[0]
   if head == "sigmoid":
-    logits = BinaryLogits(name="binary_logits")(logits)
+    logits = _binary_layers(keras)[0](name="binary_logits")(logits)
   return keras.Model(model.inputs, logits, name=model.name), head
 
 
-def _check_probabilities(model: keras.Model, input_shape: Tuple[int, ...], what: str) -> None:
+def _check_probabilities(model, input_shape: Tuple[int, ...], what: str) -> None:
   """Refuses a model whose head lth_tf cannot take off (a subclassed model, a softmax written as
   an op) when its outputs on a random batch look like probabilities (when built eagerly; a model
   built in a graph, to look at its layers, is not run)."""
@@ -92,11 +105,12 @@ def _check_probabilities(model: keras.Model, input_shape: Tuple[int, ...], what:
                       "return logits, or end in a Dense layer with activation='softmax'")
 
 
-def restore_head(model: keras.Model, logits) -> object:
+def restore_head(model, logits) -> object:
   """`logits` (a tensor of `model`'s logits) with the head lth_tf took off `model` put back."""
   head = structure.head(model)
+  keras = mechanism.of(model).keras
   if head == "softmax":
     return keras.layers.Softmax(name="softmax_head")(logits)
   if head == "sigmoid":
-    return BinaryProbability(name="sigmoid_head")(logits)
+    return _binary_layers(keras)[1](name="sigmoid_head")(logits)
   return logits

@@ -3,7 +3,7 @@ from typing import Tuple
 
 import numpy as np
 
-from lth_tf import user_code
+from lth_tf import mechanism, user_code
 from lth_tf.compat import keras
 from lth_tf.config import ModelConfig
 from lth_tf.errors import ConfigError
@@ -13,7 +13,8 @@ from lth_tf.pruning import structure
 
 def build_user_model(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int,
                      seed: int) -> keras.Model:
-  """Calls the user's `function(input_shape, num_classes, seed)` and checks what it returns.
+  """Calls the user's `function(input_shape, num_classes, seed)` and checks what it returns: a
+  Keras 2 (tf_keras) or a Keras 3 model, each trained through its mechanism (`lth_tf.mechanism`).
 
   Keras' global seeds are set from `seed` first, so a function whose initialisers take no seed
   of their own still builds the same weights for the same seed. A subclassed model is built by
@@ -26,13 +27,17 @@ def build_user_model(config: ModelConfig, input_shape: Tuple[int, ...], num_clas
     raise ConfigError(f"model {config.name!r}: --dropout is for the built-in models; put "
                       "dropout layers in your model function")
   function = user_code.load(config.name, "model")
-  keras.utils.set_random_seed(int(seed))
+  mechanism.set_random_seed(int(seed))
   what = repr(config.name)
   model = _call(function, what, tuple(input_shape), int(num_classes), int(seed))
-  if not isinstance(model, keras.Model):
-    raise ConfigError(f"model {what} returned {type(model).__name__}, not a tf_keras "
-                      "model (import keras as tf_keras, or set TF_USE_LEGACY_KERAS=1)")
-  if not model.inputs:
+  implementation = _implementation(model)
+  if implementation is None or not isinstance(model, implementation.keras.Model):
+    raise ConfigError(f"model {what} returned {type(model).__name__}, not a Keras model "
+                      "(a Keras 3 `keras.Model`, or a Keras 2 `tf_keras.Model`)")
+  refusal = implementation.refusal(model)
+  if refusal:
+    raise ConfigError(f"model {what}: {refusal}")
+  if not implementation.graph_inputs(model):
     _build_subclassed(model, tuple(input_shape), what)
   model, head = heads.logits_model(model, tuple(input_shape), int(num_classes), what)
   outputs = _output_shapes(model, tuple(input_shape))
@@ -43,6 +48,14 @@ def build_user_model(config: ModelConfig, input_shape: Tuple[int, ...], num_clas
   structure.canonicalise(model)
   structure.set_head(model, head)
   return model
+
+
+def _implementation(model):
+  """The mechanism of `model`, or None for an object no Keras lth_tf prunes owns."""
+  try:
+    return mechanism.of(model)
+  except TypeError:
+    return None
 
 
 def _check_layer_names(model: keras.Model, what: str) -> None:
@@ -75,7 +88,7 @@ def _build_subclassed(model: keras.Model, input_shape: Tuple[int, ...], what: st
 
 
 def _output_shapes(model: keras.Model, input_shape: Tuple[int, ...]):
-  if model.inputs:
+  if structure.graph_inputs(model):
     return [tuple(o.shape[1:]) for o in model.outputs]
   out = model(np.zeros((1,) + input_shape, np.float32), training=False)
   return [tuple(o.shape[1:]) for o in (out if isinstance(out, (list, tuple)) else [out])]

@@ -25,6 +25,8 @@ them, and the table `lth find` prints before training says which weights each ki
 """
 from typing import Dict
 
+from lth_tf import mechanism
+
 
 # kind -> the PruningConfig field holding its layerwise rate.
 KINDS: Dict[str, str] = {
@@ -48,10 +50,15 @@ GLOBAL_SETS = {
 
 
 def is_conv(layer) -> bool:
-  from lth_tf.compat import keras  # pylint: disable=import-outside-toplevel
+  keras = _keras_of(layer)
   return isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
                             keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D,
                             keras.layers.SeparableConv1D, keras.layers.SeparableConv2D))
+
+
+def _keras_of(layer):
+  """The Keras module (tf_keras or Keras 3) whose layer classes `layer` is an instance of."""
+  return mechanism.of(layer).keras
 
 
 # Families (`lth_tf.pruning.structure`) that are a kind of their own.
@@ -62,7 +69,7 @@ def layer_kind(layer, first_conv: bool, family: str = "", classifier: bool = Fal
   """The kind of a prunable layer; `first_conv`: it is the model's first convolution (the one
   that reads the image); `family`: its family in `lth_tf.pruning.structure`; `classifier`: the
   model returns its output (a Dense classifier then is `output`, whatever its name)."""
-  from lth_tf.compat import keras  # pylint: disable=import-outside-toplevel
+  keras = _keras_of(layer)
   if layer.name == "output" or (classifier and family == "fc"):
     return "output"
   if family in _FAMILY_KINDS:

@@ -20,6 +20,7 @@ import numpy as np
 from lth_tf.compat import keras, tf
 from lth_tf.errors import UserError
 from lth_tf.pruning.mask import Mask
+from lth_tf.pruning import structure
 from lth_tf.pruning.masked_model import mask_pairs, set_mask
 
 Arrays = Dict[str, np.ndarray]
@@ -31,7 +32,7 @@ def scoring(model: keras.Model, mask: Mask) -> Iterator[List[Tuple[str, tf.Varia
   prunable weight; on exit every variable of the model, and every mask variable, holds again
   what it held on entry."""
   pairs = mask_pairs(model)
-  variables = {variable.ref(): variable for variable in model.weights}
+  variables = {variable.ref(): variable for variable in structure.weights(model)}
   for _, weight, mask_var in pairs:  # masks kept beside the model are not in `model.weights`
     variables.setdefault(weight.ref(), weight)
     variables.setdefault(mask_var.ref(), mask_var)
@@ -90,10 +91,10 @@ def path_norm_gradient(model: keras.Model, mask: Mask) -> Arrays:
   statistics too) replaced by its absolute value, R the sum of the outputs on one all-ones
   input."""
   with scoring(model, mask) as pairs:
-    for variable in model.weights:
+    for variable in structure.weights(model):
       if variable.dtype.is_floating:
         variable.assign(tf.abs(variable))
-    ones = tf.ones((1,) + tuple(model.input_shape[1:]), tf.float32)
+    ones = tf.ones((1,) + tuple(structure.graph_inputs(model)[0].shape[1:]), tf.float32)
     with tf.GradientTape() as tape:
       total = tf.reduce_sum(tf.cast(model(ones, training=False), tf.float32))
     grads = tape.gradient(total, [weight for _, weight, _ in pairs])

@@ -22,6 +22,7 @@ Which weights are pruned:
   training loop masks its gradient and zeroes it after every step as it does for wrapped ones.
 """
 import dataclasses
+import functools
 import re
 from collections import defaultdict
 from typing import List, Optional, Tuple
@@ -45,8 +46,10 @@ def default_name_parts(layer) -> Optional[Tuple[str, int]]:
   """(prefix, counter) when `layer.name` is a Keras default name (`dense_3` → ('dense', 3),
   `forward_lstm` → ('forward_lstm', 0)); None for a name the user chose."""
   snakes = [snake_case(type(layer).__name__)]
-  if isinstance(layer, keras.Model):
-    snakes.append("model")  # Keras names a functional model `model`, `model_1`, ...
+  implementation = mechanism.of(layer)
+  if isinstance(layer, implementation.keras.Model):
+    # Keras names a functional model `model`, `model_1`, ... (Keras 3: `functional`, ...).
+    snakes += list(implementation.model_names)
   snake = "|".join(re.escape(name) for name in snakes)
   match = re.fullmatch(rf"((?:forward_|backward_)?(?:{snake}))(?:_(\d+))?", layer.name)
   if match is None:
@@ -62,6 +65,21 @@ def children(layer) -> List:
 def unwrap(layer):
   """The layer a mask-freeze wrapper wraps, or `layer`."""
   return mechanism.of(layer).unwrap(layer)
+
+
+def weights(layer) -> List:
+  """Every weight of `layer` as the variable training reads and assigns (`Mechanism.weights`)."""
+  return mechanism.of(layer).weights(layer)
+
+
+def trainable_weights(model: keras.Model) -> List:
+  """The trainable weights of `model` as variables, in the order an optimizer takes them."""
+  return mechanism.of(model).trainable_weights(model)
+
+
+def graph_inputs(model: keras.Model) -> List:
+  """The Inputs of a functional or Sequential model; [] for a subclassed one."""
+  return mechanism.of(model).graph_inputs(model)
 
 
 def top_layers(model: keras.Model) -> List:
@@ -110,7 +128,7 @@ def _layer_weights(layer, path: str) -> List[Tuple[str, tf.Variable]]:
   for child in weighted:
     for name, variable in _layer_weights(child, path if single else f"{path}/{child.name}"):
       owned.setdefault(variable.ref(), name)
-  return [(owned.get(v.ref(), f"{path}/{_short_name(v)}"), v) for v in layer.weights]
+  return [(owned.get(v.ref(), f"{path}/{_short_name(v)}"), v) for v in weights(layer)]
 
 
 def named_weights(model: keras.Model) -> List[Tuple[str, tf.Variable]]:
@@ -127,7 +145,7 @@ def named_weights(model: keras.Model) -> List[Tuple[str, tf.Variable]]:
   wrappers = {v.ref() for v in mechanism.of(model).wrapper_variables(model)}
   # A subclassed model may own variables itself (`add_weight` in the model); the wrappers' own
   # variables (mask, threshold, step) are not weights of the model.
-  pairs += [(_short_name(v), v) for v in model.weights
+  pairs += [(_short_name(v), v) for v in weights(model)
             if v.ref() not in covered and v.ref() not in wrappers]
   for name, variable in pairs:
     if variable.ref() in seen:
@@ -154,8 +172,9 @@ class Rule:
 _SEPARABLE = "depthwise kernel: tfmot's rule prunes the pointwise kernel only"
 
 
-def _rules():
-  layers = keras.layers
+@functools.lru_cache(maxsize=None)
+def _rules(layers):
+  """The rules for the layer classes of `layers` (a Keras implementation's `keras.layers`)."""
   recurrent = ("kernel", "recurrent_kernel")
   # Most specific classes first: SeparableConv and DepthwiseConv derive from Conv.
   return [
@@ -216,14 +235,14 @@ def _declared(layer, rule: Optional["Rule"]) -> Optional[List]:
 
 
 def _rule(layer) -> Optional[Rule]:
-  for cls, rule in _rules():
+  for cls, rule in _rules(mechanism.of(layer).keras.layers):
     if isinstance(layer, cls):
       return rule
   return None
 
 
 def _in_attention(ancestors) -> bool:
-  return any(isinstance(a, keras.layers.MultiHeadAttention) for a in ancestors)
+  return any(isinstance(a, mechanism.of(a).keras.layers.MultiHeadAttention) for a in ancestors)
 
 
 def classify(model: keras.Model) -> Tuple[List[Prunable], List[Dense]]:
@@ -238,10 +257,11 @@ def classify(model: keras.Model) -> Tuple[List[Prunable], List[Dense]]:
     declared = _declared(layer, rule)
     for child in children(layer):
       visit(child, ancestors + (layer,))
+    implementation = mechanism.of(layer)
     chosen = {v.ref() for v in declared} if declared is not None else {
-        getattr(layer, a).ref() for a in (rule.attributes if rule else ())
+        implementation.variable(getattr(layer, a)).ref() for a in (rule.attributes if rule else ())
         if getattr(layer, a, None) is not None}
-    for variable in layer.weights:
+    for variable in weights(layer):
       ref = variable.ref()
       if ref in done or ref not in names:
         continue

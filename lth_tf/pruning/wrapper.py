@@ -25,7 +25,7 @@ def wrap_model(model: keras.Model) -> keras.Model:
   Raises:
     ConfigError: a subclassed model that has not been built (it holds no weights yet).
   """
-  if model.inputs:
+  if structure.graph_inputs(model):
     wrapped = mechanism.of(model).wrap(model)
   else:
     if not model.built or not model.weights:

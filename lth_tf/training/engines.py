@@ -20,15 +20,12 @@ import os
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from lth_tf import io, models, precision
-from lth_tf.compat import keras, tf
+from lth_tf.compat import tf
 from lth_tf.config import ExperimentConfig, RuntimeConfig
 from lth_tf.errors import ConfigError
+from lth_tf.pruning import kinds
 from lth_tf.training import loop
 
-# Layers whose products gain from TensorFlow's intra-op threads.
-CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
-                keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D,
-                keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
 
 # The runtime settings that choose the engine; `--engine=auto` chooses only when none is given.
 ENGINE_SETTINGS = ("fused_optimizer", "dense_shards", "intra_op_threads", "inter_op_threads")
@@ -177,7 +174,8 @@ def resolve(config: ExperimentConfig, input_shape: Sequence[int], num_classes: i
   def probe():
     with tf.Graph().as_default(), precision.policy(config.training.mixed_precision):
       model = models.build(config.model, tuple(input_shape), num_classes, seed=0)
-      return model, any(isinstance(layer, CONVOLUTIONS) for layer in model.layers)
+      # Convolutions gain from TensorFlow's intra-op threads.
+      return model, any(kinds.is_conv(layer) for layer in model.layers)
   runtime, line = choose(config, probe,
                          read_record(engine_file, trained_before_record(config_file)))
   log(line)

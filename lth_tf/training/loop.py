@@ -38,7 +38,7 @@ from lth_tf.compat import keras, tf
 from lth_tf.config import RuntimeConfig, TrainingConfig
 from lth_tf.data import Splits, augment
 from lth_tf.errors import ConfigError
-from lth_tf.pruning import mask_pairs
+from lth_tf.pruning import mask_pairs, structure
 from lth_tf.training import driver, optimizers, schedules, sharded
 from lth_tf.training.driver import TrainResult
 
@@ -120,13 +120,15 @@ class Trainer:
     self.strategy = strategy or tf.distribute.get_strategy()
     self.schedule = schedules.from_config(training)
     with self.strategy.scope():
-      self.optimizer = optimizers.build(training, model.trainable_variables)
+      self.optimizer = optimizers.build(training, structure.trainable_weights(model))
       self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="lth_iteration")
     self._x_train, self._y_train, self._eval_sets = in_memory(data)
     # The dataset's augmentation of training batches (None: none), keyed by (seed, iteration).
     self._augment = augment.for_training(data, seed)
     masks = {weight.ref(): mask for _, weight, mask in mask_pairs(model)}
-    self._masks = [masks.get(v.ref()) for v in model.trainable_variables]
+    # The variables a step differentiates and updates (Keras 3: the tf.Variables its variables hold).
+    self._variables = structure.trainable_weights(model)
+    self._masks = [masks.get(v.ref()) for v in self._variables]
     check_engine(model, training, runtime, self.strategy)
     self._replicated = distribute.uses_replica_steps(self.strategy)
     self._scale_loss = precision.needs_loss_scaling(training.mixed_precision)
@@ -138,7 +140,7 @@ class Trainer:
                     if self._fused else None)
     # (variable, mask, optimizer slots) of every masked variable, zeroed at each chunk start.
     self._masked = [(v, m, optimizers.slots_of(self.optimizer, v))
-                    for v, m in zip(model.trainable_variables, self._masks) if m is not None]
+                    for v, m in zip(self._variables, self._masks) if m is not None]
     # Column-sharded working copies of the large Dense kernels (`lth_tf.training.sharded`).
     self._shards = None
     if runtime.dense_shards > 1:
@@ -187,13 +189,13 @@ class Trainer:
     `--dense_shards` the working shards in place of the split kernels."""
     if self._shards is not None:
       return self._shards.variables, self._shards.masks
-    return self.model.trainable_variables, self._masks
+    return self._variables, self._masks
 
   def _trained_slots(self):
     """Per variable of `trained_variables()`, its optimizer slots."""
     if self._shards is not None:
       return self._shards.slots
-    return [optimizers.slots_of(self.optimizer, v) for v in self.model.trainable_variables]
+    return [optimizers.slots_of(self.optimizer, v) for v in self._variables]
 
   def _scaled(self, loss):
     """The loss the gradient is taken of: scaled by the loss scale under float16."""
@@ -267,12 +269,12 @@ class Trainer:
     # The weight-decay gradient is added once in the sum over replicas.
     grads = self._masked_gradients(tape, differentiated, self.config.weight_decay / replicas,
                                    pruned)
-    self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+    self.optimizer.apply_gradients(zip(grads, self._variables))
     return loss
 
   def _replica_chunk_fn(self, indices, num_steps, pruned):
     batch = self.config.batch_size
-    variables = self.model.trainable_variables
+    variables = self._variables
     total_loss = tf.constant(0.0)
     all_finite = tf.constant(True)
     for step in tf.range(num_steps):

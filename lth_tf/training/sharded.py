@@ -41,8 +41,10 @@ def column_blocks(kernel_shape, shards: int) -> List[tuple]:
 
 def _chain(model: keras.Model) -> List[keras.layers.Layer]:
   """The model's layers in order, if each one's input is the previous one's output."""
-  layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-  previous = model.inputs[0] if model.inputs and len(model.inputs) == 1 else None
+  input_layer = mechanism.of(model).keras.layers.InputLayer
+  layers = [layer for layer in model.layers if not isinstance(layer, input_layer)]
+  inputs = structure.graph_inputs(model)
+  previous = inputs[0] if len(inputs) == 1 else None
   for layer in layers:
     if structure.children(structure.unwrap(layer)):
       raise ConfigError(f"--dense_shards needs a model that is a chain of plain layers; "
@@ -70,8 +72,14 @@ class _Split:
 
 
 def _dense(layer):
-  inner = mechanism.of(layer).unwrap(layer)
-  return inner if isinstance(inner, keras.layers.Dense) else None
+  implementation = mechanism.of(layer)
+  inner = implementation.unwrap(layer)
+  return inner if isinstance(inner, implementation.keras.layers.Dense) else None
+
+
+def _kernel(dense):
+  """The variable training updates for a Dense layer's kernel."""
+  return mechanism.of(dense).variable(dense.kernel)
 
 
 def check_model(model: keras.Model, shards: int) -> List[keras.layers.Layer]:
@@ -88,9 +96,10 @@ def check_model(model: keras.Model, shards: int) -> List[keras.layers.Layer]:
     dense = _dense(layer)
     if dense is None or len(column_blocks(dense.kernel.shape, shards)) == 1:
       continue
-    if layer.input.shape.rank != 2:
+    rank = len(layer.input.shape)
+    if rank != 2:
       raise ConfigError(f"--dense_shards splits Dense layers with rank-2 inputs; {layer.name} "
-                        f"takes rank {layer.input.shape.rank}")
+                        f"takes rank {rank}")
     split += 1
   if not split:
     raise ConfigError(f"--dense_shards found no Dense layer of {model.name} with at least "
@@ -114,7 +123,7 @@ class DenseShards:
   def __init__(self, model: keras.Model, optimizer, masks: Sequence, shards: int):
     self.model = model
     self._layers = check_model(model, shards)
-    mask_of = {v.ref(): m for v, m in zip(model.trainable_variables, masks)}
+    mask_of = {v.ref(): m for v, m in zip(structure.trainable_weights(model), masks)}
     self._split = {}  # kernel ref -> _Split
     for layer in self._layers:
       dense = _dense(layer)
@@ -123,7 +132,7 @@ class DenseShards:
       columns = column_blocks(dense.kernel.shape, shards)
       if len(columns) == 1:
         continue
-      kernel = dense.kernel
+      kernel = _kernel(dense)
 
       def blocks(name, trainable=False, kernel=kernel, columns=columns):
         return [tf.Variable(tf.zeros([kernel.shape[0], b - a], kernel.dtype), trainable=trainable,
@@ -138,7 +147,7 @@ class DenseShards:
           part_slots=[blocks(f"{dense.name}_slot{j}_") for j in range(len(slots))])
     # The variables a step differentiates and updates, with their masks and optimizer slots.
     self.variables, self.masks, self.slots = [], [], []
-    for variable, mask in zip(model.trainable_variables, masks):
+    for variable, mask in zip(structure.trainable_weights(model), masks):
       split = self._split.get(variable.ref())
       if split is None:
         self.variables.append(variable)
@@ -172,14 +181,14 @@ class DenseShards:
     """The model's output, its split kernels read from the working shards."""
     for layer in self._layers:
       dense = _dense(layer)
-      split = None if dense is None else self._split.get(dense.kernel.ref())
+      split = None if dense is None else self._split.get(_kernel(dense).ref())
       if split is None:
         x = layer(x, training=training)
         continue
       x = tf.cast(x, dense.compute_dtype)
       x = tf.concat([tf.matmul(x, tf.cast(part, x.dtype)) for part in split.parts], axis=1)
       if dense.use_bias:
-        x = tf.nn.bias_add(x, tf.cast(dense.bias, x.dtype))
+        x = tf.nn.bias_add(x, tf.cast(mechanism.of(dense).variable(dense.bias), x.dtype))
       if dense.activation is not None:
         x = dense.activation(x)
     return x

@@ -18,10 +18,11 @@ def _functions(name):
 
 
 ZOO_CODE = ([f"zoo_models:{name}" for name in _functions("zoo_models.py")]
+            + [f"zoo_keras3:{name}" for name in _functions("zoo_keras3.py")]
             + [f"py:zoo_data:{name}" for name in _functions("zoo_data.py")])
 
 
 @pytest.fixture
 def user_dir(tmp_path, monkeypatch):
   monkeypatch.setattr(user_code, "_trusted", set(ZOO_CODE))
-  return user_modules(tmp_path, monkeypatch, HERE, ("zoo_models.py", "zoo_data.py"))
+  return user_modules(tmp_path, monkeypatch, HERE, ("zoo_models.py", "zoo_keras3.py", "zoo_data.py"))

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+import keras as keras3
 import launcher
 from lth_tf import api, data as data_lib, models, pruning, tickets
 from lth_tf.compat import keras, tf
@@ -31,8 +32,9 @@ def _build(name: str, shape, classes=3, seed=0):
 
 # ---- names ----------------------------------------------------------------------------------
 
-def _everything():
-  """A model with a layer of every family, nested, wrapped and recurrent, all unnamed."""
+def _everything(keras=keras):
+  """A model with a layer of every family, nested, wrapped and recurrent, all unnamed, in
+  `keras` (tf_keras or Keras 3)."""
   inputs = keras.Input((6, 8))
   a = keras.layers.Bidirectional(keras.layers.LSTM(4))(inputs)
   b = keras.layers.MultiHeadAttention(2, 4)(inputs, inputs)
@@ -74,16 +76,23 @@ EVERYTHING_PRUNED = {
     "separable_conv1d/pointwise_kernel": "pointwise",
     "dense_4/kernel": "output",
 }
+# Keras 3 names an unnamed functional model `functional`, tf_keras `model`.
+EVERYTHING_PRUNED_KERAS3 = {("functional/kernel" if name == "model/kernel" else name): kind
+                            for name, kind in EVERYTHING_PRUNED.items()}
+# The Keras a user's model is written in -> (its module, the kinds of `_everything`'s weights).
+FRAMEWORKS = {"tf_keras": (keras, EVERYTHING_PRUNED), "keras3": (keras3, EVERYTHING_PRUNED_KERAS3)}
 
 
-def test_the_same_model_built_again_has_the_same_names_whatever_was_built_before():
-  first = pruning.wrap_model(structure.canonicalise(_everything()))
+@pytest.mark.parametrize("framework", sorted(FRAMEWORKS))
+def test_the_same_model_built_again_has_the_same_names_whatever_was_built_before(framework):
+  k, expected = FRAMEWORKS[framework]
+  first = pruning.wrap_model(structure.canonicalise(_everything(k)))
   for _ in range(3):  # Keras' counters move on
-    _everything()
-  again = pruning.wrap_model(structure.canonicalise(_everything()))
+    _everything(k)
+  again = pruning.wrap_model(structure.canonicalise(_everything(k)))
   assert list(get_weights(first)) == list(get_weights(again))
   set_weights(again, get_weights(first))  # matched by name, all of them
-  assert pruning.layer_kinds(again) == EVERYTHING_PRUNED
+  assert pruning.layer_kinds(again) == expected
   assert all(np.array_equal(a, b) for a, b in zip(get_weights(first).values(),
                                                    get_weights(again).values()))
 
@@ -105,10 +114,12 @@ def test_a_name_the_user_chose_is_kept():
   assert [l.name for l in model.layers[1:]] == ["encoder", "dense", "output"]
 
 
-def test_every_family_is_pruned_or_left_dense_with_a_reason():
-  model = pruning.wrap_model(structure.canonicalise(_everything()))
+@pytest.mark.parametrize("framework", sorted(FRAMEWORKS))
+def test_every_family_is_pruned_or_left_dense_with_a_reason(framework):
+  k, expected = FRAMEWORKS[framework]
+  model = pruning.wrap_model(structure.canonicalise(_everything(k)))
   pruned, dense = structure.classify(model)
-  assert {p.name for p in pruned} == set(EVERYTHING_PRUNED)
+  assert {p.name for p in pruned} == set(expected)
   reasons = {d.name: d.why for d in dense}
   assert reasons["bidirectional/forward_lstm/bias"] == "bias"
   assert "depthwise" in reasons["separable_conv1d/depthwise_kernel"]
@@ -125,9 +136,10 @@ def test_every_family_is_pruned_or_left_dense_with_a_reason():
   assert "dense: fc, outside the global ranking (--global_layers)" in table
 
 
+@pytest.mark.parametrize("framework", sorted(FRAMEWORKS))
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
-def test_pruned_weights_and_their_slots_stay_zero_in_every_family(optimizer):
-  model = pruning.wrap_model(structure.canonicalise(_everything()))
+def test_pruned_weights_and_their_slots_stay_zero_in_every_family(optimizer, framework):
+  model = pruning.wrap_model(structure.canonicalise(_everything(FRAMEWORKS[framework][0])))
   rng = np.random.default_rng(0)
   mask = pruning.Mask.from_dict({name: rng.random(shape) < 0.5
                                  for name, shape in pruning.prunable_shapes(model).items()})

@@ -11,31 +11,40 @@ import pytest
 
 from lth_tf import api, io, pruning, tickets
 from lth_tf.export import ship
+from lth_tf.report import report
 from lth_tf.lottery import BranchFiles
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-from zoo import zoo_models  # noqa: E402
+from zoo import zoo_keras3, zoo_models  # noqa: E402
+
+# Every model of the zoo: (its module, its name) -> the data it is built for.
+ZOO = {**{("zoo_models", name): data for name, data in zoo_models.ZOO.items()},
+       **{("zoo_keras3", name): data for name, data in zoo_keras3.ZOO.items()}}
 
 
-
-def _find(model: str, data: str, root: str, **settings):
+def _find(model: str, data: str, root: str, module: str = "zoo_models", **settings):
   fields = dict(levels=2, reinit=True, iterations=60, eval_every=30, batch_size=32,
                 validation_size=40, fc_rate=0.5, conv_rate=0.5, output_rate=0.25,
                 progress=False, root_dir=root, data_dir=root)
   fields.update(settings)
-  return api.find(f"zoo_models:{model}", f"py:zoo_data:{data}", log=lambda line: None, **fields)
+  return api.find(f"{module}:{model}", f"py:zoo_data:{data}", log=lambda line: None, **fields)
 
 
-@pytest.mark.parametrize("model", sorted(zoo_models.ZOO))
-def test_the_zoo_finds_saves_and_exports(model, user_dir):
-  data = zoo_models.ZOO[model]
-  result = _find(model, data, str(user_dir / "runs"))
+@pytest.mark.parametrize("module,model", sorted(ZOO))
+def test_the_zoo_finds_saves_and_exports(module, model, user_dir):
+  """tf_keras models (`zoo_models`) and Keras 3 models (`zoo_keras3`: functional, Sequential,
+  subclassed, attention over text, a user's layer declaring its prunable weight)."""
+  data = ZOO[module, model]
+  result = _find(model, data, str(user_dir / "runs"), module)
   assert [(r["level"], r["branch"]) for r in result.rows] == [
       (0, "ticket"), (1, "ticket"), (1, "reinit"), (2, "ticket"), (2, "reinit")]
   mask = pruning.Mask.from_dict(io.read_arrays(
       BranchFiles(os.path.join(result.directory, "replicate_0", "level_2", "ticket")).mask))
   assert 0.0 < mask.weights_remaining() < 0.6
+  if module == "zoo_keras3":  # the report reads the directory as it reads a tf_keras model's
+    report.build([result.directory], str(user_dir / "report"))
+    assert "ticket" in (user_dir / "report" / "report.md").read_text()
   out = str(user_dir / "ticket")
   tickets.save(result.directory, 0, 2, out, data_dir=str(user_dir / "runs"))
   exported = str(user_dir / "export")
