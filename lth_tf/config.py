@@ -63,16 +63,21 @@ class ModelConfig:
     name: a registered model (`lenet300_100`, `conv2`, `conv4`, `conv6`, `vgg16`, `vgg19`,
       `resnet20`, ..., `resnet18`, `resnet50`, `resnet18_cifar`, `resnet50_cifar`), or your
       own as `package.module:function`: it takes `(input_shape, num_classes, seed)` and
-      returns a tf_keras model with logits; every layer that tfmot's prune registry supports
+      returns a Keras 3 or tf_keras model; every layer that tfmot's prune registry supports
       or that implements `PrunableLayer` is pruned, the rest stays dense; a layer named
       `output` takes the output rate.
     dropout: dropout rate on the fully connected layers (Conv-N); 0 disables it.
     source_sha256: for a `package.module:function` model, the SHA-256 of its module's file;
       set when the experiment starts (given, it must match the file).
+    framework: the Keras a registered model is built in: `tf_keras` (Keras 2, pruned through
+      tfmot's wrapper) or `keras3` (Keras 3 on its TensorFlow backend, pruned at its
+      variables); empty: tf_keras. A `package.module:function` model is built in the Keras its
+      function returns (when given, it must be that one).
   """
   name: str = "lenet300_100"
   dropout: float = 0.0
   source_sha256: str = ""
+  framework: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

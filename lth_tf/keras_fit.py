@@ -1,5 +1,5 @@
-"""Lottery tickets with your own `model.fit`: wrap a compiled tf_keras model, train it with the
-callbacks given here, then prune, rewind and save a ticket.
+"""Lottery tickets with your own `model.fit`: wrap a compiled Keras 3 or tf_keras model, train it
+with the callbacks given here, then prune, rewind and save a ticket.
 
     search = TicketSearch(model, rewind_iteration=100)
     search.model.fit(x, y, epochs=2, callbacks=search.callbacks())   # dense; θk captured at k
@@ -9,19 +9,22 @@ callbacks given here, then prune, rewind and save a ticket.
       search.model.fit(x, y, epochs=2, callbacks=search.callbacks())
     search.save("my_ticket", model_spec="my_module:build_model", dataset="fashion_mnist")
 
-`search.model` is the model wrapped with the mask-freeze wrapper (tfmot's prune registry and
-`PrunableLayer` decide what is prunable) and compiled as yours was, with a new optimizer of the
-same configuration. The callbacks capture θk (the weights and, by option, the optimizer state)
+`search.model` is the model prepared by its mechanism (`lth_tf.mechanism`) and compiled as yours
+was, with a new optimizer of the same configuration: a tf_keras model is copied with its
+prunable layers in the mask-freeze wrapper (tfmot's prune registry and `PrunableLayer` decide
+what is prunable); a Keras 3 model is your model itself, its weights masked at their variables
+(the layer rules of `lth_tf.pruning.structure`, and a layer's own `get_prunable_weights()`). The callbacks capture θk (the weights and, by option, the optimizer state)
 when the optimizer has taken k steps, and after every step set the pruned weights and their
 optimizer slots (Adam's moments, SGD's momentum, RMSprop's averages) to exactly zero, so that a
 pruned weight is exactly 0 after every step. Train with `steps_per_execution=1` (the default):
 the callbacks run once per execution.
 """
+import functools
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from lth_tf import __version__, models, pruning, tickets, user_code
+from lth_tf import __version__, mechanism, models, pruning, tickets, user_code
 from lth_tf.compat import keras, tf
 from lth_tf.branches import derive_seed
 from lth_tf.config import DatasetConfig, ExperimentConfig, ModelConfig, PruningConfig, TrainingConfig
@@ -35,7 +38,7 @@ class TicketSearch:
   """Iterative magnitude pruning with rewinding around a user's own `model.fit`.
 
   Args:
-    model: a compiled tf_keras model (functional or Sequential).
+    model: a compiled Keras 3 or tf_keras model (functional or Sequential).
     rewind_iteration: k: the rewind point θk is captured when the optimizer has taken k steps
       (k = 0: the initial weights, captured now).
     rewind_optimizer: `restore` the optimizer state captured at k on `rewind()`, or start a
@@ -47,8 +50,9 @@ class TicketSearch:
 
   def __init__(self, model: keras.Model, rewind_iteration: int = 0,
                rewind_optimizer: str = "restore", strategy: str = "magnitude", seed: int = 0):
-    if not isinstance(model, keras.Model):
-      raise UserError(f"TicketSearch needs a tf_keras model; got {type(model).__name__}")
+    if not _is_keras_model(model):
+      raise UserError("TicketSearch needs a Keras model (Keras 3 or tf_keras); got "
+                      f"{type(model).__name__}")
     if getattr(model, "optimizer", None) is None:
       raise UserError("compile the model first (TicketSearch copies its compile settings)")
     if int(rewind_iteration) < 0:
@@ -67,6 +71,7 @@ class TicketSearch:
     self.model.compile_from_config(model.get_compile_config())
     self.optimizer = self.model.optimizer
     self.optimizer.build(self.model.trainable_variables)
+    self._keras = mechanism.of(self.model).keras
     self._fresh_optimizer = optimizers.get_state(self.optimizer)
     self.kinds = pruning.layer_kinds(self.model)
     self.rewind_weights: Optional[Dict[str, np.ndarray]] = None
@@ -108,7 +113,7 @@ class TicketSearch:
 
   def callbacks(self) -> List[keras.callbacks.Callback]:
     """Callbacks for `search.model.fit`: capture θk at step k, keep pruned weights at zero."""
-    return [_LotteryCallback(self)]
+    return [_callback_class(self._keras)(self)]
 
   # ---- pruning, rewinding -------------------------------------------------------------------
 
@@ -197,11 +202,12 @@ class TicketSearch:
                               rewind_iteration=min(self.rewind_iteration, training.iterations - 1),
                               rewind_optimizer=self.rewind_optimizer))))
     user_code.trust(user_code.named_code(config))  # named by the caller: its tickets may run it
-    if not self.model.inputs and input_shape is None:
+    inputs = pruning.structure.graph_inputs(self.model)
+    if not inputs and input_shape is None:
       raise UserError("save: a subclassed model has no input shape of its own; give "
                       "input_shape (one example's shape)")
-    input_shape = tuple(int(d) for d in (input_shape or self.model.input_shape[1:]))
-    num_classes = (int(self.model.output_shape[-1]) if self.model.inputs else
+    input_shape = tuple(int(d) for d in (input_shape or inputs[0].shape[1:]))
+    num_classes = (int(self.model.outputs[0].shape[-1]) if inputs else
                    int(self.model(np.zeros((1,) + input_shape, np.float32)).shape[-1]))
     check = pruning.wrap_model(models.build(config.model, input_shape, num_classes, seed=0))
     try:
@@ -221,7 +227,7 @@ class TicketSearch:
                   "experiment_hash": config.experiment_hash()}
     return tickets.write(out_dir, self.mask, self.rewind_weights, self.trained_weights(), config,
                          metrics, provenance, input_shape, num_classes, mean, std,
-                         modality=modality)
+                         modality=modality, framework=mechanism.of(self.model).name)
 
   def _optimizer_name(self) -> str:
     kind = type(self.optimizer).__name__.lower()
@@ -232,23 +238,36 @@ class TicketSearch:
     return kind
 
 
-class _LotteryCallback(keras.callbacks.Callback):
-  """Captures θk before step k+1 and re-zeroes pruned weights and slots after every step."""
+def _is_keras_model(model) -> bool:
+  try:
+    return isinstance(model, mechanism.of(model).keras.Model)
+  except TypeError:  # no Keras lth_tf prunes owns it
+    return False
 
-  def __init__(self, search: TicketSearch):
-    super().__init__()
-    self._search = search
 
-  def on_train_batch_begin(self, batch, logs=None):
-    search = self._search
-    if search.rewind_weights is None and search.iteration == search.rewind_iteration:
-      search._capture()  # pylint: disable=protected-access
+@functools.lru_cache(maxsize=None)
+def _callback_class(keras_module):
+  """The search's callback, as a callback of the model's Keras (`keras_module.callbacks`)."""
 
-  def on_train_batch_end(self, batch, logs=None):
-    if self._search.level:  # level 0 is dense: nothing to keep at zero
-      self._search.enforce_mask()
+  class LotteryCallback(keras_module.callbacks.Callback):
+    """Captures θk before step k+1 and re-zeroes pruned weights and slots after every step."""
 
-  def on_train_end(self, logs=None):
-    search = self._search
-    if search.rewind_weights is None and search.iteration == search.rewind_iteration:
-      search._capture()  # pylint: disable=protected-access
+    def __init__(self, search: TicketSearch):
+      super().__init__()
+      self._search = search
+
+    def on_train_batch_begin(self, batch, logs=None):
+      search = self._search
+      if search.rewind_weights is None and search.iteration == search.rewind_iteration:
+        search._capture()  # pylint: disable=protected-access
+
+    def on_train_batch_end(self, batch, logs=None):
+      if self._search.level:  # level 0 is dense: nothing to keep at zero
+        self._search.enforce_mask()
+
+    def on_train_end(self, logs=None):
+      search = self._search
+      if search.rewind_weights is None and search.iteration == search.rewind_iteration:
+        search._capture()  # pylint: disable=protected-access
+
+  return LotteryCallback

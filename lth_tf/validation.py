@@ -7,7 +7,7 @@ import math
 import numbers
 from typing import Tuple
 
-from lth_tf import branches
+from lth_tf import branches, mechanism
 from lth_tf import options as plugin_options
 from lth_tf.config import ExperimentConfig
 from lth_tf.settings import StabilityConfig, TuningConfig
@@ -76,6 +76,9 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
          f"image_size must be empty or (height, width) in [1, {MAX_IMAGE_SIDE}]; got "
          f"{list(d.image_size)}")
   check_dropout(config.model)
+  frameworks = mechanism.names()
+  _check(config.model.framework in ("",) + frameworks,
+         f"framework must be one of {', '.join(frameworks)}; got {config.model.framework!r}")
   _check_choice(t.optimizer, OPTIMIZERS.names(), "optimizer")
   _check(t.learning_rate > 0, f"learning_rate must be > 0; got {t.learning_rate}")
   _check(0.0 <= t.momentum < 1.0, f"momentum must be in [0, 1); got {t.momentum}")

@@ -118,7 +118,10 @@ def _unmasked_kernel_nonzeros(model) -> int:
   def depthwise(layer):
     layers = mechanism.of(layer).keras.layers
     return isinstance(layer, (layers.DepthwiseConv2D, layers.SeparableConv2D))
-  return int(sum(np.count_nonzero(np.asarray(layer.depthwise_kernel))
+  def kernel(layer):  # Keras 3 calls a DepthwiseConv2D's kernel `kernel`
+    kernel = getattr(layer, "depthwise_kernel", None)
+    return layer.kernel if kernel is None else kernel
+  return int(sum(np.count_nonzero(np.asarray(kernel(layer)))
                  for layer in structure.descendants(model) if depthwise(layer)))
 
 

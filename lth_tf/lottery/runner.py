@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from lth_tf import branches as branches_lib
 from lth_tf import data as data_lib
-from lth_tf import distribute, models, precision, pruning, tickets, user_code
+from lth_tf import distribute, mechanism, models, precision, pruning, tickets, user_code
 from lth_tf.config import ExperimentConfig
 from lth_tf.validation import validate
 from lth_tf.errors import UserError
@@ -25,7 +25,8 @@ from lth_tf.lottery import preflight
 from lth_tf.lottery.session import open_session
 from lth_tf.lottery.tasks import FindSpec, FindWork
 from lth_tf.rundir import (ExperimentLayout, finished, check_data_record, check_engine_record,
-                           check_optimizer_record, record_data, record_engine, record_optimizer)
+                           check_model_record, check_optimizer_record, record_data,
+                           record_engine, record_model, record_optimizer)
 
 
 class LotteryExperiment:
@@ -66,6 +67,7 @@ class LotteryExperiment:
       model = pruning.wrap_model(models.build(
           self.config.model, self.data.input_shape, self.data.num_classes, seed=0))
     preflight.check_modality(self.config, model, self.data)
+    self.framework = mechanism.of(model).name  # the Keras the model is built in
     if not pruning.mask_pairs(model):
       _, dense = pruning.structure.classify(model)
       why = "; ".join(f"{d.name}: {d.why}" for d in dense[:3]) or "it has no weights"
@@ -90,6 +92,7 @@ class LotteryExperiment:
     preflight.check_writable(self.config.runtime.root_dir)
     check_data_record(self.layout.data_file, self.data, self.layout.directory)
     check_engine_record(self.layout.engine_file, self.config.runtime, self.layout.directory)
+    check_model_record(self.layout.model_file, self.framework, self.layout.directory)
     check_optimizer_record(self.layout.optimizer_file, self.config.pruning, self.layout, slots)
 
   def share_level_0(self, seed: int, layouts: Mapping[int, ExperimentLayout]) -> None:
@@ -119,6 +122,7 @@ class LotteryExperiment:
     if self.writes:
       record_data(self.layout.data_file, self.data, self.layout.directory)
       record_engine(self.layout.engine_file, self.config.runtime, self.layout.directory)
+      record_model(self.layout.model_file, self.framework, self.layout.directory)
       record_optimizer(self.layout.optimizer_file, self.config.pruning, self.layout,
                        self.branch_slots())
     work = self.work()

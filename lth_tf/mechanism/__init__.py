@@ -30,7 +30,7 @@ from typing import List, Optional
 
 from lth_tf.registry import Registry
 
-MECHANISMS: Registry["Mechanism"] = Registry("mechanism")
+MECHANISMS: Registry["Mechanism"] = Registry("framework")
 _IMPLEMENTATIONS = ("tf_keras", "keras3")  # modules of this package, imported on first use
 
 
@@ -66,6 +66,11 @@ class Mechanism:
   def graph_inputs(self, model) -> List:
     """The Inputs of a functional or Sequential model; [] for a subclassed one."""
     raise NotImplementedError
+
+  def weight_name(self, layer, name: str) -> str:
+    """The name lth_tf gives `layer`'s variable called `name`: the variable's own name, except
+    where the two Kerases name the same weight differently (tickets name weights alike)."""
+    return name
 
   def refusal(self, model) -> Optional[str]:
     """Why lth_tf cannot train `model` with this implementation, or None."""
@@ -186,10 +191,29 @@ def set_random_seed(seed: int) -> None:
     MECHANISMS.get(name).set_random_seed(seed)
 
 
+DEFAULT = "tf_keras"
+
+
+def names() -> tuple:
+  """The implementations' names: the values of `ModelConfig.framework`."""
+  _load()
+  return tuple(MECHANISMS.names())
+
+
+def named(name: str) -> Mechanism:
+  """The implementation called `name` (`ModelConfig.framework`; empty: the default, tf_keras).
+
+  Raises:
+    ConfigError: an unknown name (the registry's one-line error).
+  """
+  _load()
+  return MECHANISMS.get(name or DEFAULT)
+
+
 def default() -> Mechanism:
   """The implementation models are built with: tf_keras."""
-  _load()
-  return MECHANISMS.get("tf_keras")
+  return named(DEFAULT)
 
 
-__all__ = ["MECHANISMS", "Mechanism", "default", "of", "set_random_seed"]
+__all__ = ["DEFAULT", "MECHANISMS", "Mechanism", "default", "named", "names", "of",
+           "set_random_seed"]

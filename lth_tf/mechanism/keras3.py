@@ -26,8 +26,12 @@ from typing import List, Optional
 
 from lth_tf.mechanism import MECHANISMS, Mechanism
 
-_OPTIMIZER = ("lth_tf trains a Keras 3 model with its own optimizers (built over the model's "
-              "variables); a Keras 3 optimizer is not one of them")
+_LOSS_SCALING = ("lth_tf's --mixed_precision builds tf_keras models only; a Keras 3 optimizer "
+                 "is not given loss scaling")
+# Per Keras 3 optimizer, the attributes that hold one slot variable per trained variable (Adam:
+# `_momentums`, `_velocities` and with amsgrad `_velocity_hats`; SGD: `momentums`; RMSprop:
+# `_velocities`, `_momentums`, `_average_gradients`).
+_SLOT_LISTS = ("_momentums", "momentums", "_velocities", "_velocity_hats", "_average_gradients")
 
 
 def _keras():
@@ -56,6 +60,14 @@ class Keras3(Mechanism):
     # The backend's own variable: a tf.Variable on TensorFlow (read and assigned by the layer's
     # calls, so a gradient taken with respect to it is the weight's).
     return weight._value  # pylint: disable=protected-access
+
+  def weight_name(self, layer, name: str) -> str:
+    """Keras 3 calls a depthwise convolution's kernel `kernel`; tf_keras (and every ticket)
+    `depthwise_kernel`."""
+    layers = self.keras.layers
+    if name == "kernel" and isinstance(layer, (layers.DepthwiseConv1D, layers.DepthwiseConv2D)):
+      return "depthwise_kernel"
+    return name
 
   def graph_inputs(self, model) -> List:
     try:
@@ -120,20 +132,31 @@ class Keras3(Mechanism):
 
   # ---- optimizer state and export -------------------------------------------------------------
 
+  # lth_tf's own training trains a Keras 3 model with lth_tf's optimizers (tf_keras's, over the
+  # model's tf.Variables); a Keras 3 optimizer is the user's, under `TicketSearch`.
+
   def slots_of(self, optimizer, variable) -> List:
-    raise TypeError(_OPTIMIZER)
+    """`variable`: the tf.Variable of one of the optimizer's trained Keras 3 variables."""
+    trained = optimizer._trainable_variables  # pylint: disable=protected-access
+    index = next(i for i, weight in enumerate(trained) if self.variable(weight) is variable)
+    slots = []
+    for attribute in _SLOT_LISTS:
+      slot_list = getattr(optimizer, attribute, None)
+      if slot_list:
+        slots.append(self.variable(slot_list[index]))
+    return slots
 
   def loss_scaling(self, optimizer):
-    raise TypeError(_OPTIMIZER)
+    raise TypeError(_LOSS_SCALING)
 
   def inner_optimizer(self, optimizer):
-    raise TypeError(_OPTIMIZER)
+    return optimizer
 
   def scale_loss(self, optimizer, loss):
-    raise TypeError(_OPTIMIZER)
+    raise TypeError(_LOSS_SCALING)
 
   def unscale_gradients(self, optimizer, gradients):
-    raise TypeError(_OPTIMIZER)
+    raise TypeError(_LOSS_SCALING)
 
   def strip(self, model):
     return model

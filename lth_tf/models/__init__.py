@@ -57,7 +57,8 @@ def build(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int,
     seed: weight-initialisation seed.
 
   Returns:
-    A functional tf_keras model named `config.name`.
+    A functional model named `config.name`, in the Keras of `config.framework` (a user's
+    function: the Keras it returns).
 
   Raises:
     ConfigError: unknown model name, or an argument the model cannot take.
@@ -70,6 +71,11 @@ def build(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int,
     raise ConfigError(f"num_classes must be >= 1; got {num_classes}")
   check_dropout(config)
   model = build_model(config, input_shape, int(num_classes), int(seed))
+  built = mechanism.of(model).name
+  if config.framework and built != config.framework:
+    raise ConfigError(f"model {config.name!r} is a {built} model, and --framework="
+                      f"{config.framework} names another Keras: a model function is built in "
+                      "the Keras it returns (drop --framework)")
   graph = bool(structure.graph_inputs(model))
   mixed = keras.mixed_precision.global_policy().compute_dtype != "float32"
   if mixed and not mechanism.of(model).mixed_precision:

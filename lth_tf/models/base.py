@@ -1,6 +1,7 @@
 """The model registry and the layer helpers every model family shares (naming, seeded init)."""
 from typing import Callable, Tuple
 
+from lth_tf import mechanism
 from lth_tf.compat import keras
 from lth_tf.config import ModelConfig
 from lth_tf.errors import ConfigError
@@ -15,6 +16,12 @@ MODELS: Registry[ModelBuilder] = Registry("model")
 SEED_STRIDE = 1000
 
 
+def keras_for(config: ModelConfig):
+  """The Keras module a registered model is built in: `config.framework`'s (tf_keras by
+  default, or Keras 3). Every family is written once against the module it is given."""
+  return mechanism.named(config.framework).keras
+
+
 class LayerFactory:
   """Creates the weighted layers of one model with deterministic, distinct per-layer seeds.
 
@@ -27,9 +34,11 @@ class LayerFactory:
 
   Args:
     seed: the model seed.
+    keras: the Keras module the layers are made of (tf_keras or Keras 3; `keras_for`).
   """
 
-  def __init__(self, seed: int):
+  def __init__(self, seed: int, keras=keras):  # pylint: disable=redefined-outer-name
+    self.keras = keras
     self.seed = int(seed)
     self._index = 0
     self._dropout_index = 0
@@ -46,12 +55,12 @@ class LayerFactory:
     return value
 
   def kernel_initializer(self) -> keras.initializers.Initializer:
-    return keras.initializers.GlorotNormal(seed=self.next_seed())
+    return self.keras.initializers.GlorotNormal(seed=self.next_seed())
 
   def conv(self, filters: int, kernel_size: int, name: str, strides: int = 1,
            padding: str = "same", activation=None, use_bias: bool = True) -> keras.layers.Conv2D:
     """A Conv2D layer with a seeded Glorot-normal kernel and zero bias."""
-    return keras.layers.Conv2D(
+    return self.keras.layers.Conv2D(
         filters, kernel_size, strides=strides, padding=padding, activation=activation,
         use_bias=use_bias, kernel_initializer=self.kernel_initializer(),
         bias_initializer="zeros", name=name)
@@ -59,13 +68,13 @@ class LayerFactory:
   def depthwise(self, kernel_size: int, name: str, strides: int = 1,
                 padding: str = "same") -> keras.layers.DepthwiseConv2D:
     """A bias-free DepthwiseConv2D layer (depth multiplier 1) with a seeded Glorot-normal kernel."""
-    return keras.layers.DepthwiseConv2D(
+    return self.keras.layers.DepthwiseConv2D(
         kernel_size, strides=strides, padding=padding, use_bias=False,
         depthwise_initializer=self.kernel_initializer(), name=name)
 
   def dense(self, units: int, name: str, activation=None) -> keras.layers.Dense:
     """A Dense layer with a seeded Glorot-normal kernel and zero bias."""
-    return keras.layers.Dense(
+    return self.keras.layers.Dense(
         units, activation=activation, kernel_initializer=self.kernel_initializer(),
         bias_initializer="zeros", name=name)
 
@@ -74,12 +83,16 @@ class LayerFactory:
     self._check_capacity()
     seed = self.seed * SEED_STRIDE + SEED_STRIDE - 1 - self._dropout_index
     self._dropout_index += 1
-    return keras.layers.Dropout(rate, seed=seed, name=name)
+    return self.keras.layers.Dropout(rate, seed=seed, name=name)
+
+  def batch_norm(self, name: str) -> keras.layers.BatchNormalization:
+    """Batch normalisation over the channel axis with Keras defaults (gamma 1, beta 0)."""
+    return self.keras.layers.BatchNormalization(name=name)
 
 
 def batch_norm(name: str) -> keras.layers.BatchNormalization:
-  """Batch normalisation over the channel axis with Keras defaults (gamma 1, beta 0)."""
-  return keras.layers.BatchNormalization(name=name)
+  """Batch normalisation over the channel axis with Keras defaults (gamma 1, beta 0), tf_keras."""
+  return LayerFactory(0).batch_norm(name)
 
 
 def check_image_shape(name: str, input_shape: Tuple[int, ...]) -> None:

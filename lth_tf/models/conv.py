@@ -4,7 +4,7 @@ from typing import Tuple
 
 from lth_tf.compat import keras
 from lth_tf.config import ModelConfig
-from lth_tf.models.base import MODELS, LayerFactory, check_image_shape
+from lth_tf.models.base import MODELS, LayerFactory, check_image_shape, keras_for
 
 # Filters per stage; each stage is two 3x3 convolutions followed by 2x2 max pooling.
 PLANS = {
@@ -35,7 +35,8 @@ def conv_net(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int
     A functional model named `name`.
   """
   check_image_shape(name, input_shape)
-  layers = LayerFactory(seed)
+  layers = LayerFactory(seed, keras_for(config))
+  keras = layers.keras  # the config's Keras: tf_keras or Keras 3
   inputs = keras.Input(shape=input_shape, name="input")
   x = inputs
   conv_index = 0

@@ -3,7 +3,7 @@ from typing import Tuple
 
 from lth_tf.compat import keras
 from lth_tf.config import ModelConfig
-from lth_tf.models.base import MODELS, LayerFactory, check_no_dropout
+from lth_tf.models.base import MODELS, LayerFactory, check_no_dropout, keras_for
 
 
 @MODELS.register("lenet300_100")
@@ -21,7 +21,8 @@ def lenet300_100(config: ModelConfig, input_shape: Tuple[int, ...], num_classes:
     A functional model named `lenet300_100` (266,610 weights on 28x28x1).
   """
   check_no_dropout(config)
-  layers = LayerFactory(seed)
+  layers = LayerFactory(seed, keras_for(config))
+  keras = layers.keras  # the config's Keras: tf_keras or Keras 3
   inputs = keras.Input(shape=input_shape, name="input")
   x = keras.layers.Flatten(name="flatten")(inputs)
   x = layers.dense(300, activation="relu", name="fc1")(x)

@@ -20,9 +20,11 @@ inference keeps dense (`lth_tf.pruning.kinds`).
 import functools
 from typing import Tuple
 
+from lth_tf import mechanism
 from lth_tf.compat import keras
 from lth_tf.config import ModelConfig
-from lth_tf.models.base import (MODELS, LayerFactory, batch_norm, check_image_shape,
+from lth_tf.errors import ConfigError
+from lth_tf.models.base import (MODELS, LayerFactory, check_image_shape, keras_for,
                                 check_no_dropout)
 
 V2_ALPHAS = {"035": 0.35, "050": 0.5, "100": 1.0}
@@ -48,6 +50,9 @@ def mobilenet_v2(config: ModelConfig, input_shape: Tuple[int, ...], num_classes:
   """tf_keras's MobileNetV2 at width `alpha`, renamed and re-seeded, with a Dense `output`."""
   check_no_dropout(config)
   check_image_shape(name, input_shape)
+  if mechanism.named(config.framework).keras is not keras:
+    raise ConfigError(f"model {name!r} is tf_keras's MobileNetV2 application, built in "
+                      "tf_keras only; drop --framework, or use mobilenetv1_* in Keras 3")
   base = keras.applications.MobileNetV2(
       input_shape=input_shape, alpha=alpha, include_top=False, weights=None, pooling="avg")
   layers = LayerFactory(seed)
@@ -75,7 +80,9 @@ def mobilenet_v1(config: ModelConfig, input_shape: Tuple[int, ...], num_classes:
   """MobileNet v1 at width `alpha`, every stride-2 convolution padded 1 on each side."""
   check_no_dropout(config)
   check_image_shape(name, input_shape)
-  layers = LayerFactory(seed)
+  layers = LayerFactory(seed, keras_for(config))
+  keras = layers.keras  # the config's Keras: tf_keras or Keras 3
+  batch_norm = layers.batch_norm
   inputs = keras.Input(shape=input_shape, name="input")
   x = keras.layers.ZeroPadding2D(((1, 1), (1, 1)), name="pad_stem")(inputs)
   x = layers.conv(int(32 * alpha), 3, strides=2, padding="valid", use_bias=False,

@@ -4,7 +4,8 @@ from typing import Tuple
 
 from lth_tf.compat import keras
 from lth_tf.config import ModelConfig
-from lth_tf.models.base import MODELS, LayerFactory, batch_norm, check_image_shape, check_no_dropout
+from lth_tf.models.base import (MODELS, LayerFactory, check_image_shape, check_no_dropout,
+                                keras_for)
 
 DEPTHS = (20, 32, 44, 56, 110)
 STAGE_FILTERS = (16, 32, 64)
@@ -17,6 +18,7 @@ def _conv_bn(layers: LayerFactory, x, filters: int, kernel_size: int, strides: i
   shifts the sampling grid by one pixel against the 1x1 shortcut; explicit symmetric
   zero padding followed by a 'valid' convolution keeps both paths aligned, as in open_lth.
   """
+  keras = layers.keras  # the config's Keras: tf_keras or Keras 3
   pad = kernel_size // 2
   if strides > 1 and pad:
     x = keras.layers.ZeroPadding2D(pad, name=f"pad{name}")(x)
@@ -25,11 +27,12 @@ def _conv_bn(layers: LayerFactory, x, filters: int, kernel_size: int, strides: i
     padding = "same"
   x = layers.conv(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
                   name=f"conv{name}")(x)
-  return batch_norm(f"bn{name}")(x)
+  return layers.batch_norm(f"bn{name}")(x)
 
 
 def _block(layers: LayerFactory, x, filters: int, strides: int, name: str):
   """A basic residual block: conv-bn-relu, conv-bn, plus shortcut, relu."""
+  keras = layers.keras  # the config's Keras: tf_keras or Keras 3
   shortcut = x
   out = _conv_bn(layers, x, filters, 3, strides, f"{name}_1")
   out = keras.layers.ReLU(name=f"relu{name}_1")(out)
@@ -64,7 +67,8 @@ def cifar_resnet(config: ModelConfig, input_shape: Tuple[int, ...], num_classes:
   check_no_dropout(config)
   check_image_shape(name, input_shape)
   blocks_per_stage = (depth - 2) // 6
-  layers = LayerFactory(seed)
+  layers = LayerFactory(seed, keras_for(config))
+  keras = layers.keras  # the config's Keras: tf_keras or Keras 3
   inputs = keras.Input(shape=input_shape, name="input")
   x = _conv_bn(layers, inputs, STAGE_FILTERS[0], 3, 1, "_stem")
   x = keras.layers.ReLU(name="relu_stem")(x)

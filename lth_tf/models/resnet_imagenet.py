@@ -22,7 +22,8 @@ from typing import Callable, Dict, Tuple
 
 from lth_tf.compat import keras
 from lth_tf.config import ModelConfig
-from lth_tf.models.base import MODELS, LayerFactory, check_image_shape, check_no_dropout
+from lth_tf.models.base import (MODELS, LayerFactory, check_image_shape, check_no_dropout,
+                                keras_for)
 from lth_tf.models.resnet import _block as basic_block  # pylint: disable=protected-access
 from lth_tf.models.resnet import _conv_bn as conv_bn  # pylint: disable=protected-access
 
@@ -32,6 +33,7 @@ BOTTLENECK_EXPANSION = 4
 
 def bottleneck_block(layers: LayerFactory, x, width: int, strides: int, name: str):
   """1x1 (width) - 3x3 (width, the stride) - 1x1 (4 x width) with batch norms, plus shortcut."""
+  keras = layers.keras  # the config's Keras: tf_keras or Keras 3
   filters = BOTTLENECK_EXPANSION * width
   out = conv_bn(layers, x, width, 1, 1, f"{name}_1")
   out = keras.layers.ReLU(name=f"relu{name}_1")(out)
@@ -47,6 +49,7 @@ def bottleneck_block(layers: LayerFactory, x, width: int, strides: int, name: st
 
 def imagenet_stem(layers: LayerFactory, x):
   """7x7 stride-2 convolution, batch norm, relu, 3x3 stride-2 max-pool (padded by 1)."""
+  keras = layers.keras  # the config's Keras: tf_keras or Keras 3
   x = conv_bn(layers, x, STAGE_WIDTHS[0], 7, 2, "_stem")
   x = keras.layers.ReLU(name="relu_stem")(x)
   # Zero padding before the pool equals PyTorch's implicit -inf padding after a relu.
@@ -56,6 +59,7 @@ def imagenet_stem(layers: LayerFactory, x):
 
 def cifar_stem(layers: LayerFactory, x):
   """3x3 stride-1 convolution, batch norm, relu; no pooling."""
+  keras = layers.keras  # the config's Keras: tf_keras or Keras 3
   x = conv_bn(layers, x, STAGE_WIDTHS[0], 3, 1, "_stem")
   return keras.layers.ReLU(name="relu_stem")(x)
 
@@ -88,7 +92,8 @@ def imagenet_resnet(config: ModelConfig, input_shape: Tuple[int, ...], num_class
   check_no_dropout(config)
   check_image_shape(name, input_shape)
   block, blocks_per_stage = PLANS[depth]
-  layers = LayerFactory(seed)
+  layers = LayerFactory(seed, keras_for(config))
+  keras = layers.keras  # the config's Keras: tf_keras or Keras 3
   inputs = keras.Input(shape=input_shape, name="input")
   x = STEMS[suffix](layers, inputs)
   for stage, (width, count) in enumerate(zip(STAGE_WIDTHS, blocks_per_stage), start=1):

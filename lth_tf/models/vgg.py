@@ -4,7 +4,8 @@ from typing import Tuple
 
 from lth_tf.compat import keras
 from lth_tf.config import ModelConfig
-from lth_tf.models.base import MODELS, LayerFactory, batch_norm, check_image_shape, check_no_dropout
+from lth_tf.models.base import (MODELS, LayerFactory, check_image_shape, check_no_dropout,
+                                keras_for)
 
 POOL = "M"
 # Convolution filters in order; POOL is 2x2 max pooling. No pooling after the last stage.
@@ -35,7 +36,8 @@ def vgg(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int, see
   """
   check_no_dropout(config)
   check_image_shape(name, input_shape)
-  layers = LayerFactory(seed)
+  layers = LayerFactory(seed, keras_for(config))
+  keras = layers.keras  # the config's Keras: tf_keras or Keras 3
   inputs = keras.Input(shape=input_shape, name="input")
   x = inputs
   conv_index = pool_index = 0
@@ -46,7 +48,7 @@ def vgg(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int, see
       continue
     conv_index += 1
     x = layers.conv(spec, 3, name=f"conv{conv_index}")(x)
-    x = batch_norm(f"bn{conv_index}")(x)
+    x = layers.batch_norm(f"bn{conv_index}")(x)
     x = keras.layers.ReLU(name=f"relu{conv_index}")(x)
   x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
   outputs = layers.dense(num_classes, name="output")(x)

@@ -128,7 +128,9 @@ def _layer_weights(layer, path: str) -> List[Tuple[str, tf.Variable]]:
   for child in weighted:
     for name, variable in _layer_weights(child, path if single else f"{path}/{child.name}"):
       owned.setdefault(variable.ref(), name)
-  return [(owned.get(v.ref(), f"{path}/{_short_name(v)}"), v) for v in weights(layer)]
+  implementation = mechanism.of(layer)
+  return [(owned.get(v.ref(), f"{path}/{implementation.weight_name(layer, _short_name(v))}"), v)
+          for v in weights(layer)]
 
 
 def named_weights(model: keras.Model) -> List[Tuple[str, tf.Variable]]:

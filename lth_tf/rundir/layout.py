@@ -14,6 +14,8 @@ DATA_FILE = "data.json"
 # The step engine it was trained with (`rundir.records.record_engine`): a rerun on another
 # engine is refused, so that no experiment mixes two engines' roundings.
 ENGINE_FILE = "engine.json"
+# The Keras its model is built in (`rundir.records.record_model`: `tf_keras` or `keras3`).
+MODEL_FILE = "model.json"
 # `lth stability` (`lth_tf.stability`): its copies and per-pair paths live under this directory
 # of the experiment; the roll-up record and its figure beside the summary.
 STABILITY_DIR = "stability"
@@ -63,6 +65,10 @@ class ExperimentLayout:
   @property
   def engine_file(self) -> str:
     return os.path.join(self.directory, ENGINE_FILE)
+
+  @property
+  def model_file(self) -> str:
+    return os.path.join(self.directory, MODEL_FILE)
 
   @property
   def optimizer_file(self) -> str:

@@ -52,6 +52,43 @@ def _describe(record) -> str:
   return f"sha256 {str(record.get('sha256'))[:12]}, {sizes} train/validation/test examples"
 
 
+# `model.json`: the Keras the model is built in (`lth_tf.mechanism`: `tf_keras` or `keras3`): a
+# registered model's `--framework`, or the Keras a user's model function returns. A directory
+# without it (before 2026-12-07) holds a tf_keras model.
+def model_record(framework: str) -> Dict:
+  """What `model.json` records."""
+  return {"framework": framework}
+
+
+def recorded_framework(path: str) -> str:
+  """The framework `model.json` records; tf_keras for a directory from before the record."""
+  recorded = _recorded(path, "model")
+  if recorded is NONE:
+    return "tf_keras"
+  return recorded.get("framework", "") if isinstance(recorded, dict) else ""
+
+
+def check_model_record(path: str, framework: str, directory: str) -> None:
+  """Refuses to go on in `directory` if it trained a model of another Keras than `framework`.
+
+  Raises:
+    UserError: one line that says how to start a new experiment.
+  """
+  if not os.path.exists(path):
+    return
+  recorded = recorded_framework(path)
+  if recorded != framework:
+    raise UserError(f"{directory} trained a {recorded or 'unknown'} model (recorded in {path}); "
+                    f"the model is now a {framework} model: an experiment trains one Keras's "
+                    f"model; use another --root_dir, or remove {directory}")
+
+
+def record_model(path: str, framework: str, directory: str) -> None:
+  """Records the framework in `path` unless a record exists (which must then be this one)."""
+  check_model_record(path, framework, directory)
+  _write_once(path, model_record(framework))
+
+
 # `engine.json`: the runtime settings that choose how a step is computed. They are not part of the
 # experiment hash (results agree within float rounding), but they round differently, so one
 # experiment directory is trained with one of them.

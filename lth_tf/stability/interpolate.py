@@ -19,7 +19,9 @@ from typing import Callable, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
+from lth_tf import mechanism
 from lth_tf.compat import keras
+from lth_tf.pruning import structure
 from lth_tf.registry import Registry
 from lth_tf.training import get_weights, set_weights
 
@@ -55,9 +57,14 @@ def instability(errors: Sequence[float]) -> float:
 # ---- BatchNorm statistics along the path ----------------------------------------------------
 
 def batch_norm_layers(model: keras.Model) -> List[keras.layers.BatchNormalization]:
-  """Every BatchNormalization layer of the model (nested ones too), in model order."""
-  return [layer for layer in model.submodules
-          if isinstance(layer, keras.layers.BatchNormalization)]
+  """Every BatchNormalization layer of the model (nested ones too), in model order, of the
+  model's own Keras (tf_keras or Keras 3)."""
+  batch_norm = mechanism.of(model).keras.layers.BatchNormalization
+  found = []
+  for layer in structure.descendants(model):
+    if isinstance(layer, batch_norm) and not any(layer is seen for seen in found):
+      found.append(layer)
+  return found
 
 
 # (model, batches of training images) -> None: sets the BatchNorm statistics of the point.

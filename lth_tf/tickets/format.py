@@ -31,7 +31,7 @@ from lth_tf.data import export_sample
 from lth_tf.config import ExperimentConfig
 from lth_tf.data.modality import NAMES as MODALITY_NAMES
 from lth_tf.errors import ConfigError, CorruptFileError, TicketError
-from lth_tf.rundir import BranchFiles, ExperimentLayout, finished, states
+from lth_tf.rundir import BranchFiles, ExperimentLayout, finished, recorded_framework, states
 from lth_tf.rundir.layout import CONFIG_FILE, SUMMARY_FILE
 from lth_tf.pruning import Mask
 
@@ -57,6 +57,9 @@ class Ticket:
   search_compute: Dict[str, Any] = dataclasses.field(default_factory=dict)
   modality: str = "image"
   export_data: Optional[export_sample.ExportData] = None
+  # The Keras its model was built in (`tf_keras`, or `keras3`); tf_keras for a ticket from
+  # before the record (2026-12-07).
+  framework: str = "tf_keras"
 
 
 def _sha256(path: str) -> str:
@@ -98,7 +101,7 @@ def save(experiment_dir: str, replicate: int, level: int, out_dir: str, data_dir
                 "code_version": __version__, "replicate": replicate, "level": level},
                splits.input_shape, splits.num_classes, splits.mean, splits.std,
                _search_compute(layout, replicate, level), modality=splits.modality,
-               export_data=carried)
+               export_data=carried, framework=recorded_framework(layout.model_file))
 
 
 def write(out_dir: str, mask: Mask, rewind_weights: Dict[str, np.ndarray],
@@ -106,7 +109,8 @@ def write(out_dir: str, mask: Mask, rewind_weights: Dict[str, np.ndarray],
           metrics: Dict[str, Any], provenance: Dict[str, Any], input_shape, num_classes: int,
           mean, std, search_compute: Optional[Dict[str, Any]] = None,
           modality: str = "image",
-          export_data: Optional[export_sample.ExportData] = None) -> str:
+          export_data: Optional[export_sample.ExportData] = None,
+          framework: str = "tf_keras") -> str:
   """Writes a ticket (both files, checksummed) into `out_dir`, a new or empty directory or an
   existing ticket (replaced whole).
 
@@ -124,6 +128,7 @@ def write(out_dir: str, mask: Mask, rewind_weights: Dict[str, np.ndarray],
     modality: what the inputs are (`lth_tf.data.modality`); export puts its preprocessing
       inside the model.
     export_data: the examples export reads, carried by the ticket (`data.export_sample`).
+    framework: the Keras the model was built in (`lth_tf.mechanism`: `tf_keras`, `keras3`).
   """
   _check_out_dir(out_dir, None)
   arrays = {}
@@ -145,6 +150,7 @@ def write(out_dir: str, mask: Mask, rewind_weights: Dict[str, np.ndarray],
       "weights_remaining": mask.weights_remaining(),
       "input_shape": [int(d) for d in input_shape],
       "num_classes": int(num_classes),
+      "framework": str(framework),
       "normalization": {"mean": [float(v) for v in mean], "std": [float(v) for v in std],
                         "modality": str(modality)},
       **({"search_compute": search_compute} if search_compute else {}),
@@ -274,7 +280,8 @@ def read(path: str, consent: bool = True) -> Ticket:
                   dict(meta.get("provenance", {})), meta["sha256"], trained,
                   input_shape, num_classes, tuple(float(v) for v in norm.get("mean", ())),
                   tuple(float(v) for v in norm.get("std", ())),
-                  dict(meta.get("search_compute", {})), kind, carried)
+                  dict(meta.get("search_compute", {})), kind, carried,
+                  str(meta.get("framework", "tf_keras")))
   except (AttributeError, TypeError, ValueError) as error:
     raise TicketError(f"{path}: malformed {METADATA} ({error})") from None
 
@@ -346,12 +353,16 @@ def apply(ticket: Ticket, model, trained: bool = False) -> None:
   pruning.set_mask(model, ticket.mask)
 
 
-def build_model(ticket: Ticket, trained: bool = False):
-  """The ticket's model (wrapped with frozen masks), its rewind or trained weights applied."""
+def build_model(ticket: Ticket, trained: bool = False, framework: Optional[str] = None):
+  """The ticket's model (wrapped with frozen masks), its rewind or trained weights applied;
+  `framework` builds a registered model in another Keras than the ticket's (`tf_keras`,
+  `keras3`: the weights carry the same names in both)."""
   if not ticket.input_shape or not ticket.num_classes:
     raise TicketError("the ticket does not record its input shape and class count")
-  model = pruning.wrap_model(models.build(ticket.config.model, ticket.input_shape,
-                                          ticket.num_classes, seed=0))
+  config = ticket.config.model
+  if framework is not None:
+    config = dataclasses.replace(config, framework=framework)
+  model = pruning.wrap_model(models.build(config, ticket.input_shape, ticket.num_classes, seed=0))
   apply(ticket, model, trained=trained)
   return model
 
@@ -393,7 +404,8 @@ def describe(ticket: Ticket, where: str) -> str:
            f"  rewind iteration {ticket.config.pruning.rewind_iteration}, "
            f"trained {ticket.config.training.iterations} iterations with "
            f"{ticket.config.training.optimizer} lr {ticket.config.training.learning_rate}",
-           f"  inputs: {ticket.modality} of shape {tuple(ticket.input_shape)}"]
+           f"  inputs: {ticket.modality} of shape {tuple(ticket.input_shape)}",
+           f"  model: {ticket.config.model.name} in {ticket.framework}"]
   code = user_code.named_code(ticket.config)
   lines.append(f"  runs code: {', '.join(code)} (only with --trust_code={','.join(code)})"
                if code else "  runs code: none (a registered model and dataset)")

@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Mapping, Tuple
 import numpy as np
 
 from lth_tf import branches as branches_lib
-from lth_tf import compute, executors, models, pruning, tickets, user_code
+from lth_tf import compute, executors, mechanism, models, pruning, tickets, user_code
 from lth_tf import data as data_lib
 from lth_tf.config import ExperimentConfig, PruningConfig
 from lth_tf.settings import TransferConfig
@@ -34,8 +34,8 @@ from lth_tf.data.base import as_nhwc, prepare
 from lth_tf.errors import TicketError, UserError
 from lth_tf.lottery import preflight
 from lth_tf.lottery.session import open_session
-from lth_tf.rundir import (ExperimentLayout, check_data_record, check_engine_record, record_data,
-                           record_engine)
+from lth_tf.rundir import (ExperimentLayout, check_data_record, check_engine_record,
+                           check_model_record, record_data, record_engine, record_model)
 from lth_tf.training import get_weights
 from lth_tf.executors import EXECUTORS
 from lth_tf.transfer import adapters, tasks
@@ -159,6 +159,7 @@ class TransferExperiment:
     with self.strategy.scope():
       model = pruning.wrap_model(models.build(
           self.config.model, self.data.input_shape, self.data.num_classes, seed=0))
+    self.framework = mechanism.of(model).name  # the Keras the model is built in
     shapes = {n: v.shape for n, v in get_weights(model).items()}
     mask, _, self.head_replaced = adapt_ticket(
         self.ticket, shapes, pruning.layer_kinds(model), self.data.num_classes,
@@ -170,6 +171,7 @@ class TransferExperiment:
     preflight.check_writable(self.config.runtime.root_dir)
     check_data_record(self.layout.data_file, self.data, self.layout.directory)
     check_engine_record(self.layout.engine_file, self.config.runtime, self.layout.directory)
+    check_model_record(self.layout.model_file, self.framework, self.layout.directory)
     preflight.check_finished_metrics(self.layout, self.branch_slots())
 
   def _check_target_ticket(self, model) -> None:
@@ -246,6 +248,7 @@ class TransferExperiment:
           self.flags_text)
       record_data(self.layout.data_file, self.data, self.layout.directory)
       record_engine(self.layout.engine_file, self.config.runtime, self.layout.directory)
+      record_model(self.layout.model_file, self.framework, self.layout.directory)
     work = self.work()
     EXECUTORS.get(self.config.runtime.executor)(work, work.graph(self.config.runtime.seeds))
     return self.write_summary()

@@ -454,7 +454,8 @@ _artifacts = artifacts.of_experiment
 
 def _assert_documented_files(artifacts, levels=2, branches=("ticket", "reinit")):
   """Exactly the files the README's experiment layout names: none missing, none extra."""
-  expected = {"config.json", "data.json", "engine.json", "optimizer_policy.json", "summary.json",
+  expected = {"config.json", "data.json", "engine.json", "model.json", "optimizer_policy.json",
+              "summary.json",
               "compute.json", "replicate_0/rewind_point.npz"}
   for level in range(levels + 1):
     for branch in branches if level else ("ticket",):

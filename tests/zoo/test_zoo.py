@@ -130,3 +130,36 @@ def test_ticket_search_on_a_users_softmax_model_saves_a_ticket_lth_exports(user_
               std=(1.0,), test_data=(scaled_test, yt))
   results = ship.ship("ticket", ["tflite"], "none", "export", ".", latency_runs=2)
   assert results["failures"] == [], results["failures"]
+
+
+def test_every_other_command_on_a_keras3_model(user_dir):
+  """Resume, report, masks compare, stability, tickets and transfer on a Keras 3 model (its
+  softmax head taken off, a user's layer declaring its prunable weight)."""
+  common = ["--model=zoo_keras3:functional_cnn", "--dataset=py:zoo_data:images", "--reinit",
+            "--iterations=40", "--eval_every=20", "--batch_size=32", "--validation_size=40",
+            "--fc_rate=0.5", "--conv_rate=0.5", "--output_rate=0.25", "--root_dir=runs",
+            "--data_dir=.", "--progress=false"]
+  found = _lth(user_dir, "find", "--levels=2", *common)
+  assert "| ScaledDense | kernel | pruned: fc (fc_rate) |" in found.stdout, found.stdout
+  rerun = _lth(user_dir, "find", "--levels=2", *common)  # finished: trains and prints nothing new
+  assert "what is pruned" not in rerun.stdout
+  (directory,) = [p for p in (user_dir / "runs").iterdir() if p.name != "datasets"]
+  assert json.load(open(directory / "model.json")) == {"framework": "keras3"}
+  _lth(user_dir, "report", f"--experiment_dir={directory}", "--out=report")
+  assert "scaled_dense/kernel" in (user_dir / "report" / "report.md").read_text()
+  _lth(user_dir, "masks", "compare", f"--experiment_dir={directory}", "--mask_levels=1,2",
+       "--out=masks")
+  trust = "--trust_code=zoo_keras3:functional_cnn,py:zoo_data:images"
+  _lth(user_dir, "stability", f"--experiment_dir={directory}", "--stability_levels=1",
+       "--stability_branches=ticket", "--stability_points=3",
+       "--stability_train_examples=100", trust)
+  assert (directory / "stability.json").exists()
+  _lth(user_dir, "tickets", "save", f"--experiment_dir={directory}", "--level=2", "--out=ticket",
+       "--data_dir=.", trust)
+  assert "in keras3" in _lth(user_dir, "tickets", "show", "ticket").stdout
+  _lth(user_dir, "transfer", "--ticket=ticket", "--target_dataset=py:zoo_data:images",
+       "--target_classes=0,1", "--iterations=20", "--eval_every=20", "--batch_size=32",
+       "--validation_size=20", "--root_dir=transfer", "--data_dir=.", "--progress=false",
+       "--trust_code=zoo_keras3:functional_cnn")
+  (summary,) = list((user_dir / "transfer").glob("*/summary.json"))
+  assert json.load(open(summary.parent / "model.json")) == {"framework": "keras3"}
