@@ -33,6 +33,8 @@ main process alternates them round by round, rotating their order, and reports m
   q  lth_tf's default: c with the engine `lth find` chooses when no runtime flag is given
      (`lth_tf.training.engines`; on two or more cores for LeNet-300-100 that is n's, for
      Conv-4 f's), threads as that engine sets them;
+  r  q on the registered model built in Keras 3 (`--framework=keras3`, the TensorFlow
+     backend): the engine `lth find` chooses for it, its weights masked at their variables;
   p  the floor: only the matrix products and convolutions of a training step (forward; weight
      gradients; input gradients except the first layer's) and of c's evaluations, in one graph
      loop over the same in-memory batches, the large fully connected kernels split as n splits
@@ -77,9 +79,9 @@ MODELS = {
 }
 # The letters e, j, k and l were batched-variant contenders of records made before 2026-12-02;
 # `--batch_variants` is retired, and so are they.
-CONTENDERS = ("a", "b", "c", "d", "f", "g", "h", "i", "m", "n", "o", "p", "q")
+CONTENDERS = ("a", "b", "c", "d", "f", "g", "h", "i", "m", "n", "o", "p", "q", "r")
 DEFAULT_CONTENDERS = ("a", "b", "d", "o", "q", "p")  # what a user compares
-SINGLE = ("c", "f", "g", "i", "m", "n", "q")  # lth_tf's one-run contenders
+SINGLE = ("c", "f", "g", "i", "m", "n", "q", "r")  # lth_tf's one-run contenders
 LABELS = {
     "a": "tfmot prune_low_magnitude + model.fit",
     "b": "tf_keras model.fit, dense",
@@ -94,7 +96,10 @@ LABELS = {
     "o": "PyTorch eager, masks re-applied, 2 threads",
     "p": "floor: the step's and evaluations' products alone",
     "q": "lth_tf default (no runtime flags)",
+    "r": "lth_tf default, the model in Keras 3",
 }
+# Contenders whose model is built in Keras 3 (`ModelConfig.framework`).
+KERAS3 = ("r",)
 # Thread pool sizes (intra-op, inter-op) of a contender's worker; absent: TensorFlow's defaults.
 THREADS = {"i": (1, 0), "n": (1, 0)}
 # The floor's kernel split and threads per model: as the fastest lth_tf contender runs it.
@@ -147,16 +152,18 @@ class _Timer:
 
 
 class LthWorker:
-  """Contenders c, f, g, i, m, n and q: one model as `lth find` trains a branch."""
+  """Contenders c, f, g, i, m, n, q and r: one model as `lth find` trains a branch."""
 
-  def __init__(self, spec, data, args, fused=False, precision="none", shards=1, runtime=None):
+  def __init__(self, spec, data, args, fused=False, precision="none", shards=1, runtime=None,
+               framework=""):
     # pylint: disable=import-outside-toplevel
     from lth_tf.compat import tf
     from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, RuntimeConfig,
                                TrainingConfig)
     from lth_tf.lottery.replicate import ReplicateModel
     self.config = ExperimentConfig(
-        dataset=DatasetConfig(name=spec["dataset"]), model=ModelConfig(name=spec["model"]),
+        dataset=DatasetConfig(name=spec["dataset"]),
+        model=ModelConfig(name=spec["model"], framework=framework),
         training=TrainingConfig(learning_rate=spec["learning_rate"], batch_size=BATCH,
                                 iterations=ITERATIONS, eval_every=args.eval_every,
                                 mixed_precision=precision),
@@ -413,16 +420,20 @@ WORKERS = {
     "p": FloorWorker,
     "q": lambda spec, data, args: LthWorker(spec, data, args,
                                             runtime=args.default_runtime),
+    "r": lambda spec, data, args: LthWorker(spec, data, args, runtime=args.default_runtime,
+                                            framework="keras3"),
 }
 
 
-def default_runtime(spec, data, args):
-  """The runtime `lth find` uses with no runtime flags (contender q), as it says at start-up."""
+def default_runtime(spec, data, args, framework=""):
+  """The runtime `lth find` uses with no runtime flags (contenders q, r), as it says at
+  start-up."""
   from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig,  # pylint: disable=import-outside-toplevel
                              RuntimeConfig, TrainingConfig)
   from lth_tf.training import engines  # pylint: disable=import-outside-toplevel
   config = ExperimentConfig(
-      dataset=DatasetConfig(name=spec["dataset"]), model=ModelConfig(name=spec["model"]),
+      dataset=DatasetConfig(name=spec["dataset"]),
+      model=ModelConfig(name=spec["model"], framework=framework),
       training=TrainingConfig(learning_rate=spec["learning_rate"], batch_size=BATCH,
                               iterations=ITERATIONS, eval_every=args.eval_every),
       runtime=RuntimeConfig(progress=False, data_dir=args.data_dir))
@@ -444,8 +455,9 @@ def worker_main(args) -> None:
     distribute.set_threads(RuntimeConfig(intra_op_threads=intra, inter_op_threads=inter))
   spec = MODELS[args.model]
   data = data_lib.load(DatasetConfig(name=spec["dataset"]), args.data_dir)
-  if args.worker == "q":  # the engine and threads `lth find` chooses, before TensorFlow starts
-    args.default_runtime = default_runtime(spec, data, args)
+  if args.worker in ("q", "r"):  # the engine and threads `lth find` chooses, before TF starts
+    args.default_runtime = default_runtime(spec, data, args,
+                                           "keras3" if args.worker in KERAS3 else "")
     distribute.set_threads(args.default_runtime)
   worker = WORKERS[args.worker](spec, data, args)
   out = sys.stdout
@@ -544,6 +556,8 @@ TARGETS = {
 }
 # (model, most x/p): lth_tf's time at most `most` times the floor's (evaluation included).
 FLOOR_TARGETS = {"lenet": 1.25, "conv4": 1.15}
+# r / q: a step of the model built in Keras 3 at most this many times tf_keras's.
+KERAS3_TARGET = 1.15
 
 
 def table(results, args) -> str:
@@ -603,6 +617,13 @@ def table(results, args) -> str:
       ratios = [median["o"][str(d)] / median["n"][str(d)] for d in args.densities]
       lines.append(f"- both on two cores, o/n: {', '.join(f'{r:.2f}x' for r in ratios)} at "
                    f"{', '.join(f'{100 * d:.0f}%' for d in args.densities)}")
+    if "q" in median and "r" in median:  # Keras 3 against tf_keras, both on the default engine
+      ratios = [median["r"][str(d)] / median["q"][str(d)] for d in args.densities]
+      met = all(r <= KERAS3_TARGET for r in ratios)
+      lines.append(f"- target r within {KERAS3_TARGET}x of q (the model in Keras 3 against "
+                   f"tf_keras): {'met' if met else 'MISSED'} "
+                   f"({', '.join(f'{r:.2f}x' for r in ratios)} at "
+                   f"{', '.join(f'{100 * d:.0f}%' for d in args.densities)})")
     if "g" in median and "h" in median:  # like for like: both in bfloat16
       ratios = [median["h"][str(d)] / median["g"][str(d)] for d in args.densities]
       lines.append(f"- bfloat16 like for like, h/g: {', '.join(f'{r:.2f}x' for r in ratios)} at "

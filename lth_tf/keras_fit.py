@@ -102,8 +102,7 @@ class TicketSearch:
 
   def _enforce_fn(self):
     for weight, mask, slots in self._masked:
-      for target in [weight] + slots:
-        target.assign(target * tf.cast(mask, target.dtype))
+      pruning.zero_pruned([weight] + slots, mask)
 
   def enforce_mask(self) -> None:
     """Sets every pruned weight and its optimizer slots to exactly zero."""

@@ -2,7 +2,8 @@
 
 Under `mixed_float16` or `mixed_bfloat16` layers compute in 16 bits while their variables
 (and therefore the pruning masks, which have the dtype of their weight) stay float32, so a
-mask is exact and the re-mask after every step sets pruned weights to exactly zero. The model's
+mask is exact: the training loop's zeroing and masked gradients (`lth_tf.training.loop`) keep
+pruned weights exactly zero. The model's
 logits are cast back to float32 and `mixed_float16` trains with a `LossScaleOptimizer`.
 """
 import contextlib

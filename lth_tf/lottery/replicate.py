@@ -49,5 +49,4 @@ class ReplicateModel:
     optimizers.set_state(self.trainer.optimizer,
                          self.fresh_optimizer if optimizer_state is None else optimizer_state)
     for _, weight, mask_var in pruning.mask_pairs(self.model):
-      for slot in optimizers.slots_of(self.trainer.optimizer, weight):
-        slot.assign(slot * mask_var)
+      pruning.zero_pruned(optimizers.slots_of(self.trainer.optimizer, weight), mask_var)

@@ -4,9 +4,11 @@ weight is masked at its variable.
 Keras 3 has no pruning wrapper (tfmot takes Keras 2 models only), and lth_tf needs none: it
 prunes every weight of a Keras 3 model the way it prunes the weights tfmot cannot wrap in a
 Keras 2 model. The mask is a variable kept beside the model (`lth_tf.pruning.structure`); the
-one training loop (`lth_tf.training.loop`) multiplies the weight's gradient by it at every step,
-and zeroes the weight and its optimizer slots where it is zero, so a pruned weight stays exactly
-zero after every step (the optimizers' contract, `lth_tf.training.optimizers`).
+one training loop (`lth_tf.training.loop`) zeroes the pruned weights and their optimizer slots
+at the start of every training chunk and multiplies their gradients by the mask at every step,
+so every update of a pruned weight is exactly zero and it stays exactly zero after every step
+(the optimizers' contract, `lth_tf.training.optimizers`). `TicketSearch`, which does not own the
+step of the user's `model.fit`, zeroes them after every step instead (`lth_tf.keras_fit`).
 
 On the TensorFlow backend a Keras 3 variable holds a `tf.Variable`: that is what lth_tf trains,
 captures, restores and masks, with its own optimizers built over those variables. A Keras 3

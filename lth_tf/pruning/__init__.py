@@ -15,7 +15,7 @@ from lth_tf.pruning.policy import (check_config, check_inputs, check_model, firs
 _KERAS = {
     **{name: "masked_model" for name in ("LAYER_KINDS", "apply_mask", "get_mask", "layer_kinds",
                                          "mask_pairs", "prunable_shapes", "prunable_weights",
-                                         "pruning_table", "set_mask")},
+                                         "pruning_table", "set_mask", "zero_pruned")},
     **{name: "wrapper" for name in ("MaskFreezeWrapper", "is_prunable", "masked_layers",
                                     "wrap_model")},
 }
@@ -39,5 +39,5 @@ __all__ = [
     "remaining_after", "MaskFreezeWrapper", "is_prunable", "masked_layers", "wrap_model",
     "global_layers", "layer_rates", "next_mask", "check_inputs", "has_scores", "score_steps",
     "scored_weights",
-    "scores", "check_config", "check_model", "level_limit", "first_idle_level",
+    "scores", "check_config", "check_model", "level_limit", "first_idle_level", "zero_pruned",
 ]

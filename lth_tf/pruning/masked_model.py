@@ -34,10 +34,18 @@ def set_mask(model: keras.Model, mask: Mask) -> None:
   apply_mask(model)
 
 
+def zero_pruned(targets, mask) -> None:
+  """Sets the entries of every variable of `targets` (a weight, its optimizer slots) where
+  `mask` is zero to exactly zero: the one place that multiplies a variable by its mask (in and
+  out of traced functions; a mask of the variable's dtype is used as it is)."""
+  for target in targets:
+    target.assign(target * tf.cast(mask, target.dtype))
+
+
 def apply_mask(model: keras.Model) -> None:
   """Sets every pruned weight to exactly zero."""
   for _, weight, mask_var in mask_pairs(model):
-    weight.assign(weight * tf.cast(mask_var, weight.dtype))
+    zero_pruned([weight], mask_var)
 
 
 LAYER_KINDS = tuple(KINDS)

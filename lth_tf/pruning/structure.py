@@ -19,7 +19,9 @@ Which weights are pruned:
 - every other weight that `RULES` names (layers inside a nested model, `Bidirectional`,
   `TimeDistributed` or attention, recurrent cells, `EinsumDense`, and every layer of a
   subclassed model) is pruned at its variable: lth_tf keeps its mask beside the model, and the
-  training loop masks its gradient and zeroes it after every step as it does for wrapped ones.
+  training loop treats it as it treats wrapped ones (`lth_tf.training.loop`: the weight and its
+  optimizer slots zeroed at the start of every chunk, its gradient masked at every step, so it
+  stays exactly zero after every step).
 """
 import dataclasses
 import functools

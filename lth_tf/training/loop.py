@@ -38,7 +38,7 @@ from lth_tf.compat import keras, tf
 from lth_tf.config import RuntimeConfig, TrainingConfig
 from lth_tf.data import Splits, augment
 from lth_tf.errors import ConfigError
-from lth_tf.pruning import mask_pairs, structure
+from lth_tf.pruning import mask_pairs, structure, zero_pruned
 from lth_tf.training import driver, optimizers, schedules, sharded
 from lth_tf.training.driver import TrainResult
 
@@ -218,8 +218,7 @@ class Trainer:
   def _enforce_masks(self):
     """Zeroes pruned weights and their optimizer slots (whatever set them: a load, a user)."""
     for variable, mask, slots in self._masked:
-      for target in [variable] + slots:
-        target.assign(target * mask)
+      zero_pruned([variable] + slots, mask)
 
   def _train_chunk_fn(self, indices, num_steps, pruned):
     batch = self.config.batch_size
@@ -285,7 +284,7 @@ class Trainer:
       loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
       for variable, mask in zip(variables, self._masks):
         if pruned and mask is not None:
-          variable.assign(variable * mask)
+          zero_pruned([variable], mask)
       self.iteration.assign_add(1)
       total_loss += loss
       all_finite = tf.logical_and(all_finite, tf.math.is_finite(loss))

@@ -308,9 +308,12 @@ def test_a_find_on_the_user_s_own_model_and_data_ships_their_modules(cluster, tm
   for name, executor in (("local", "local"), ("ray", "ray")):
     config = _config(tmp_path / name, executor, seeds=(0,), levels=1, random_prune=False,
                      iterations=40)
+    # One thread per operation, as the other tests' fully connected networks run: the workers
+    # they started (whose TensorFlow sized its thread pools once) take these tasks too.
     configs[name] = config.replace(
         dataset=dataclasses.replace(config.dataset, name="py:shipped_data:load"),
-        model=dataclasses.replace(config.model, name="shipped_models:small_cnn"))
+        model=dataclasses.replace(config.model, name="shipped_models:small_cnn"),
+        runtime=dataclasses.replace(config.runtime, intra_op_threads=1))
   io.write_json(str(tmp_path / "local.json"), configs["local"].to_dict())
   result = launcher.run([sys.executable, "-c", _HEAD, str(tmp_path / "local.json")],
                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(
