@@ -2,6 +2,7 @@
 keras-tuner's distributed mode (an oracle chief and one worker on 127.0.0.1)."""
 import csv
 import dataclasses
+import json
 import os
 import socket
 import subprocess
@@ -39,6 +40,19 @@ def _base(root):
 def no_distributed_tuning(monkeypatch):
   for name in KT_ENV:
     monkeypatch.delenv(name, raising=False)
+
+
+def test_a_search_over_a_model_built_in_keras3_keeps_it_in_keras3(tmp_path, no_distributed_tuning):
+  """`lth tune --framework=keras3`: every trial trains the Keras 3 model, and the best flagfile
+  names the framework."""
+  base = _base(tmp_path)
+  base = base.replace(model=dataclasses.replace(base.model, framework="keras3"))
+  settings = TuningConfig(tuner="random", max_trials=1, target_weights_remaining=0.5,
+                          tune_dir=str(tmp_path / "tune"), pruning_rate_min=0.3)
+  results = tuning.run(base, settings, lth_flags.config_to_flags, log=lambda line: None)
+  (experiment,) = [p for p in (tmp_path / "tune" / "experiments").iterdir() if p.is_dir()]
+  assert json.load(open(experiment / "model.json")) == {"framework": "keras3"}
+  assert "--framework=keras3" in open(results["written"]["best.flags"]).read()
 
 
 def test_a_tiny_random_search_ranks_trials_and_writes_the_best_flagfile(tmp_path,
