@@ -10,6 +10,8 @@ setup(
     install_requires=[
         "tensorflow==2.21.0",
         "tf-keras==2.21.0",
+        # Keras 3 models (`import keras`): lth_tf.mechanism.keras3 reads names of this version.
+        "keras==3.15.1",
         "tensorflow-model-optimization==0.8.1",
         "tensorflow-datasets==4.9.10",
         "importlib_resources>=6",  # TFDS needs it to download and prepare datasets

@@ -25,7 +25,7 @@ def test_keras_fit_example_finds_a_ticket_that_exports_with_the_masks_zeros(tmp_
            x_test=raw.x_test[..., 0], y_test=raw.y_test)
   ticket_dir = tmp_path / "ticket"
   found = _run("examples/keras_fit.py", f"--data_dir={tmp_path}", f"--out={ticket_dir}",
-               "--iterations=300", "--levels=2")
+               "--iterations=120", "--levels=2")
   assert found.returncode == 0, found.stderr
   assert "level 2:  64.06% weights" in found.stdout, found.stdout
   ticket = tickets.read(str(ticket_dir), consent=False)  # read here, not built

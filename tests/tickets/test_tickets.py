@@ -14,7 +14,7 @@ from lth_tf import io, pruning, tickets
 from lth_tf.config import (DatasetConfig, ExperimentConfig, PruningConfig, RuntimeConfig,
                            TrainingConfig)
 from lth_tf.errors import CorruptFileError, TicketError, UserError
-from lth_tf.export import check, formats, inference, ship, tflite_sparse
+from lth_tf.export import check, formats, inference, ship, tflite_sparse, xnnpack
 from lth_tf.lottery import LotteryExperiment
 from lth_tf.tickets import format as ticket_format
 
@@ -110,7 +110,7 @@ def test_untouched_and_shipped_tickets_load_with_their_pinned_checksums(finished
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_SHA256))
-def test_a_shipped_ticket_fits_its_model_ready_to_train_and_exports(name):
+def test_a_shipped_ticket_fits_its_model_ready_to_train_and_exports(name, monkeypatch):
   t = tickets.read(tickets.resolve(name))
   model = tickets.build_model(t)  # the ticket to re-train: θk ⊙ m (refused if it does not fit)
   for weight_name, weight, mask in pruning.mask_pairs(model):
@@ -124,6 +124,14 @@ def test_a_shipped_ticket_fits_its_model_ready_to_train_and_exports(name):
           == t.mask.num_remaining() + ship._unmasked_kernel_nonzeros(model))  # pylint: disable=protected-access
   logits = check.tflite_logits(blob, images, threads=None, default_delegates=True)
   np.testing.assert_allclose(logits, client.predict(images, verbose=0), rtol=1e-3, atol=1e-3)
+  if name.startswith("mobilenetv2"):
+    # tf_keras's MobileNetV2 pads its stride-2 stem 'same' (0 before, 1 after), so no sparse
+    # subgraph starts there and XNNPACK runs none of its 1x1 convolutions sparse.
+    monkeypatch.setattr(xnnpack, "sparse_kernels_here", lambda: (True, "test: sparse kernels"))
+    convolutions = [row for row in xnnpack.analyse(blob) if row.op == "CONV_2D"]
+    assert convolutions[0].kernel == "3x3, 3->16" and "'same' padding" in convolutions[0].reason
+    pointwise = [row for row in convolutions if row.kernel.startswith("1x1")]
+    assert len(pointwise) == 34 and all("no sparse subgraph" in row.reason for row in pointwise)
 
 
 def test_a_ticket_without_the_metadata_checksum_is_refused_until_signed(finished, tmp_path):
