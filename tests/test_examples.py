@@ -18,11 +18,16 @@ def _run(*args):
                       cwd=ROOT)
 
 
-def test_keras_fit_example_finds_a_ticket_that_exports_with_the_masks_zeros(tmp_path):
-  # Fashion-MNIST's layout and classes, small: the example's own loading code reads it.
-  raw = synthetic.make((28, 28, 1), num_classes=10, train=6500, test=300, seed=0)  # 5,000 held out
-  np.savez(tmp_path / "fashion_mnist.npz", x_train=raw.x_train[..., 0], y_train=raw.y_train,
+def _fashion_mnist(directory, train, test):
+  """Fashion-MNIST's layout and classes, small, in `directory`: the examples' own loading code
+  reads it (5,000 of the `train` examples are held out for validation)."""
+  raw = synthetic.make((28, 28, 1), num_classes=10, train=train, test=test, seed=0)
+  np.savez(directory / "fashion_mnist.npz", x_train=raw.x_train[..., 0], y_train=raw.y_train,
            x_test=raw.x_test[..., 0], y_test=raw.y_test)
+
+
+def test_keras_fit_example_finds_a_ticket_that_exports_with_the_masks_zeros(tmp_path):
+  _fashion_mnist(tmp_path, train=6500, test=300)
   ticket_dir = tmp_path / "ticket"
   found = _run("examples/keras_fit.py", f"--data_dir={tmp_path}", f"--out={ticket_dir}",
                "--iterations=120", "--levels=2")
@@ -49,9 +54,7 @@ def test_keras3_fit_example_finds_a_ticket_that_exports_with_the_masks_zeros(tmp
   """examples/keras3_fit.py: a Keras 3 Sequential CNN with a softmax head, compiled and fitted
   by the user, through TicketSearch; its ticket exports to TFLite with exactly the mask's
   weights."""
-  raw = synthetic.make((28, 28, 1), num_classes=10, train=5400, test=200, seed=0)  # 5,000 held out
-  np.savez(tmp_path / "fashion_mnist.npz", x_train=raw.x_train[..., 0], y_train=raw.y_train,
-           x_test=raw.x_test[..., 0], y_test=raw.y_test)
+  _fashion_mnist(tmp_path, train=5400, test=200)
   ticket_dir = tmp_path / "ticket"
   found = _run("examples/keras3_fit.py", f"--data_dir={tmp_path}", f"--out={ticket_dir}",
                "--iterations=60", "--levels=2")

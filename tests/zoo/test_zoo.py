@@ -92,8 +92,15 @@ def test_every_other_command_on_an_attention_model_with_unnamed_layers(user_dir)
        "--out=masks")
   rows = list(csv.DictReader(open(user_dir / "masks" / "masks.csv")))
   assert {"multi_head_attention/query/kernel", "dense_1/kernel"} <= {r["layer"] for r in rows}
+  _stability_ticket_transfer(user_dir, directory, "zoo_models:attention")
+  assert list((user_dir / "transfer").glob("*/summary.json"))
+
+
+def _stability_ticket_transfer(user_dir, directory, model):
+  """`lth stability` on level 1 of `directory` (a find of `model` on `py:zoo_data:images`), its
+  level 2 saved as `ticket`, and that ticket transferred to two of the classes."""
   # The directory and its ticket name the user's code: it runs when the user names it.
-  trust = "--trust_code=zoo_models:attention,py:zoo_data:images"
+  trust = f"--trust_code={model},py:zoo_data:images"
   _lth(user_dir, "stability", f"--experiment_dir={directory}", "--stability_levels=1",
        "--stability_branches=ticket", "--stability_points=3",
        "--stability_train_examples=100", trust)
@@ -103,8 +110,7 @@ def test_every_other_command_on_an_attention_model_with_unnamed_layers(user_dir)
   _lth(user_dir, "transfer", "--ticket=ticket", "--target_dataset=py:zoo_data:images",
        "--target_classes=0,1", "--iterations=20", "--eval_every=20", "--batch_size=32",
        "--validation_size=20", "--root_dir=transfer", "--data_dir=.", "--progress=false",
-       "--trust_code=zoo_models:attention")
-  assert list((user_dir / "transfer").glob("*/summary.json"))
+       f"--trust_code={model}")
 
 
 def test_ticket_search_on_a_users_softmax_model_saves_a_ticket_lth_exports(user_dir):
@@ -147,17 +153,7 @@ def test_every_other_command_on_a_keras3_model(user_dir):
   assert "scaled_dense/kernel" in (user_dir / "report" / "report.md").read_text()
   _lth(user_dir, "masks", "compare", f"--experiment_dir={directory}", "--mask_levels=1,2",
        "--out=masks")
-  trust = "--trust_code=zoo_keras3:functional_cnn,py:zoo_data:images"
-  _lth(user_dir, "stability", f"--experiment_dir={directory}", "--stability_levels=1",
-       "--stability_branches=ticket", "--stability_points=3",
-       "--stability_train_examples=100", trust)
-  assert (directory / "stability.json").exists()
-  _lth(user_dir, "tickets", "save", f"--experiment_dir={directory}", "--level=2", "--out=ticket",
-       "--data_dir=.", trust)
+  _stability_ticket_transfer(user_dir, directory, "zoo_keras3:functional_cnn")
   assert "in keras3" in _lth(user_dir, "tickets", "show", "ticket").stdout
-  _lth(user_dir, "transfer", "--ticket=ticket", "--target_dataset=py:zoo_data:images",
-       "--target_classes=0,1", "--iterations=20", "--eval_every=20", "--batch_size=32",
-       "--validation_size=20", "--root_dir=transfer", "--data_dir=.", "--progress=false",
-       "--trust_code=zoo_keras3:functional_cnn")
   (summary,) = list((user_dir / "transfer").glob("*/summary.json"))
   assert json.load(open(summary.parent / "model.json")) == {"framework": "keras3"}
