@@ -22,6 +22,7 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 
+from lth_tf import mechanism
 from lth_tf.pruning import structure
 
 FORWARD_FLOPS_PER_MAC = 2
@@ -48,9 +49,11 @@ def output_positions(model) -> Dict[str, int]:
     if families[inner.name] == {"embedding"}:
       positions[inner.name] = 0
       continue
+    implementation = mechanism.of(inner)
     try:
-      shape = inner.input_shape if "recurrent" in families[inner.name] else layer.output_shape
-    except (AttributeError, RuntimeError):
+      shape = (implementation.input_shape(inner) if "recurrent" in families[inner.name]
+               else implementation.output_shape(layer))
+    except (AttributeError, RuntimeError, ValueError):
       positions[inner.name] = 1
       continue
     if isinstance(shape, list):

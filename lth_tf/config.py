@@ -79,6 +79,10 @@ class ModelConfig:
   source_sha256: str = ""
   framework: str = ""
 
+  def __post_init__(self):
+    if self.framework == "tf_keras":  # the default, named: the same experiment and hash
+      object.__setattr__(self, "framework", "")
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:

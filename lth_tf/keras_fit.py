@@ -196,7 +196,8 @@ class TicketSearch:
         momentum=float(getattr(self.optimizer, "momentum", 0.0) or 0.0),
         iterations=max(self.iteration, 1), batch_size=batch_size or TrainingConfig().batch_size)
     config = validate(user_code.pin_sources(ExperimentConfig(
-        dataset=dataset, model=ModelConfig(name=model_spec), training=training,
+        dataset=dataset, model=ModelConfig(name=model_spec, framework=self._framework()),
+        training=training,
         pruning=PruningConfig(strategy=self.strategy, levels=self.level,
                               rewind_iteration=min(self.rewind_iteration, training.iterations - 1),
                               rewind_optimizer=self.rewind_optimizer))))
@@ -227,6 +228,12 @@ class TicketSearch:
     return tickets.write(out_dir, self.mask, self.rewind_weights, self.trained_weights(), config,
                          metrics, provenance, input_shape, num_classes, mean, std,
                          modality=modality, framework=mechanism.of(self.model).name)
+
+  def _framework(self) -> str:
+    """`ModelConfig.framework` of the searched model: empty for tf_keras (the default, as a
+    ticket from before the field says), the mechanism's name otherwise."""
+    name = mechanism.of(self.model).name
+    return "" if name == mechanism.DEFAULT else name
 
   def _optimizer_name(self) -> str:
     kind = type(self.optimizer).__name__.lower()

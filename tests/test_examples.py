@@ -63,6 +63,7 @@ def test_keras3_fit_example_finds_a_ticket_that_exports_with_the_masks_zeros(tmp
       "level 0", "level 1", "level 2"], found.stdout
   ticket = tickets.read(str(ticket_dir), consent=False)
   assert ticket.framework == "keras3" and ticket.config.model.name == "examples.keras3_fit:build_model"
+  assert ticket.config.model.framework == "keras3"  # readers build it in Keras 3 too
   assert 0.4 < ticket.mask.weights_remaining() < 0.55  # two rounds of 15% / 30% / 15%
   for name in ticket.mask:  # the trained ticket keeps its pruned weights at exactly 0
     assert np.all(ticket.trained_weights[name][~ticket.mask[name]] == 0)

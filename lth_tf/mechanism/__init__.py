@@ -67,6 +67,17 @@ class Mechanism:
     """The Inputs of a functional or Sequential model; [] for a subclassed one."""
     raise NotImplementedError
 
+  def input_shape(self, layer):
+    """The shape of a built layer's (first) input, batch dimension first.
+
+    Raises:
+      AttributeError, RuntimeError or ValueError: the layer has no single known input."""
+    raise NotImplementedError
+
+  def output_shape(self, layer):
+    """The shape of a built layer's output, batch dimension first (raises as `input_shape`)."""
+    raise NotImplementedError
+
   def weight_name(self, layer, name: str) -> str:
     """The name lth_tf gives `layer`'s variable called `name`: the variable's own name, except
     where the two Kerases name the same weight differently (tickets name weights alike)."""

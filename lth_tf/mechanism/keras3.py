@@ -71,6 +71,13 @@ class Keras3(Mechanism):
       return "depthwise_kernel"
     return name
 
+  def input_shape(self, layer):
+    inputs = layer.input
+    return (inputs[0] if isinstance(inputs, (list, tuple)) else inputs).shape
+
+  def output_shape(self, layer):
+    return layer.output.shape
+
   def graph_inputs(self, model) -> List:
     try:
       return list(model.inputs or [])
@@ -96,14 +103,30 @@ class Keras3(Mechanism):
       layer.name = name
 
   def output_layers(self, model) -> List:
+    """The layers behind a functional model's outputs; an output made by an operation that is
+    not a layer (`keras.ops.softmax(x)`, `keras.ops.cast`) stands for the layers feeding it."""
     outputs = self.graph_inputs(model) and model.outputs
-    return [tensor._keras_history.operation for tensor in outputs or []]  # pylint: disable=protected-access
+    found = []
+    for tensor in outputs or []:
+      found += self._layers_behind(tensor._keras_history.operation)  # pylint: disable=protected-access
+    return found
 
   def inbound_layers(self, layer) -> List:
-    nodes = getattr(layer, "_inbound_nodes", None) or []
+    return [found for operation in self._inbound_operations(layer)
+            for found in self._layers_behind(operation)]
+
+  def _inbound_operations(self, operation) -> List:
+    nodes = getattr(operation, "_inbound_nodes", None) or []
     if not nodes:
       return []
     return [parent.operation for parent in nodes[0].parent_nodes]
+
+  def _layers_behind(self, operation) -> List:
+    """`operation` if it is a layer, else the layers feeding it (through other operations)."""
+    if isinstance(operation, self.keras.layers.Layer):
+      return [operation]
+    return [found for parent in self._inbound_operations(operation)
+            for found in self._layers_behind(parent)]
 
   # ---- prunable weights and their masks -----------------------------------------------------
   # No wrapper: every pruned weight is masked at its variable.
@@ -152,7 +175,8 @@ class Keras3(Mechanism):
     raise TypeError(_LOSS_SCALING)
 
   def inner_optimizer(self, optimizer):
-    return optimizer
+    # Keras 3 wraps a compiled model's optimizer in its LossScaleOptimizer under mixed_float16.
+    return getattr(optimizer, "inner_optimizer", optimizer)
 
   def scale_loss(self, optimizer, loss):
     raise TypeError(_LOSS_SCALING)

@@ -79,6 +79,12 @@ class TfKeras(Mechanism):
   def set_random_seed(self, seed: int) -> None:
     keras.utils.set_random_seed(int(seed))
 
+  def input_shape(self, layer):
+    return layer.input_shape
+
+  def output_shape(self, layer):
+    return layer.output_shape
+
   # ---- the layer graph ------------------------------------------------------------------------
 
   def sublayers(self, layer) -> List:

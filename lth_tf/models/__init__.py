@@ -72,6 +72,9 @@ def build(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int,
   check_dropout(config)
   model = build_model(config, input_shape, int(num_classes), int(seed))
   built = mechanism.of(model).name
+  refusal = mechanism.of(model).refusal(model)
+  if refusal:
+    raise ConfigError(f"model {config.name!r}: {refusal}")
   if config.framework and built != config.framework:
     raise ConfigError(f"model {config.name!r} is a {built} model, and --framework="
                       f"{config.framework} names another Keras: a model function is built in "

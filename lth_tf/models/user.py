@@ -34,9 +34,6 @@ def build_user_model(config: ModelConfig, input_shape: Tuple[int, ...], num_clas
   if implementation is None or not isinstance(model, implementation.keras.Model):
     raise ConfigError(f"model {what} returned {type(model).__name__}, not a Keras model "
                       "(a Keras 3 `keras.Model`, or a Keras 2 `tf_keras.Model`)")
-  refusal = implementation.refusal(model)
-  if refusal:
-    raise ConfigError(f"model {what}: {refusal}")
   if not implementation.graph_inputs(model):
     _build_subclassed(model, tuple(input_shape), what)
   model, head = heads.logits_model(model, tuple(input_shape), int(num_classes), what)

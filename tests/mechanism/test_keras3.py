@@ -202,3 +202,33 @@ def test_ticket_search_keeps_a_keras3_model_s_pruned_weights_and_slots_at_zero(o
     assert len(slots) == {"adam": 2, "sgd": 1, "rmsprop": 2}[optimizer], name
     for slot in slots:
       assert np.all(slot.numpy()[pruned] == 0) and np.any(slot.numpy()[~pruned] != 0), name
+
+
+def test_a_keras3_convolution_counts_its_positions_as_tf_keras_does():
+  """The training FLOPs a directory records: a convolution applies its kernel at every output
+  position, in either Keras."""
+  from lth_tf import compute  # pylint: disable=import-outside-toplevel
+  counted = {framework: compute.output_positions(pruning.wrap_model(models.build(
+      ModelConfig(name="conv2", framework=framework), (32, 32, 3), 10, seed=0)))
+      for framework in ("", "keras3")}
+  assert counted["keras3"] == counted[""] and counted[""]["conv1"] == 32 * 32
+
+
+def test_a_softmax_written_as_an_operation_is_refused_in_one_line(monkeypatch, tmp_path):
+  """`keras.ops.softmax` is not a layer: the head is looked for behind it, and its output,
+  which sums to one, is refused as probabilities lth_tf cannot take off."""
+  (tmp_path / "op_models.py").write_text(
+      "import keras\n"
+      "def softmax_op(input_shape, num_classes, seed):\n"
+      "  inputs = keras.Input(input_shape)\n"
+      "  logits = keras.layers.Dense(num_classes)(keras.layers.Flatten()(inputs))\n"
+      "  return keras.Model(inputs, keras.ops.softmax(logits))\n")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  with pytest.raises(ConfigError, match="returns probabilities"):
+    models.build(ModelConfig(name="op_models:softmax_op"), (4, 4, 1), 3, seed=0)
+
+
+def test_tf_keras_named_is_the_default_experiment():
+  from lth_tf.config import ExperimentConfig  # pylint: disable=import-outside-toplevel
+  named = ExperimentConfig(model=ModelConfig(framework="tf_keras"))
+  assert named.model.framework == "" and named.experiment_hash() == ExperimentConfig().experiment_hash()
