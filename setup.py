@@ -25,7 +25,9 @@ setup(
     ],
     # bench: the optional PyTorch contender of benchmarks/speed.py (a CPU build is enough).
     # ray: the `--executor=ray` of lth find (lth_tf.executors.ray_cluster).
+    # jax: Keras 3 models on the JAX backend (KERAS_BACKEND=jax; lth_tf.training.jax_trainer), on
+    # CPU; for a GPU install JAX's CUDA build of the same version instead.
     extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"], "bench": ["torch>=2.0"],
-                    "ray": ["ray>=2.40"]},
+                    "ray": ["ray>=2.40"], "jax": ["jax==0.10.2", "jaxlib==0.10.2"]},
     entry_points={"console_scripts": ["lth=lth_tf.cli:main"]},
 )

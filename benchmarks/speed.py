@@ -35,6 +35,8 @@ main process alternates them round by round, rotating their order, and reports m
      Conv-4 f's), threads as that engine sets them;
   r  q on the registered model built in Keras 3 (`--framework=keras3`, the TensorFlow
      backend): the engine `lth find` chooses for it, its weights masked at their variables;
+  j  r on Keras 3's JAX backend (KERAS_BACKEND=jax, the `jax` extra): the JAX trainer
+     (`lth_tf.training.jax_trainer`, one jitted function per chunk), JAX's default CPU threads;
   p  the floor: only the matrix products and convolutions of a training step (forward; weight
      gradients; input gradients except the first layer's) and of c's evaluations, in one graph
      loop over the same in-memory batches, the large fully connected kernels split as n splits
@@ -79,9 +81,9 @@ MODELS = {
 }
 # The letters e, j, k and l were batched-variant contenders of records made before 2026-12-02;
 # `--batch_variants` is retired, and so are they.
-CONTENDERS = ("a", "b", "c", "d", "f", "g", "h", "i", "m", "n", "o", "p", "q", "r")
+CONTENDERS = ("a", "b", "c", "d", "f", "g", "h", "i", "j", "m", "n", "o", "p", "q", "r")
 DEFAULT_CONTENDERS = ("a", "b", "d", "o", "q", "p")  # what a user compares
-SINGLE = ("c", "f", "g", "i", "m", "n", "q", "r")  # lth_tf's one-run contenders
+SINGLE = ("c", "f", "g", "i", "j", "m", "n", "q", "r")  # lth_tf's one-run contenders
 LABELS = {
     "a": "tfmot prune_low_magnitude + model.fit",
     "b": "tf_keras model.fit, dense",
@@ -97,9 +99,12 @@ LABELS = {
     "p": "floor: the step's and evaluations' products alone",
     "q": "lth_tf default (no runtime flags)",
     "r": "lth_tf default, the model in Keras 3",
+    "j": "lth_tf, the model in Keras 3 on JAX",
 }
 # Contenders whose model is built in Keras 3 (`ModelConfig.framework`).
-KERAS3 = ("r",)
+KERAS3 = ("r", "j")
+# Contenders that run on Keras 3's JAX backend (their worker has KERAS_BACKEND=jax).
+ON_JAX = ("j",)
 # Thread pool sizes (intra-op, inter-op) of a contender's worker; absent: TensorFlow's defaults.
 THREADS = {"i": (1, 0), "n": (1, 0)}
 # The floor's kernel split and threads per model: as the fastest lth_tf contender runs it.
@@ -152,12 +157,12 @@ class _Timer:
 
 
 class LthWorker:
-  """Contenders c, f, g, i, m, n, q and r: one model as `lth find` trains a branch."""
+  """Contenders c, f, g, i, j, m, n, q and r: one model as `lth find` trains a branch."""
 
   def __init__(self, spec, data, args, fused=False, precision="none", shards=1, runtime=None,
                framework=""):
     # pylint: disable=import-outside-toplevel
-    from lth_tf.compat import tf
+    from lth_tf import distribute
     from lth_tf.config import (DatasetConfig, ExperimentConfig, ModelConfig, RuntimeConfig,
                                TrainingConfig)
     from lth_tf.lottery.replicate import ReplicateModel
@@ -170,8 +175,9 @@ class LthWorker:
         runtime=runtime or RuntimeConfig(progress=False, data_dir=args.data_dir,
                                          fused_optimizer=fused, dense_shards=shards))
     if self.config.runtime.deterministic:  # as `lth find` runs
-      tf.config.experimental.enable_op_determinism()
-    self.replicate = ReplicateModel(self.config, data, 0, tf.distribute.get_strategy())
+      distribute.enable_determinism()
+    self.replicate = ReplicateModel(self.config, data, 0,
+                                    distribute.make_strategy(self.config.runtime))
     self.masks = {1.0: None, 0.07: _level_masks(self.replicate.model)[0]}
     self.trainer = self.replicate.trainer
     self.timer = _Timer(self.trainer.evaluate)
@@ -422,6 +428,7 @@ WORKERS = {
                                             runtime=args.default_runtime),
     "r": lambda spec, data, args: LthWorker(spec, data, args, runtime=args.default_runtime,
                                             framework="keras3"),
+    "j": lambda spec, data, args: LthWorker(spec, data, args, framework="keras3"),
 }
 
 
@@ -481,6 +488,8 @@ class Worker:
                f"--torch_threads={args.torch_threads}",
                f"--eval_rounds={eval_rounds if eval_rounds >= 0 else 10**6}"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    if contender in ON_JAX:
+      env["KERAS_BACKEND"] = "jax"
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     text=True, env=env, cwd=REPO)
@@ -624,6 +633,11 @@ def table(results, args) -> str:
                    f"tf_keras): {'met' if met else 'MISSED'} "
                    f"({', '.join(f'{r:.2f}x' for r in ratios)} at "
                    f"{', '.join(f'{100 * d:.0f}%' for d in args.densities)})")
+    if "q" in median and "j" in median:  # Keras 3 on JAX against the tf_keras default
+      ratios = [median["j"][str(d)] / median["q"][str(d)] for d in args.densities]
+      lines.append(f"- j/q (the model in Keras 3 on JAX against tf_keras's default): "
+                   f"{', '.join(f'{r:.2f}x' for r in ratios)} at "
+                   f"{', '.join(f'{100 * d:.0f}%' for d in args.densities)}")
     if "g" in median and "h" in median:  # like for like: both in bfloat16
       ratios = [median["h"][str(d)] / median["g"][str(d)] for d in args.densities]
       lines.append(f"- bfloat16 like for like, h/g: {', '.join(f'{r:.2f}x' for r in ratios)} at "

@@ -9,6 +9,9 @@ The global batch is `--batch_size`: each of the N replicas takes `batch_size / N
 it per iteration, the per-replica losses are summed over the replicas and divided by the
 global batch, and the gradients are all-reduced (summed) before every optimizer step.
 """
+from __future__ import annotations
+
+import contextlib
 import socket
 import urllib.parse
 from typing import Callable, Dict, Tuple
@@ -119,10 +122,10 @@ def split_cpu(count: int) -> None:
 
 # The thread settings of `RuntimeConfig`: flag name -> (setter, getter) of TensorFlow's pools.
 THREAD_POOLS = {
-    "intra_op_threads": (tf.config.threading.set_intra_op_parallelism_threads,
-                         tf.config.threading.get_intra_op_parallelism_threads),
-    "inter_op_threads": (tf.config.threading.set_inter_op_parallelism_threads,
-                         tf.config.threading.get_inter_op_parallelism_threads),
+    "intra_op_threads": (lambda n: tf.config.threading.set_intra_op_parallelism_threads(n),
+                         lambda: tf.config.threading.get_intra_op_parallelism_threads()),
+    "inter_op_threads": (lambda n: tf.config.threading.set_inter_op_parallelism_threads(n),
+                         lambda: tf.config.threading.get_inter_op_parallelism_threads()),
 }
 
 
@@ -149,8 +152,18 @@ def set_threads(runtime: RuntimeConfig) -> None:
 def make_strategy(runtime: RuntimeConfig) -> tf.distribute.Strategy:
   """The configured strategy, built once per process and (strategy, tpu, logical_devices).
 
-  The thread pools (`set_threads`) are sized first.
+  The thread pools (`set_threads`) are sized first. A Keras 3 model on the JAX backend
+  (`KERAS_BACKEND=jax`) trains without TensorFlow: its strategy is `JAX_DEVICE`.
+
+  Raises:
+    ConfigError: a strategy that cannot be built, or any but the default on JAX.
   """
+  from lth_tf.mechanism import keras3  # pylint: disable=import-outside-toplevel
+  if keras3.on_jax():
+    if runtime.strategy != "default" or runtime.logical_devices:
+      raise ConfigError(f"--strategy={runtime.strategy}: Keras 3 on JAX trains on JAX's default "
+                        "device, with the default strategy and no --logical_devices")
+    return JAX_DEVICE
   set_threads(runtime)
   builder = STRATEGIES.get(runtime.strategy)
   key = (runtime.strategy, runtime.tpu, runtime.logical_devices)
@@ -160,11 +173,34 @@ def make_strategy(runtime: RuntimeConfig) -> tf.distribute.Strategy:
   return _BUILT[key]
 
 
+def enable_determinism() -> None:
+  """`--deterministic`: TensorFlow's op determinism. Keras 3 on JAX needs no call: XLA's CPU
+  kernels are deterministic (on a GPU, start with XLA_FLAGS=--xla_gpu_deterministic_ops=true)."""
+  from lth_tf.mechanism import keras3  # pylint: disable=import-outside-toplevel
+  if not keras3.on_jax():
+    tf.config.experimental.enable_op_determinism()
+
+
+class JaxDevice:
+  """The strategy of Keras 3 on JAX: none of TensorFlow's; one process trains on JAX's default
+  device (an accelerator where JAX sees one), and is its own chief."""
+  num_replicas_in_sync = 1
+  cluster_resolver = None
+
+  def scope(self):
+    return contextlib.nullcontext()
+
+
+JAX_DEVICE = JaxDevice()
+
+
 def uses_replica_steps(strategy: tf.distribute.Strategy) -> bool:
   """Whether training steps go through `strategy.run` (the multi-replica strategies).
 
   The default and one-device strategies keep the plain single-device step.
   """
+  if isinstance(strategy, JaxDevice):
+    return False
   return isinstance(strategy, (tf.distribute.MirroredStrategy,
                                tf.distribute.MultiWorkerMirroredStrategy,
                                tf.distribute.TPUStrategy))

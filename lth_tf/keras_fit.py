@@ -19,6 +19,8 @@ optimizer slots (Adam's moments, SGD's momentum, RMSprop's averages) to exactly 
 pruned weight is exactly 0 after every step. Train with `steps_per_execution=1` (the default):
 the callbacks run once per execution.
 """
+from __future__ import annotations
+
 import functools
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -78,7 +80,9 @@ class TicketSearch:
     self.rewind_state: Optional[Dict[str, np.ndarray]] = None
     self._masked = [(weight, mask, optimizers.slots_of(self.optimizer, weight))
                     for _, weight, mask in pruning.mask_pairs(self.model)]
-    self._enforce = tf.function(self._enforce_fn)
+    # One graph for the re-zeroing on TensorFlow; on JAX the variables are assigned directly.
+    self._enforce = (self._enforce_fn if mechanism.of(self.model).backend == "jax"
+                     else tf.function(self._enforce_fn))
     if self.rewind_iteration == 0:
       self._capture()
 
@@ -263,12 +267,16 @@ def _callback_class(keras_module):
       self._search = search
 
     def on_train_batch_begin(self, batch, logs=None):
+      self.model  # pylint: disable=pointless-statement  # (JAX: the step's state to the variables)
       search = self._search
       if search.rewind_weights is None and search.iteration == search.rewind_iteration:
         search._capture()  # pylint: disable=protected-access
 
     def on_train_batch_end(self, batch, logs=None):
       if self._search.level:  # level 0 is dense: nothing to keep at zero
+        # Reading `self.model` on JAX syncs the step's state to the variables, and the next
+        # step reads them back (with the zeros set here); on TensorFlow it is the model.
+        self.model  # pylint: disable=pointless-statement
         self._search.enforce_mask()
 
     def on_train_end(self, logs=None):

@@ -6,6 +6,8 @@ mask is exact: the training loop's zeroing and masked gradients (`lth_tf.trainin
 pruned weights exactly zero. The model's
 logits are cast back to float32 and `mixed_float16` trains with a `LossScaleOptimizer`.
 """
+from __future__ import annotations
+
 import contextlib
 from typing import Iterator, Optional
 

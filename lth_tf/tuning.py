@@ -11,6 +11,8 @@ mode works unchanged: with `KERASTUNER_TUNER_ID`, `KERASTUNER_ORACLE_IP` and
 `KERASTUNER_ORACLE_PORT` set, the tuner whose id contains `chief` serves the oracle and the
 others run trials; only the chief writes the results and `best.flags`.
 """
+from __future__ import annotations
+
 import csv
 import dataclasses
 import io as _io

@@ -12,7 +12,7 @@ if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # --no-compile: pip would byte-compile every module of every package (most never imported),
   # which took about two thirds of the install's CPU time; Python compiles what it imports, once.
-  .venv/bin/python -m pip install -q --no-compile -e ".[test,ray]"
+  .venv/bin/python -m pip install -q --no-compile -e ".[test,ray,jax]"
   touch "$stamp"
 fi
 if [ "${LTH_SKIP_DATA:-0}" != "1" ]; then

@@ -21,6 +21,14 @@ LAZY = {
     "lth_tf.pruning.strategies.snip": "the gradients load TensorFlow: only when a mask is scored",
     "lth_tf.pruning.strategies.grasp": "the gradients load TensorFlow: only when a mask is scored",
     "lth_tf.pruning.strategies.synflow": "the gradients load TensorFlow: only when a mask is scored",
+    # Keras 3 on JAX runs `lth find` without TensorFlow (tests/on_jax/test_on_jax.py):
+    "lth_tf.mechanism": "an implementation is imported with its library (tf_keras's with TensorFlow)",
+    "lth_tf.training": "the TensorFlow training loop only where TensorFlow trains",
+    "lth_tf.training.engines": "on JAX no engine is probed in a TensorFlow graph",
+    "lth_tf.distribute": "on JAX the strategy needs no TensorFlow",
+    "lth_tf.training.schedules": "the TensorFlow rate only where TensorFlow trains",
+    "lth_tf.mechanism.keras3": "Keras 3 only where a Keras 3 model exists; on JAX its seeds "
+                               "without TensorFlow's",
 }
 # Each command loads what it runs when it runs, so that `lth --help`, `lth report` and the other
 # commands start no TensorFlow they do not use.

@@ -14,6 +14,8 @@ on each side (raw value 0, i.e. `-mean / std` after normalisation), a window of 
 is cut at a uniformly drawn offset (0..8 on each axis) and mirrored left-right with probability
 1/2.
 """
+from __future__ import annotations
+
 import dataclasses
 from typing import Callable, Optional
 

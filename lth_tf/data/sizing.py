@@ -3,6 +3,8 @@ half-pixel centres and no antialiasing (`tf.image.resize`, as the transfer adapt
 8-bit pixels. The TFDS reader resizes each image inside its `tf.data` pipeline (datasets of
 varying image size need it, and large ones are never held at full size); `resize_raw` resizes the
 arrays of any other source with the same operation."""
+from __future__ import annotations
+
 from typing import Sequence, Tuple
 
 import numpy as np

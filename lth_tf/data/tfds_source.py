@@ -5,6 +5,8 @@ With an image size (`--image_size`) every image is resized inside the `tf.data` 
 the examples are gathered (`lth_tf.data.sizing`): datasets of varying image size (`malaria`) can
 then be loaded, and large ones are held only at that size.
 """
+from __future__ import annotations
+
 import os
 from typing import Sequence, Tuple
 

@@ -1,5 +1,7 @@
 """Export formats (SavedModel, TFLite with sparse weights), TFLite quantisation modes and sparse
 weight encodings, as registries."""
+from __future__ import annotations
+
 import os
 from typing import Callable, Dict, Iterable, List
 

@@ -1,4 +1,6 @@
 """`lth export`: a ticket's trained model to SavedModel/TFLite, checked in a fresh process, with a size table."""
+from __future__ import annotations
+
 import os
 import subprocess
 import sys

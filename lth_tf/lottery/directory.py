@@ -5,13 +5,14 @@ config it records; this module takes the lock, cleans what a killed run left, tu
 and SIGTERM into a one-line `Interrupted` that says where the run was, and writes the summary
 after every branch.
 """
+from __future__ import annotations
+
 import contextlib
 import os
 import signal
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-from lth_tf import io
-from lth_tf.compat import tf
+from lth_tf import distribute, io
 from lth_tf.config import ExperimentConfig
 from lth_tf.errors import Interrupted, UserError
 from lth_tf.lottery import results
@@ -45,7 +46,7 @@ class RunDirectory:
     """Runs `body()` holding the directory's lock (chief only), after removing what a killed run left half-written; `deterministic` enables TensorFlow's
     op determinism first."""
     if deterministic:
-      tf.config.experimental.enable_op_determinism()
+      distribute.enable_determinism()
     lock = io.DirectoryLock(self.layout.directory) if self.writes else contextlib.nullcontext()
     with lock:
       if self.writes:

@@ -1,34 +1,55 @@
 """One replicate's model: the wrapped network, its trainer and its start states, reused by every
-branch the replicate trains."""
+branch the replicate trains.
+
+The trainer is the training loop's (`lth_tf.training.loop.Trainer`, TensorFlow), or on the JAX
+strategy (`lth_tf.distribute.JAX_DEVICE`: a Keras 3 model with `KERAS_BACKEND=jax`) the JAX
+trainer (`lth_tf.training.jax_trainer`), which imports no TensorFlow.
+"""
+from __future__ import annotations
+
+import importlib
 from typing import Dict
 
 import numpy as np
 
 from lth_tf import data as data_lib
-from lth_tf import models, precision, pruning
-from lth_tf.compat import keras, tf
+from lth_tf import distribute, mechanism, models, precision, pruning
 from lth_tf.config import ExperimentConfig
-from lth_tf.training import Trainer, get_weights, optimizers, set_weights
+from lth_tf.training import get_weights, optimizers, set_weights
+
+
+def trainer_class(strategy):
+  """The trainer for models built under `strategy`."""
+  if isinstance(strategy, distribute.JaxDevice):
+    return importlib.import_module("lth_tf.training.jax_trainer").JaxTrainer
+  return importlib.import_module("lth_tf.training.loop").Trainer
+
+
+def seeding(strategy) -> mechanism.Mechanism:
+  """The implementation whose global generators are seeded before a replicate's model is
+  built: Keras 3's on the JAX strategy, tf_keras's (TensorFlow's) otherwise."""
+  return mechanism.named("keras3" if isinstance(strategy, distribute.JaxDevice) else "tf_keras")
 
 
 class ReplicateModel:
   """One wrapped model and its trainer, reused by every branch of a replicate."""
 
   def __init__(self, config: ExperimentConfig, data: data_lib.Splits, seed: int,
-               strategy: tf.distribute.Strategy):
+               strategy):
     self.config = config
     self.data = data
     self.strategy = strategy
     with strategy.scope(), precision.policy(config.training.mixed_precision):
-      keras.utils.set_random_seed(seed)
+      seeding(strategy).set_random_seed(seed)
       self.model = pruning.wrap_model(self.build_plain(seed))
-      self.trainer = Trainer(self.model, data, config.training, config.runtime, seed, strategy)
+      self.trainer = trainer_class(strategy)(self.model, data, config.training, config.runtime,
+                                             seed, strategy)
     self.initial_weights = get_weights(self.model)
     self.fresh_optimizer = optimizers.get_state(self.trainer.optimizer)
     self.kinds = pruning.layer_kinds(self.model)
     self.seed = seed
 
-  def build_plain(self, seed: int) -> keras.Model:
+  def build_plain(self, seed: int):
     return models.build(self.config.model, self.data.input_shape, self.data.num_classes, seed)
 
   def fresh_weights(self, seed: int) -> Dict[str, np.ndarray]:

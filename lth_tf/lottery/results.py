@@ -1,5 +1,7 @@
 """What a finished branch leaves: its metrics record, curve (JSON, CSV, TensorBoard), the summary
 rows and compute totals, and the one line printed per branch."""
+from __future__ import annotations
+
 import csv
 import io as _io
 import os
@@ -7,7 +9,9 @@ import shutil
 from typing import Dict, List
 
 from lth_tf import compute, io, pruning
+from lth_tf import compat
 from lth_tf.compat import tf
+from lth_tf.mechanism import keras3
 from lth_tf.errors import WriteError
 from lth_tf.rundir import SUMMARY_KEYS
 from lth_tf.training import TrainResult
@@ -74,7 +78,12 @@ def curve_csv(curve) -> str:
 
 
 def write_tensorboard(directory: str, curve) -> None:
-  """Writes the curve as TensorBoard scalars into a temporary folder, then renames it into place."""
+  """Writes the curve as TensorBoard scalars into a temporary folder, then renames it into place.
+
+  Keras 3 on JAX writes none unless TensorFlow is already imported: TensorBoard's writers import
+  TensorFlow, which that path never does (`curve.csv` and `curve.json` hold the same rows)."""
+  if not compat.loaded() and keras3.on_jax():
+    return
   staging = os.path.join(os.path.dirname(directory), io.TEMP_PREFIX + os.path.basename(directory))
   shutil.rmtree(staging, ignore_errors=True)
   try:

@@ -68,6 +68,7 @@ class LotteryExperiment:
           self.config.model, self.data.input_shape, self.data.num_classes, seed=0))
     preflight.check_modality(self.config, model, self.data)
     self.framework = mechanism.of(model).name  # the Keras the model is built in
+    self.backend = mechanism.of(model).backend  # and the backend it trains on
     if not pruning.mask_pairs(model):
       _, dense = pruning.structure.classify(model)
       why = "; ".join(f"{d.name}: {d.why}" for d in dense[:3]) or "it has no weights"
@@ -92,7 +93,8 @@ class LotteryExperiment:
     preflight.check_writable(self.config.runtime.root_dir)
     check_data_record(self.layout.data_file, self.data, self.layout.directory)
     check_engine_record(self.layout.engine_file, self.config.runtime, self.layout.directory)
-    check_model_record(self.layout.model_file, self.framework, self.layout.directory)
+    check_model_record(self.layout.model_file, self.framework, self.layout.directory,
+                       self.backend)
     check_optimizer_record(self.layout.optimizer_file, self.config.pruning, self.layout, slots)
 
   def share_level_0(self, seed: int, layouts: Mapping[int, ExperimentLayout]) -> None:
@@ -122,7 +124,8 @@ class LotteryExperiment:
     if self.writes:
       record_data(self.layout.data_file, self.data, self.layout.directory)
       record_engine(self.layout.engine_file, self.config.runtime, self.layout.directory)
-      record_model(self.layout.model_file, self.framework, self.layout.directory)
+      record_model(self.layout.model_file, self.framework, self.layout.directory,
+                   self.backend)
       record_optimizer(self.layout.optimizer_file, self.config.pruning, self.layout,
                        self.branch_slots())
     work = self.work()

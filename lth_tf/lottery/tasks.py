@@ -22,12 +22,13 @@ What an executor (`lth_tf.executors`) runs is a `Work`: `FindWork` here, the cop
 `lth stability` (`stability.copies`), and several of them run as one graph (`Works`: the
 experiments of a rewind sweep, an experiment and its stability copies).
 """
+from __future__ import annotations
+
 import dataclasses
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from lth_tf import branches as branches_lib
 from lth_tf import distribute, pruning
-from lth_tf.compat import tf
 from lth_tf.config import ExperimentConfig
 from lth_tf.lottery import early_bird
 from lth_tf.lottery.branch_run import BranchRun
@@ -428,7 +429,7 @@ def run_detached(spec, data, task, inputs: Dict[str, Dict], checkpoints):
   key = spec.key()
   if _DETACHED.get("key") != key:
     if spec.config.runtime.deterministic:
-      tf.config.experimental.enable_op_determinism()
+      distribute.enable_determinism()
     _DETACHED.clear()
     _DETACHED.update(key=key, strategy=distribute.make_strategy(spec.config.runtime),
                      replicates={})

@@ -25,13 +25,16 @@ The implementation for Keras 2 (tf_keras with tfmot's pruning wrapper, frozen) i
 this package and `lth_tf.compat` (which imports the libraries) reads tfmot, tf_keras's private
 names or an optimizer's private names (tests/test_imports.py enforces it).
 """
+from __future__ import annotations
+
 import importlib
+import sys
 from typing import List, Optional
 
+from lth_tf.errors import ConfigError
 from lth_tf.registry import Registry
 
 MECHANISMS: Registry["Mechanism"] = Registry("framework")
-_IMPLEMENTATIONS = ("tf_keras", "keras3")  # modules of this package, imported on first use
 
 
 class Mechanism:
@@ -43,6 +46,8 @@ class Mechanism:
   model_names: tuple = ()
   # Whether models are built under lth_tf's --mixed_precision policy (`lth_tf.precision`).
   mixed_precision = False
+  # The backend its models train on (`tensorflow`; Keras 3: also `jax`).
+  backend = "tensorflow"
 
   def owns(self, obj) -> bool:
     """Whether `obj` (a model, layer or optimizer) belongs to this implementation."""
@@ -62,6 +67,12 @@ class Mechanism:
   def trainable_weights(self, model) -> List:
     """The trainable weights of `model`, as `variable`s, in the order an optimizer takes them."""
     return [self.variable(weight) for weight in model.trainable_weights]
+
+  def new_mask(self, weight, name: str):
+    """A new mask variable for `weight` (a `variable`), all ones, not trainable."""
+    from lth_tf.compat import tf  # pylint: disable=import-outside-toplevel
+    return tf.Variable(tf.ones(weight.shape, weight.dtype), trainable=False,
+                       name=name.replace(":", "_"))
 
   def graph_inputs(self, model) -> List:
     """The Inputs of a functional or Sequential model; [] for a subclassed one."""
@@ -169,37 +180,42 @@ class Mechanism:
     raise NotImplementedError
 
 
-_LOADED = []  # once the implementations are imported (`of` runs inside traced functions too)
+# name -> the library a model of that implementation is made of: an implementation is imported
+# only once its library is (`of`, `set_random_seed`) or it is named (`named`), so a Keras 3 model
+# on JAX never imports tf_keras, tfmot or TensorFlow.
+_LIBRARIES = {"keras3": "keras", "tf_keras": "tf_keras"}
+_NAMES = tuple(sorted(_LIBRARIES))
 
 
-def _load() -> None:
-  if not _LOADED:
-    for name in _IMPLEMENTATIONS:
-      importlib.import_module(f"{__name__}.{name}")
-    _LOADED.append(True)
+def _implementation(name: str) -> "Mechanism":
+  if name not in MECHANISMS:
+    importlib.import_module(f"{__name__}.{name}")
+  return MECHANISMS.get(name)
 
 
 def of(obj) -> Mechanism:
-  """The implementation `obj` (a model, layer or optimizer) belongs to.
+  """The implementation `obj` (a model, layer or optimizer) belongs to (of those whose library
+  is imported: the others own nothing yet). Plain loops: it also runs inside traced functions.
 
   Raises:
     TypeError: no implementation owns it.
   """
-  _load()
-  for name in MECHANISMS.names():
-    mechanism = MECHANISMS.get(name)
-    if mechanism.owns(obj):
-      return mechanism
+  for name in _NAMES:
+    if _LIBRARIES[name] in sys.modules:
+      mechanism = _implementation(name)
+      if mechanism.owns(obj):
+        return mechanism
   raise TypeError(f"{type(obj).__module__}.{type(obj).__name__} belongs to no Keras lth_tf "
-                  f"prunes ({', '.join(MECHANISMS.names())})")
+                  f"prunes ({', '.join(_NAMES)})")
 
 
 def set_random_seed(seed: int) -> None:
-  """Seeds every implementation's global generators: a user's model function that takes no seed
-  of its own builds the same weights for the same seed, whichever Keras it uses."""
-  _load()
-  for name in MECHANISMS.names():
-    MECHANISMS.get(name).set_random_seed(seed)
+  """Seeds every implementation's global generators (those whose library is imported): a user's
+  model function that takes no seed of its own builds the same weights for the same seed,
+  whichever Keras it uses."""
+  for name in _NAMES:
+    if _LIBRARIES[name] in sys.modules:
+      _implementation(name).set_random_seed(seed)
 
 
 DEFAULT = "tf_keras"
@@ -207,18 +223,19 @@ DEFAULT = "tf_keras"
 
 def names() -> tuple:
   """The implementations' names: the values of `ModelConfig.framework`."""
-  _load()
-  return tuple(MECHANISMS.names())
+  return _NAMES
 
 
 def named(name: str) -> Mechanism:
   """The implementation called `name` (`ModelConfig.framework`; empty: the default, tf_keras).
 
   Raises:
-    ConfigError: an unknown name (the registry's one-line error).
+    ConfigError: an unknown name.
   """
-  _load()
-  return MECHANISMS.get(name or DEFAULT)
+  name = name or DEFAULT
+  if name not in _LIBRARIES:
+    raise ConfigError(f"unknown framework {name!r}; choose one of: {', '.join(names())}")
+  return _implementation(name)
 
 
 def default() -> Mechanism:

@@ -23,8 +23,11 @@ without its base class.
 
 Keras 3 is imported only where a Keras 3 model exists: `owns` looks at `sys.modules`.
 """
+import random
 import sys
 from typing import List, Optional
+
+import numpy as np
 
 from lth_tf.mechanism import MECHANISMS, Mechanism
 
@@ -34,6 +37,12 @@ _LOSS_SCALING = ("lth_tf's --mixed_precision builds tf_keras models only; a Kera
 # `_momentums`, `_velocities` and with amsgrad `_velocity_hats`; SGD: `momentums`; RMSprop:
 # `_velocities`, `_momentums`, `_average_gradients`).
 _SLOT_LISTS = ("_momentums", "momentums", "_velocities", "_velocity_hats", "_average_gradients")
+
+
+def on_jax() -> bool:
+  """Whether Keras 3 models train on its JAX backend in this process (`lth_tf.compat.on_jax`)."""
+  from lth_tf import compat  # pylint: disable=import-outside-toplevel
+  return compat.on_jax()
 
 
 def _keras():
@@ -58,10 +67,24 @@ class Keras3(Mechanism):
 
   # ---- variables --------------------------------------------------------------------------
 
+  @property
+  def backend(self) -> str:
+    """The Keras 3 backend models train on: `tensorflow` or `jax`."""
+    return self.keras.backend.backend()
+
   def variable(self, weight):
+    if self.backend == "jax":
+      return JaxVariable.of(weight)
     # The backend's own variable: a tf.Variable on TensorFlow (read and assigned by the layer's
     # calls, so a gradient taken with respect to it is the weight's).
     return weight._value  # pylint: disable=protected-access
+
+  def new_mask(self, weight, name: str):
+    if self.backend == "jax":
+      return JaxVariable.of(self.keras.Variable(np.ones(weight.shape, weight.dtype),
+                                                trainable=False,
+                                                name=name.replace("/", "-")))
+    return super().new_mask(weight, name)
 
   def weight_name(self, layer, name: str) -> str:
     """Keras 3 calls a depthwise convolution's kernel `kernel`; tf_keras (and every ticket)
@@ -85,10 +108,10 @@ class Keras3(Mechanism):
       return []
 
   def refusal(self, model) -> Optional[str]:
-    backend = self.keras.backend.backend()
-    if backend != "tensorflow":
+    backend = self.backend
+    if backend not in ("tensorflow", "jax"):
       return (f"Keras 3 runs on its {backend!r} backend here; lth_tf trains Keras 3 models on "
-              "the TensorFlow backend (unset KERAS_BACKEND, or set it to tensorflow)")
+              "the TensorFlow or the JAX backend (set KERAS_BACKEND to tensorflow or jax)")
     return None
 
   # ---- the layer graph ------------------------------------------------------------------------
@@ -189,8 +212,71 @@ class Keras3(Mechanism):
 
   def set_random_seed(self, seed: int) -> None:
     module = sys.modules.get("keras")
-    if module is not None and hasattr(module, "ops"):
+    if module is None or not hasattr(module, "ops"):
+      return
+    if module.backend.backend() == "tensorflow":
       module.utils.set_random_seed(int(seed))
+      return
+    # `keras.utils.set_random_seed` without its TensorFlow seed, which would import TensorFlow
+    # (where it is installed) on a backend that needs none: Python's, NumPy's and Keras' own
+    # global seed, and a fresh global seed generator.
+    from keras.src.backend.common import global_state  # pylint: disable=import-outside-toplevel
+    from keras.src.random import seed_generator  # pylint: disable=import-outside-toplevel
+    from keras.src.utils import rng_utils  # pylint: disable=import-outside-toplevel
+    random.seed(int(seed))
+    np.random.seed(int(seed))
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, int(seed))
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+
+
+class JaxVariable:
+  """A Keras 3 variable on the JAX backend, as lth_tf reads and assigns variables: `numpy()`,
+  `assign`, `shape`, `dtype`, `name`, and `ref()` (a hashable key: one view per variable, so the
+  view itself). `keras_variable` is the Keras 3 variable, which the JAX trainer
+  (`lth_tf.training.jax_trainer`) trains statelessly and writes back after every chunk."""
+
+  def __init__(self, keras_variable):
+    self.keras_variable = keras_variable
+
+  @classmethod
+  def of(cls, keras_variable) -> "JaxVariable":
+    view = keras_variable.__dict__.get("_lth_view")
+    if view is None:
+      view = keras_variable.__dict__["_lth_view"] = cls(keras_variable)
+    return view
+
+  def ref(self) -> "JaxVariable":
+    return self
+
+  @property
+  def shape(self):
+    return tuple(self.keras_variable.shape)
+
+  @property
+  def dtype(self) -> np.dtype:
+    return np.dtype(self.keras_variable.dtype)
+
+  @property
+  def name(self) -> str:
+    return self.keras_variable.name
+
+  @property
+  def trainable(self) -> bool:
+    return self.keras_variable.trainable
+
+  def numpy(self) -> np.ndarray:
+    return np.array(self.keras_variable.value)
+
+  def assign(self, value) -> None:
+    if isinstance(value, JaxVariable):
+      value = value.keras_variable.value
+    self.keras_variable.assign(np.asarray(value, self.dtype)
+                               if isinstance(value, (np.ndarray, float, int)) else value)
+
+  def zero_pruned(self, mask) -> None:
+    """Sets the entries where `mask` (a mask variable or array) is zero to exactly zero."""
+    mask = mask.numpy() if isinstance(mask, JaxVariable) else np.asarray(mask)
+    self.keras_variable.assign(self.numpy() * mask.astype(self.dtype))
 
 
 MECHANISMS.add("keras3", Keras3())

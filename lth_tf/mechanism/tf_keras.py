@@ -14,6 +14,8 @@ hold for the versions setup.py pins (tf-keras 2.21.0, tensorflow-model-optimizat
 tests that use them (slots zeroed with the mask, BatchNormalization left unwrapped, layer
 renaming) fail first when an upgrade changes them.
 """
+from __future__ import annotations
+
 import inspect
 from typing import List, Optional
 
@@ -56,6 +58,7 @@ _NOT_WRAPPED = (keras.layers.MultiHeadAttention,)
 class TfKeras(Mechanism):
   """tf_keras models, layers and optimizers (`TF_USE_LEGACY_KERAS`, set by `lth_tf.compat`)."""
   name = "tf_keras"
+  wrapper_class = MaskFreezeWrapper
   keras = keras
   model_names = ("model",)
   mixed_precision = True

@@ -1,10 +1,14 @@
 """The model zoo: the `MODELS` registry, `build`, and one self-registering module per family."""
+from __future__ import annotations
+
+import sys
 from typing import Tuple
 
 from lth_tf import mechanism, precision, user_code
 from lth_tf.compat import keras
 from lth_tf.config import ModelConfig
 from lth_tf.errors import ConfigError
+from lth_tf.mechanism import keras3
 from lth_tf.models.base import MODELS, ModelBuilder, count_weights
 from lth_tf.models.user import build_user_model
 from lth_tf.pruning import structure
@@ -70,8 +74,15 @@ def build(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int,
   if int(num_classes) < 1:
     raise ConfigError(f"num_classes must be >= 1; got {num_classes}")
   check_dropout(config)
+  on_jax = keras3.on_jax()
+  if on_jax and not user_code.is_spec(config.name) and config.framework != "keras3":
+    raise ConfigError(f"model {config.name!r}: KERAS_BACKEND=jax trains Keras 3 models; add "
+                      "--framework=keras3 (or unset KERAS_BACKEND for tf_keras)")
   model = build_model(config, input_shape, int(num_classes), int(seed))
   built = mechanism.of(model).name
+  if on_jax and built != "keras3":
+    raise ConfigError(f"model {config.name!r} is a {built} model: KERAS_BACKEND=jax trains "
+                      "Keras 3 models (unset KERAS_BACKEND for tf_keras)")
   refusal = mechanism.of(model).refusal(model)
   if refusal:
     raise ConfigError(f"model {config.name!r}: {refusal}")
@@ -80,7 +91,9 @@ def build(config: ModelConfig, input_shape: Tuple[int, ...], num_classes: int,
                       f"{config.framework} names another Keras: a model function is built in "
                       "the Keras it returns (drop --framework)")
   graph = bool(structure.graph_inputs(model))
-  mixed = keras.mixed_precision.global_policy().compute_dtype != "float32"
+  # (tf_keras's global policy: float32 unless tf_keras is imported and a policy set.)
+  mixed = ("tf_keras" in sys.modules
+           and keras.mixed_precision.global_policy().compute_dtype != "float32")
   if mixed and not mechanism.of(model).mixed_precision:
     raise ConfigError(f"model {config.name!r} is a {mechanism.of(model).name} model: lth_tf's "
                       "--mixed_precision builds tf_keras models only; train it in float32")

@@ -1,4 +1,6 @@
 """The model registry and the layer helpers every model family shares (naming, seeded init)."""
+from __future__ import annotations
+
 from typing import Callable, Tuple
 
 from lth_tf import mechanism
@@ -8,7 +10,7 @@ from lth_tf.errors import ConfigError
 from lth_tf.registry import Registry
 
 # A registered entry: (config, input_shape, num_classes, seed) -> a functional Keras model.
-ModelBuilder = Callable[[ModelConfig, Tuple[int, ...], int, int], keras.Model]
+ModelBuilder = Callable[[ModelConfig, Tuple[int, ...], int, int], "keras.Model"]
 
 MODELS: Registry[ModelBuilder] = Registry("model")
 
@@ -52,6 +54,13 @@ class LayerFactory:
     self._check_capacity()
     value = self.seed * SEED_STRIDE + self._index
     self._index += 1
+    return self._backend_seed(value)
+
+  def _backend_seed(self, value: int) -> int:
+    """JAX's generators take seeds of 32 bits: there the larger ones (the re-init control's
+    derived seeds) keep their low 32 bits. (TensorFlow takes them whole.)"""
+    if self.keras is not keras and self.keras.backend.backend() == "jax":
+      return value % 2**32
     return value
 
   def kernel_initializer(self) -> keras.initializers.Initializer:
@@ -83,7 +92,7 @@ class LayerFactory:
     self._check_capacity()
     seed = self.seed * SEED_STRIDE + SEED_STRIDE - 1 - self._dropout_index
     self._dropout_index += 1
-    return self.keras.layers.Dropout(rate, seed=seed, name=name)
+    return self.keras.layers.Dropout(rate, seed=self._backend_seed(seed), name=name)
 
   def batch_norm(self, name: str) -> keras.layers.BatchNormalization:
     """Batch normalisation over the channel axis with Keras defaults (gamma 1, beta 0)."""

@@ -1,4 +1,6 @@
 """Conv-2, Conv-4 and Conv-6, the small VGG-like CIFAR networks of Frankle & Carbin (2019)."""
+from __future__ import annotations
+
 import functools
 from typing import Tuple
 

@@ -10,12 +10,15 @@ returns what the user's model returned. Anything else that looks like probabilit
 over several classes, a subclassed model whose outputs sum to one) is refused in one line: its
 loss would be silently wrong.
 """
+from __future__ import annotations
+
 import functools
 from typing import Tuple
 
 import numpy as np
 
 from lth_tf import mechanism
+from lth_tf import compat
 from lth_tf.compat import tf
 from lth_tf.errors import ConfigError
 from lth_tf.pruning import structure
@@ -95,7 +98,7 @@ def _check_probabilities(model, input_shape: Tuple[int, ...], what: str) -> None
   """Refuses a model whose head lth_tf cannot take off (a subclassed model, a softmax written as
   an op) when its outputs on a random batch look like probabilities (when built eagerly; a model
   built in a graph, to look at its layers, is not run)."""
-  if not tf.executing_eagerly():
+  if compat.loaded() and not tf.executing_eagerly():  # (without TensorFlow: no graph)
     return
   probe = np.random.default_rng(0).uniform(size=(4,) + tuple(input_shape)).astype(np.float32)
   out = np.asarray(model(probe, training=False))

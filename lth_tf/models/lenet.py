@@ -1,4 +1,6 @@
 """LeNet-300-100, the fully connected MNIST network of Frankle & Carbin (2019)."""
+from __future__ import annotations
+
 from typing import Tuple
 
 from lth_tf.compat import keras

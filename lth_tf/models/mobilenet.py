@@ -17,6 +17,8 @@ inference keeps dense (`lth_tf.pruning.kinds`).
   1x1 pointwise + batch norm + ReLU6), with every stride-2 convolution padded 1 on each side
   (`ZeroPadding2D` + 'valid'), the graph shape tfmot's `PruneForLatencyOnXNNPack` accepts.
 """
+from __future__ import annotations
+
 import functools
 from typing import Tuple
 

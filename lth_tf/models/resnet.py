@@ -1,4 +1,6 @@
 """CIFAR ResNet-N (N = 6n + 2) of He et al. (2016), laid out as open_lth's cifar_resnet."""
+from __future__ import annotations
+
 import functools
 from typing import Tuple
 

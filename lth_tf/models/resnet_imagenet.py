@@ -17,6 +17,8 @@ Two stems, registered under two names per depth:
   64 filters, batch norm and relu, no max-pool (32x32 inputs reach the last stage at 4x4).
 Layers of stage s, block b are named `..._s{s}_b{b}...` (s from 1, b from 0), as in `resnet`.
 """
+from __future__ import annotations
+
 import functools
 from typing import Callable, Dict, Tuple
 

@@ -1,4 +1,6 @@
 """Your own model, named `package.module:function`: imported, built with its seed, checked."""
+from __future__ import annotations
+
 from typing import Tuple
 
 import numpy as np

@@ -1,4 +1,6 @@
 """VGG-16 and VGG-19 for CIFAR with batch norm, as in Frankle & Carbin (2019) and open_lth."""
+from __future__ import annotations
+
 import functools
 from typing import Tuple
 

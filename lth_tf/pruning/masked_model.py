@@ -1,4 +1,6 @@
 """Masks on a wrapped Keras model: read, set, enforce, and the layer kinds that pick per-layer rates."""
+from __future__ import annotations
+
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -30,16 +32,21 @@ def set_mask(model: keras.Model, mask: Mask) -> None:
   """Assigns `mask` (checked to fit the model) and zeroes the pruned weights."""
   mask.check_fits(prunable_shapes(model))
   for name, weight, mask_var in mask_pairs(model):
-    mask_var.assign(mask[name].astype(mask_var.dtype.as_numpy_dtype))
+    mask_var.assign(mask[name].astype(np.dtype(mask_var.dtype.name)))
   apply_mask(model)
 
 
 def zero_pruned(targets, mask) -> None:
   """Sets the entries of every variable of `targets` (a weight, its optimizer slots) where
   `mask` is zero to exactly zero: the one place that multiplies a variable by its mask (in and
-  out of traced functions; a mask of the variable's dtype is used as it is)."""
+  out of traced functions; a mask of the variable's dtype is used as it is). A variable that
+  is not TensorFlow's (a Keras 3 variable on JAX, `lth_tf.mechanism.keras3.JaxVariable`) zeroes
+  itself."""
   for target in targets:
-    target.assign(target * tf.cast(mask, target.dtype))
+    if hasattr(target, "zero_pruned"):
+      target.zero_pruned(mask)
+    else:
+      target.assign(target * tf.cast(mask, target.dtype))
 
 
 def apply_mask(model: keras.Model) -> None:

@@ -12,6 +12,8 @@ back as it was, whatever mask was scored (`scoring`). A strategy that scores in 
 sets a sparser mask at each step; the model it was given holds its own mask and weights
 afterwards, so a training that scores on the side (the early-bird watch) goes on untouched.
 """
+from __future__ import annotations
+
 import contextlib
 from typing import Dict, Iterator, List, Tuple
 

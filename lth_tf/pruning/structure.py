@@ -23,6 +23,8 @@ Which weights are pruned:
   optimizer slots zeroed at the start of every chunk, its gradient masked at every step, so it
   stays exactly zero after every step).
 """
+from __future__ import annotations
+
 import dataclasses
 import functools
 import re

@@ -2,10 +2,10 @@
 frozen-mask wrapper (`lth_tf.mechanism`: tfmot's wrapper for tf_keras models), the weights no
 wrapper covers given masks of their own (`lth_tf.pruning.structure`).
 """
+from __future__ import annotations
+
 from lth_tf import mechanism
-from lth_tf.compat import keras, tf
 from lth_tf.errors import ConfigError
-from lth_tf.mechanism.tf_keras import MaskFreezeWrapper
 from lth_tf.pruning import structure
 
 
@@ -14,7 +14,7 @@ def is_prunable(layer) -> bool:
   return mechanism.of(layer).is_prunable(layer)
 
 
-def wrap_model(model: keras.Model) -> keras.Model:
+def wrap_model(model):
   """Returns `model` ready for pruning, every mask all ones.
 
   A functional or Sequential model is copied (weights included) with its prunable top-level
@@ -41,17 +41,23 @@ def wrap_model(model: keras.Model) -> keras.Model:
   for entry in pruned:
     mask = by_wrapper.get(entry.weight.ref())
     if mask is None:
-      mask = tf.Variable(tf.ones(entry.weight.shape, entry.weight.dtype), trainable=False,
-                         name=f"lth_mask/{entry.name}".replace(":", "_"))
+      mask = mechanism.of(wrapped).new_mask(entry.weight, f"lth_mask/{entry.name}")
     entries.append(structure.Masked(entry.name, entry.weight, mask, entry.layer, entry.family))
   structure.attach_masks(wrapped, entries)
   return wrapped
 
 
-def masked_layers(model: keras.Model):
+def masked_layers(model):
   """The model's wrapped layers (`MaskFreezeWrapper`) in model order."""
   wrappers = mechanism.of(model)
   return [layer for layer in model.layers if wrappers.is_wrapper(layer)]
 
 
-__all__ = ["MaskFreezeWrapper", "is_prunable", "masked_layers", "wrap_model"]
+def __getattr__(name):
+  # tfmot's wrapper class, from the tf_keras mechanism, which imports tfmot and TensorFlow.
+  if name == "MaskFreezeWrapper":
+    return mechanism.named("tf_keras").wrapper_class
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["is_prunable", "masked_layers", "wrap_model"]  # and MaskFreezeWrapper, on first use

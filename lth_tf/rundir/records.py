@@ -55,9 +55,21 @@ def _describe(record) -> str:
 # `model.json`: the Keras the model is built in (`lth_tf.mechanism`: `tf_keras` or `keras3`): a
 # registered model's `--framework`, or the Keras a user's model function returns. A directory
 # without it (before 2026-12-07) holds a tf_keras model.
-def model_record(framework: str) -> Dict:
-  """What `model.json` records."""
-  return {"framework": framework}
+def model_record(framework: str, backend: str = "tensorflow") -> Dict:
+  """What `model.json` records: the Keras, and the Keras 3 backend where it is not TensorFlow
+  (`jax`: other numbers within float rounding, and its own optimizer-state layout)."""
+  record = {"framework": framework}
+  if backend != "tensorflow":
+    record["backend"] = backend
+  return record
+
+
+def recorded_backend(path: str) -> str:
+  """The backend `model.json` records; tensorflow where it records none."""
+  recorded = _recorded(path, "model")
+  if not isinstance(recorded, dict):
+    return "tensorflow"
+  return recorded.get("backend", "tensorflow")
 
 
 def recorded_framework(path: str) -> str:
@@ -68,8 +80,10 @@ def recorded_framework(path: str) -> str:
   return recorded.get("framework", "") if isinstance(recorded, dict) else ""
 
 
-def check_model_record(path: str, framework: str, directory: str) -> None:
-  """Refuses to go on in `directory` if it trained a model of another Keras than `framework`.
+def check_model_record(path: str, framework: str, directory: str,
+                       backend: str = "tensorflow") -> None:
+  """Refuses to go on in `directory` if it trained a model of another Keras than `framework`,
+  or on another backend than `backend`.
 
   Raises:
     UserError: one line that says how to start a new experiment.
@@ -81,12 +95,17 @@ def check_model_record(path: str, framework: str, directory: str) -> None:
     raise UserError(f"{directory} trained a {recorded or 'unknown'} model (recorded in {path}); "
                     f"the model is now a {framework} model: an experiment trains one Keras's "
                     f"model; use another --root_dir, or remove {directory}")
+  if recorded_backend(path) != backend:
+    raise UserError(f"{directory} trained on Keras 3's {recorded_backend(path)} backend "
+                    f"(recorded in {path}); it now runs on {backend}: an experiment trains on "
+                    f"one backend; use another --root_dir, or remove {directory}")
 
 
-def record_model(path: str, framework: str, directory: str) -> None:
-  """Records the framework in `path` unless a record exists (which must then be this one)."""
-  check_model_record(path, framework, directory)
-  _write_once(path, model_record(framework))
+def record_model(path: str, framework: str, directory: str, backend: str = "tensorflow") -> None:
+  """Records the framework (and backend) in `path` unless a record exists (which must then be
+  this one)."""
+  check_model_record(path, framework, directory, backend)
+  _write_once(path, model_record(framework, backend))
 
 
 # `engine.json`: the runtime settings that choose how a step is computed. They are not part of the

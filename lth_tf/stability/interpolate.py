@@ -14,6 +14,8 @@ at that point over fixed training batches, by the layer's own update in training
 Instability (Frankle et al. 2020) is the largest error on the path minus the mean of the two
 endpoint errors: 0 when the path has no barrier above its ends.
 """
+from __future__ import annotations
+
 import contextlib
 from typing import Callable, Dict, List, Mapping, Sequence, Tuple
 

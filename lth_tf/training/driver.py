@@ -30,10 +30,10 @@ An engine is any object with:
 Its weights, optimizer state and iteration counter must already be those at the start.
 """
 import dataclasses
+import sys
 from typing import Callable, Dict, Iterable, List, Optional
 
 from lth_tf import io
-from lth_tf.compat import keras
 from lth_tf.errors import TrainingDiverged
 
 Curve = List[Dict[str, float]]
@@ -102,7 +102,7 @@ def fit(engine, start_iteration: int, curve: Optional[Curve] = None,
   """
   end, every = engine.config.iterations, engine.config.eval_every
   curve = list(curve or [])
-  bar = keras.utils.Progbar(end, verbose=1 if progress else 0,
+  bar = _progress_bar_class()(end, verbose=1 if progress else 0,
                             stateful_metrics=["loss", "val_acc", "test_acc"], unit_name="iteration")
   if description and progress:
     print(description, flush=True)
@@ -132,6 +132,14 @@ def fit(engine, start_iteration: int, curve: Optional[Curve] = None,
                          "none")
       break
   return TrainResult.from_curve(curve)
+
+
+def _progress_bar_class():
+  """Keras' progress bar: tf_keras's where it is imported, else Keras 3's (the same one)."""
+  if "tf_keras" in sys.modules:
+    return sys.modules["tf_keras"].utils.Progbar
+  from keras import utils  # pylint: disable=import-outside-toplevel
+  return utils.Progbar
 
 
 def _row(engine, iteration: int, train_loss: Optional[float]) -> Dict[str, float]:

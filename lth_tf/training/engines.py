@@ -15,6 +15,8 @@ as measured (benchmarks/README.md, "The default engine"); the first whose rules 
 The rules are those `loop.check_engine` enforces, checked on the model built in a graph of its
 own, so the choice is made before TensorFlow's thread pools are sized.
 """
+from __future__ import annotations
+
 import dataclasses
 import os
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
@@ -170,7 +172,12 @@ def trained_before_record(config_file: str) -> bool:
 
 def resolve(config: ExperimentConfig, input_shape: Sequence[int], num_classes: int,
             engine_file: str, config_file: str, log: Callable[[str], None]) -> ExperimentConfig:
-  """`config` with the engine this run uses, said in one line (see `choose`)."""
+  """`config` with the engine this run uses, said in one line (see `choose`). Keras 3 on JAX has
+  one engine, the JAX trainer's (`lth_tf.training.jax_trainer`)."""
+  from lth_tf.mechanism import keras3  # pylint: disable=import-outside-toplevel
+  if keras3.on_jax():
+    log("engine: JAX, one jitted function per chunk of iterations (Keras 3 on JAX)")
+    return config
   def probe():
     with tf.Graph().as_default(), precision.policy(config.training.mixed_precision):
       model = models.build(config.model, tuple(input_shape), num_classes, seed=0)

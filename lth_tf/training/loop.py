@@ -27,6 +27,8 @@ examples, its loss is its summed per-example loss divided by B, the optimizer al
 (sums) the gradients, and the re-mask runs once on the mirrored variables after the step.
 The default and one-device strategies keep the single-device step unchanged.
 """
+from __future__ import annotations
+
 import functools
 import warnings
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
@@ -41,18 +43,7 @@ from lth_tf.errors import ConfigError
 from lth_tf.pruning import mask_pairs, structure, zero_pruned
 from lth_tf.training import driver, optimizers, schedules, sharded
 from lth_tf.training.driver import TrainResult
-
-
-def batch_indices(num_examples: int, batch_size: int, seed: int, start: int, stop: int) -> np.ndarray:
-  """Example indices of iterations [start, stop), concatenated; the last partial batch is dropped."""
-  steps_per_epoch = num_examples // batch_size
-  pieces = []
-  for epoch in range(start // steps_per_epoch, (stop - 1) // steps_per_epoch + 1):
-    order = np.random.default_rng([seed, epoch]).permutation(num_examples)
-    first = max(start, epoch * steps_per_epoch) - epoch * steps_per_epoch
-    last = min(stop, (epoch + 1) * steps_per_epoch) - epoch * steps_per_epoch
-    pieces.append(order[first * batch_size:last * batch_size])
-  return np.concatenate(pieces).astype(np.int32)
+from lth_tf.training.order import batch_indices  # noqa: F401  (the data order, re-exported)
 
 
 def static_batch(indices, step, batch_size: int):

@@ -1,5 +1,13 @@
 """Optimizer registry (Adam, SGD with momentum, RMSprop), their fused updates for the training
-paths that apply them (`FUSED_UPDATES`), and access to an optimizer's state by variable."""
+paths that apply them (`FUSED_UPDATES`), and access to an optimizer's state by variable.
+
+An optimizer is tf_keras's, which lth_tf's training loop applies to a tf_keras model or to the
+tf.Variables of a Keras 3 model on TensorFlow, or (`library=` Keras 3) Keras 3's, which the JAX
+trainer applies statelessly (`lth_tf.training.jax_trainer`): the same update rules and
+hyperparameters.
+"""
+from __future__ import annotations
+
 from typing import Callable, Dict, List
 
 import numpy as np
@@ -18,18 +26,18 @@ OPTIMIZERS: Registry[Callable[[TrainingConfig], keras.optimizers.Optimizer]] = R
 
 
 @OPTIMIZERS.register("adam")
-def _adam(config: TrainingConfig):
-  return keras.optimizers.Adam(config.learning_rate)
+def _adam(config: TrainingConfig, library=keras):
+  return library.optimizers.Adam(config.learning_rate)
 
 
 @OPTIMIZERS.register("sgd")
-def _sgd(config: TrainingConfig):
-  return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum)
+def _sgd(config: TrainingConfig, library=keras):
+  return library.optimizers.SGD(config.learning_rate, momentum=config.momentum)
 
 
 @OPTIMIZERS.register("rmsprop")
-def _rmsprop(config: TrainingConfig):
-  return keras.optimizers.RMSprop(config.learning_rate, momentum=config.momentum)
+def _rmsprop(config: TrainingConfig, library=keras):
+  return library.optimizers.RMSprop(config.learning_rate, momentum=config.momentum)
 
 
 # ---- fused updates ----------------------------------------------------------------------------
@@ -87,13 +95,14 @@ def fused_step(update: Callable, optimizer, gradients, variables, slots) -> None
   optimizer.iterations.assign_add(1)
 
 
-def build(config: TrainingConfig, variables) -> keras.optimizers.Optimizer:
-  """Creates the configured optimizer with its slots built for `variables`.
+def build(config: TrainingConfig, variables, library=None) -> keras.optimizers.Optimizer:
+  """Creates the configured optimizer (tf_keras's, or `library`'s: Keras 3) with its slots
+  built for `variables`.
 
   Under `mixed_float16` it is wrapped in a `LossScaleOptimizer` (whose `variables` are the
   inner optimizer's).
   """
-  optimizer = OPTIMIZERS.get(config.optimizer)(config)
+  optimizer = OPTIMIZERS.get(config.optimizer)(config, library or keras)
   optimizer.build(variables)
   return precision.wrap_optimizer(optimizer, config.mixed_precision)
 

@@ -14,6 +14,8 @@ its end, so evaluation, checkpoints, masks and tickets see the model's own varia
 Only models that are a chain of layers (each layer's input is the previous layer's output) can
 be sharded; the sharded layers must take rank-2 inputs.
 """
+from __future__ import annotations
+
 import dataclasses
 from typing import List, Optional, Sequence
 

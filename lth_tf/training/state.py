@@ -1,4 +1,6 @@
 """A model's and optimizer's state as named numpy arrays (masks excluded), and capturing/restoring it."""
+from __future__ import annotations
+
 from typing import Dict
 
 import numpy as np

@@ -11,6 +11,8 @@ The rule, chosen from the source (ticket) and target input shapes (H, W, C) alon
    training split, example budget) exactly like a dataset of that shape.
 Adapters act on raw pixels before normalisation. Every step is a registered function.
 """
+from __future__ import annotations
+
 import dataclasses
 from typing import Callable, Dict, Sequence, Tuple
 

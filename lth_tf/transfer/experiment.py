@@ -160,6 +160,7 @@ class TransferExperiment:
       model = pruning.wrap_model(models.build(
           self.config.model, self.data.input_shape, self.data.num_classes, seed=0))
     self.framework = mechanism.of(model).name  # the Keras the model is built in
+    self.backend = mechanism.of(model).backend  # and the backend it trains on
     shapes = {n: v.shape for n, v in get_weights(model).items()}
     mask, _, self.head_replaced = adapt_ticket(
         self.ticket, shapes, pruning.layer_kinds(model), self.data.num_classes,
@@ -171,7 +172,8 @@ class TransferExperiment:
     preflight.check_writable(self.config.runtime.root_dir)
     check_data_record(self.layout.data_file, self.data, self.layout.directory)
     check_engine_record(self.layout.engine_file, self.config.runtime, self.layout.directory)
-    check_model_record(self.layout.model_file, self.framework, self.layout.directory)
+    check_model_record(self.layout.model_file, self.framework, self.layout.directory,
+                       self.backend)
     preflight.check_finished_metrics(self.layout, self.branch_slots())
 
   def _check_target_ticket(self, model) -> None:
@@ -248,7 +250,8 @@ class TransferExperiment:
           self.flags_text)
       record_data(self.layout.data_file, self.data, self.layout.directory)
       record_engine(self.layout.engine_file, self.config.runtime, self.layout.directory)
-      record_model(self.layout.model_file, self.framework, self.layout.directory)
+      record_model(self.layout.model_file, self.framework, self.layout.directory,
+                   self.backend)
     work = self.work()
     EXECUTORS.get(self.config.runtime.executor)(work, work.graph(self.config.runtime.seeds))
     return self.write_summary()
