@@ -30,7 +30,7 @@ import time
 os.environ["KERAS_BACKEND"] = "jax"
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-PRESET = {"model": "conv2", "framework": "keras3", "validation_size": 5000, "optimizer": "adam",
+PRESET = {"framework": "keras3", "validation_size": 5000, "optimizer": "adam",
           "learning_rate": 2e-4, "batch_size": 60, "pruning_strategy": "magnitude",
           "scope": "layerwise", "conv_rate": 0.1, "fc_rate": 0.2, "output_rate": 0.1,
           "rewind_iteration": 0, "reinit": True}

@@ -185,3 +185,24 @@ def test_what_jax_does_not_run_is_refused_in_one_line(monkeypatch, tmp_path):
   with pytest.raises(UserError, match="trained on Keras 3's tensorflow backend .* it now runs on "
                                       "jax"):
     check_model_record(path, "keras3", directory, backend="jax")
+
+
+def test_the_conv2_accelerator_script_runs_on_cpu_without_tensorflow(tmp_path):
+  """benchmarks/jax_conv2.py, the script for a machine whose accelerator runs JAX and not
+  TensorFlow, at smoke settings: Conv-2 built in Keras 3 on JAX, its steady-state speed and one
+  round of IMP with the re-init control, with TensorFlow unimportable."""
+  out = tmp_path / "conv2.json"
+  result = _on_jax(tmp_path, "--script", os.path.join(os.path.dirname(os.path.dirname(HERE)),
+                                                      "benchmarks", "jax_conv2.py"),
+                   "--dataset=synthetic_cifar", "--iterations=10", "--levels=1",
+                   "--timed_steps=5", "--repeats=1", "--validation_size=100",
+                   f"--root_dir={tmp_path / 'runs'}", f"--out={out}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  record = json.load(open(out))
+  assert record["steady_steps_per_second"] > 0 and not record["tensorflow_imported"]
+  assert [(b["level"], b["branch"]) for b in record["branches"]] == [
+      (0, "ticket"), (1, "ticket"), (1, "reinit")]
+  assert abs(record["branches"][1]["weights_remaining"] - 0.801) < 0.001  # conv 10%, fc 20%
+  assert all(0.0 <= b["final_test_accuracy"] <= 1.0 and b["steps_per_second"] > 0
+             for b in record["branches"])
+  assert "steps/s" in result.stdout and "cpu" in result.stdout.lower()
