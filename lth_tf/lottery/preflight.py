@@ -7,7 +7,7 @@ import os
 import tempfile
 from typing import Callable, Iterable, Mapping, Tuple
 
-from lth_tf import branches, distribute, io, mechanism, pruning, tickets
+from lth_tf import branches, compat, distribute, io, mechanism, pruning, tickets
 from lth_tf.config import ExperimentConfig
 from lth_tf.errors import UserError
 from lth_tf.pruning import structure
@@ -57,6 +57,9 @@ def check_strategy(config: ExperimentConfig, names: Iterable[str]) -> None:
   """The level loop gives the strategy all it may need (the model, seeded batches, θk), the
   strategy's options and level count suit it, and every enabled branch gets what its plan
   reads (the strategy's scores for `invert`)."""
+  if compat.on_jax():  # a strategy that scores with the model takes TensorFlow's gradients
+    pruning.check_inputs(config.pruning, ("rewind_weights",),
+                         "lth find on JAX (its scores take TensorFlow's gradients)")
   pruning.check_inputs(config.pruning, ("model", "batch", "rewind_weights"), "lth find")
   pruning.check_config(config.pruning)
   check_branch_needs(names, ("scores",) if pruning.has_scores(config.pruning) else (),

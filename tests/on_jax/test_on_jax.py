@@ -166,7 +166,8 @@ def test_a_sequential_and_a_subclassed_keras3_model_find_tickets_on_jax(user_dir
 
 def test_what_jax_does_not_run_is_refused_in_one_line(monkeypatch, tmp_path):
   """As on JAX (`compat.on_jax`): a registered model without --framework=keras3, a strategy,
-  augmentation, loss scaling or fused updates, and a directory trained on the other backend."""
+  augmentation, loss scaling or fused updates, a pruning strategy that scores with gradients,
+  and a directory trained on the other backend."""
   monkeypatch.setattr(compat, "on_jax", lambda: True)
   from lth_tf import models  # pylint: disable=import-outside-toplevel
   from lth_tf.training import jax_trainer  # pylint: disable=import-outside-toplevel
@@ -180,6 +181,12 @@ def test_what_jax_does_not_run_is_refused_in_one_line(monkeypatch, tmp_path):
                                         r"--mixed_precision=mixed_float16, --fused_optimizer"):
     jax_trainer.check(TrainingConfig(mixed_precision="mixed_float16"),
                       RuntimeConfig(fused_optimizer=True), "flip_crop")
+  from lth_tf.config import ExperimentConfig, PruningConfig  # pylint: disable=import-outside-toplevel
+  from lth_tf.lottery import preflight  # pylint: disable=import-outside-toplevel
+  with pytest.raises(ConfigError, match="pruning strategy 'snip' needs .* which lth find on JAX "
+                                        r"\(its scores take TensorFlow's gradients\)"):
+    preflight.check_strategy(ExperimentConfig(pruning=PruningConfig(strategy="snip")), ())
+  preflight.check_strategy(ExperimentConfig(), ())  # magnitude pruning needs no gradients
   path, directory = str(tmp_path / "model.json"), str(tmp_path)
   record_model(path, "keras3", directory, backend="tensorflow")
   with pytest.raises(UserError, match="trained on Keras 3's tensorflow backend .* it now runs on "
@@ -194,7 +201,7 @@ def test_the_conv2_accelerator_script_runs_on_cpu_without_tensorflow(tmp_path):
   out = tmp_path / "conv2.json"
   result = _on_jax(tmp_path, "--script", os.path.join(os.path.dirname(os.path.dirname(HERE)),
                                                       "benchmarks", "jax_conv2.py"),
-                   "--dataset=synthetic_cifar", "--iterations=10", "--levels=1",
+                   "--dataset=synthetic_cifar", "--iterations=10", "--eval_every=10", "--levels=1",
                    "--timed_steps=5", "--repeats=1", "--validation_size=100",
                    f"--root_dir={tmp_path / 'runs'}", f"--out={out}")
   assert result.returncode == 0, result.stderr[-3000:]
