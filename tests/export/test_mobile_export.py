@@ -163,7 +163,7 @@ def mobile_ticket(tmp_path_factory):
 def test_mobile_ticket_export_parity_and_per_layer_table(mobile_ticket, tmp_path):
   path, root = mobile_ticket
   out = tmp_path / "out"
-  results = ship.ship(path, ["tflite"], "none", str(out), str(root), latency_runs=10)
+  results = ship.ship(path, ["tflite"], "none", str(out), str(root), latency_runs=3)
   assert results["failures"] == []
   # The depthwise kernels stay dense (tfmot's registry lists none of their weights prunable).
   assert results["unmasked_kernel_nonzero_weights"] > 0

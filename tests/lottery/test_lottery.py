@@ -472,29 +472,32 @@ def uninterrupted(tmp_path_factory):
   return artifacts
 
 
-@pytest.mark.parametrize("kill_at", [
-    "train@3",                      # mid-training of level 0, before θk is captured
-    "train@9",                      # mid-training of a pruned level
-    "write:rewind_point.npz@1",     # while θk is being written
-    "write:checkpoint.npz@4",       # while a checkpoint is being written
-    "write:mask.npz@2",             # while a level's mask is being written
-    "write:summary.json@2",         # while summary.json is being written
-    "write:metrics.json@3",         # while a branch's final metrics are being written
-    "write:start_weights.npz@1",    # while level 0's start weights are being written
-    "write:final_weights.npz@2",    # while a branch's trained weights are being written
-    "write:compute.json@2",         # while the compute totals are being written
+# Ten kill points, two per test: the first kills a fresh run, the second the run that resumes it
+# (which must reach that point again: its count is of the resumed process's own events).
+@pytest.mark.parametrize("first,second", [
+    # while θk is being written; then mid-training of level 0
+    ("write:rewind_point.npz@1", "train@3"),
+    # while level 0's start weights are being written; then mid-training of a pruned level
+    ("write:start_weights.npz@1", "train@9"),
+    # while a level's mask is being written; then a branch's trained weights
+    ("write:mask.npz@2", "write:final_weights.npz@2"),
+    # while a checkpoint is being written; then a branch's final metrics
+    ("write:checkpoint.npz@4", "write:metrics.json@3"),
+    # while summary.json is being written; then the compute totals
+    ("write:summary.json@2", "write:compute.json@2"),
 ])
 def test_sigkill_at_any_moment_then_rerun_equals_an_uninterrupted_run(tmp_path, uninterrupted,
-                                                                     kill_at):
-  killed = _run_script(tmp_path, LTH_FAULT_KILL_AT=kill_at)
-  assert killed.returncode == -9, killed.stderr  # it really was killed
-  # Whatever is visible under a final name is complete.
-  for path in tmp_path.glob("**/*.json"):
-    if not path.name.startswith(io.TEMP_PREFIX):
-      json.loads(path.read_text())
-  for path in tmp_path.glob("**/*.npz"):
-    if not path.name.startswith(io.TEMP_PREFIX):
-      io.read_arrays(str(path))
+                                                                     first, second):
+  for kill_at in (first, second):
+    killed = _run_script(tmp_path, LTH_FAULT_KILL_AT=kill_at)
+    assert killed.returncode == -9, (kill_at, killed.stderr)  # it really was killed there
+    # Whatever is visible under a final name is complete.
+    for path in tmp_path.glob("**/*.json"):
+      if not path.name.startswith(io.TEMP_PREFIX):
+        json.loads(path.read_text())
+    for path in tmp_path.glob("**/*.npz"):
+      if not path.name.startswith(io.TEMP_PREFIX):
+        io.read_arrays(str(path))
   resumed = _run_script(tmp_path)
   assert resumed.returncode == 0, resumed.stderr
   resumed = _artifacts(tmp_path)

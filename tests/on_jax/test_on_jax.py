@@ -89,11 +89,13 @@ def test_masks_and_optimizer_slots_stay_exactly_zero_on_jax(tmp_path):
   assert [checks[name]["slots_per_weight"] for name in ("adam", "sgd", "rmsprop")] == [2, 1, 2]
 
 
-def test_ticket_search_keeps_pruned_weights_and_slots_at_zero_in_model_fit_on_jax(user_dir):
+def test_ticket_search_keeps_pruned_weights_and_slots_at_zero_in_model_fit_on_jax(user_dir,
+                                                                                   monkeypatch):
   """`TicketSearch` around the user's own `model.fit` on JAX, with Adam, SGD with momentum and
   RMSprop: θk captured at k = 5, two rounds of prune, rewind and fit, the pruned weights and
   every slot exactly zero after every step (read by a callback after the search's), the
-  network learning, and the ticket saved where TensorFlow cannot be imported."""
+  network learning, and the ticket saved where TensorFlow cannot be imported, then exported to
+  TFLite here with the mask's zeros."""
   result = _on_jax(user_dir, "--script", os.path.join(HERE, "fit_on_jax.py"),
                    str(user_dir / "tickets"), "adam", "sgd", "rmsprop")
   assert result.returncode == 0, result.stderr[-3000:]
@@ -106,6 +108,21 @@ def test_ticket_search_keeps_pruned_weights_and_slots_at_zero_in_model_fit_on_ja
     assert check["slots_per_weight"] == {"adam": 2, "sgd": 1, "rmsprop": 2}[optimizer]
     ticket = user_dir / "tickets" / optimizer
     assert json.load(open(ticket / "ticket.json"))["framework"] == "keras3"
+  _exports_with_the_mask_s_zeros(str(user_dir / "tickets" / "adam"), monkeypatch)
+
+
+def _exports_with_the_mask_s_zeros(path, monkeypatch):
+  """A ticket found on JAX, exported through the TensorFlow path (here, Keras 3 on TensorFlow):
+  its TFLite file holds exactly the mask's non-zero weights."""
+  from lth_tf import tickets  # pylint: disable=import-outside-toplevel
+  from lth_tf.export import formats, inference, tflite_sparse  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(user_code, "_trusted", {"jax_models:sequential_mlp", DATA})
+  ticket = tickets.read(path)
+  model = tickets.build_model(ticket, trained=True)
+  images = np.random.default_rng(0).uniform(0, 255, (8, 8, 8, 1)).astype(np.float32)
+  blob = formats.tflite_bytes(inference.inference_model(model, ticket.mean, ticket.std), "none",
+                              images)
+  assert sum(tflite_sparse.kernel_nonzeros(blob).values()) == ticket.mask.num_remaining()
 
 
 def test_lth_find_on_jax_without_tensorflow_gives_the_tensorflow_backend_s_numbers(user_dir,
@@ -201,8 +218,8 @@ def test_the_conv2_accelerator_script_runs_on_cpu_without_tensorflow(tmp_path):
   out = tmp_path / "conv2.json"
   result = _on_jax(tmp_path, "--script", os.path.join(os.path.dirname(os.path.dirname(HERE)),
                                                       "benchmarks", "jax_conv2.py"),
-                   "--dataset=synthetic_cifar", "--iterations=10", "--eval_every=10", "--levels=1",
-                   "--timed_steps=5", "--repeats=1", "--validation_size=100",
+                   "--dataset=synthetic_cifar", "--iterations=4", "--eval_every=4", "--levels=1",
+                   "--timed_steps=2", "--repeats=1", "--validation_size=60",
                    f"--root_dir={tmp_path / 'runs'}", f"--out={out}")
   assert result.returncode == 0, result.stderr[-3000:]
   record = json.load(open(out))

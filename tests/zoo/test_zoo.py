@@ -48,8 +48,11 @@ def test_the_zoo_finds_saves_and_exports(module, model, user_dir):
   out = str(user_dir / "ticket")
   tickets.save(result.directory, 0, 2, out, data_dir=str(user_dir / "runs"))
   exported = str(user_dir / "export")
-  results = ship.ship(out, ["saved_model", "tflite"], "none", exported,
-                      str(user_dir / "runs"), latency_runs=2)
+  # TFLite for every model; the SavedModel too for the Keras 3 ones (their export traces the
+  # model's call; a tf_keras model's SavedModel is tests/export/test_export.py's and
+  # tests/test_user_code.py's): a recurrent model's SavedModel doubles the export's time.
+  formats = ["saved_model", "tflite"] if module == "zoo_keras3" else ["tflite"]
+  results = ship.ship(out, formats, "none", exported, str(user_dir / "runs"), latency_runs=2)
   assert results["failures"] == [], results["failures"]
   for name, row in results["models"].items():
     assert row["agreement_with_keras"] >= ship.FLOAT_AGREEMENT, name
