@@ -16,7 +16,10 @@ It is `lth_tf.training.loop.Trainer` for a Keras 3 model on JAX, driven by the s
   pruned weight is exactly zero (the optimizers' contract) and it stays exactly zero after
   every step; a chunk while nothing is pruned skips the products;
 - evaluation: the mean loss and accuracy over the validation and test sets in batches of
-  `eval_batch_size`, in inference mode.
+  `eval_batch_size`, in inference mode;
+- random layers (dropout): their generator states, which are variables but not weights (no
+  checkpoint holds them), are drawn at every chunk start from the data-order seed and the
+  iteration, so a run resumed from a checkpoint trains to an uninterrupted run's numbers.
 
 A step is one jitted function (the model's `stateless_call`, the gradient, the optimizer's
 `stateless_apply`); a network without convolutions runs a whole chunk of them in one jitted
@@ -119,6 +122,13 @@ class JaxTrainer:
     # jitted step once per iteration (see the module docstring).
     self._one_loop = not any(kinds.is_conv(layer) for layer in structure.descendants(model))
     self._functions = {}  # the jitted chunk or step, per `pruned`
+    # Random layers' generator states (dropout's: variables that are not weights, so neither
+    # checkpoints nor start weights hold them): set at every chunk start from the data-order seed
+    # and the iteration, so that a run resumed from a checkpoint draws what an uninterrupted one
+    # draws, and every branch's draws follow its own seed.
+    weights = {id(v) for v in model.non_trainable_weights}
+    self._generator_states = [i for i, v in enumerate(model.non_trainable_variables)
+                              if id(v) not in weights]
     self._zero = jax.jit(self._zero_pruned)
     self._forward = jax.jit(self._forward_fn)
 
@@ -218,6 +228,8 @@ class JaxTrainer:
     function = self._functions[pruned]
     masks = self._mask_values(self._masks)
     state = self._state()
+    if self._generator_states:
+      state = (state[0], self._seeded(state[1], current), state[2])
     if pruned:
       state = self._zero(state, masks, self._mask_values(self._slot_masks))
     steps, batch = stop - current, self.config.batch_size
@@ -238,6 +250,15 @@ class JaxTrainer:
     state, total, finite = carry
     self._write_state(state)
     return float(total), bool(finite)
+
+  def _seeded(self, non_trainable, iteration: int):
+    """`non_trainable` with every generator state drawn from (seed, iteration, its position)."""
+    values = list(non_trainable)
+    for k, i in enumerate(self._generator_states):
+      draw = np.random.default_rng([self.seed, iteration, k]).integers(
+          0, 2**31, size=np.shape(values[i]))
+      values[i] = self._jnp.asarray(draw.astype(np.dtype(values[i].dtype)))
+    return values
 
   def evaluate(self) -> Dict[str, float]:
     """Loss and accuracy on the validation and test sets."""

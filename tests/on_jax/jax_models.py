@@ -46,6 +46,17 @@ def sequential_mlp(input_shape, num_classes, seed):
   ]), seed)
 
 
+def mlp_dropout(input_shape, num_classes, seed):
+  """Flatten, Dense, Dropout, logits: dropout's generator state is not a weight."""
+  return _numpy_weights(keras.Sequential([
+      keras.Input(shape=input_shape),
+      layers.Flatten(),
+      layers.Dense(64, activation="relu"),
+      layers.Dropout(0.3),
+      layers.Dense(num_classes),
+  ]), seed)
+
+
 class SmallConvNet(keras.Model):
   def __init__(self, num_classes, **kwargs):
     super().__init__(**kwargs)

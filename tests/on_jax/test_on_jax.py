@@ -181,6 +181,29 @@ def test_a_sequential_and_a_subclassed_keras3_model_find_tickets_on_jax(user_dir
   assert 0.6 < sum(v.sum() for v in level_2.values()) / sum(v.size for v in level_2.values()) < 0.7
 
 
+def test_a_run_killed_on_jax_resumes_to_the_uninterrupted_run_s_numbers_dropout_included(
+    user_dir):
+  """Killed mid-training of level 1 (SIGKILL at its first chunk), then run again: every branch's
+  final weights equal an uninterrupted run's bit for bit, though dropout's generator state is
+  no weight a checkpoint holds (the JAX trainer draws it from the seed and the iteration)."""
+  settings = {"levels": 1, "reinit": False, "weight_decay": 0.0}
+  whole = _find_on_jax(user_dir, "mlp_dropout", str(user_dir / "whole"), **settings)
+  env = dict(os.environ, LTH_FAULT_KILL_AT="train@4")
+  flags = [f"--{k}={v}" for k, v in {**SETTINGS, **settings}.items() if not isinstance(v, bool)]
+  killed = subprocess.run(
+      [sys.executable, WITHOUT_TENSORFLOW, "find", "--model=jax_models:mlp_dropout",
+       f"--dataset={DATA}", f"--root_dir={user_dir / 'resumed'}",
+       f"--trust_code=jax_models:mlp_dropout,{DATA}", *flags],
+      cwd=user_dir, env=env, capture_output=True, text=True, timeout=240)
+  assert killed.returncode == -9, killed.stderr[-2000:]
+  resumed = _find_on_jax(user_dir, "mlp_dropout", str(user_dir / "resumed"), **settings)
+  for branch in ("replicate_0/level_0/ticket", "replicate_0/level_1/ticket"):
+    expected = _arrays(whole, branch, "final_weights.npz")
+    got = _arrays(resumed, branch, "final_weights.npz")
+    for key in expected:
+      np.testing.assert_array_equal(got[key], expected[key], err_msg=f"{branch} {key}")
+
+
 def test_what_jax_does_not_run_is_refused_in_one_line(monkeypatch, tmp_path):
   """As on JAX (`compat.on_jax`): a registered model without --framework=keras3, a strategy,
   augmentation, loss scaling or fused updates, a pruning strategy that scores with gradients,
