@@ -57,21 +57,26 @@ def mlp_dropout(input_shape, num_classes, seed):
   ]), seed)
 
 
-class SmallConvNet(keras.Model):
+class ResidualConvNet(keras.Model):
+  """A convolution, a residual block of one more, pooling and a classifier, written as a
+  keras.Model subclass."""
+
   def __init__(self, num_classes, **kwargs):
     super().__init__(**kwargs)
-    self.conv = layers.Conv2D(8, 3, activation="relu")
-    self.flatten = layers.Flatten()
-    self.hidden = layers.Dense(32, activation="relu")
+    self.stem = layers.Conv2D(8, 3, padding="same", activation="relu")
+    self.block = layers.Conv2D(8, 3, padding="same")
+    self.pool = layers.GlobalAveragePooling2D()
     self.classifier = layers.Dense(num_classes)
 
   def call(self, inputs, training=None):
-    return self.classifier(self.hidden(self.flatten(self.conv(inputs))))
+    x = self.stem(inputs)
+    x = keras.ops.relu(x + self.block(x))
+    return self.classifier(self.pool(x))
 
 
 def subclassed(input_shape, num_classes, seed):
-  """A keras.Model subclass (Conv2D, Flatten, Dense, Dense), built on one batch."""
-  model = SmallConvNet(num_classes)
+  """A keras.Model subclass with a residual connection, built on one batch."""
+  model = ResidualConvNet(num_classes)
   model(np.zeros((1,) + tuple(input_shape), "float32"))
   return _numpy_weights(model, seed)
 

@@ -178,7 +178,9 @@ def test_a_sequential_and_a_subclassed_keras3_model_find_tickets_on_jax(user_dir
   level_2 = _arrays(directory, "replicate_0/level_2/ticket", "mask.npz")
   for name in level_2:
     assert not np.any(level_2[name] & ~level_1[name].astype(bool))
-  assert 0.6 < sum(v.sum() for v in level_2.values()) / sum(v.size for v in level_2.values()) < 0.7
+  remaining = [sum(m.sum() for m in masks.values()) / sum(m.size for m in masks.values())
+               for masks in (level_1, level_2)]
+  assert 0.5 < remaining[1] < remaining[0] < 0.9, remaining
 
 
 def test_a_run_killed_on_jax_resumes_to_the_uninterrupted_run_s_numbers_dropout_included(
