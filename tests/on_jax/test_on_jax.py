@@ -188,9 +188,9 @@ def test_a_run_killed_on_jax_resumes_to_the_uninterrupted_run_s_numbers_dropout_
   """Killed mid-training of level 1 (SIGKILL at its first chunk), then run again: every branch's
   final weights equal an uninterrupted run's bit for bit, though dropout's generator state is
   no weight a checkpoint holds (the JAX trainer draws it from the seed and the iteration)."""
-  settings = {"levels": 1, "reinit": False, "weight_decay": 0.0}
+  settings = {"levels": 1, "reinit": False, "weight_decay": 0.0, "iterations": 40}
   whole = _find_on_jax(user_dir, "mlp_dropout", str(user_dir / "whole"), **settings)
-  env = dict(os.environ, LTH_FAULT_KILL_AT="train@4")
+  env = dict(os.environ, LTH_FAULT_KILL_AT="train@3")  # level 0 trains in two chunks
   flags = [f"--{k}={v}" for k, v in {**SETTINGS, **settings}.items() if not isinstance(v, bool)]
   killed = subprocess.run(
       [sys.executable, WITHOUT_TENSORFLOW, "find", "--model=jax_models:mlp_dropout",
